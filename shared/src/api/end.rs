@@ -1,0 +1,24 @@
+//! `end`: POST /v1/tests/{id}/end.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+
+use super::ApiError;
+use super::extract::IdPath;
+use crate::App;
+use crate::cat::{self, Ended};
+
+/// The function's router.
+pub fn router(app: App) -> Router {
+    super::finish(routes(), app)
+}
+
+/// The function's routes, before the shared layers.
+pub fn routes() -> Router<App> {
+    Router::new().route("/v1/tests/{id}/end", post(end))
+}
+
+async fn end(State(app): State<App>, IdPath(id): IdPath) -> Result<axum::Json<Ended>, ApiError> {
+    Ok(axum::Json(cat::end(&app, id).await?))
+}

@@ -1,0 +1,149 @@
+//! One error type for every handler, rendered as RFC 9457 problem+json.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::cat;
+use crate::store::StoreError;
+
+/// An HTTP error with a stable problem type.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    slug: &'static str,
+    detail: String,
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    r#type: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+}
+
+impl ApiError {
+    /// An error with this status, problem slug and detail.
+    pub fn new(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            slug,
+            detail: detail.into(),
+        }
+    }
+
+    /// 404.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", detail)
+    }
+
+    /// 422: well-formed but unacceptable input.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+            detail,
+        )
+    }
+
+    /// 409.
+    pub fn conflict(slug: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, slug, detail)
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let title = self.status.canonical_reason().unwrap_or("Error");
+        let body = Problem {
+            r#type: format!("urn:lectern:problem:{}", self.slug),
+            title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            "application/problem+json".parse().expect("static"),
+        );
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Corrupt(_) | StoreError::Migration(_) | StoreError::PoolSetup(_) => {
+                tracing::error!(error = %e, "internal error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "an internal error occurred",
+                )
+            }
+            // Connection trouble: the client may retry; the detail names the service, not its address.
+            StoreError::Redis(_) => {
+                tracing::error!(error = %e, "redis unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service-unavailable",
+                    "Redis is unavailable; retry later",
+                )
+            }
+            StoreError::Postgres(_) | StoreError::Pool(_) => {
+                tracing::error!(error = %e, "postgres unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service-unavailable",
+                    "PostgreSQL is unavailable; retry later",
+                )
+            }
+        }
+    }
+}
+
+impl From<cat::Error> for ApiError {
+    fn from(e: cat::Error) -> Self {
+        use cat::Error as E;
+        let detail = e.to_string();
+        match e {
+            E::TestNotFound(_) | E::PoolNotFound(_) => Self::not_found(detail),
+            E::StudentNotFound(_)
+            | E::EmptyPool(_)
+            | E::InvalidConfig(_)
+            | E::UnknownOption { .. } => Self::invalid(detail),
+            E::NotActive(_) => Self::conflict("test-not-active", detail),
+            E::QuestionNotServed(_) => Self::conflict("question-not-served", detail),
+            E::AlreadyAnswered(_) => Self::conflict("already-answered", detail),
+            E::Contended(_) => Self::conflict("conflict", detail),
+            E::StateExpired(_) => Self::new(StatusCode::GONE, "gone", detail),
+            E::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let slug = match r.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => "payload-too-large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported-media-type",
+            StatusCode::UNPROCESSABLE_ENTITY => "validation-failed",
+            _ => "bad-request",
+        };
+        Self::new(r.status(), slug, r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", r.body_text())
+    }
+}

@@ -1,0 +1,300 @@
+//! One adaptive test: estimate, then stop or select, as a pure function of the
+//! answers so far.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::bank::ItemBank;
+use super::estimate::{Estimate, Estimator};
+use super::select::Selector;
+use super::stop::{StopReason, StopRule};
+
+/// One adaptive test's engine: estimator + selector + stop rule.
+pub struct Cat {
+    /// How θ is estimated after each answer.
+    pub estimator: Box<dyn Estimator>,
+    /// How the next item is chosen.
+    pub selector: Box<dyn Selector>,
+    /// When the test ends.
+    pub stop: StopRule,
+}
+
+/// Result of one step of an adaptive test.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    /// Ability estimate from the answers so far.
+    pub estimate: Estimate,
+    /// The item to administer next; `None` when the test stops.
+    pub next: Option<usize>,
+    /// Why the test stops, or `None` while it goes on.
+    pub stop: Option<StopReason>,
+}
+
+/// The RNG for the step that follows `administered` items: ChaCha8 keyed by the
+/// test's seed (bytes 0..8, little-endian) and the step number (bytes 8..16), so a
+/// step can be recomputed from the stored answers alone, with no RNG state saved.
+fn step_rng(seed: u64, administered: usize) -> ChaCha8Rng {
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    key[8..16].copy_from_slice(&(administered as u64).to_le_bytes());
+    ChaCha8Rng::from_seed(key)
+}
+
+impl Cat {
+    /// Builds an engine from its three parts.
+    pub fn new(estimator: Box<dyn Estimator>, selector: Box<dyn Selector>, stop: StopRule) -> Cat {
+        Cat {
+            estimator,
+            selector,
+            stop,
+        }
+    }
+
+    /// Estimates θ from the answers so far, then either stops or picks the next item.
+    ///
+    /// `items` are the administered items in order and `answers[i]` the answer to
+    /// `items[i]`; the stop rule counts `min(items.len(), answers.len())` answers,
+    /// and no item in `items` is selected again. Randomness comes from a ChaCha8Rng
+    /// seeded from (`seed`, `items.len()`), so the same test replays identically and
+    /// any step can be recomputed. If the stop rule does not fire but no item is
+    /// left, `stop = Some(BankExhausted)` and `next = None`.
+    pub fn step(&self, bank: &ItemBank, items: &[usize], answers: &[bool], seed: u64) -> Step {
+        let estimate = self.estimator.estimate(bank, items, answers);
+        let answered = items.len().min(answers.len());
+        if let Some(reason) = self.stop.check(answered, estimate.se) {
+            return Step {
+                estimate,
+                next: None,
+                stop: Some(reason),
+            };
+        }
+        let mut rng = step_rng(seed, items.len());
+        match self.selector.select(bank, estimate.theta, items, &mut rng) {
+            Some(next) => Step {
+                estimate,
+                next: Some(next),
+                stop: None,
+            },
+            None => Step {
+                estimate,
+                next: None,
+                stop: Some(StopReason::BankExhausted),
+            },
+        }
+    }
+}
+
+/// Per-concept proficiency.
+///
+/// For each concept id that appears on an administered item (in `items`, paired
+/// with `answers` as in [`Estimator::estimate`]; out-of-range items are ignored),
+/// returns the estimate from the answers to the items tagged with it (using the
+/// same estimator) and their count `n`. An item tagged twice with one concept
+/// counts once. Sorted by concept id.
+pub fn concept_estimates(
+    estimator: &dyn Estimator,
+    bank: &ItemBank,
+    items: &[usize],
+    answers: &[bool],
+) -> Vec<(u16, Estimate, usize)> {
+    // (concept, position in the test) pairs, sorted: each concept's answers then
+    // form one run, in test order.
+    let mut tagged: Vec<(u16, usize)> = items
+        .iter()
+        .zip(answers)
+        .enumerate()
+        .filter(|(_, (i, _))| **i < bank.len())
+        .flat_map(|(pos, (&i, _))| bank.concepts(i).iter().map(move |&c| (c, pos)))
+        .collect();
+    tagged.sort_unstable();
+    tagged.dedup();
+    let mut out = Vec::new();
+    let mut sub_items = Vec::new();
+    let mut sub_answers = Vec::new();
+    for run in tagged.chunk_by(|x, y| x.0 == y.0) {
+        sub_items.clear();
+        sub_answers.clear();
+        for &(_, pos) in run {
+            sub_items.push(items[pos]);
+            sub_answers.push(answers[pos]);
+        }
+        let estimate = estimator.estimate(bank, &sub_items, &sub_answers);
+        out.push((run[0].0, estimate, run.len()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::estimate::{Eap, Map, Mle};
+    use super::super::model::ItemParams;
+    use super::super::select::{MaxInfo, Randomesque};
+    use super::*;
+
+    fn bank(n: usize) -> ItemBank {
+        let items = (0..n)
+            .map(|i| {
+                ItemParams::new(
+                    0.8 + (i % 5) as f64 * 0.2,
+                    -3.0 + 6.0 * i as f64 / n as f64,
+                    0.0,
+                    1.0,
+                )
+                .unwrap()
+            })
+            .collect();
+        let concepts = (0..n).map(|i| vec![(i % 3) as u16]).collect();
+        ItemBank::new(items, concepts)
+    }
+
+    /// Simulated examinee answering deterministically from a hash-like rule.
+    fn simulate(
+        cat: &Cat,
+        bank: &ItemBank,
+        seed: u64,
+        true_theta: f64,
+    ) -> (Vec<usize>, Vec<bool>, Step) {
+        let (mut items, mut answers) = (Vec::new(), Vec::new());
+        loop {
+            let step = cat.step(bank, &items, &answers, seed);
+            let Some(next) = step.next else {
+                return (items, answers, step);
+            };
+            assert!(!items.contains(&next));
+            assert!(step.stop.is_none());
+            items.push(next);
+            answers.push(
+                bank.probability(next, true_theta) > 0.5 - 0.3 * ((items.len() % 3) as f64 - 1.0),
+            );
+        }
+    }
+
+    #[test]
+    fn same_seed_replays_the_same_test() {
+        let bank = bank(200);
+        let cat = Cat::new(
+            Box::new(Eap::default()),
+            Box::new(Randomesque { k: 5 }),
+            StopRule {
+                max_items: 20,
+                min_items: 0,
+                se_target: None,
+            },
+        );
+        let a = simulate(&cat, &bank, 42, 0.8);
+        let b = simulate(&cat, &bank, 42, 0.8);
+        let c = simulate(&cat, &bank, 43, 0.8);
+        assert_eq!(a, b);
+        assert_ne!(a.0, c.0);
+        assert_eq!(a.0.len(), 20);
+        assert_eq!(a.2.stop, Some(StopReason::MaxItems));
+        // A step can be recomputed from the stored answers alone.
+        let again = cat.step(&bank, &a.0[..7], &a.1[..7], 42);
+        assert_eq!(again.next, Some(a.0[7]));
+    }
+
+    #[test]
+    fn se_target_stops_early_but_not_before_min_items() {
+        let bank = bank(300);
+        let rule = StopRule {
+            max_items: 100,
+            min_items: 8,
+            se_target: Some(0.45),
+        };
+        let cat = Cat::new(Box::new(Map::default()), Box::new(MaxInfo), rule);
+        let (items, _, step) = simulate(&cat, &bank, 1, 0.0);
+        assert_eq!(step.stop, Some(StopReason::SeTarget));
+        assert!(items.len() >= 8 && items.len() < 100, "{}", items.len());
+        assert!(step.estimate.se <= 0.45);
+        let strict = Cat::new(
+            Box::new(Map::default()),
+            Box::new(MaxInfo),
+            StopRule {
+                min_items: 40,
+                ..rule
+            },
+        );
+        let (items, _, _) = simulate(&strict, &bank, 1, 0.0);
+        assert!(items.len() >= 40);
+    }
+
+    #[test]
+    fn exhausted_bank() {
+        let bank = bank(4);
+        let cat = Cat::new(
+            Box::new(Mle::default()),
+            Box::new(MaxInfo),
+            StopRule {
+                max_items: 10,
+                min_items: 0,
+                se_target: None,
+            },
+        );
+        let (items, _, step) = simulate(&cat, &bank, 9, 0.0);
+        assert_eq!(items.len(), 4);
+        assert_eq!(
+            step,
+            Step {
+                next: None,
+                stop: Some(StopReason::BankExhausted),
+                ..step
+            }
+        );
+        let empty = ItemBank::default();
+        let step = cat.step(&empty, &[], &[], 0);
+        assert_eq!(step.stop, Some(StopReason::BankExhausted));
+        assert_eq!(
+            step.estimate,
+            Estimate {
+                theta: 0.0,
+                se: Mle::SE_CAP
+            }
+        );
+    }
+
+    #[test]
+    fn first_step_uses_the_prior() {
+        let bank = bank(50);
+        let cat = Cat::new(
+            Box::new(Eap::default()),
+            Box::new(MaxInfo),
+            StopRule {
+                max_items: 10,
+                min_items: 0,
+                se_target: None,
+            },
+        );
+        let step = cat.step(&bank, &[], &[], 0);
+        assert_eq!(
+            step.estimate,
+            Estimate {
+                theta: 0.0,
+                se: 1.0
+            }
+        );
+        assert_eq!(
+            step.next,
+            MaxInfo.select(&bank, 0.0, &[], &mut step_rng(0, 0))
+        );
+    }
+
+    #[test]
+    fn concept_estimates_group_by_concept() {
+        let p = |b: f64| ItemParams::new(1.0, b, 0.0, 1.0).unwrap();
+        let bank = ItemBank::new(
+            vec![p(-1.0), p(0.0), p(1.0), p(0.5), p(2.0)],
+            vec![vec![5, 2], vec![2], vec![5, 5], vec![], vec![9]],
+        );
+        let eap = Eap::default();
+        let items = [0, 1, 2, 3, 77];
+        let answers = [true, false, true, true, true];
+        let got = concept_estimates(&eap, &bank, &items, &answers);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], (2, eap.estimate(&bank, &[0, 1], &[true, false]), 2));
+        assert_eq!(got[1], (5, eap.estimate(&bank, &[0, 2], &[true, true]), 2));
+        assert!(concept_estimates(&eap, &bank, &[], &[]).is_empty());
+        // Item 4's concept appears once it is administered.
+        let got = concept_estimates(&eap, &bank, &[4], &[false]);
+        assert_eq!(got, vec![(9, eap.estimate(&bank, &[4], &[false]), 1)]);
+    }
+}

@@ -1,0 +1,23 @@
+//! What every Lambda `main` does: logging, config, then serve one router.
+
+use axum::Router;
+
+use crate::{App, config::Config};
+
+/// Builds the app from the environment and serves `router` on the Lambda
+/// runtime. Bad configuration ends the process with one clear line.
+pub async fn serve(router: fn(App) -> Router) -> Result<(), lambda_http::Error> {
+    crate::telemetry::init();
+    let app = match Config::from_env()
+        .map_err(|e| e.to_string())
+        .and_then(|c| App::new(c).map_err(|e| e.to_string()))
+    {
+        Ok(app) => app,
+        Err(line) => {
+            tracing::error!("{line}");
+            eprintln!("{line}");
+            std::process::exit(1);
+        }
+    };
+    lambda_http::run(router(app)).await
+}

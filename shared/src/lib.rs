@@ -1,0 +1,19 @@
+//! lectern: computerized adaptive tests (IRT/CAT) and tutoring sessions,
+//! served as AWS Lambda functions over Redis (hot state) and PostgreSQL (truth).
+//!
+//! Every Lambda function and the local server are thin wrappers over this crate.
+
+pub mod api;
+pub mod app;
+pub mod cat;
+pub mod config;
+pub mod demo;
+pub mod engine;
+pub mod lambda;
+pub mod local;
+pub mod migrate;
+pub mod store;
+pub mod telemetry;
+
+pub use app::App;
+pub use config::Config;

@@ -1,0 +1,58 @@
+//! The local server: every function's routes in one process, migrations
+//! applied and the demo data loaded at start.
+
+use std::net::SocketAddr;
+
+use crate::{App, Config, api, demo, store};
+
+/// Local defaults, used where the environment says nothing.
+const LOCAL_DEFAULTS: [(&str, &str); 4] = [
+    ("REDIS_URL", "redis://127.0.0.1:6379"),
+    ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lectern"),
+    ("DB_POOL_MAX", "16"),
+    ("LECTERN_ADDR", "127.0.0.1:3000"),
+];
+
+fn setting(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .or_else(|| {
+            LOCAL_DEFAULTS
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+}
+
+/// Runs until Ctrl-C; returns the one line to print on failure.
+pub async fn run() -> Result<(), String> {
+    crate::telemetry::init();
+    let config = Config::from_lookup(setting).map_err(|e| e.to_string())?;
+    let addr: SocketAddr = setting("LECTERN_ADDR")
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| format!("configuration error: LECTERN_ADDR: not a socket address ({e})"))?;
+    let app = App::new(config).map_err(|e| e.to_string())?;
+    let applied = store::db::migrate(app.db())
+        .await
+        .map_err(|e| format!("cannot migrate PostgreSQL: {e}"))?;
+    tracing::info!(?applied, "migrations applied");
+    let demo = demo::ensure(app.db())
+        .await
+        .map_err(|e| format!("cannot load the demo pool: {e}"))?;
+    tracing::info!(
+        pool_id = %demo.pool.id, student_id = %demo.student_id, items = demo.pool.item_count, created = demo.created,
+        "demo pool ready"
+    );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    tracing::info!("lectern listening on http://{addr}");
+    axum::serve(listener, api::router(app))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| format!("server error: {e}"))
+}

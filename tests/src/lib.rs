@@ -1,0 +1,379 @@
+//! Test harness: every `TestEnv` gets its own PostgreSQL schema and Redis key
+//! prefix on the real servers, and removes both when dropped (even on panic),
+//! so tests run in parallel and leave nothing behind.
+//!
+//! `LECTERN_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/lectern_test`)
+//! and `LECTERN_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`) pick the servers.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use lectern::{App, Config};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+/// Base PostgreSQL URL of the test database.
+pub fn database_url() -> String {
+    std::env::var("LECTERN_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/lectern_test".into())
+}
+
+/// Redis URL of the test server.
+pub fn redis_url() -> String {
+    std::env::var("LECTERN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A URL with no server behind it (a closed port on loopback).
+pub const DEAD_REDIS_URL: &str = "redis://127.0.0.1:1";
+/// A PostgreSQL URL with no server behind it.
+pub const DEAD_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:1/none";
+
+/// One response, body parsed as JSON (Null when empty).
+#[derive(Debug)]
+pub struct Resp {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Value,
+}
+
+impl Resp {
+    /// Asserts a problem+json error with this status; returns its detail.
+    pub fn problem(&self, status: u16) -> String {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        assert_eq!(
+            self.headers[header::CONTENT_TYPE],
+            "application/problem+json",
+            "{:?}",
+            self.headers
+        );
+        assert_eq!(self.body["status"], status);
+        assert!(
+            self.body["type"]
+                .as_str()
+                .unwrap()
+                .starts_with("urn:lectern:problem:"),
+            "{}",
+            self.body
+        );
+        assert!(self.body["title"].is_string());
+        self.body["detail"]
+            .as_str()
+            .expect("problem has a detail")
+            .to_owned()
+    }
+
+    /// The problem slug (`urn:lectern:problem:<slug>`).
+    pub fn slug(&self) -> &str {
+        self.body["type"]
+            .as_str()
+            .unwrap_or("")
+            .trim_start_matches("urn:lectern:problem:")
+    }
+}
+
+/// One isolated environment: schema + key prefix + app + router.
+pub struct TestEnv {
+    /// The app under test.
+    pub app: App,
+    /// All routes, as the local server serves them.
+    pub router: Router,
+    /// This environment's PostgreSQL schema.
+    pub schema: String,
+    /// This environment's Redis key prefix.
+    pub prefix: String,
+    /// URL that connects into this schema.
+    pub database_url: String,
+}
+
+/// A database URL whose connections use `schema` as their search path.
+pub fn url_with_schema(base: &str, schema: &str) -> String {
+    let sep = if base.contains('?') { '&' } else { '?' };
+    // The application name lets clean-up find (and end) every connection of this environment.
+    format!("{base}{sep}options=-c%20search_path%3D{schema}&application_name={schema}")
+}
+
+impl TestEnv {
+    /// A fresh schema (migrated) and key prefix on the real servers.
+    pub async fn new() -> Self {
+        Self::with_urls(&redis_url(), None).await
+    }
+
+    /// Like `new`, but the app talks to `redis` and, when given, to `database` instead
+    /// of the test servers (to simulate outages); the schema is still made on the real one.
+    pub async fn with_urls(redis: &str, database: Option<&str>) -> Self {
+        let id = Uuid::new_v4().simple().to_string();
+        let schema = format!("t_{id}");
+        let prefix = format!("lectern-test:{id}:");
+        let base = database_url();
+        let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("cannot reach the test database {base}: {e} (run infra/local.sh up)")
+            });
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .expect("create schema");
+        let database_url = url_with_schema(&base, &schema);
+        let app_db = database
+            .map(str::to_owned)
+            .unwrap_or_else(|| database_url.clone());
+        let vars = [
+            ("REDIS_URL", redis.to_owned()),
+            ("DATABASE_URL", app_db),
+            ("REDIS_KEY_PREFIX", prefix.clone()),
+            ("DB_POOL_MAX", "8".into()),
+            ("DB_TIMEOUT_MS", "2000".into()),
+            ("REDIS_TIMEOUT_MS", "500".into()),
+        ];
+        let config =
+            Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+                .expect("test config");
+        let app = App::new(config).expect("app");
+        // Migrate through a pool of our own: the app's may point at a dead server on purpose.
+        let pool =
+            lectern::store::db::pool(&database_url, 1, std::time::Duration::from_secs(5)).unwrap();
+        lectern::store::db::migrate(&pool)
+            .await
+            .expect("migrations apply");
+        let router = lectern::api::router(app.clone());
+        Self {
+            app,
+            router,
+            schema,
+            prefix,
+            database_url,
+        }
+    }
+
+    /// Sends one request to the router.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
+        let mut builder = Request::builder().method(method).uri(path);
+        let body = match body {
+            Some(v) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                Body::from(serde_json::to_vec(&v).unwrap())
+            }
+            None => Body::empty(),
+        };
+        self.send(builder.body(body).unwrap()).await
+    }
+
+    /// Sends a prepared request to the router.
+    pub async fn send(&self, request: Request<Body>) -> Resp {
+        send(&self.router, request).await
+    }
+
+    /// GET.
+    pub async fn get(&self, path: &str) -> Resp {
+        self.call(Method::GET, path, None).await
+    }
+
+    /// POST with a JSON body.
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    /// A client on this environment's schema.
+    pub async fn sql(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+    }
+
+    /// Rows in a table of this environment's schema.
+    pub async fn count(&self, table: &str) -> i64 {
+        self.sql()
+            .await
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// A connection to the real Redis.
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(redis_url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// Every key under this environment's prefix, with its value when it is a string.
+    pub async fn redis_entries(&self) -> Vec<(String, Option<String>)> {
+        let mut conn = self.redis().await;
+        let keys = keys_under(&mut conn, &self.prefix).await.unwrap();
+        let mut out = Vec::new();
+        for k in keys {
+            let v: Option<String> = redis::cmd("GET")
+                .arg(&k)
+                .query_async(&mut conn)
+                .await
+                .ok()
+                .flatten();
+            out.push((k, v));
+        }
+        out.sort();
+        out
+    }
+
+    /// A user to take tests as.
+    pub async fn student(&self) -> Uuid {
+        lectern::store::users::ensure(
+            self.app.db(),
+            &format!("{}@example.test", Uuid::new_v4()),
+            "student",
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Creates a pool of `n` generated 3PL items over five concepts; returns its id.
+    pub async fn demo_pool(&self, n: usize) -> Uuid {
+        let resp = self
+            .post(
+                "/v1/pools",
+                json!({ "name": "test pool", "items": items_json(n, &self.prefix) }),
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.body);
+        resp.body["pool_id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// The key of a question, straight from PostgreSQL.
+    pub async fn key_of(&self, question_id: &str) -> String {
+        self.sql()
+            .await
+            .query_one(
+                "SELECT correct_answer FROM questions WHERE id = $1",
+                &[&question_id],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+}
+
+/// Sends one request to any router and parses the reply.
+pub async fn send(router: &Router, request: Request<Body>) -> Resp {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    Resp {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// `n` items as the API takes them, ids unique to `salt`.
+pub fn items_json(n: usize, salt: &str) -> Vec<Value> {
+    let tag: String = salt
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .rev()
+        .take(12)
+        .collect();
+    lectern::demo::items(n, 11)
+        .into_iter()
+        .map(|it| {
+            json!({
+                "id": format!("{}-{tag}", it.id),
+                "content": it.content,
+                "options": it.options,
+                "correct_answer": it.correct_answer,
+                "concepts": it.concepts,
+                "a": it.params.a, "b": it.params.b, "c": it.params.c, "d": it.params.d,
+            })
+        })
+        .collect()
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let schema = self.schema.clone();
+        let prefix = self.prefix.clone();
+        // Drop runs inside the test's runtime; clean up on a thread with a runtime of its own.
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                if let Ok((client, conn)) =
+                    tokio_postgres::connect(&database_url(), tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(conn);
+                    // A failed test may leave a transaction open on a runtime that no longer runs.
+                    let _ = client
+                        .execute(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                            &[&schema],
+                        )
+                        .await;
+                    let _ = client
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                        .await;
+                }
+                if let Ok(mut conn) = redis::Client::open(redis_url())
+                    .unwrap()
+                    .get_multiplexed_async_connection()
+                    .await
+                {
+                    if let Ok(keys) = keys_under(&mut conn, &prefix).await
+                        && !keys.is_empty()
+                    {
+                        let _: Result<i64, _> =
+                            redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
+                    }
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// Every key starting with `prefix` (SCAN, never KEYS).
+pub async fn keys_under(
+    conn: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+) -> redis::RedisResult<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await?;
+        keys.extend(batch);
+        if next == 0 {
+            return Ok(keys);
+        }
+        cursor = next;
+    }
+}

@@ -1,0 +1,470 @@
+//! The adaptive-test loop end to end on real Redis and PostgreSQL.
+
+use axum::http::StatusCode;
+use lectern_tests::{Resp, TestEnv};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+async fn start(env: &TestEnv, body: Value) -> Resp {
+    env.post("/v1/tests", body).await
+}
+
+async fn answer(env: &TestEnv, test: &str, question: &Value, right: bool) -> Resp {
+    let qid = question["id"].as_str().unwrap();
+    let key = env.key_of(qid).await;
+    let response = if right {
+        key
+    } else {
+        question["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o.as_str().unwrap())
+            .find(|o| *o != key)
+            .unwrap()
+            .into()
+    };
+    env.post(
+        &format!("/v1/tests/{test}/responses"),
+        json!({ "question_id": qid, "response": response }),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_whole_test_start_to_end() {
+    let env = TestEnv::new().await;
+    let pool = env.demo_pool(60).await;
+    let student = env.student().await;
+    let started = start(
+        &env,
+        json!({ "pool_id": pool, "student_id": student, "config": { "max_items": 8, "min_items": 8, "se_target": null } }),
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+    assert_eq!(started.body["status"], "active");
+    assert_eq!(started.body["items_answered"], 0);
+    assert_eq!(started.body["proficiency"]["theta"], 0.0);
+    assert_eq!(started.body["proficiency"]["se"], 1.0);
+    assert_eq!(started.body["config"]["estimator"], "eap");
+    assert_eq!(started.body["question"]["position"], 1);
+    assert!(started.body["question"].get("correct_answer").is_none());
+    let test = started.body["test_id"].as_str().unwrap().to_owned();
+    assert_eq!(started.headers["location"], format!("/v1/tests/{test}"));
+
+    // `next` is idempotent and serves the same question.
+    let next = env.get(&format!("/v1/tests/{test}/next")).await;
+    assert_eq!(next.status, StatusCode::OK);
+    assert_eq!(next.body, started.body["question"]);
+    assert_eq!(
+        env.get(&format!("/v1/tests/{test}/next")).await.body,
+        next.body
+    );
+
+    let mut question = started.body["question"].clone();
+    let mut last = Value::Null;
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..8 {
+        assert!(
+            seen.insert(question["id"].as_str().unwrap().to_owned()),
+            "an item was served twice"
+        );
+        let resp = answer(&env, &test, &question, i % 2 == 0).await;
+        assert_eq!(resp.status, StatusCode::OK, "{}", resp.body);
+        assert_eq!(resp.body["correct"], i % 2 == 0);
+        assert_eq!(resp.body["items_answered"], i + 1);
+        let p = &resp.body["proficiency"];
+        assert!(p["se"].as_f64().unwrap() < 1.0);
+        assert!(
+            p["concepts"]
+                .as_object()
+                .unwrap()
+                .values()
+                .all(|c| c["n"].as_u64().unwrap() >= 1)
+        );
+        last = resp.body.clone();
+        if i < 7 {
+            assert_eq!(resp.body["status"], "active");
+            question = resp.body["next_question"].clone();
+            assert_eq!(question["position"], i + 2);
+        }
+    }
+    assert_eq!(last["status"], "completed");
+    assert_eq!(last["next_question"], Value::Null);
+    env.get(&format!("/v1/tests/{test}/next"))
+        .await
+        .problem(409);
+
+    // Every response is in PostgreSQL with θ and SE before and after.
+    let sql = env.sql().await;
+    let rows = sql
+        .query(
+            "SELECT seq, theta_before, theta_after, se_after FROM test_responses ORDER BY seq",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 8);
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r.get::<_, i32>("seq"), i as i32 + 1);
+        if i > 0 {
+            assert_eq!(
+                r.get::<_, f64>("theta_before"),
+                rows[i - 1].get::<_, f64>("theta_after")
+            );
+        }
+    }
+    let final_theta: f64 = rows[7].get("theta_after");
+    assert!((last["proficiency"]["theta"].as_f64().unwrap() - final_theta).abs() < 1e-12);
+
+    let ended = env.post(&format!("/v1/tests/{test}/end"), json!({})).await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    assert_eq!(ended.body["status"], "ended");
+    assert_eq!(ended.body["total_questions"], 8);
+    assert_eq!(ended.body["correct_responses"], 4);
+    assert_eq!(ended.body["accuracy"], 0.5);
+    assert!(ended.body["duration_s"].as_f64().unwrap() >= 0.0);
+    assert_eq!(ended.body["proficiency"], last["proficiency"]);
+    // Idempotent.
+    assert_eq!(
+        env.post(&format!("/v1/tests/{test}/end"), json!({}))
+            .await
+            .body,
+        ended.body
+    );
+
+    // Redis state gone; final results and long-term proficiency in PostgreSQL.
+    assert!(env.redis_entries().await.is_empty());
+    let row = sql
+        .query_one(
+            "SELECT status, ended_at IS NOT NULL, theta FROM test_sessions",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "ended");
+    assert!(row.get::<_, bool>(1));
+    assert_eq!(row.get::<_, f64>(2), final_theta);
+    let overall: f64 = sql
+        .query_one(
+            "SELECT theta FROM student_proficiencies WHERE student_id = $1 AND concept = ''",
+            &[&student],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(overall, final_theta);
+
+    // The report matches, and a submit after end is refused and stores nothing.
+    let report = env.get(&format!("/v1/tests/{test}")).await;
+    assert_eq!(report.status, StatusCode::OK);
+    assert_eq!(report.body["status"], "ended");
+    assert_eq!(report.body["responses"].as_array().unwrap().len(), 8);
+    assert_eq!(report.body["proficiency"], ended.body["proficiency"]);
+    answer(&env, &test, &question, true).await.problem(409);
+    assert_eq!(env.count("test_responses").await, 8);
+
+    // The next test starts from the student's long-term ability.
+    let again = start(&env, json!({ "pool_id": pool, "student_id": student })).await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(
+        again.body["proficiency"]["theta"].as_f64().unwrap(),
+        final_theta
+    );
+}
+
+#[tokio::test]
+async fn the_se_target_stops_the_test() {
+    let env = TestEnv::new().await;
+    let pool = env.demo_pool(80).await;
+    let started = start(
+        &env,
+        json!({ "pool_id": pool, "config": { "max_items": 40, "min_items": 2, "se_target": 0.6 } }),
+    )
+    .await;
+    let test = started.body["test_id"].as_str().unwrap().to_owned();
+    let mut question = started.body["question"].clone();
+    for i in 0..40 {
+        let resp = answer(&env, &test, &question, i % 3 != 0).await;
+        assert_eq!(resp.status, StatusCode::OK, "{}", resp.body);
+        if resp.body["status"] == "completed" {
+            assert!(resp.body["proficiency"]["se"].as_f64().unwrap() <= 0.6);
+            assert!(i + 1 < 40, "should stop on SE before max_items");
+            return;
+        }
+        question = resp.body["next_question"].clone();
+    }
+    panic!("the SE target never stopped the test");
+}
+
+#[tokio::test]
+async fn wrong_questions_and_options_are_refused_and_store_nothing() {
+    let env = TestEnv::new().await;
+    let pool = env.demo_pool(30).await;
+    let started = start(&env, json!({ "pool_id": pool })).await;
+    let test = started.body["test_id"].as_str().unwrap().to_owned();
+    let question = started.body["question"].clone();
+    let qid = question["id"].as_str().unwrap();
+    let path = format!("/v1/tests/{test}/responses");
+    let before = env.redis_entries().await;
+
+    let other = env.get(&format!("/v1/pools/{pool}")).await.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .find(|id| id != qid)
+        .unwrap();
+    let r = env
+        .post(&path, json!({ "question_id": other, "response": "1" }))
+        .await;
+    r.problem(409);
+    assert_eq!(r.slug(), "question-not-served");
+    let r = env
+        .post(
+            &path,
+            json!({ "question_id": "no-such-question", "response": "1" }),
+        )
+        .await;
+    assert_eq!(r.slug(), "question-not-served");
+    let r = env
+        .post(
+            &path,
+            json!({ "question_id": qid, "response": "not an option" }),
+        )
+        .await;
+    assert!(r.problem(422).contains("not one of the options"));
+    env.post(&path, json!({ "question_id": qid }))
+        .await
+        .problem(422);
+    env.post(&path, json!({ "question_id": qid, "response": 4 }))
+        .await
+        .problem(422);
+    env.post(
+        &format!("/v1/tests/{}/responses", Uuid::new_v4()),
+        json!({ "question_id": qid, "response": "1" }),
+    )
+    .await
+    .problem(404);
+    env.post(
+        "/v1/tests/xyz/responses",
+        json!({ "question_id": qid, "response": "1" }),
+    )
+    .await
+    .problem(404);
+
+    assert_eq!(env.count("test_responses").await, 0);
+    let row = env
+        .sql()
+        .await
+        .query_one("SELECT items_answered FROM test_sessions", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 0);
+    assert_eq!(
+        env.redis_entries().await,
+        before,
+        "Redis state must not change on refused input"
+    );
+
+    // Answering, then answering the same question again.
+    let ok = answer(&env, &test, &question, true).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let again = answer(&env, &test, &question, true).await;
+    again.problem(409);
+    assert_eq!(again.slug(), "already-answered");
+    assert_eq!(env.count("test_responses").await, 1);
+}
+
+#[tokio::test]
+async fn bad_start_requests_are_refused_and_store_nothing() {
+    let env = TestEnv::new().await;
+    let pool = env.demo_pool(10).await;
+    start(&env, json!({ "pool_id": Uuid::new_v4() }))
+        .await
+        .problem(404);
+    let r = start(
+        &env,
+        json!({ "pool_id": pool, "student_id": Uuid::new_v4() }),
+    )
+    .await;
+    assert!(r.problem(422).contains("no user"));
+    for config in [
+        json!({ "max_items": 0 }),
+        json!({ "max_items": 500 }),
+        json!({ "max_items": 5, "min_items": 6 }),
+        json!({ "se_target": 0.0 }),
+        json!({ "estimator": "magic" }),
+        json!({ "randomesque": 0 }),
+        json!({ "content_balance": true }),
+    ] {
+        start(&env, json!({ "pool_id": pool, "config": config }))
+            .await
+            .problem(422);
+    }
+    start(&env, json!({ "pool_id": "nope" })).await.problem(422);
+    start(&env, json!({})).await.problem(422);
+    assert_eq!(env.count("test_sessions").await, 0);
+    assert!(env.redis_entries().await.is_empty());
+}
+
+#[tokio::test]
+async fn every_estimator_and_randomesque_run_a_test() {
+    let env = TestEnv::new().await;
+    let pool = env.demo_pool(40).await;
+    for config in [
+        json!({ "estimator": "map", "max_items": 4 }),
+        json!({ "estimator": "mle", "max_items": 4 }),
+        json!({ "randomesque": 5, "max_items": 4 }),
+    ] {
+        let started = start(&env, json!({ "pool_id": pool, "config": config })).await;
+        assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+        let test = started.body["test_id"].as_str().unwrap().to_owned();
+        let mut q = started.body["question"].clone();
+        for i in 0..4 {
+            let r = answer(&env, &test, &q, i != 1).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            let theta = r.body["proficiency"]["theta"].as_f64().unwrap();
+            assert!(theta.is_finite() && theta.abs() <= 6.0);
+            q = r.body["next_question"].clone();
+        }
+        let ended = env.post(&format!("/v1/tests/{test}/end"), json!({})).await;
+        assert_eq!(ended.status, StatusCode::OK);
+    }
+}
+
+/// Ten submits of the same answer at once: exactly one is recorded, the rest get 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_submits_record_once() {
+    let env = TestEnv::new().await;
+    let pool = env.demo_pool(20).await;
+    let started = start(&env, json!({ "pool_id": pool })).await;
+    let test = started.body["test_id"].as_str().unwrap().to_owned();
+    let question = started.body["question"].clone();
+    let key = env.key_of(question["id"].as_str().unwrap()).await;
+    let body = json!({ "question_id": question["id"], "response": key });
+    let path = format!("/v1/tests/{test}/responses");
+    let env = std::sync::Arc::new(env);
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (env, path, body) = (env.clone(), path.clone(), body.clone());
+            tokio::spawn(async move { env.post(&path, body).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status.as_u16() {
+            200 => ok += 1,
+            409 => assert_eq!(r.slug(), "already-answered"),
+            other => panic!("unexpected {other}: {}", r.body),
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(env.count("test_responses").await, 1);
+    let next = env.get(&format!("/v1/tests/{test}/next")).await;
+    assert_eq!(next.body["position"], 2);
+}
+
+#[tokio::test]
+async fn ending_unknown_or_fresh_tests() {
+    let env = TestEnv::new().await;
+    env.post(&format!("/v1/tests/{}/end", Uuid::new_v4()), json!({}))
+        .await
+        .problem(404);
+    env.get(&format!("/v1/tests/{}", Uuid::new_v4()))
+        .await
+        .problem(404);
+    env.get(&format!("/v1/tests/{}/next", Uuid::new_v4()))
+        .await
+        .problem(404);
+    let pool = env.demo_pool(10).await;
+    let started = start(&env, json!({ "pool_id": pool })).await;
+    let test = started.body["test_id"].as_str().unwrap();
+    let ended = env.post(&format!("/v1/tests/{test}/end"), json!({})).await;
+    assert_eq!(ended.status, StatusCode::OK);
+    assert_eq!(ended.body["total_questions"], 0);
+    assert_eq!(ended.body["accuracy"], 0.0);
+    env.get(&format!("/v1/tests/{test}/next"))
+        .await
+        .problem(409);
+}
+
+/// The Redis state never holds a key: no string in it equals any option text.
+#[tokio::test]
+async fn redis_state_holds_no_answers_and_has_a_ttl() {
+    let env = TestEnv::new().await;
+    let pool = env.demo_pool(15).await;
+    let started = start(&env, json!({ "pool_id": pool })).await;
+    let test = started.body["test_id"].as_str().unwrap().to_owned();
+    answer(&env, &test, &started.body["question"], true).await;
+    let entries = env.redis_entries().await;
+    assert_eq!(entries.len(), 1);
+    let (key, value) = &entries[0];
+    assert_eq!(*key, format!("{}test:{{{test}}}:state", env.prefix));
+    let state: Value = serde_json::from_str(value.as_ref().unwrap()).unwrap();
+    fn strings(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+            Value::Object(o) => o.values().for_each(|x| strings(x, out)),
+            _ => {}
+        }
+    }
+    let mut found = vec![];
+    strings(&state, &mut found);
+    let keys: Vec<String> = env
+        .sql()
+        .await
+        .query("SELECT correct_answer FROM questions", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!keys.is_empty());
+    assert!(
+        found.iter().all(|s| !keys.contains(s)),
+        "a key leaked into Redis: {found:?}"
+    );
+    let mut conn = env.redis().await;
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 29 * 60 * 1000 && ttl <= 30 * 60 * 1000, "ttl {ttl}");
+}
+
+/// When the live state has expired but the test is active, the client is told so (410).
+#[tokio::test]
+async fn an_expired_state_is_gone_not_lost() {
+    let env = TestEnv::new().await;
+    let pool = env.demo_pool(10).await;
+    let started = start(&env, json!({ "pool_id": pool })).await;
+    let test = started.body["test_id"].as_str().unwrap().to_owned();
+    let mut conn = env.redis().await;
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{}test:{{{test}}}:state", env.prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    env.get(&format!("/v1/tests/{test}/next"))
+        .await
+        .problem(410);
+    answer(&env, &test, &started.body["question"], true)
+        .await
+        .problem(410);
+    assert_eq!(env.count("test_responses").await, 0);
+    // The report and end still work from PostgreSQL alone.
+    assert_eq!(
+        env.get(&format!("/v1/tests/{test}")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        env.post(&format!("/v1/tests/{test}/end"), json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}

@@ -1,0 +1,141 @@
+//! The route table, the routers, template.yaml and openapi.yaml agree.
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::http::{Method, Request};
+use lectern::api::{FUNCTIONS, ROUTES};
+use lectern_tests::TestEnv;
+use serde_yaml::Value;
+
+fn repo_file(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(name);
+    serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn table() -> BTreeSet<(String, String, String)> {
+    ROUTES
+        .iter()
+        .map(|r| {
+            (
+                r.function.to_owned(),
+                r.method.to_owned(),
+                r.path.to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Function name from a template resource name: `StartFunction` → `start`.
+fn function_of(resource: &str) -> String {
+    resource.trim_end_matches("Function").to_lowercase()
+}
+
+#[test]
+fn template_events_match_the_route_table() {
+    let template = repo_file("template.yaml");
+    let mut events = BTreeSet::new();
+    let mut binaries = BTreeSet::new();
+    for (name, resource) in template["Resources"].as_mapping().unwrap() {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let name = name.as_str().unwrap();
+        let function = function_of(name);
+        assert_eq!(
+            resource["Metadata"]["BuildMethod"], "rust-cargolambda",
+            "{name}"
+        );
+        binaries.insert(
+            resource["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+        let Some(evs) = resource["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        for (_, ev) in evs {
+            assert_eq!(ev["Type"], "HttpApi");
+            let p = &ev["Properties"];
+            events.insert((
+                function.clone(),
+                p["Method"].as_str().unwrap().to_uppercase(),
+                p["Path"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    assert_eq!(events, table());
+    let expected: BTreeSet<String> = FUNCTIONS
+        .iter()
+        .map(|(f, _)| format!("lectern-{f}"))
+        .chain(["lectern-migrate".to_owned()])
+        .collect();
+    assert_eq!(
+        binaries, expected,
+        "one function per functions/<name> crate"
+    );
+    for bin in &binaries {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../functions")
+            .join(bin.trim_start_matches("lectern-"));
+        assert!(
+            dir.join("src/main.rs").exists(),
+            "{bin} has no crate at {}",
+            dir.display()
+        );
+    }
+}
+
+#[test]
+fn openapi_paths_match_the_route_table() {
+    let spec = repo_file("openapi.yaml");
+    let mut ops = BTreeSet::new();
+    for (path, item) in spec["paths"].as_mapping().unwrap() {
+        for (method, _) in item.as_mapping().unwrap() {
+            let method = method.as_str().unwrap();
+            if ["get", "post", "put", "patch", "delete"].contains(&method) {
+                ops.insert((method.to_uppercase(), path.as_str().unwrap().to_owned()));
+            }
+        }
+    }
+    let routes: BTreeSet<_> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .collect();
+    assert_eq!(ops, routes);
+}
+
+/// Each function's router serves its own routes and none of the others'.
+#[tokio::test]
+async fn each_router_serves_exactly_its_routes() {
+    let env = TestEnv::new().await;
+    for (function, routes) in FUNCTIONS {
+        let router = lectern::api::finish(routes(), env.app.clone());
+        for route in ROUTES {
+            let path = route
+                .path
+                .replace("{id}", &uuid::Uuid::new_v4().to_string());
+            let mut req = Request::builder()
+                .method(Method::from_bytes(route.method.as_bytes()).unwrap())
+                .uri(&path);
+            if route.method == "POST" {
+                req = req.header("content-type", "application/json");
+            }
+            let resp = lectern_tests::send(&router, req.body(Body::from("{}")).unwrap()).await;
+            let unrouted = resp.slug() == "no-route" || resp.status == 405;
+            assert_eq!(
+                unrouted,
+                route.function != *function,
+                "{function} router on {} {}: {} {}",
+                route.method,
+                route.path,
+                resp.status,
+                resp.body
+            );
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The Lambda side: API Gateway v2 events through a function's router, and the
+//! migrate custom resource answering a stand-in for CloudFormation's URL.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::http::StatusCode;
+use lectern::migrate::{self, CustomResourceRequest};
+use lectern_tests::{DEAD_DATABASE_URL, TestEnv};
+use serde_json::Value;
+
+fn fixture(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// Converts a recorded API Gateway event the way lambda_http does, then serves it.
+async fn invoke(router: &axum::Router, event: &str) -> lectern_tests::Resp {
+    let request = lambda_http::request::from_str(event).expect("a valid API Gateway v2 event");
+    let (parts, body) = request.into_parts();
+    lectern_tests::send(
+        router,
+        axum::http::Request::from_parts(parts, Body::from(body.to_vec())),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn api_gateway_events_reach_the_functions() {
+    let env = TestEnv::new().await;
+    let health = invoke(
+        &lectern::api::health::router(env.app.clone()),
+        &fixture("apigw-v2-get-health.json"),
+    )
+    .await;
+    assert_eq!(health.status, StatusCode::OK, "{}", health.body);
+    assert_eq!(health.body["status"], "ok");
+
+    let pools = lectern::api::pools::router(env.app.clone());
+    let created = invoke(&pools, &fixture("apigw-v2-post-pools.json")).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["name"], "Lambda pool");
+    assert_eq!(env.count("questions").await, 1);
+}
+
+/// A one-route HTTP server that records the body of every PUT.
+async fn response_url() -> (String, Arc<Mutex<Vec<(Option<String>, Value)>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let app = axum::Router::new().route(
+        "/cfn",
+        axum::routing::put(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let sink = sink.clone();
+                async move {
+                    let content_type = headers
+                        .get("content-type")
+                        .map(|v| v.to_str().unwrap().to_owned());
+                    sink.lock()
+                        .unwrap()
+                        .push((content_type, serde_json::from_slice(&body).unwrap()));
+                    StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/cfn", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+fn request(kind: &str, url: &str) -> CustomResourceRequest {
+    let mut event: Value = serde_json::from_str(&fixture("cfn-create.json")).unwrap();
+    event["RequestType"] = kind.into();
+    event["ResponseURL"] = url.into();
+    if kind != "Create" {
+        event["PhysicalResourceId"] = "lectern-schema".into();
+    }
+    serde_json::from_value(event).unwrap()
+}
+
+#[tokio::test]
+async fn migrate_applies_on_create_and_update_and_answers_cloudformation() {
+    let env = TestEnv::new().await;
+    let (url, seen) = response_url().await;
+    let sql = env.sql().await;
+    sql.batch_execute("DROP TABLE student_proficiencies, test_responses, test_sessions, questions, item_pools, users, refinery_schema_history")
+        .await
+        .unwrap();
+
+    let created = migrate::handle(request("Create", &url), &env.database_url)
+        .await
+        .unwrap();
+    assert_eq!(created.status, "SUCCESS", "{}", created.reason);
+    assert_eq!(env.count("test_responses").await, 0, "tables exist again");
+    let updated = migrate::handle(request("Update", &url), &env.database_url)
+        .await
+        .unwrap();
+    assert_eq!(updated.status, "SUCCESS");
+    assert_eq!(updated.data["Applied"], "", "nothing left to apply");
+
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    let (content_type, body) = &seen[0];
+    assert!(
+        content_type.as_deref().unwrap_or("").is_empty(),
+        "S3 signs an empty content type"
+    );
+    assert_eq!(body["Status"], "SUCCESS");
+    assert_eq!(body["PhysicalResourceId"], "lectern-schema");
+    assert_eq!(body["LogicalResourceId"], "Migrations");
+    assert_eq!(body["RequestId"], "6f5a1c1e-1f0e-4c6e-9f62-7d9d7c1e2a3b");
+    assert!(
+        body["Data"]["Applied"]
+            .as_str()
+            .unwrap()
+            .contains("V1__foundation"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn migrate_reports_failure_and_ignores_delete() {
+    let (url, seen) = response_url().await;
+    let failed = migrate::handle(request("Create", &url), DEAD_DATABASE_URL)
+        .await
+        .unwrap();
+    assert_eq!(failed.status, "FAILED");
+    assert!(!failed.reason.is_empty());
+    // Delete never touches the database, so an unreachable one still succeeds.
+    let deleted = migrate::handle(request("Delete", &url), DEAD_DATABASE_URL)
+        .await
+        .unwrap();
+    assert_eq!(deleted.status, "SUCCESS");
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen.iter()
+            .map(|(_, b)| b["Status"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["FAILED", "SUCCESS"]
+    );
+}
