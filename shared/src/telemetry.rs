@@ -19,6 +19,7 @@ pub fn init() {
             .without_time()
             .try_init()
     } else {
-        builder.with_target(false).try_init()
+        let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        builder.with_target(false).with_ansi(colour).try_init()
     };
 }
