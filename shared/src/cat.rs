@@ -48,9 +48,6 @@ pub enum Error {
         /// The response given.
         response: String,
     },
-    /// The test is active in PostgreSQL but its live state has expired.
-    #[error("the live state of test {0} has expired")]
-    StateExpired(Uuid),
     /// Answers kept landing while the test was being ended.
     #[error("test {0} kept changing while it was being ended; try again")]
     Contended(Uuid),
@@ -246,6 +243,28 @@ impl LiveState {
         self.items.iter().map(|&i| i as usize).collect()
     }
 
+    /// The state PostgreSQL implies: same θ, same served question, same seed.
+    fn rebuild(r: &Replay) -> Result<Self, Error> {
+        let t = &r.record;
+        let current = match &t.current_question {
+            Some(q) => Some(r.index_of(q)? as u32),
+            None => None,
+        };
+        Ok(Self {
+            seq: t.items_answered as u32,
+            pool_id: t.pool_id,
+            pool_version: t.pool_version,
+            seed: t.seed,
+            prior: (t.prior.mean, t.prior.sd),
+            theta: t.estimate.theta,
+            se: t.estimate.se,
+            items: r.items()?.into_iter().map(|i| i as u32).collect(),
+            answers: r.responses.iter().map(|x| x.correct).collect(),
+            current,
+            config: r.config.clone(),
+        })
+    }
+
     fn encode(&self) -> String {
         serde_json::to_string(self).expect("live state serialises")
     }
@@ -385,21 +404,41 @@ pub async fn start(app: &App, req: StartRequest) -> Result<Started, Error> {
     })
 }
 
-/// Reads the live state (sliding its TTL); when it is gone, says why from PostgreSQL.
+/// Reads the live state, sliding its TTL. When it is gone (expired, evicted,
+/// flushed) but the test is active, rebuilds it from PostgreSQL, which holds
+/// everything it needs.
 async fn live_state(app: &App, id: Uuid) -> Result<LiveState, Error> {
-    match app
-        .redis()
-        .touch_test_state(id, app.config().test_state_ttl)
-        .await?
-    {
-        Some(raw) => serde_json::from_str(&raw)
-            .map_err(|e| Error::Store(StoreError::Corrupt(format!("state of test {id}: {e}")))),
-        None => Err(match records::get(app.db(), id).await? {
-            None => Error::TestNotFound(id),
-            Some(t) if t.status == TestStatus::Active => Error::StateExpired(id),
-            Some(t) => Error::NotActive(t.status),
-        }),
+    let ttl = app.config().test_state_ttl;
+    if let Some(raw) = app.redis().touch_test_state(id, ttl).await? {
+        return serde_json::from_str(&raw)
+            .map_err(|e| Error::Store(StoreError::Corrupt(format!("state of test {id}: {e}"))));
     }
+    let replay = Replay::load(app, id).await?;
+    if replay.record.status != TestStatus::Active {
+        return Err(Error::NotActive(replay.record.status));
+    }
+    let state = LiveState::rebuild(&replay)?;
+    tracing::info!(test = %id, seq = state.seq, "live state rebuilt from PostgreSQL");
+    // NX: a concurrent rebuild wrote the same state, or a submit already moved it on.
+    app.redis().put_test_state(id, &state.encode(), ttl).await?;
+    Ok(state)
+}
+
+/// When Redis holds an older state than PostgreSQL (a Redis write lost after a
+/// commit), replaces it with one rebuilt from PostgreSQL and returns that.
+async fn refresh_if_stale(app: &App, id: Uuid, seen_seq: u32) -> Result<Option<LiveState>, Error> {
+    let replay = Replay::load(app, id).await?;
+    if replay.record.items_answered as u32 <= seen_seq {
+        return Ok(None);
+    }
+    let fresh = LiveState::rebuild(&replay)?;
+    if fresh.current.is_some() {
+        // Compare-and-set over the stale state only: a newer writer always wins.
+        app.redis()
+            .replace_test_state(id, seen_seq, &fresh.encode(), app.config().test_state_ttl)
+            .await?;
+    }
+    Ok(Some(fresh))
 }
 
 /// The question currently served.
@@ -434,7 +473,28 @@ pub async fn submit(
     question_id: &str,
     response: &str,
 ) -> Result<Submitted, Error> {
-    let mut state = live_state(app, id).await?;
+    let state = live_state(app, id).await?;
+    let seen_seq = state.seq;
+    let result = record(app, id, state, question_id, response).await;
+    // Refused against what Redis holds, which may be behind PostgreSQL: check, and
+    // retry once on the state rebuilt from PostgreSQL.
+    if matches!(
+        result,
+        Err(Error::QuestionNotServed(_) | Error::AlreadyAnswered(_))
+    ) && let Some(fresh) = refresh_if_stale(app, id, seen_seq).await?
+    {
+        return record(app, id, fresh, question_id, response).await;
+    }
+    result
+}
+
+async fn record(
+    app: &App,
+    id: Uuid,
+    mut state: LiveState,
+    question_id: &str,
+    response: &str,
+) -> Result<Submitted, Error> {
     let current = state
         .current
         .ok_or(Error::NotActive(TestStatus::Completed))? as usize;
@@ -554,12 +614,11 @@ struct Replay {
 
 impl Replay {
     async fn load(app: &App, id: Uuid) -> Result<Self, Error> {
-        let record = records::get(app.db(), id)
+        let (record, responses) = records::snapshot(app.db(), id)
             .await?
             .ok_or(Error::TestNotFound(id))?;
         let config: TestConfig = serde_json::from_value(record.config.clone())
             .map_err(|e| Error::Store(StoreError::Corrupt(format!("config of test {id}: {e}"))))?;
-        let responses = records::responses(app.db(), id).await?;
         let bank = app.bank(record.pool_id, record.pool_version).await?;
         Ok(Self {
             record,
@@ -569,19 +628,26 @@ impl Replay {
         })
     }
 
-    fn proficiency(&self) -> Result<Proficiency, Error> {
-        let items = self
-            .responses
+    /// Engine index of a recorded question.
+    fn index_of(&self, question_id: &str) -> Result<usize, Error> {
+        self.bank.index_of(question_id).ok_or_else(|| {
+            Error::Store(StoreError::Corrupt(format!(
+                "question {question_id} is not in version {} of pool {}",
+                self.record.pool_version, self.record.pool_id
+            )))
+        })
+    }
+
+    /// Engine indexes of the questions answered, in order.
+    fn items(&self) -> Result<Vec<usize>, Error> {
+        self.responses
             .iter()
-            .map(|r| {
-                self.bank.index_of(&r.question_id).ok_or_else(|| {
-                    StoreError::Corrupt(format!(
-                        "question {} is not in the test's pool version",
-                        r.question_id
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|r| self.index_of(&r.question_id))
+            .collect()
+    }
+
+    fn proficiency(&self) -> Result<Proficiency, Error> {
+        let items = self.items()?;
         let answers: Vec<bool> = self.responses.iter().map(|r| r.correct).collect();
         let estimator = self.config.estimator(self.record.prior);
         let overall = estimator.estimate(&self.bank.bank, &items, &answers);

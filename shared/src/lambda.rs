@@ -14,7 +14,6 @@ pub async fn serve(router: fn(App) -> Router) -> Result<(), lambda_http::Error> 
     {
         Ok(app) => app,
         Err(line) => {
-            tracing::error!("{line}");
             eprintln!("{line}");
             std::process::exit(1);
         }

@@ -124,7 +124,6 @@ impl From<cat::Error> for ApiError {
             E::QuestionNotServed(_) => Self::conflict("question-not-served", detail),
             E::AlreadyAnswered(_) => Self::conflict("already-answered", detail),
             E::Contended(_) => Self::conflict("conflict", detail),
-            E::StateExpired(_) => Self::new(StatusCode::GONE, "gone", detail),
             E::Store(s) => s.into(),
         }
     }

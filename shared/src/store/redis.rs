@@ -97,22 +97,24 @@ impl RedisStore {
         Ok(value)
     }
 
-    /// Stores a new test's state.
+    /// Stores a test's state unless one is there already (a new test, or a
+    /// rebuild racing another rebuild); true when written.
     pub async fn put_test_state(
         &self,
         test: Uuid,
         state: &str,
         ttl: Duration,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut conn = self.conn().await?;
-        let () = redis::cmd("SET")
+        let written: Option<String> = redis::cmd("SET")
             .arg(self.keys.test_state(test))
             .arg(state)
             .arg("PX")
             .arg(ttl_ms(ttl))
+            .arg("NX")
             .query_async(&mut conn)
             .await?;
-        Ok(())
+        Ok(written.is_some())
     }
 
     /// Replaces a test's state if it is still at `expected_seq`.

@@ -180,17 +180,34 @@ pub async fn get(db: &Pool, id: Uuid) -> Result<Option<TestRecord>, StoreError> 
         .transpose()
 }
 
-/// A test's responses in order.
-pub async fn responses(db: &Pool, id: Uuid) -> Result<Vec<ResponseRecord>, StoreError> {
-    let client = db.get().await?;
-    let rows = client
+/// A test and its responses in order, read from one consistent snapshot
+/// (a submit committing meanwhile cannot make them disagree).
+pub async fn snapshot(
+    db: &Pool,
+    id: Uuid,
+) -> Result<Option<(TestRecord, Vec<ResponseRecord>)>, StoreError> {
+    let mut client = db.get().await?;
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let Some(row) = tx
+        .query_opt("SELECT * FROM test_sessions WHERE id = $1", &[&id])
+        .await?
+    else {
+        return Ok(None);
+    };
+    let rows = tx
         .query(
             "SELECT seq, question_id, response, correct, theta_after, se_after, answered_at
              FROM test_responses WHERE session_id = $1 ORDER BY seq",
             &[&id],
         )
         .await?;
-    Ok(rows
+    tx.commit().await?;
+    let responses = rows
         .iter()
         .map(|r| ResponseRecord {
             seq: r.get("seq"),
@@ -203,7 +220,8 @@ pub async fn responses(db: &Pool, id: Uuid) -> Result<Vec<ResponseRecord>, Store
             },
             answered_at: r.get("answered_at"),
         })
-        .collect())
+        .collect();
+    Ok(Some((record(&row)?, responses)))
 }
 
 /// One answer, with what it changed.
