@@ -9,6 +9,14 @@ async fn start(env: &TestEnv, body: Value) -> Resp {
     env.post("/v1/tests", body).await
 }
 
+/// Starts a test (asserting 201); returns its id and the start response body.
+async fn begin(env: &TestEnv, body: Value) -> (String, Value) {
+    let started = start(env, body).await;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+    let test = started.body["test_id"].as_str().unwrap().to_owned();
+    (test, started.body)
+}
+
 async fn answer(env: &TestEnv, test: &str, question: &Value, right: bool) -> Resp {
     let qid = question["id"].as_str().unwrap();
     let key = env.key_of(qid).await;
@@ -177,13 +185,12 @@ async fn a_whole_test_start_to_end() {
 async fn the_se_target_stops_the_test() {
     let env = TestEnv::new().await;
     let pool = env.demo_pool(80).await;
-    let started = start(
+    let (test, started) = begin(
         &env,
         json!({ "pool_id": pool, "config": { "max_items": 40, "min_items": 2, "se_target": 0.6 } }),
     )
     .await;
-    let test = started.body["test_id"].as_str().unwrap().to_owned();
-    let mut question = started.body["question"].clone();
+    let mut question = started["question"].clone();
     for i in 0..40 {
         let resp = answer(&env, &test, &question, i % 3 != 0).await;
         assert_eq!(resp.status, StatusCode::OK, "{}", resp.body);
@@ -201,9 +208,8 @@ async fn the_se_target_stops_the_test() {
 async fn wrong_questions_and_options_are_refused_and_store_nothing() {
     let env = TestEnv::new().await;
     let pool = env.demo_pool(30).await;
-    let started = start(&env, json!({ "pool_id": pool })).await;
-    let test = started.body["test_id"].as_str().unwrap().to_owned();
-    let question = started.body["question"].clone();
+    let (test, started) = begin(&env, json!({ "pool_id": pool })).await;
+    let question = started["question"].clone();
     let qid = question["id"].as_str().unwrap();
     let path = format!("/v1/tests/{test}/responses");
     let before = env.redis_entries().await;
@@ -317,10 +323,8 @@ async fn every_estimator_and_randomesque_run_a_test() {
         json!({ "estimator": "mle", "max_items": 4 }),
         json!({ "randomesque": 5, "max_items": 4 }),
     ] {
-        let started = start(&env, json!({ "pool_id": pool, "config": config })).await;
-        assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
-        let test = started.body["test_id"].as_str().unwrap().to_owned();
-        let mut q = started.body["question"].clone();
+        let (test, started) = begin(&env, json!({ "pool_id": pool, "config": config })).await;
+        let mut q = started["question"].clone();
         for i in 0..4 {
             let r = answer(&env, &test, &q, i != 1).await;
             assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -338,9 +342,8 @@ async fn every_estimator_and_randomesque_run_a_test() {
 async fn concurrent_submits_record_once() {
     let env = TestEnv::new().await;
     let pool = env.demo_pool(20).await;
-    let started = start(&env, json!({ "pool_id": pool })).await;
-    let test = started.body["test_id"].as_str().unwrap().to_owned();
-    let question = started.body["question"].clone();
+    let (test, started) = begin(&env, json!({ "pool_id": pool })).await;
+    let question = started["question"].clone();
     let key = env.key_of(question["id"].as_str().unwrap()).await;
     let body = json!({ "question_id": question["id"], "response": key });
     let path = format!("/v1/tests/{test}/responses");
@@ -379,8 +382,7 @@ async fn ending_unknown_or_fresh_tests() {
         .await
         .problem(404);
     let pool = env.demo_pool(10).await;
-    let started = start(&env, json!({ "pool_id": pool })).await;
-    let test = started.body["test_id"].as_str().unwrap();
+    let (test, _) = begin(&env, json!({ "pool_id": pool })).await;
     let ended = env.post(&format!("/v1/tests/{test}/end"), json!({})).await;
     assert_eq!(ended.status, StatusCode::OK);
     assert_eq!(ended.body["total_questions"], 0);
@@ -395,9 +397,8 @@ async fn ending_unknown_or_fresh_tests() {
 async fn redis_state_holds_no_answers_and_has_a_ttl() {
     let env = TestEnv::new().await;
     let pool = env.demo_pool(15).await;
-    let started = start(&env, json!({ "pool_id": pool })).await;
-    let test = started.body["test_id"].as_str().unwrap().to_owned();
-    answer(&env, &test, &started.body["question"], true).await;
+    let (test, started) = begin(&env, json!({ "pool_id": pool })).await;
+    answer(&env, &test, &started["question"], true).await;
     let entries = env.redis_entries().await;
     assert_eq!(entries.len(), 1);
     let (key, value) = &entries[0];
@@ -455,13 +456,12 @@ async fn state_of(env: &TestEnv, test: &str) -> Option<String> {
 async fn a_lost_state_is_rebuilt_from_postgres() {
     let env = TestEnv::new().await;
     let pool = env.demo_pool(30).await;
-    let started = start(
+    let (test, started) = begin(
         &env,
         json!({ "pool_id": pool, "config": { "randomesque": 4 } }),
     )
     .await;
-    let test = started.body["test_id"].as_str().unwrap().to_owned();
-    let first = answer(&env, &test, &started.body["question"], true).await;
+    let first = answer(&env, &test, &started["question"], true).await;
     let second = answer(&env, &test, &first.body["next_question"], false).await;
     let before = state_of(&env, &test).await.expect("state present");
 
@@ -492,10 +492,9 @@ async fn a_lost_state_is_rebuilt_from_postgres() {
 async fn a_stale_state_heals_on_the_next_submit() {
     let env = TestEnv::new().await;
     let pool = env.demo_pool(30).await;
-    let started = start(&env, json!({ "pool_id": pool })).await;
-    let test = started.body["test_id"].as_str().unwrap().to_owned();
+    let (test, started) = begin(&env, json!({ "pool_id": pool })).await;
     let stale = state_of(&env, &test).await.unwrap();
-    let first = answer(&env, &test, &started.body["question"], true).await;
+    let first = answer(&env, &test, &started["question"], true).await;
     assert_eq!(first.status, StatusCode::OK);
     let mut conn = env.redis().await;
     let () = redis::cmd("SET")
@@ -508,7 +507,7 @@ async fn a_stale_state_heals_on_the_next_submit() {
     let second = answer(&env, &test, &first.body["next_question"], true).await;
     assert_eq!(second.status, StatusCode::OK, "{}", second.body);
     assert_eq!(second.body["items_answered"], 2);
-    let replay = answer(&env, &test, &started.body["question"], true).await;
+    let replay = answer(&env, &test, &started["question"], true).await;
     assert_eq!(replay.slug(), "already-answered");
     assert_eq!(env.count("test_responses").await, 2);
     let next = env.get(&format!("/v1/tests/{test}/next")).await;

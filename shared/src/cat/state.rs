@@ -1,0 +1,148 @@
+//! The live state in Redis, and how PostgreSQL rebuilds it: everything in it
+//! is also in `test_sessions` and `test_responses`.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Error;
+use super::config::TestConfig;
+use super::view::{Ended, Proficiency, proficiency};
+use crate::App;
+use crate::engine::NormalPrior;
+use crate::store::StoreError;
+use crate::store::pools::PoolBank;
+use crate::store::tests::{self as records, TestRecord, TestStatus};
+
+/// The hot state in Redis (`test:{<id>}:state`). Holds item indexes, never keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct LiveState {
+    /// Responses recorded; the compare-and-set token.
+    pub(super) seq: u32,
+    pub(super) pool_id: Uuid,
+    pub(super) pool_version: i32,
+    pub(super) seed: u64,
+    pub(super) prior: (f64, f64),
+    pub(super) theta: f64,
+    pub(super) se: f64,
+    pub(super) items: Vec<u32>,
+    pub(super) answers: Vec<bool>,
+    /// The question being served; `None` once the stop rule fired.
+    pub(super) current: Option<u32>,
+    pub(super) config: TestConfig,
+}
+
+impl LiveState {
+    pub(super) fn prior(&self) -> NormalPrior {
+        NormalPrior {
+            mean: self.prior.0,
+            sd: self.prior.1,
+        }
+    }
+
+    pub(super) fn items(&self) -> Vec<usize> {
+        self.items.iter().map(|&i| i as usize).collect()
+    }
+
+    /// The state PostgreSQL implies: same θ, same served question, same seed.
+    pub(super) fn rebuild(r: &Replay) -> Result<Self, Error> {
+        let t = &r.record;
+        let current = match &t.current_question {
+            Some(q) => Some(r.index_of(q)? as u32),
+            None => None,
+        };
+        Ok(Self {
+            seq: t.items_answered as u32,
+            pool_id: t.pool_id,
+            pool_version: t.pool_version,
+            seed: t.seed,
+            prior: (t.prior.mean, t.prior.sd),
+            theta: t.estimate.theta,
+            se: t.estimate.se,
+            items: r.items()?.into_iter().map(|i| i as u32).collect(),
+            answers: r.responses.iter().map(|x| x.correct).collect(),
+            current,
+            config: r.config.clone(),
+        })
+    }
+
+    pub(super) fn encode(&self) -> String {
+        serde_json::to_string(self).expect("live state serialises")
+    }
+}
+
+/// Everything needed to recompute a test's ability from PostgreSQL alone.
+pub(super) struct Replay {
+    pub(super) record: TestRecord,
+    pub(super) config: TestConfig,
+    pub(super) responses: Vec<records::ResponseRecord>,
+    pub(super) bank: Arc<PoolBank>,
+}
+
+impl Replay {
+    pub(super) async fn load(app: &App, id: Uuid) -> Result<Self, Error> {
+        let (record, responses) = records::snapshot(app.db(), id)
+            .await?
+            .ok_or(Error::TestNotFound(id))?;
+        let config: TestConfig = serde_json::from_value(record.config.clone())
+            .map_err(|e| Error::Store(StoreError::Corrupt(format!("config of test {id}: {e}"))))?;
+        let bank = app.bank(record.pool_id, record.pool_version).await?;
+        Ok(Self {
+            record,
+            config,
+            responses,
+            bank,
+        })
+    }
+
+    /// Engine index of a recorded question.
+    pub(super) fn index_of(&self, question_id: &str) -> Result<usize, Error> {
+        self.bank.index_of(question_id).ok_or_else(|| {
+            Error::Store(StoreError::Corrupt(format!(
+                "question {question_id} is not in version {} of pool {}",
+                self.record.pool_version, self.record.pool_id
+            )))
+        })
+    }
+
+    /// Engine indexes of the questions answered, in order.
+    pub(super) fn items(&self) -> Result<Vec<usize>, Error> {
+        self.responses
+            .iter()
+            .map(|r| self.index_of(&r.question_id))
+            .collect()
+    }
+
+    pub(super) fn proficiency(&self) -> Result<Proficiency, Error> {
+        let items = self.items()?;
+        let answers: Vec<bool> = self.responses.iter().map(|r| r.correct).collect();
+        let estimator = self.config.estimator(self.record.prior);
+        let overall = estimator.estimate(&self.bank.bank, &items, &answers);
+        Ok(proficiency(
+            &self.bank,
+            estimator.as_ref(),
+            overall,
+            &items,
+            &answers,
+        ))
+    }
+
+    pub(super) fn ended(&self) -> Result<Ended, Error> {
+        let t = &self.record;
+        let end = t.ended_at.unwrap_or(t.started_at);
+        Ok(Ended {
+            test_id: t.id,
+            status: TestStatus::Ended.as_str(),
+            proficiency: self.proficiency()?,
+            total_questions: t.items_answered as u32,
+            correct_responses: t.correct_count as u32,
+            accuracy: if t.items_answered == 0 {
+                0.0
+            } else {
+                f64::from(t.correct_count) / f64::from(t.items_answered)
+            },
+            duration_s: (end - t.started_at).as_seconds_f64(),
+        })
+    }
+}

@@ -1,0 +1,189 @@
+//! What the test loop hands back: the bodies of the API's responses.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::config::TestConfig;
+use crate::engine::{self, Estimate, Estimator};
+use crate::store::pools::PoolBank;
+
+/// θ and SE of one concept, from the answers to its items.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConceptProficiency {
+    /// Ability on this concept.
+    pub theta: f64,
+    /// Its standard error.
+    pub se: f64,
+    /// Items answered that are tagged with it.
+    pub n: usize,
+}
+
+/// Overall and per-concept ability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Proficiency {
+    /// Overall ability.
+    pub theta: f64,
+    /// Its standard error.
+    pub se: f64,
+    /// By concept name.
+    pub concepts: BTreeMap<String, ConceptProficiency>,
+}
+
+/// A question as served: never with its key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Question {
+    /// Question id.
+    pub id: String,
+    /// Question text.
+    pub content: String,
+    /// Answer choices.
+    pub options: Vec<String>,
+    /// Concept names.
+    pub concepts: Vec<String>,
+    /// 1-based position in this test.
+    pub position: u32,
+}
+
+/// A question of the bank as served at `position`.
+pub(super) fn question(bank: &PoolBank, index: usize, position: u32) -> Question {
+    let item = &bank.questions[index].item;
+    Question {
+        id: item.id.clone(),
+        content: item.content.clone(),
+        options: item.options.clone(),
+        concepts: item.concepts.clone(),
+        position,
+    }
+}
+
+/// Overall estimate plus one estimate per concept answered.
+pub(super) fn proficiency(
+    bank: &PoolBank,
+    estimator: &dyn Estimator,
+    overall: Estimate,
+    items: &[usize],
+    answers: &[bool],
+) -> Proficiency {
+    let concepts = engine::concept_estimates(estimator, &bank.bank, items, answers)
+        .into_iter()
+        .map(|(id, e, n)| {
+            (
+                bank.concept_names[id as usize].clone(),
+                ConceptProficiency {
+                    theta: e.theta,
+                    se: e.se,
+                    n,
+                },
+            )
+        })
+        .collect();
+    Proficiency {
+        theta: overall.theta,
+        se: overall.se,
+        concepts,
+    }
+}
+
+/// A started test.
+#[derive(Debug, Serialize)]
+pub struct Started {
+    /// New test id.
+    pub test_id: Uuid,
+    /// Always `active`.
+    pub status: &'static str,
+    /// First question.
+    pub question: Question,
+    /// The prior.
+    pub proficiency: Proficiency,
+    /// Always 0.
+    pub items_answered: u32,
+    /// Effective configuration.
+    pub config: TestConfig,
+}
+
+/// The outcome of one answer.
+#[derive(Debug, Serialize)]
+pub struct Submitted {
+    /// Whether the answer was the key.
+    pub correct: bool,
+    /// Updated ability.
+    pub proficiency: Proficiency,
+    /// Responses recorded so far.
+    pub items_answered: u32,
+    /// `active` or `completed`.
+    pub status: &'static str,
+    /// The next question, unless the stop rule fired.
+    pub next_question: Option<Question>,
+}
+
+/// A test's results.
+#[derive(Debug, Serialize)]
+pub struct Ended {
+    /// Test id.
+    pub test_id: Uuid,
+    /// Always `ended`.
+    pub status: &'static str,
+    /// Final ability.
+    pub proficiency: Proficiency,
+    /// Responses recorded.
+    pub total_questions: u32,
+    /// Correct responses.
+    pub correct_responses: u32,
+    /// correct / total (0 with no responses).
+    pub accuracy: f64,
+    /// Seconds from start to end.
+    pub duration_s: f64,
+}
+
+/// One recorded response, as reported.
+#[derive(Debug, Serialize)]
+pub struct ResponseView {
+    /// 1-based order.
+    pub seq: i32,
+    /// The question answered.
+    pub question_id: String,
+    /// The option chosen.
+    pub response: String,
+    /// Whether it was the key.
+    pub correct: bool,
+    /// θ after this response.
+    pub theta: f64,
+    /// SE after this response.
+    pub se: f64,
+    /// When it was recorded.
+    #[serde(with = "time::serde::rfc3339")]
+    pub answered_at: time::OffsetDateTime,
+}
+
+/// A test as recorded in PostgreSQL.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Test id.
+    pub test_id: Uuid,
+    /// Pool id.
+    pub pool_id: Uuid,
+    /// Pool version the test uses.
+    pub pool_version: i32,
+    /// The student, when known.
+    pub student_id: Option<Uuid>,
+    /// Lifecycle state.
+    pub status: &'static str,
+    /// Effective configuration.
+    pub config: TestConfig,
+    /// Current (or final) ability.
+    pub proficiency: Proficiency,
+    /// Responses recorded.
+    pub items_answered: i32,
+    /// Correct responses.
+    pub correct_responses: i32,
+    /// Start time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: time::OffsetDateTime,
+    /// End time.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<time::OffsetDateTime>,
+    /// Every response in order.
+    pub responses: Vec<ResponseView>,
+}
