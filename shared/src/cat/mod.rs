@@ -164,20 +164,24 @@ async fn live_state(app: &App, id: Uuid) -> Result<LiveState, Error> {
     Ok(state)
 }
 
-/// When Redis holds an older state than PostgreSQL (a Redis write lost after a
-/// commit), replaces it with one rebuilt from PostgreSQL and returns that.
+/// After a refusal against the Redis state seen at `seen_seq`: an ended test is
+/// reported as such; when Redis is behind PostgreSQL (a Redis write lost after a
+/// commit, or a race just lost), the state is replaced by one rebuilt from
+/// PostgreSQL and returned.
 async fn refresh_if_stale(app: &App, id: Uuid, seen_seq: u32) -> Result<Option<LiveState>, Error> {
     let replay = Replay::load(app, id).await?;
+    let status = replay.record.status;
+    if matches!(status, TestStatus::Ended | TestStatus::Abandoned) {
+        return Err(Error::NotActive(status));
+    }
     if replay.record.items_answered as u32 <= seen_seq {
         return Ok(None);
     }
     let fresh = LiveState::rebuild(&replay)?;
-    if fresh.current.is_some() {
-        // Compare-and-set over the stale state only: a newer writer always wins.
-        app.redis()
-            .replace_test_state(id, seen_seq, &fresh.encode(), app.config().test_state_ttl)
-            .await?;
-    }
+    // Compare-and-set over the stale state only: a newer writer always wins.
+    app.redis()
+        .replace_test_state(id, seen_seq, &fresh.encode(), app.config().test_state_ttl)
+        .await?;
     Ok(Some(fresh))
 }
 
@@ -264,11 +268,8 @@ async fn record(
         next_question: next_id,
     };
     if !records::record_answer(app.db(), id, state.seq as i32, &answer).await? {
-        // Lost a race: to a concurrent submit of the same answer, or to `end`.
-        return Err(match records::get(app.db(), id).await?.map(|t| t.status) {
-            Some(s @ (TestStatus::Ended | TestStatus::Abandoned)) => Error::NotActive(s),
-            _ => Error::AlreadyAnswered(question_id.into()),
-        });
+        // Lost a race, to a concurrent submit or to `end`: `submit` reads which from PostgreSQL.
+        return Err(Error::AlreadyAnswered(question_id.into()));
     }
     let expected_seq = state.seq;
     state.seq += 1;

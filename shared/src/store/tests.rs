@@ -169,17 +169,6 @@ pub async fn insert(db: &Pool, t: &NewTest<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// One test.
-pub async fn get(db: &Pool, id: Uuid) -> Result<Option<TestRecord>, StoreError> {
-    let client = db.get().await?;
-    client
-        .query_opt("SELECT * FROM test_sessions WHERE id = $1", &[&id])
-        .await?
-        .as_ref()
-        .map(record)
-        .transpose()
-}
-
 /// A test and its responses in order, read from one consistent snapshot
 /// (a submit committing meanwhile cannot make them disagree).
 pub async fn snapshot(
