@@ -85,3 +85,99 @@ async fn redis_down_gives_503_on_the_test_loop() {
     assert_eq!(next.status, StatusCode::OK);
     assert_eq!(next.body, *q);
 }
+
+/// A redis-server of the test's own on a free loopback port, so killing it
+/// leaves the shared one alone. It keeps nothing on disk.
+struct OwnRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl OwnRedis {
+    fn start_on(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH (infra/local.sh installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self { port, child };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("redis-server did not start on port {port}");
+    }
+
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self::start_on(port)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (everything in it is lost) and starts a new one on the same port.
+    fn restart(mut self) -> Self {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        Self::start_on(self.port)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Redis killed and restarted empty mid-test: at most a retryable 503 while the
+/// connection is re-made, then the test carries on from PostgreSQL, with every
+/// answer recorded exactly once.
+#[tokio::test]
+async fn redis_restarted_mid_test_loses_nothing() {
+    let redis = OwnRedis::start();
+    let env = TestEnv::with_urls(&redis.url(), None).await;
+    let pool = env.demo_pool(20).await;
+    let started = env.post("/v1/tests", json!({ "pool_id": pool })).await;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+    let test = started.body["test_id"].as_str().unwrap().to_owned();
+    let q1 = &started.body["question"];
+    let body = json!({ "question_id": q1["id"], "response": env.key_of(q1["id"].as_str().unwrap()).await });
+    let first = env.post(&format!("/v1/tests/{test}/responses"), body).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+
+    let _redis = redis.restart();
+    let mut next = env.get(&format!("/v1/tests/{test}/next")).await;
+    for _ in 0..5 {
+        if next.status != StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        next = env.get(&format!("/v1/tests/{test}/next")).await;
+    }
+    assert_eq!(next.status, StatusCode::OK, "{}", next.body);
+    assert_eq!(next.body, first.body["next_question"]);
+
+    let q2 = &next.body;
+    let body = json!({ "question_id": q2["id"], "response": env.key_of(q2["id"].as_str().unwrap()).await });
+    let second = env.post(&format!("/v1/tests/{test}/responses"), body).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    assert_eq!(second.body["items_answered"], 2);
+    assert_eq!(env.count("test_responses").await, 2);
+}
