@@ -95,27 +95,22 @@ struct OwnRedis {
 
 impl OwnRedis {
     fn start_on(port: u16) -> Self {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH (infra/local.sh installs it)");
+        let own = Self {
+            port,
+            child: std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server on PATH (infra/local.sh installs it)"),
+        };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self { port, child };
+                return own;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        panic!("redis-server did not start on port {port}");
+        panic!("redis-server did not start on port {port}"); // `own` is killed and reaped on drop
     }
 
     fn start() -> Self {
