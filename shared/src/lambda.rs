@@ -8,10 +8,7 @@ use crate::{App, config::Config};
 /// runtime. Bad configuration ends the process with one clear line.
 pub async fn serve(router: fn(App) -> Router) -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
-    let app = match Config::from_env()
-        .map_err(|e| e.to_string())
-        .and_then(|c| App::new(c).map_err(|e| e.to_string()))
-    {
+    let app = match app_from_env() {
         Ok(app) => app,
         Err(line) => {
             eprintln!("{line}");
@@ -19,4 +16,9 @@ pub async fn serve(router: fn(App) -> Router) -> Result<(), lambda_http::Error> 
         }
     };
     lambda_http::run(router(app)).await
+}
+
+fn app_from_env() -> Result<App, String> {
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    App::new(config).map_err(|e| e.to_string())
 }

@@ -61,13 +61,13 @@ fn is_valid_id(id: &str) -> bool {
 }
 
 fn check_text(field: String, value: &str, max: usize) -> Result<(), String> {
-    match value.trim().is_empty() {
-        true => Err(format!("{field} must not be empty")),
-        false if value.chars().count() > max => {
-            Err(format!("{field} must be at most {max} characters"))
-        }
-        false => Ok(()),
+    if value.trim().is_empty() {
+        return Err(format!("{field} must not be empty"));
     }
+    if value.chars().count() > max {
+        return Err(format!("{field} must be at most {max} characters"));
+    }
+    Ok(())
 }
 
 impl ItemInput {
