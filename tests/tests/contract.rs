@@ -139,3 +139,42 @@ async fn each_router_serves_exactly_its_routes() {
         }
     }
 }
+
+/// Every route that takes a JSON body refuses a malformed one, a non-JSON one
+/// and one over 64 KiB with problem+json, and writes nothing anywhere.
+#[tokio::test]
+async fn every_json_route_refuses_bad_bodies_and_writes_nothing() {
+    let env = TestEnv::new().await;
+    let big = format!(
+        r#"{{"name": "{}"}}"#,
+        "x".repeat(lectern::api::MAX_BODY_BYTES)
+    );
+    let bodies: [(&str, String, u16); 4] = [
+        ("application/json", "{not json".into(), 400),
+        ("application/json", "[1, 2]".into(), 422),
+        ("text/plain", "{}".into(), 415),
+        ("application/json", big, 413),
+    ];
+    let json_routes = ROUTES
+        .iter()
+        .filter(|r| r.method == "POST" && !r.path.ends_with("/end"));
+    for route in json_routes {
+        let path = route
+            .path
+            .replace("{id}", &uuid::Uuid::new_v4().to_string());
+        for (content_type, body, status) in &bodies {
+            let req = Request::builder()
+                .method(Method::POST)
+                .uri(&path)
+                .header("content-type", *content_type)
+                .body(Body::from(body.clone()))
+                .unwrap();
+            let resp = env.send(req).await;
+            assert!(!resp.problem(*status).is_empty(), "{} {path}", route.method);
+        }
+    }
+    for table in ["item_pools", "questions", "test_sessions", "test_responses"] {
+        assert_eq!(env.count(table).await, 0, "{table}");
+    }
+    assert!(env.redis_entries().await.is_empty());
+}
