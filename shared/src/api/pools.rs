@@ -70,6 +70,26 @@ fn check_text(field: String, value: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// A list of `count` texts, each non-blank and at most `max_chars` long.
+fn check_list(
+    field: String,
+    list: &[String],
+    count: std::ops::RangeInclusive<usize>,
+    max_chars: usize,
+) -> Result<(), String> {
+    if !count.contains(&list.len()) {
+        let (lo, hi) = (count.start(), count.end());
+        return Err(format!(
+            "{field} must have {lo} to {hi} entries (got {})",
+            list.len()
+        ));
+    }
+    for (i, value) in list.iter().enumerate() {
+        check_text(format!("{field}[{i}]"), value, max_chars)?;
+    }
+    Ok(())
+}
+
 impl ItemInput {
     /// Checks one item; errors name the field, as `items[3].c`.
     fn parse(self, at: usize) -> Result<NewItem, String> {
@@ -85,16 +105,7 @@ impl ItemInput {
             None => Uuid::new_v4().to_string(),
         };
         check_text(f("content"), &self.content, 10_000)?;
-        if !(2..=10).contains(&self.options.len()) {
-            return Err(format!(
-                "{} must have 2 to 10 entries (got {})",
-                f("options"),
-                self.options.len()
-            ));
-        }
-        for (i, o) in self.options.iter().enumerate() {
-            check_text(format!("{}[{i}]", f("options")), o, 1_000)?;
-        }
+        check_list(f("options"), &self.options, 2..=10, 1_000)?;
         if self.options.iter().collect::<HashSet<_>>().len() != self.options.len() {
             return Err(format!("{} must be distinct", f("options")));
         }
@@ -104,16 +115,7 @@ impl ItemInput {
                 f("correct_answer")
             ));
         }
-        if !(1..=10).contains(&self.concepts.len()) {
-            return Err(format!(
-                "{} must have 1 to 10 entries (got {})",
-                f("concepts"),
-                self.concepts.len()
-            ));
-        }
-        for (i, c) in self.concepts.iter().enumerate() {
-            check_text(format!("{}[{i}]", f("concepts")), c, 100)?;
-        }
+        check_list(f("concepts"), &self.concepts, 1..=10, 100)?;
         if self.a > 10.0 {
             return Err(format!("{}: a must be at most 10 (got {})", f("a"), self.a));
         }
