@@ -316,9 +316,9 @@ async fn record(
 pub async fn end(app: &App, id: Uuid) -> Result<Ended, Error> {
     // A submit landing between our read and our write moves `items_answered`; read again then.
     for _ in 0..3 {
-        let replay = Replay::load(app, id).await?;
+        let mut replay = Replay::load(app, id).await?;
         match replay.record.status {
-            TestStatus::Ended => return replay.ended(),
+            TestStatus::Ended => return Ok(replay.ended(replay.proficiency()?)),
             TestStatus::Abandoned => return Err(Error::NotActive(TestStatus::Abandoned)),
             TestStatus::Active | TestStatus::Completed => {}
         }
@@ -337,26 +337,21 @@ pub async fn end(app: &App, id: Uuid) -> Result<Ended, Error> {
                 )
             })
             .collect();
-        let concepts_json = serde_json::to_value(&p.concepts).expect("concepts serialise");
-        let done = records::finish(
-            app.db(),
-            &replay.record,
-            &records::Final {
-                overall: Estimate {
-                    theta: p.theta,
-                    se: p.se,
-                },
-                concepts: &concepts,
-                concepts_json: &concepts_json,
-            },
-        )
-        .await?;
-        if done {
+        let overall = Estimate {
+            theta: p.theta,
+            se: p.se,
+        };
+        let finished = records::Final {
+            overall,
+            concepts: &concepts,
+        };
+        if let Some(ended_at) = records::finish(app.db(), &replay.record, &finished).await? {
             if let Err(e) = app.redis().delete_test_state(id).await {
                 // The state expires on its own; PostgreSQL already refuses answers to an ended test.
                 tracing::warn!(test = %id, error = %e, "live state not deleted at end");
             }
-            return Replay::load(app, id).await?.ended();
+            replay.record.ended_at = Some(ended_at);
+            return Ok(replay.ended(p));
         }
     }
     Err(Error::Contended(id))

@@ -281,33 +281,48 @@ pub struct Final<'a> {
     pub overall: Estimate,
     /// Per-concept estimates: (concept, estimate, n).
     pub concepts: &'a [(String, Estimate, usize)],
-    /// Per-concept results as stored JSON.
-    pub concepts_json: &'a serde_json::Value,
 }
 
 /// Ends a test that still has `answered` responses, writes its final results and
-/// the student's long-term proficiency; false when the test moved on meanwhile.
-pub async fn finish(db: &Pool, t: &TestRecord, f: &Final<'_>) -> Result<bool, StoreError> {
+/// the student's long-term proficiency; returns the end time, or `None` when the
+/// test moved on meanwhile (and nothing was written).
+pub async fn finish(
+    db: &Pool,
+    t: &TestRecord,
+    f: &Final<'_>,
+) -> Result<Option<OffsetDateTime>, StoreError> {
+    let concepts_json: serde_json::Map<String, serde_json::Value> = f
+        .concepts
+        .iter()
+        .map(|(name, e, n)| {
+            (
+                name.clone(),
+                serde_json::json!({ "theta": e.theta, "se": e.se, "n": n }),
+            )
+        })
+        .collect();
+    let concepts_json = serde_json::Value::Object(concepts_json);
     let mut client = db.get().await?;
     let tx = client.transaction().await?;
-    let updated = tx
-        .execute(
+    let Some(ended) = tx
+        .query_opt(
             "UPDATE test_sessions
              SET status = 'ended', theta = $3, se = $4, concepts = $5, current_question = NULL,
                  ended_at = now(), updated_at = now()
-             WHERE id = $1 AND status IN ('active', 'completed') AND items_answered = $2",
+             WHERE id = $1 AND status IN ('active', 'completed') AND items_answered = $2
+             RETURNING ended_at",
             &[
                 &t.id,
                 &t.items_answered,
                 &f.overall.theta,
                 &f.overall.se,
-                f.concepts_json,
+                &concepts_json,
             ],
         )
-        .await?;
-    if updated == 0 {
-        return Ok(false);
-    }
+        .await?
+    else {
+        return Ok(None);
+    };
     if let (Some(student), true) = (t.student_id, t.items_answered > 0) {
         let upsert = tx
             .prepare(
@@ -327,7 +342,7 @@ pub async fn finish(db: &Pool, t: &TestRecord, f: &Final<'_>) -> Result<bool, St
         }
     }
     tx.commit().await?;
-    Ok(true)
+    Ok(Some(ended.get("ended_at")))
 }
 
 /// Whether a user exists, and their long-term overall ability if they have one.
