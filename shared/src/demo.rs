@@ -55,6 +55,7 @@ pub fn items(n: usize, seed: u64) -> Vec<NewItem> {
                 options,
                 concepts: vec![concept.to_string()],
                 params: ItemParams::new(a, b, c, 1.0).expect("drawn parameters are in range"),
+                exposure: 1.0,
             }
         })
         .collect()

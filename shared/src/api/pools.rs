@@ -45,6 +45,8 @@ pub struct ItemInput {
     c: f64,
     #[serde(default = "one")]
     d: f64,
+    #[serde(default = "one")]
+    exposure: f64,
 }
 
 fn one() -> f64 {
@@ -128,6 +130,13 @@ impl ItemInput {
         }
         let params = ItemParams::new(self.a, self.b, self.c, self.d)
             .map_err(|e| format!("items[{at}]: {e}"))?;
+        if !(self.exposure > 0.0 && self.exposure <= 1.0) {
+            return Err(format!(
+                "{}: exposure must be in (0, 1] (got {})",
+                f("exposure"),
+                self.exposure
+            ));
+        }
         Ok(NewItem {
             id,
             content: self.content,
@@ -135,6 +144,7 @@ impl ItemInput {
             correct_answer: self.correct_answer,
             concepts: self.concepts,
             params,
+            exposure: self.exposure,
         })
     }
 }
@@ -288,6 +298,7 @@ struct ItemView {
     b: f64,
     c: f64,
     d: f64,
+    exposure: f64,
 }
 
 #[derive(Serialize)]
@@ -313,6 +324,7 @@ async fn show(
                  options,
                  concepts,
                  params: p,
+                 exposure,
              }| ItemView {
                 id,
                 content,
@@ -322,6 +334,7 @@ async fn show(
                 b: p.b,
                 c: p.c,
                 d: p.d,
+                exposure,
             },
         )
         .collect();

@@ -1,22 +1,13 @@
 //! A test's configuration: what a client may set, the defaults, the limits,
 //! and the engine it builds.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::Error;
-use crate::engine::{self, Estimator, NormalPrior};
-
-/// Which estimator updates θ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EstimatorKind {
-    /// Expected a posteriori (default).
-    Eap,
-    /// Maximum a posteriori.
-    Map,
-    /// Maximum likelihood, bounded to ±6.
-    Mle,
-}
+use crate::engine::{self, EstimatorKind, Start};
+use crate::store::pools::PoolBank;
 
 /// Which rule picks the next item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +28,11 @@ pub struct TestConfigInput {
     estimator: Option<EstimatorKind>,
     selector: Option<SelectorKind>,
     randomesque: Option<u32>,
+    content_balance: Option<BTreeMap<String, f64>>,
+    exposure_control: Option<bool>,
+    cut_score: Option<f64>,
+    confidence: Option<f64>,
+    start_theta: Option<f64>,
 }
 
 // Tells an explicit `null` (Some(None)) from an absent field (None).
@@ -44,7 +40,14 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     T::deserialize(d).map(Some)
 }
 
+fn default_confidence() -> f64 {
+    0.95
+}
+
 /// The effective configuration of one test.
+///
+/// Fields added after the first release carry serde defaults, so configurations
+/// stored by an older version (in PostgreSQL or Redis) still read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestConfig {
     /// Stop after this many items.
@@ -59,10 +62,29 @@ pub struct TestConfig {
     pub selector: SelectorKind,
     /// Choose at random among this many most informative items (1 = pure maximum information).
     pub randomesque: u32,
+    /// Target share of items per concept name (content balancing), summing to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_balance: Option<BTreeMap<String, f64>>,
+    /// Sympson–Hetter exposure control with the items' `exposure` parameters.
+    #[serde(default)]
+    pub exposure_control: bool,
+    /// Stop once θ ± z·SE excludes this cut score (classification test).
+    #[serde(default)]
+    pub cut_score: Option<f64>,
+    /// Two-sided confidence level of the classification interval.
+    #[serde(default = "default_confidence")]
+    pub confidence: f64,
+    /// Fixed θ to choose the first item at; `None` starts from the student's proficiency.
+    #[serde(default)]
+    pub start_theta: Option<f64>,
 }
 
+/// At most this many concepts in `content_balance`.
+const MAX_BALANCED: usize = 64;
+
 impl TestConfig {
-    /// Applies defaults and checks ranges.
+    /// Applies defaults and checks ranges (what needs the pool is checked by
+    /// [`TestConfig::check_against`]).
     pub fn resolve(input: TestConfigInput) -> Result<Self, Error> {
         let max_items = input.max_items.unwrap_or(20);
         let min_items = input.min_items.unwrap_or(5.min(max_items));
@@ -91,6 +113,44 @@ impl TestConfig {
                 "config.randomesque must be from 1 to 20 (got {randomesque})"
             ));
         }
+        if let Some(targets) = &input.content_balance {
+            if !(1..=MAX_BALANCED).contains(&targets.len()) {
+                return bad(format!(
+                    "config.content_balance must name 1 to {MAX_BALANCED} concepts (got {})",
+                    targets.len()
+                ));
+            }
+            if let Some((name, share)) = targets.iter().find(|&(_, &p)| !(p > 0.0 && p <= 1.0)) {
+                return bad(format!(
+                    "config.content_balance.{name} must be a share in (0, 1] (got {share})"
+                ));
+            }
+        }
+        if let Some(cut) = input.cut_score
+            && !(-6.0..=6.0).contains(&cut)
+        {
+            return bad(format!("config.cut_score must be from -6 to 6 (got {cut})"));
+        }
+        if input.confidence.is_some() && input.cut_score.is_none() {
+            return bad("config.confidence needs config.cut_score".into());
+        }
+        let confidence = input.confidence.unwrap_or_else(default_confidence);
+        if !(0.5..=0.999).contains(&confidence) {
+            return bad(format!(
+                "config.confidence must be from 0.5 to 0.999 (got {confidence})"
+            ));
+        }
+        if let Some(theta) = input.start_theta
+            && !(-6.0..=6.0).contains(&theta)
+        {
+            return bad(format!(
+                "config.start_theta must be from -6 to 6 (got {theta})"
+            ));
+        }
+        let content_balance = input.content_balance.map(|targets| {
+            let total: f64 = targets.values().sum();
+            targets.into_iter().map(|(c, p)| (c, p / total)).collect()
+        });
         Ok(Self {
             max_items,
             min_items,
@@ -98,30 +158,71 @@ impl TestConfig {
             estimator: input.estimator.unwrap_or(EstimatorKind::Eap),
             selector: input.selector.unwrap_or(SelectorKind::MaxInfo),
             randomesque,
+            content_balance,
+            exposure_control: input.exposure_control.unwrap_or(false),
+            cut_score: input.cut_score,
+            confidence,
+            start_theta: input.start_theta,
         })
     }
 
-    pub(super) fn estimator(&self, prior: NormalPrior) -> Box<dyn Estimator> {
-        match self.estimator {
-            EstimatorKind::Eap => Box::new(engine::Eap::new(prior)),
-            EstimatorKind::Map => Box::new(engine::Map::new(prior)),
-            EstimatorKind::Mle => Box::new(engine::Mle::default()),
+    /// Checks what depends on the pool: every balanced concept must tag some item.
+    pub fn check_against(&self, bank: &PoolBank) -> Result<(), Error> {
+        for name in self.content_balance.iter().flat_map(BTreeMap::keys) {
+            if bank.concept_id(name).is_none() {
+                return Err(Error::InvalidConfig(format!(
+                    "config.content_balance: no item of this pool is tagged {name:?} (its concepts: {})",
+                    bank.concept_names.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Where a test with this configuration starts, given the student's prior.
+    pub fn start(&self, prior: engine::NormalPrior) -> Start {
+        Start {
+            theta: self.start_theta.unwrap_or(prior.mean),
+            prior,
         }
     }
 
-    pub(super) fn engine(&self, prior: NormalPrior) -> engine::Cat {
-        let selector: Box<dyn engine::Selector> = match (self.selector, self.randomesque) {
-            (SelectorKind::MaxInfo, 1) => Box::new(engine::MaxInfo),
-            (SelectorKind::MaxInfo, k) => Box::new(engine::Randomesque { k: k as usize }),
+    /// The engine for a test on `bank` whose prior is `prior`.
+    pub(super) fn engine(&self, prior: engine::NormalPrior, bank: &PoolBank) -> engine::Cat {
+        let base = || -> Box<dyn engine::Selector> {
+            match (self.selector, self.randomesque) {
+                (SelectorKind::MaxInfo, 1) => Box::new(engine::MaxInfo),
+                (SelectorKind::MaxInfo, k) => Box::new(engine::Randomesque { k: k as usize }),
+            }
         };
-        engine::Cat {
-            estimator: self.estimator(prior),
-            selector,
-            stop: engine::StopRule {
-                max_items: self.max_items as usize,
-                min_items: self.min_items as usize,
-                se_target: self.se_target,
-            },
+        let mut selector = base();
+        if let Some(targets) = &self.content_balance {
+            let ids: Vec<(u16, f64)> = targets
+                .iter()
+                .filter_map(|(name, &p)| Some((bank.concept_id(name)?, p)))
+                .collect();
+            // Checked at start against this very pool version, so this only fails
+            // on a corrupt record: the test then goes on without balancing.
+            selector = match engine::ContentBalanced::new(ids, selector) {
+                Ok(balanced) => Box::new(balanced),
+                Err(_) => base(),
+            };
         }
+        if self.exposure_control {
+            selector = Box::new(engine::SympsonHetter::new(selector));
+        }
+        let stop = engine::StopRule {
+            max_items: self.max_items as usize,
+            min_items: self.min_items as usize,
+            se_target: self.se_target,
+            classify: self.classify(),
+        };
+        engine::Cat::from_start(self.start(prior), self.estimator, selector, stop)
+    }
+
+    /// The classification interval, when this is a classification test.
+    pub fn classify(&self) -> Option<engine::Classify> {
+        self.cut_score
+            .map(|cut| engine::Classify::new(cut, self.confidence))
     }
 }

@@ -9,18 +9,18 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-pub use config::{EstimatorKind, SelectorKind, TestConfig, TestConfigInput};
+pub use config::{SelectorKind, TestConfig, TestConfigInput};
 pub use view::{
     ConceptProficiency, Ended, Proficiency, Question, Report, ResponseView, Started, Submitted,
 };
 
 use crate::App;
-use crate::engine::{Estimate, NormalPrior};
+use crate::engine::{Estimate, FromProficiency, Initializer, StopReason};
 use crate::store::StoreError;
 use crate::store::redis::CasOutcome;
 use crate::store::tests::{self as records, Answer, TestStatus};
 use state::{LiveState, Replay};
-use view::{proficiency, question};
+use view::{classification, proficiency, question};
 
 /// What can go wrong in the test loop, by cause.
 #[derive(Debug, thiserror::Error)]
@@ -65,9 +65,6 @@ pub enum Error {
     Store(#[from] StoreError),
 }
 
-/// A long-term SE below this would let one old test pin the next one's prior.
-const MIN_PRIOR_SD: f64 = 0.5;
-
 /// Body of a start request after parsing.
 pub struct StartRequest {
     /// Pool to draw from.
@@ -83,20 +80,18 @@ pub async fn start(app: &App, req: StartRequest) -> Result<Started, Error> {
     let pool = crate::store::pools::summary_of(app.db(), req.pool_id)
         .await?
         .ok_or(Error::PoolNotFound(req.pool_id))?;
-    let prior = match req.student_id {
-        None => NormalPrior::default(),
-        Some(student) => match records::student_prior(app.db(), student).await? {
-            None => return Err(Error::StudentNotFound(student)),
-            Some(None) => NormalPrior::default(),
-            Some(Some(e)) => NormalPrior {
-                mean: e.theta,
-                sd: e.se.clamp(MIN_PRIOR_SD, 1.0),
-            },
-        },
+    let history = match req.student_id {
+        None => None,
+        Some(student) => records::student_prior(app.db(), student)
+            .await?
+            .ok_or(Error::StudentNotFound(student))?,
     };
+    let prior = FromProficiency { history }.start().prior;
     let bank = app.bank(pool.id, pool.version).await?;
+    req.config.check_against(&bank)?;
     let seed: u64 = rand::random();
-    let step = req.config.engine(prior).step(&bank.bank, &[], &[], seed);
+    let cat = req.config.engine(prior, &bank);
+    let step = cat.step(&bank.bank, &[], &[], seed);
     let first = step.next.ok_or(Error::EmptyPool(pool.id))?;
     let id = Uuid::new_v4();
     let config_json = serde_json::to_value(&req.config).expect("config serialises");
@@ -120,8 +115,8 @@ pub async fn start(app: &App, req: StartRequest) -> Result<Started, Error> {
         pool_version: pool.version,
         seed,
         prior: (prior.mean, prior.sd),
-        theta: prior.mean,
-        se: prior.sd,
+        theta: step.estimate.theta,
+        se: step.estimate.se,
         items: vec![],
         answers: vec![],
         current: Some(first as u32),
@@ -135,8 +130,8 @@ pub async fn start(app: &App, req: StartRequest) -> Result<Started, Error> {
         status: TestStatus::Active.as_str(),
         question: question(&bank, first, 1),
         proficiency: Proficiency {
-            theta: prior.mean,
-            se: prior.sd,
+            theta: step.estimate.theta,
+            se: step.estimate.se,
             concepts: BTreeMap::new(),
         },
         items_answered: 0,
@@ -250,7 +245,7 @@ async fn record(
     let mut items = state.items();
     items.push(current);
     state.answers.push(correct);
-    let cat = state.config.engine(state.prior());
+    let cat = state.config.engine(state.prior(), &bank);
     let step = cat.step(&bank.bank, &items, &state.answers, state.seed);
     let status = if step.next.is_some() {
         TestStatus::Active
@@ -308,6 +303,7 @@ async fn record(
         items_answered: state.seq,
         status: status.as_str(),
         next_question: step.next.map(|i| question(&bank, i, state.seq + 1)),
+        stop_reason: step.stop.map(StopReason::name),
     })
 }
 
@@ -368,6 +364,7 @@ pub async fn report(app: &App, id: Uuid) -> Result<Report, Error> {
         ..
     } = replay;
     Ok(Report {
+        classification: classification(&config, &proficiency),
         test_id: t.id,
         pool_id: t.pool_id,
         pool_version: t.pool_version,

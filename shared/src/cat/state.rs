@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::Error;
 use super::config::TestConfig;
-use super::view::{Ended, Proficiency, proficiency};
+use super::view::{Ended, Proficiency, classification, proficiency};
 use crate::App;
 use crate::engine::NormalPrior;
 use crate::store::StoreError;
@@ -117,7 +117,7 @@ impl Replay {
     pub(super) fn proficiency(&self) -> Result<Proficiency, Error> {
         let items = self.items()?;
         let answers: Vec<bool> = self.responses.iter().map(|r| r.correct).collect();
-        let estimator = self.config.estimator(self.record.prior);
+        let estimator = self.config.estimator.build(self.record.prior);
         let overall = estimator.estimate(&self.bank.bank, &items, &answers);
         Ok(proficiency(
             &self.bank,
@@ -132,6 +132,7 @@ impl Replay {
     pub(super) fn ended(&self, proficiency: Proficiency) -> Ended {
         let t = &self.record;
         let end = t.ended_at.unwrap_or(t.started_at);
+        let classification = classification(&self.config, &proficiency);
         Ended {
             test_id: t.id,
             status: TestStatus::Ended.as_str(),
@@ -144,6 +145,7 @@ impl Replay {
                 f64::from(t.correct_count) / f64::from(t.items_answered)
             },
             duration_s: (end - t.started_at).as_seconds_f64(),
+            classification,
         }
     }
 }

@@ -116,6 +116,35 @@ pub struct Submitted {
     pub status: &'static str,
     /// The next question, unless the stop rule fired.
     pub next_question: Option<Question>,
+    /// Why the test completed: `max_items`, `se_target`, `classified_above`,
+    /// `classified_below` or `bank_exhausted`; absent while it goes on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<&'static str>,
+}
+
+/// The verdict of a classification test (one with `config.cut_score`).
+#[derive(Debug, Serialize)]
+pub struct Classification {
+    /// The cut score.
+    pub cut_score: f64,
+    /// Confidence level of the interval θ ± z·SE.
+    pub confidence: f64,
+    /// `above` or `below` when the interval excludes the cut, else `undecided`.
+    pub decision: &'static str,
+}
+
+/// The classification of `theta` ± `se` under `config`, for classification tests.
+pub(super) fn classification(config: &TestConfig, p: &Proficiency) -> Option<Classification> {
+    let rule = config.classify()?;
+    Some(Classification {
+        cut_score: rule.cut,
+        confidence: config.confidence,
+        decision: match rule.decide(p.theta, p.se) {
+            Some(engine::Side::Above) => "above",
+            Some(engine::Side::Below) => "below",
+            None => "undecided",
+        },
+    })
 }
 
 /// A test's results.
@@ -135,6 +164,9 @@ pub struct Ended {
     pub accuracy: f64,
     /// Seconds from start to end.
     pub duration_s: f64,
+    /// For classification tests, the verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classification: Option<Classification>,
 }
 
 /// One recorded response, as reported.
@@ -174,6 +206,9 @@ pub struct Report {
     pub config: TestConfig,
     /// Current (or final) ability.
     pub proficiency: Proficiency,
+    /// For classification tests, the verdict on the current (or final) ability.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classification: Option<Classification>,
     /// Responses recorded.
     pub items_answered: i32,
     /// Correct responses.

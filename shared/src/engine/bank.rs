@@ -19,6 +19,9 @@ pub struct ItemBank {
     /// `concept_ids[concept_start[i]..concept_start[i + 1]]` are the tags of item `i`.
     concept_ids: Vec<u16>,
     concept_start: Vec<usize>,
+    /// Sympson–Hetter exposure parameters (probability of administering the item
+    /// once selected); empty means 1 for every item.
+    exposure: Vec<f64>,
 }
 
 impl ItemBank {
@@ -44,6 +47,7 @@ impl ItemBank {
             ln_a2: Vec::with_capacity(n),
             concept_ids: Vec::with_capacity(concepts.iter().map(Vec::len).sum()),
             concept_start: Vec::with_capacity(n + 1),
+            exposure: Vec::new(),
         };
         bank.concept_start.push(0);
         for (item, tags) in items.iter().zip(&concepts) {
@@ -62,6 +66,36 @@ impl ItemBank {
     pub fn without_concepts(items: Vec<ItemParams>) -> ItemBank {
         let n = items.len();
         ItemBank::new(items, vec![Vec::new(); n])
+    }
+
+    /// Sets the Sympson–Hetter exposure parameter of every item: the probability
+    /// that the item is administered once the selector picks it. Values are
+    /// clamped into [0, 1] (NaN reads as 1).
+    ///
+    /// # Panics
+    /// If `k.len() != self.len()`.
+    pub fn with_exposure(mut self, k: Vec<f64>) -> ItemBank {
+        assert_eq!(
+            k.len(),
+            self.len(),
+            "ItemBank::with_exposure: {} parameters for {} items",
+            k.len(),
+            self.len()
+        );
+        self.exposure = k
+            .into_iter()
+            .map(|k| if k.is_nan() { 1.0 } else { k.clamp(0.0, 1.0) })
+            .collect();
+        self
+    }
+
+    /// Sympson–Hetter exposure parameter of item `i` (1 when none was set).
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    pub fn exposure(&self, i: usize) -> f64 {
+        assert!(i < self.len(), "item {i} out of range");
+        self.exposure.get(i).copied().unwrap_or(1.0)
     }
 
     /// Number of items.
@@ -148,6 +182,12 @@ impl ItemBank {
     #[inline]
     pub(crate) fn factor(&self, i: usize, correct: bool) -> model::Factor {
         model::Factor::new(self.a[i], self.b[i], self.c[i], self.d[i], correct)
+    }
+
+    /// Fisher information and Warm's J of item `i` at θ (see `model::information_and_j`).
+    #[inline]
+    pub(crate) fn information_and_j(&self, i: usize, theta: f64) -> (f64, f64) {
+        model::information_and_j(self.a[i], self.b[i], self.c[i], self.d[i], theta)
     }
 
     /// First and second θ-derivatives of the log-likelihood of one answer to item `i`.

@@ -5,11 +5,13 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::bank::ItemBank;
-use super::estimate::{Estimate, Estimator};
+use super::estimate::{Estimate, Estimator, EstimatorKind};
+use super::init::Start;
 use super::select::Selector;
 use super::stop::{StopReason, StopRule};
 
-/// One adaptive test's engine: estimator + selector + stop rule.
+/// One adaptive test's engine: initializer's start, estimator, selector, stop rule
+/// (catsim's four parts).
 pub struct Cat {
     /// How θ is estimated after each answer.
     pub estimator: Box<dyn Estimator>,
@@ -17,6 +19,9 @@ pub struct Cat {
     pub selector: Box<dyn Selector>,
     /// When the test ends.
     pub stop: StopRule,
+    /// θ before any answer; `None` takes the estimator's (the prior mean for EAP
+    /// and MAP, 0 for MLE and WLE).
+    pub start: Option<f64>,
 }
 
 /// Result of one step of an adaptive test.
@@ -41,12 +46,29 @@ fn step_rng(seed: u64, administered: usize) -> ChaCha8Rng {
 }
 
 impl Cat {
-    /// Builds an engine from its three parts.
+    /// Builds an engine from an estimator, a selector and a stop rule, starting where
+    /// the estimator does.
     pub fn new(estimator: Box<dyn Estimator>, selector: Box<dyn Selector>, stop: StopRule) -> Cat {
         Cat {
             estimator,
             selector,
             stop,
+            start: None,
+        }
+    }
+
+    /// Builds an engine that starts at `start` (θ and the prior of `estimator`).
+    pub fn from_start(
+        start: Start,
+        estimator: EstimatorKind,
+        selector: Box<dyn Selector>,
+        stop: StopRule,
+    ) -> Cat {
+        Cat {
+            estimator: estimator.build(start.prior),
+            selector,
+            stop,
+            start: Some(start.theta),
         }
     }
 
@@ -57,11 +79,17 @@ impl Cat {
     /// and no item in `items` is selected again. Randomness comes from a ChaCha8Rng
     /// seeded from (`seed`, `items.len()`), so the same test replays identically and
     /// any step can be recomputed. If the stop rule does not fire but no item is
-    /// left, `stop = Some(BankExhausted)` and `next = None`.
+    /// left, `stop = Some(BankExhausted)` and `next = None`. Before any answer the
+    /// estimate's θ is `start` when set.
     pub fn step(&self, bank: &ItemBank, items: &[usize], answers: &[bool], seed: u64) -> Step {
-        let estimate = self.estimator.estimate(bank, items, answers);
+        let mut estimate = self.estimator.estimate(bank, items, answers);
         let answered = items.len().min(answers.len());
-        if let Some(reason) = self.stop.check(answered, estimate.se) {
+        if answered == 0
+            && let Some(theta) = self.start
+        {
+            estimate.theta = theta;
+        }
+        if let Some(reason) = self.stop.check(answered, estimate.theta, estimate.se) {
             return Step {
                 estimate,
                 next: None,
@@ -177,8 +205,7 @@ mod tests {
             Box::new(Randomesque { k: 5 }),
             StopRule {
                 max_items: 20,
-                min_items: 0,
-                se_target: None,
+                ..StopRule::default()
             },
         );
         let a = simulate(&cat, &bank, 42, 0.8);
@@ -200,6 +227,7 @@ mod tests {
             max_items: 100,
             min_items: 8,
             se_target: Some(0.45),
+            classify: None,
         };
         let cat = Cat::new(Box::new(Map::default()), Box::new(MaxInfo), rule);
         let (items, _, step) = simulate(&cat, &bank, 1, 0.0);
@@ -226,8 +254,7 @@ mod tests {
             Box::new(MaxInfo),
             StopRule {
                 max_items: 10,
-                min_items: 0,
-                se_target: None,
+                ..StopRule::default()
             },
         );
         let (items, _, step) = simulate(&cat, &bank, 9, 0.0);
@@ -260,8 +287,7 @@ mod tests {
             Box::new(MaxInfo),
             StopRule {
                 max_items: 10,
-                min_items: 0,
-                se_target: None,
+                ..StopRule::default()
             },
         );
         let step = cat.step(&bank, &[], &[], 0);

@@ -1,5 +1,10 @@
-//! Ability estimation: expected a posteriori (EAP), maximum a posteriori (MAP) and
-//! maximum likelihood (MLE), all on the bounded range [`THETA_MIN`], [`THETA_MAX`].
+//! Ability estimation: expected a posteriori (EAP), maximum a posteriori (MAP),
+//! maximum likelihood (MLE) and Warm's weighted likelihood (WLE), all on the
+//! bounded range [`THETA_MIN`], [`THETA_MAX`].
+//!
+//! Standard errors: EAP reports the posterior SD; MAP 1/√(I(θ̂) + 1/σ²) (the
+//! posterior information); MLE and WLE 1/√I(θ̂), I the test information of the
+//! answered items, capped at [`Mle::SE_CAP`].
 
 use super::bank::ItemBank;
 use super::model::Factor;
@@ -725,6 +730,195 @@ impl Estimator for Mle {
     }
 }
 
+/// Warm's (1989) weighted likelihood estimator, bounded to [−6, 6].
+///
+/// θ̂ solves l′(θ) + J(θ) / (2 I(θ)) = 0, where l′ is the score of the answers, I the
+/// test information and J = Σ P′P″ / (P(1 − P)) (the 4PL form used by catR). Warm's
+/// correction removes the O(1/n) bias of the MLE and, for 1PL/2PL items, keeps the
+/// estimate finite for all-correct and all-wrong patterns (the weight is then
+/// Jeffreys' prior √I). Roots are located on a 0.25-spaced scan and refined by
+/// bisection with secant steps; when several exist (3PL/4PL), the one with the
+/// largest weighted log-likelihood ln L + ½ ln I wins. When the equation has no
+/// root in range (3PL/4PL patterns whose correction cannot stop the drift), the
+/// estimate is the bound the score points to. The SE is 1/√I(θ̂), capped at
+/// [`Mle::SE_CAP`]; with no answer, θ = 0 and se = `SE_CAP`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Wle {
+    _private: (),
+}
+
+impl Wle {
+    /// The weighted likelihood estimator (same as `Wle::default()`).
+    pub fn new() -> Wle {
+        Wle::default()
+    }
+}
+
+/// Warm's estimating function l′ + J / (2I) at θ, and I.
+fn warm_score(bank: &ItemBank, items: &[usize], answers: &[bool], theta: f64) -> (f64, f64) {
+    let (mut score, mut info, mut j) = (0.0, 0.0, 0.0);
+    for (i, u) in responses(bank, items, answers) {
+        score += bank.loglik_derivs(i, theta, u).0;
+        let (ii, jj) = bank.information_and_j(i, theta);
+        info += ii;
+        j += jj;
+    }
+    // With the information underflowed the correction is meaningless: drop it.
+    let g = if info > 0.0 {
+        score + j / (2.0 * info)
+    } else {
+        score
+    };
+    (g, info)
+}
+
+/// Root of a function that is positive at `lo` and not positive at `hi`
+/// (Illinois variant of regula falsi, which never leaves the bracket).
+fn bracketed_root(f: impl Fn(f64) -> f64, mut lo: f64, mut hi: f64) -> f64 {
+    let (mut f_lo, mut f_hi) = (f(lo), f(hi));
+    let mut side = 0i8;
+    for _ in 0..MAX_ITERATIONS {
+        let x = if f_lo.is_finite() && f_hi.is_finite() && f_lo != f_hi {
+            (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
+        } else {
+            0.5 * (lo + hi)
+        };
+        let x = if x > lo && x < hi { x } else { 0.5 * (lo + hi) };
+        let fx = f(x);
+        if fx.is_nan() || fx == 0.0 || hi - lo < TOLERANCE {
+            return x;
+        }
+        if fx > 0.0 {
+            lo = x;
+            f_lo = fx;
+            if side == 1 {
+                f_hi *= 0.5;
+            }
+            side = 1;
+        } else {
+            hi = x;
+            f_hi = fx;
+            if side == -1 {
+                f_lo *= 0.5;
+            }
+            side = -1;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+impl Estimator for Wle {
+    fn estimate(&self, bank: &ItemBank, items: &[usize], answers: &[bool]) -> Estimate {
+        if responses(bank, items, answers).next().is_none() {
+            return Estimate {
+                theta: 0.0,
+                se: Mle::SE_CAP,
+            };
+        }
+        let g = |theta: f64| warm_score(bank, items, answers, theta).0;
+        let objective = |theta: f64| {
+            let ll: f64 = responses(bank, items, answers)
+                .map(|(i, u)| bank.factor(i, u).ln_value(theta))
+                .sum();
+            let info = answered_information(bank, items, answers, theta);
+            ll + 0.5 * info.max(f64::MIN_POSITIVE).ln()
+        };
+        let mut scan = [0.0f64; SCAN_POINTS];
+        for (v, &t) in scan.iter_mut().zip(&SCAN_NODES) {
+            *v = g(t);
+        }
+        // Candidates: each downward crossing (a local maximum of the weighted
+        // likelihood), plus a bound the score runs into.
+        let mut best: Option<(f64, f64)> = None;
+        let mut consider = |theta: f64| {
+            let value = objective(theta);
+            if best.is_none_or(|(_, top)| value > top) {
+                best = Some((theta, value));
+            }
+        };
+        if scan[0] <= 0.0 {
+            consider(THETA_MIN);
+        }
+        if scan[SCAN_POINTS - 1] >= 0.0 {
+            consider(THETA_MAX);
+        }
+        for j in 0..SCAN_POINTS - 1 {
+            if scan[j] > 0.0 && scan[j + 1] <= 0.0 {
+                consider(bracketed_root(g, SCAN_NODES[j], SCAN_NODES[j + 1]));
+            }
+        }
+        let theta = best.map_or(0.0, |(t, _)| t).clamp(THETA_MIN, THETA_MAX);
+        let info = answered_information(bank, items, answers, theta);
+        let se = if info > 0.0 {
+            (1.0 / info.sqrt()).min(Mle::SE_CAP)
+        } else {
+            Mle::SE_CAP
+        };
+        Estimate { theta, se }
+    }
+}
+
+/// The estimators by name, for configuration files, requests and command lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EstimatorKind {
+    /// [`Eap`] (the default).
+    Eap,
+    /// [`Map`].
+    Map,
+    /// [`Mle`].
+    Mle,
+    /// [`Wle`].
+    Wle,
+}
+
+impl EstimatorKind {
+    /// Every kind, in documentation order.
+    pub const ALL: [EstimatorKind; 4] = [
+        EstimatorKind::Eap,
+        EstimatorKind::Map,
+        EstimatorKind::Mle,
+        EstimatorKind::Wle,
+    ];
+
+    /// The lowercase name (`eap`, `map`, `mle`, `wle`).
+    pub fn name(self) -> &'static str {
+        match self {
+            EstimatorKind::Eap => "eap",
+            EstimatorKind::Map => "map",
+            EstimatorKind::Mle => "mle",
+            EstimatorKind::Wle => "wle",
+        }
+    }
+
+    /// The estimator; `prior` is used by EAP and MAP only.
+    pub fn build(self, prior: NormalPrior) -> Box<dyn Estimator> {
+        match self {
+            EstimatorKind::Eap => Box::new(Eap::new(prior)),
+            EstimatorKind::Map => Box::new(Map::new(prior)),
+            EstimatorKind::Mle => Box::new(Mle::new()),
+            EstimatorKind::Wle => Box::new(Wle::new()),
+        }
+    }
+}
+
+impl std::fmt::Display for EstimatorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for EstimatorKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        EstimatorKind::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown estimator {s:?} (expected eap, map, mle or wle)"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::model::ItemParams;
@@ -792,6 +986,75 @@ mod tests {
         ]);
         let e = Mle::default().estimate(&bank, &all(3), &[true, false, true]);
         assert!((e.theta - -1.642307).abs() < 1e-4, "{e:?}");
+    }
+
+    /// WLE references from `shared/reference/irt_reference.py` (50-digit mpmath).
+    #[test]
+    fn wle_references() {
+        let wle = Wle::new();
+        let check = |bank: &ItemBank, answers: &[bool], want: f64| {
+            let e = wle.estimate(bank, &all(answers.len()), answers);
+            assert!(
+                (e.theta - want).abs() < 1e-6,
+                "{answers:?}: {e:?} vs {want}"
+            );
+            e
+        };
+        let rasch = rasch(&[-2.1851, -0.2897194]);
+        // One right, one wrong: J vanishes at the MLE, so WLE = MLE here.
+        check(&rasch, &[true, false], -1.2374097);
+        // Constant patterns stay finite with Rasch/2PL items (Warm's weight √I).
+        check(&rasch, &[true, true], 0.830720129456);
+        check(&rasch, &[false, false], -3.30553952946);
+        check(&four_pl(), &[false, true, false], -1.11884139715);
+        let three_pl = bank_of(&[
+            (2.225, -1.885, 0.21, 1.0),
+            (1.174, -2.411, 0.212, 1.0),
+            (2.104, -2.439, 0.192, 1.0),
+        ]);
+        check(&three_pl, &[true, false, true], -1.83274186105);
+        let two_pl = bank_of(&[
+            (0.8, -1.0, 0.0, 1.0),
+            (1.2, 0.0, 0.0, 1.0),
+            (1.6, 0.5, 0.0, 1.0),
+            (1.0, 1.5, 0.0, 1.0),
+            (2.0, -0.5, 0.0, 1.0),
+        ]);
+        let e = check(&two_pl, &[true, true, false, false, true], 0.28403249712);
+        assert!((e.se - 0.736694269441).abs() < 1e-6, "SE = 1/√I: {e:?}");
+        check(&two_pl, &[true; 5], 2.51713770575);
+        assert_eq!(
+            wle.estimate(&two_pl, &[], &[]),
+            Estimate {
+                theta: 0.0,
+                se: Mle::SE_CAP
+            }
+        );
+    }
+
+    #[test]
+    fn estimator_kinds_by_name() {
+        let bank = four_pl();
+        let answers = [false, true, false];
+        for kind in EstimatorKind::ALL {
+            assert_eq!(kind.name().parse::<EstimatorKind>(), Ok(kind));
+            assert_eq!(
+                kind.to_string().to_uppercase().parse::<EstimatorKind>(),
+                Ok(kind)
+            );
+            let e = kind
+                .build(NormalPrior::default())
+                .estimate(&bank, &all(3), &answers);
+            let direct = match kind {
+                EstimatorKind::Eap => Eap::default().estimate(&bank, &all(3), &answers),
+                EstimatorKind::Map => Map::default().estimate(&bank, &all(3), &answers),
+                EstimatorKind::Mle => Mle::new().estimate(&bank, &all(3), &answers),
+                EstimatorKind::Wle => Wle::new().estimate(&bank, &all(3), &answers),
+            };
+            assert_eq!(e, direct);
+        }
+        let err = "bayes".parse::<EstimatorKind>().unwrap_err();
+        assert!(err.contains("eap, map, mle or wle"), "{err}");
     }
 
     #[test]
@@ -1033,7 +1296,7 @@ mod tests {
             let bank = bank_of(&rows.iter().map(|r| (r.0, r.1, r.2, r.3)).collect::<Vec<_>>());
             let answers: Vec<bool> = rows.iter().map(|r| r.4).collect();
             let items = all(rows.len());
-            for e in [&Eap::default() as &dyn Estimator, &Map::default(), &Mle::default()] {
+            for e in [&Eap::default() as &dyn Estimator, &Map::default(), &Mle::default(), &Wle::new()] {
                 let r = e.estimate(&bank, &items, &answers);
                 prop_assert!(r.theta.is_finite() && r.se.is_finite() && r.se >= 0.0, "{:?}", r);
                 prop_assert!((-6.0..=6.0).contains(&r.theta), "{:?}", r);
@@ -1083,30 +1346,63 @@ mod tests {
         }
 
         #[test]
-        fn eap_monotone_in_number_correct(b in -3.0f64..3.0, n in 1usize..30) {
-            let bank = rasch(&vec![b; n]);
-            let eap = Eap::default();
-            let mut last = f64::NEG_INFINITY;
-            for right in 0..=n {
-                let answers: Vec<bool> = (0..n).map(|i| i < right).collect();
-                let t = eap.estimate(&bank, &all(n), &answers).theta;
-                prop_assert!(t >= last, "{} correct: {} < {}", right, t, last);
-                last = t;
+        fn theta_rises_with_number_correct(bs in proptest::collection::vec(-3.0f64..3.0, 1..30), seed in any::<u64>()) {
+            // Rasch: the number correct is sufficient, so θ̂ rises with it whatever
+            // items are right (strictly for the Bayesian estimators and WLE).
+            let n = bs.len();
+            let bank = rasch(&bs);
+            let order: Vec<usize> = {
+                let mut o = all(n);
+                o.sort_by_key(|&i| (i as u64).wrapping_mul(seed | 1).rotate_left(17));
+                o
+            };
+            for (name, est) in [("eap", &Eap::default() as &dyn Estimator), ("map", &Map::default()), ("mle", &Mle::new()), ("wle", &Wle::new())] {
+                let mut last = f64::NEG_INFINITY;
+                for right in 0..=n {
+                    let mut answers = vec![false; n];
+                    for &i in &order[..right] {
+                        answers[i] = true;
+                    }
+                    let t = est.estimate(&bank, &all(n), &answers).theta;
+                    let strict = name != "mle" && right > 0;
+                    prop_assert!(if strict { t > last } else { t >= last }, "{} with {} correct: {} after {}", name, right, t, last);
+                    last = t;
+                }
             }
         }
 
         #[test]
-        fn eap_mirror_symmetry(rows in arb_items(0..25)) {
+        fn wle_solves_warms_equation(rows in arb_items(1..15)) {
+            let bank = bank_of(&rows.iter().map(|r| (r.0, r.1, 0.0, 1.0)).collect::<Vec<_>>());
+            let answers: Vec<bool> = rows.iter().map(|r| r.4).collect();
+            let items = all(rows.len());
+            let t = Wle::new().estimate(&bank, &items, &answers).theta;
+            // 2PL, written out: Σ a(u − P) + Σ a³P(1−P)(1−2P) / (2 Σ a²P(1−P)) = 0.
+            let (mut score, mut j, mut info) = (0.0, 0.0, 0.0);
+            for (i, r) in rows.iter().enumerate() {
+                let p = bank.probability(i, t);
+                score += r.0 * (f64::from(u8::from(answers[i])) - p);
+                j += r.0.powi(3) * p * (1.0 - p) * (1.0 - 2.0 * p);
+                info += r.0 * r.0 * p * (1.0 - p);
+            }
+            if t.abs() < 6.0 {
+                prop_assert!((score + j / (2.0 * info)).abs() < 1e-7, "{} at {}", score + j / (2.0 * info), t);
+            }
+        }
+
+        #[test]
+        fn mirrored_patterns_give_mirrored_theta(rows in arb_items(0..25)) {
             let bank = bank_of(&rows.iter().map(|r| (r.0, r.1, 0.0, 1.0)).collect::<Vec<_>>());
             let mirror = bank_of(&rows.iter().map(|r| (r.0, -r.1, 0.0, 1.0)).collect::<Vec<_>>());
             let answers: Vec<bool> = rows.iter().map(|r| r.4).collect();
             let flipped: Vec<bool> = answers.iter().map(|u| !u).collect();
             let items = all(rows.len());
-            let eap = Eap::default();
-            let x = eap.estimate(&bank, &items, &answers);
-            let y = eap.estimate(&mirror, &items, &flipped);
-            prop_assert!((x.theta + y.theta).abs() < 1e-9, "{:?} vs {:?}", x, y);
-            prop_assert!((x.se - y.se).abs() < 1e-9, "{:?} vs {:?}", x, y);
+            for est in [&Eap::default() as &dyn Estimator, &Map::default(), &Mle::new(), &Wle::new()] {
+                let x = est.estimate(&bank, &items, &answers);
+                let y = est.estimate(&mirror, &items, &flipped);
+                prop_assert!((x.theta + y.theta).abs() < 1e-7, "{:?} vs {:?}", x, y);
+                prop_assert!((x.se - y.se).abs() < 1e-7, "{:?} vs {:?}", x, y);
+            }
         }
     }
 }

@@ -7,22 +7,30 @@
 //!
 //! - [`model`]: item parameters, response probability, Fisher information.
 //! - [`bank`]: the item bank (struct-of-arrays) with concept tags.
-//! - [`estimate`]: EAP, MAP and MLE ability estimators.
-//! - [`select`]: maximum-information and randomesque item selection.
-//! - [`stop`]: stop rules.
+//! - [`init`]: where a test starts (fixed θ, or the student's proficiency).
+//! - [`estimate`]: EAP, MAP, MLE and WLE ability estimators.
+//! - [`select`]: maximum information, randomesque, content balancing and
+//!   Sympson–Hetter exposure control.
+//! - [`stop`]: stop rules (length, SE target, classification), combined.
 //! - [`cat`]: one step of an adaptive test, per-concept estimates.
+//! - [`sim`]: Monte Carlo simulation of many tests and its statistics.
 #![warn(missing_docs)]
 
 pub mod bank;
 pub mod cat;
 pub mod estimate;
+pub mod init;
 pub mod model;
 pub mod select;
+pub mod sim;
 pub mod stop;
 
 pub use bank::ItemBank;
 pub use cat::{Cat, Step, concept_estimates};
-pub use estimate::{Eap, Estimate, Estimator, Map, Mle, NormalPrior, THETA_MAX, THETA_MIN};
+pub use estimate::{
+    Eap, Estimate, Estimator, EstimatorKind, Map, Mle, NormalPrior, THETA_MAX, THETA_MIN, Wle,
+};
+pub use init::{FixedTheta, FromProficiency, Initializer, Start};
 pub use model::{ItemParams, ParamError};
-pub use select::{MaxInfo, Randomesque, Selector};
-pub use stop::{StopReason, StopRule};
+pub use select::{Candidates, ContentBalanced, MaxInfo, Randomesque, Selector, SympsonHetter};
+pub use stop::{Classify, Side, StopReason, StopRule};

@@ -101,6 +101,14 @@ impl ItemParams {
     pub fn information(&self, theta: f64) -> f64 {
         information(self.a, self.b, self.c, self.d, theta)
     }
+
+    /// The same item on the normal-ogive-like metric with scaling constant `scale`
+    /// (D, e.g. 1.702): P = c + (d − c) / (1 + exp(−D·a(θ − b))) is the D = 1 model
+    /// with discrimination D·a, which is what this returns. Parameters calibrated
+    /// with D = 1.702 (as in BILOG and many published banks) are read this way.
+    pub fn scaled(self, scale: f64) -> Result<Self, ParamError> {
+        ItemParams::new(self.a * scale, self.b, self.c, self.d)
+    }
 }
 
 /// The logistic s = 1 / (1 + e^(−z)) and its complement 1 − s, both computed
@@ -155,6 +163,17 @@ pub(crate) fn information(a: f64, b: f64, c: f64, d: f64, theta: f64) -> f64 {
         // An absurdly large `a` (valid, as only finiteness is required) can overflow.
         info.clamp(0.0, f64::MAX)
     }
+}
+
+/// Fisher information I and Warm's (1989) J = P′P″ / (P(1 − P)) of one 4PL item at θ.
+///
+/// With P′ = a(d − c)s(1 − s) and P″ = P′·a(1 − 2s), J = a(1 − 2s)·I, so J comes from
+/// the same (bounded) information computation.
+#[inline]
+pub(crate) fn information_and_j(a: f64, b: f64, c: f64, d: f64, theta: f64) -> (f64, f64) {
+    let info = information(a, b, c, d, theta);
+    let (s, t) = logistic_pair(a * (theta - b));
+    (info, a * (t - s) * info)
 }
 
 /// First and second derivatives, with respect to θ, of the log-likelihood of one

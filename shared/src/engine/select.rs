@@ -1,8 +1,13 @@
-//! Next-item selection: maximum Fisher information (Lord 1980) and the
-//! randomesque exposure control of Kingsbury & Zara (1989).
+//! Next-item selection: maximum Fisher information (Lord 1980), randomesque
+//! exposure control (Kingsbury & Zara 1989), content balancing toward target
+//! proportions (Kingsbury & Zara's constrained CAT, 1989) and Sympson–Hetter
+//! exposure control (Sympson & Hetter 1985).
 //!
-//! Both are a single linear scan over the bank's parameter columns; the bank is
-//! never sorted and the usual call does not allocate.
+//! The base selectors are a single linear scan over the bank's parameter columns;
+//! the bank is never sorted and, for banks up to 65,536 items, nothing is
+//! allocated. Content balancing and Sympson–Hetter wrap another selector and
+//! narrow what it may pick through [`Candidates`], so they compose:
+//! `SympsonHetter::new(Box::new(ContentBalanced::new(targets, Box::new(Randomesque { k: 3 }))?))`.
 
 use rand::{Rng, RngCore};
 
@@ -11,17 +16,109 @@ use super::model;
 
 /// Chooses the next item of an adaptive test.
 pub trait Selector: Send + Sync {
-    /// Index of the next item at ability `theta`, never one listed in `administered`
-    /// (indexes there that are not in `bank` are ignored); `None` when every item
-    /// has been administered. A non-finite `theta` is read as 0 (NaN) or clamped
-    /// to ±1e6, so it cannot make a non-empty bank look exhausted.
+    /// The next item at ability `theta` among `candidates`; `None` when none is left.
+    /// A non-finite `theta` is read as 0 (NaN) or clamped to ±1e6, so it cannot
+    /// make a non-empty bank look exhausted.
+    fn choose(
+        &self,
+        bank: &ItemBank,
+        theta: f64,
+        candidates: &mut Candidates<'_>,
+        rng: &mut dyn RngCore,
+    ) -> Option<usize>;
+
+    /// The next item, never one listed in `administered` (indexes there that are
+    /// not in `bank` are ignored); `None` when every item has been administered
+    /// (or, with content balancing, every item of every concept).
     fn select(
         &self,
         bank: &ItemBank,
         theta: f64,
         administered: &[usize],
         rng: &mut dyn RngCore,
-    ) -> Option<usize>;
+    ) -> Option<usize> {
+        Candidates::with(bank.len(), administered, |c| {
+            self.choose(bank, theta, c, rng)
+        })
+    }
+}
+
+impl Selector for Box<dyn Selector> {
+    fn choose(
+        &self,
+        bank: &ItemBank,
+        theta: f64,
+        candidates: &mut Candidates<'_>,
+        rng: &mut dyn RngCore,
+    ) -> Option<usize> {
+        (**self).choose(bank, theta, candidates, rng)
+    }
+}
+
+/// Banks up to this many 64-item words keep the candidate bitset on the stack.
+const STACK_WORDS: usize = 1024; // 65,536 items, 8 KiB
+
+/// The items one selection may pick: not administered, not set aside during this
+/// selection (a Sympson–Hetter rejection), and, while a concept is set, tagged
+/// with that concept.
+pub struct Candidates<'a> {
+    administered: &'a [usize],
+    /// Bit i set: item i may not be picked.
+    closed: &'a mut [u64],
+    concept: Option<u16>,
+}
+
+impl<'a> Candidates<'a> {
+    /// Runs `f` with the candidates of a bank of `n` items after `administered`.
+    pub fn with<R>(
+        n: usize,
+        administered: &[usize],
+        f: impl FnOnce(&mut Candidates<'_>) -> R,
+    ) -> R {
+        let words = n.div_ceil(64);
+        let run = |bits: &mut [u64]| {
+            for &i in administered {
+                if i < n {
+                    bits[i / 64] |= 1u64 << (i % 64);
+                }
+            }
+            f(&mut Candidates {
+                administered,
+                closed: bits,
+                concept: None,
+            })
+        };
+        if words <= STACK_WORDS {
+            let mut bits = [0u64; STACK_WORDS];
+            run(&mut bits[..words])
+        } else {
+            run(&mut vec![0u64; words])
+        }
+    }
+
+    /// The items administered so far, as given.
+    pub fn administered(&self) -> &[usize] {
+        self.administered
+    }
+
+    /// Sets item `i` aside for the rest of this selection.
+    pub fn exclude(&mut self, i: usize) {
+        if let Some(word) = self.closed.get_mut(i / 64) {
+            *word |= 1u64 << (i % 64);
+        }
+    }
+
+    /// Restricts the candidates to items tagged `concept` (`None` lifts it);
+    /// returns the previous restriction.
+    pub fn restrict(&mut self, concept: Option<u16>) -> Option<u16> {
+        std::mem::replace(&mut self.concept, concept)
+    }
+
+    #[inline]
+    fn is_open(&self, bank: &ItemBank, i: usize) -> bool {
+        self.closed[i / 64] >> (i % 64) & 1 == 0
+            && self.concept.is_none_or(|c| bank.concepts(i).contains(&c))
+    }
 }
 
 /// Maximum Fisher information at θ; ties go to the lowest index.
@@ -35,37 +132,6 @@ pub struct MaxInfo;
 pub struct Randomesque {
     /// How many of the most informative items to draw from.
     pub k: usize,
-}
-
-/// Bank sizes up to this many items keep the "administered" bitset on the stack.
-const STACK_WORDS: usize = 256; // 16,384 items, 2 KiB
-
-/// Runs `f` with a bitset of `administered` over `n` items: one O(1) membership
-/// test per item, where searching the slice would make a scan O(n·m).
-#[inline]
-fn with_taken<R>(n: usize, administered: &[usize], f: impl FnOnce(&[u64]) -> R) -> R {
-    let words = n.div_ceil(64);
-    let fill = |bits: &mut [u64]| {
-        for &i in administered {
-            if i < n {
-                bits[i / 64] |= 1u64 << (i % 64);
-            }
-        }
-    };
-    if words <= STACK_WORDS {
-        let mut bits = [0u64; STACK_WORDS];
-        fill(&mut bits[..words]);
-        f(&bits[..words])
-    } else {
-        let mut bits = vec![0u64; words];
-        fill(&mut bits);
-        f(&bits)
-    }
-}
-
-#[inline]
-fn is_taken(bits: &[u64], i: usize) -> bool {
-    bits[i / 64] >> (i % 64) & 1 == 1
 }
 
 #[inline]
@@ -90,8 +156,8 @@ trait Sink {
 /// an item that would have been chosen.
 const SKIP_MARGIN: f64 = 1e-9;
 
-/// Offers every item not administered to `sink`, in index order, skipping those
-/// that provably cannot beat its bar.
+/// Offers every open candidate to `sink`, in index order, skipping those that
+/// provably cannot beat its bar.
 ///
 /// Bound: the 4PL information never exceeds the 2PL one, a² s(1 − s) (see
 /// `model::information`), and s(1 − s) ≤ e^(−|z|) with z = a(θ − b); so
@@ -99,22 +165,22 @@ const SKIP_MARGIN: f64 = 1e-9;
 /// bar. This costs a multiply and a compare, where the information costs an `exp`
 /// and three divisions; once a good item is found most of the bank is skipped.
 #[inline]
-fn scan(bank: &ItemBank, theta: f64, administered: &[usize], sink: &mut impl Sink) {
+fn scan(bank: &ItemBank, theta: f64, candidates: &Candidates<'_>, sink: &mut impl Sink) {
     let theta = sane_theta(theta);
     let (a, b, c, d) = bank.columns();
     let ln_a2 = bank.ln_a2();
-    with_taken(bank.len(), administered, |taken| {
-        let mut ln_bar = sink.ln_bar();
-        for i in 0..a.len() {
-            // Written so that NaN (unchecked parameters) is never skipped.
-            if is_taken(taken, i) || a[i] * (theta - b[i]).abs() > ln_a2[i] - ln_bar + SKIP_MARGIN {
-                continue;
-            }
-            if sink.offer(i, model::information(a[i], b[i], c[i], d[i], theta)) {
-                ln_bar = sink.ln_bar();
-            }
+    let mut ln_bar = sink.ln_bar();
+    for i in 0..a.len() {
+        // Written so that NaN (unchecked parameters) is never skipped.
+        if a[i] * (theta - b[i]).abs() > ln_a2[i] - ln_bar + SKIP_MARGIN
+            || !candidates.is_open(bank, i)
+        {
+            continue;
         }
-    });
+        if sink.offer(i, model::information(a[i], b[i], c[i], d[i], theta)) {
+            ln_bar = sink.ln_bar();
+        }
+    }
 }
 
 /// The best item so far, for [`MaxInfo`].
@@ -140,15 +206,15 @@ impl Sink for Best {
 }
 
 impl Selector for MaxInfo {
-    fn select(
+    fn choose(
         &self,
         bank: &ItemBank,
         theta: f64,
-        administered: &[usize],
+        candidates: &mut Candidates<'_>,
         _rng: &mut dyn RngCore,
     ) -> Option<usize> {
         let mut best = Best(None);
-        scan(bank, theta, administered, &mut best);
+        scan(bank, theta, candidates, &mut best);
         best.0.map(|(i, _)| i)
     }
 }
@@ -194,17 +260,17 @@ impl Sink for TopK<'_> {
 }
 
 impl Selector for Randomesque {
-    fn select(
+    fn choose(
         &self,
         bank: &ItemBank,
         theta: f64,
-        administered: &[usize],
+        candidates: &mut Candidates<'_>,
         rng: &mut dyn RngCore,
     ) -> Option<usize> {
         let k = self.k.clamp(1, bank.len().max(1));
         let run = |buf: &mut [(f64, usize)], rng: &mut dyn RngCore| {
             let mut top = TopK { buf, len: 0 };
-            scan(bank, theta, administered, &mut top);
+            scan(bank, theta, candidates, &mut top);
             match top.len {
                 0 => None,
                 // No draw when there is no choice: k = 1 behaves exactly as MaxInfo.
@@ -216,9 +282,147 @@ impl Selector for Randomesque {
             let mut buf = [(0.0, 0); STACK_K];
             run(&mut buf[..k], rng)
         } else {
-            let mut buf = vec![(0.0, 0); k];
-            run(&mut buf, rng)
+            run(&mut vec![(0.0, 0); k], rng)
         }
+    }
+}
+
+/// Most target concepts a [`ContentBalanced`] selector takes.
+pub const MAX_TARGETS: usize = 64;
+
+/// Content balancing (Kingsbury & Zara 1989): before each item, the concept whose
+/// share of the items given so far lies furthest below its target proportion is
+/// chosen, and the inner selector picks within it. An item tagged with several
+/// target concepts counts toward each. When a concept has no item left the next
+/// most under-represented one is tried; when none has, the inner selector picks
+/// from the whole bank.
+pub struct ContentBalanced {
+    targets: Vec<(u16, f64)>,
+    inner: Box<dyn Selector>,
+}
+
+impl ContentBalanced {
+    /// Balances toward `targets` (concept id, proportion); proportions must be finite
+    /// and > 0 and are rescaled to sum to 1; at most [`MAX_TARGETS`] distinct concepts.
+    pub fn new(targets: Vec<(u16, f64)>, inner: Box<dyn Selector>) -> Result<Self, String> {
+        if targets.is_empty() || targets.len() > MAX_TARGETS {
+            return Err(format!(
+                "content balancing needs 1 to {MAX_TARGETS} concepts (got {})",
+                targets.len()
+            ));
+        }
+        for (n, &(c, p)) in targets.iter().enumerate() {
+            if !(p.is_finite() && p > 0.0) {
+                return Err(format!(
+                    "target proportion of concept {c} must be > 0 (got {p})"
+                ));
+            }
+            if targets[..n].iter().any(|&(d, _)| d == c) {
+                return Err(format!("concept {c} is targeted twice"));
+            }
+        }
+        let total: f64 = targets.iter().map(|t| t.1).sum();
+        let targets = targets.into_iter().map(|(c, p)| (c, p / total)).collect();
+        Ok(ContentBalanced { targets, inner })
+    }
+
+    /// The targets, proportions summing to 1.
+    pub fn targets(&self) -> &[(u16, f64)] {
+        &self.targets
+    }
+}
+
+impl Selector for ContentBalanced {
+    fn choose(
+        &self,
+        bank: &ItemBank,
+        theta: f64,
+        candidates: &mut Candidates<'_>,
+        rng: &mut dyn RngCore,
+    ) -> Option<usize> {
+        let mut counts = [0u32; MAX_TARGETS];
+        let mut given = 0u32;
+        for &i in candidates
+            .administered()
+            .iter()
+            .filter(|&&i| i < bank.len())
+        {
+            given += 1;
+            for tag in bank.concepts(i) {
+                if let Some(t) = self.targets.iter().position(|&(c, _)| c == *tag) {
+                    counts[t] += 1;
+                }
+            }
+        }
+        let share = |t: usize| {
+            if given == 0 {
+                0.0
+            } else {
+                f64::from(counts[t]) / f64::from(given)
+            }
+        };
+        let outer = candidates.concept;
+        let mut tried = 0u64;
+        for _ in 0..self.targets.len() {
+            // The untried concept furthest below its target; ties to the first listed.
+            let mut pick: Option<(usize, f64)> = None;
+            for (t, &(_, p)) in self.targets.iter().enumerate() {
+                let deficit = p - share(t);
+                if tried >> t & 1 == 0 && pick.is_none_or(|(_, best)| deficit > best) {
+                    pick = Some((t, deficit));
+                }
+            }
+            let Some((t, _)) = pick else { break };
+            tried |= 1 << t;
+            candidates.restrict(Some(self.targets[t].0));
+            let chosen = self.inner.choose(bank, theta, candidates, rng);
+            candidates.restrict(outer);
+            if chosen.is_some() {
+                return chosen;
+            }
+        }
+        self.inner.choose(bank, theta, candidates, rng)
+    }
+}
+
+/// Sympson–Hetter exposure control (Sympson & Hetter 1985): the item the inner
+/// selector picks is administered with probability k, its [`ItemBank::exposure`]
+/// parameter; otherwise it is set aside for this selection and the inner selector
+/// picks again. If every candidate is set aside, the first pick is given, so a
+/// test never stops for lack of luck. With every k = 1 it draws nothing and
+/// behaves exactly as its inner selector.
+///
+/// The parameters come from iterative simulations, lowering k for items whose
+/// exposure rate exceeds the target (`lectern-cat simulate` shows the rates).
+pub struct SympsonHetter {
+    inner: Box<dyn Selector>,
+}
+
+impl SympsonHetter {
+    /// Exposure control over `inner`.
+    pub fn new(inner: Box<dyn Selector>) -> Self {
+        SympsonHetter { inner }
+    }
+}
+
+impl Selector for SympsonHetter {
+    fn choose(
+        &self,
+        bank: &ItemBank,
+        theta: f64,
+        candidates: &mut Candidates<'_>,
+        rng: &mut dyn RngCore,
+    ) -> Option<usize> {
+        let mut first = None;
+        while let Some(i) = self.inner.choose(bank, theta, candidates, rng) {
+            first.get_or_insert(i);
+            let k = bank.exposure(i);
+            if k >= 1.0 || rng.random::<f64>() < k {
+                return Some(i);
+            }
+            candidates.exclude(i);
+        }
+        first
     }
 }
 
@@ -275,15 +479,104 @@ mod tests {
     #[test]
     fn large_banks_use_the_heap_bitset() {
         let bank = bank_of(
-            &(0..20_000)
+            &(0..70_000)
                 .map(|i| (1.0, f64::from(i) / 1000.0))
                 .collect::<Vec<_>>(),
         );
-        assert_eq!(MaxInfo.select(&bank, 15.0, &[], &mut rng()), Some(15_000));
+        assert_eq!(MaxInfo.select(&bank, 65.0, &[], &mut rng()), Some(65_000));
         assert_eq!(
-            MaxInfo.select(&bank, 15.0, &[15_000], &mut rng()),
-            Some(14_999)
+            MaxInfo.select(&bank, 65.0, &[65_000], &mut rng()),
+            Some(64_999)
         );
+    }
+
+    /// Items with b spread over [−2, 2], concept `i % 3`.
+    fn tagged_bank(n: usize) -> ItemBank {
+        let items = (0..n)
+            .map(|i| ItemParams::new(1.0, -2.0 + 4.0 * i as f64 / n as f64, 0.0, 1.0).unwrap())
+            .collect();
+        ItemBank::new(items, (0..n).map(|i| vec![(i % 3) as u16]).collect())
+    }
+
+    #[test]
+    fn content_balancing_follows_the_targets() {
+        let bank = tagged_bank(90);
+        let sel =
+            ContentBalanced::new(vec![(0, 2.0), (1, 1.0), (2, 1.0)], Box::new(MaxInfo)).unwrap();
+        assert_eq!(sel.targets(), &[(0, 0.5), (1, 0.25), (2, 0.25)]);
+        let mut given = Vec::new();
+        for _ in 0..20 {
+            let i = sel.select(&bank, 0.0, &given, &mut rng()).unwrap();
+            assert!(!given.contains(&i));
+            given.push(i);
+        }
+        let count = |c: usize| given.iter().filter(|&&i| i % 3 == c).count();
+        assert_eq!((count(0), count(1), count(2)), (10, 5, 5), "{given:?}");
+        // The first pick is the best item of the most under-represented concept (0).
+        let first = sel.select(&bank, 0.0, &[], &mut rng()).unwrap();
+        assert_eq!(first % 3, 0);
+        let best_of_0 = (0..90)
+            .filter(|i| i % 3 == 0)
+            .max_by(|&x, &y| {
+                bank.information(x, 0.0)
+                    .total_cmp(&bank.information(y, 0.0))
+            })
+            .unwrap();
+        assert_eq!(
+            bank.information(first, 0.0),
+            bank.information(best_of_0, 0.0)
+        );
+    }
+
+    #[test]
+    fn content_balancing_moves_on_when_a_concept_runs_out() {
+        let bank = tagged_bank(9);
+        // Concept 7 has no items at all; concept 0 has three.
+        let sel = ContentBalanced::new(vec![(7, 0.9), (0, 0.1)], Box::new(MaxInfo)).unwrap();
+        let mut given = Vec::new();
+        while let Some(i) = sel.select(&bank, 0.0, &given, &mut rng()) {
+            given.push(i);
+        }
+        assert_eq!(given.len(), 9, "falls back to the whole bank");
+        assert!(given[..3].iter().all(|i| i % 3 == 0), "{given:?}");
+        for bad in [
+            vec![],
+            vec![(1, 0.0)],
+            vec![(1, f64::NAN)],
+            vec![(1, 0.5), (1, 0.5)],
+        ] {
+            assert!(ContentBalanced::new(bad, Box::new(MaxInfo)).is_err());
+        }
+    }
+
+    #[test]
+    fn sympson_hetter_limits_exposure() {
+        // Item 2 is the most informative at θ = 0 but may be given only 20 % of the time.
+        let bank = bank_of(&[(1.0, -2.0), (1.0, -0.5), (1.0, 0.0), (1.0, 0.6), (1.0, 3.0)])
+            .with_exposure(vec![1.0, 1.0, 0.2, 1.0, 1.0]);
+        let sel = SympsonHetter::new(Box::new(MaxInfo));
+        let mut r = rng();
+        let n = 5000;
+        let hits = (0..n)
+            .filter(|_| sel.select(&bank, 0.0, &[], &mut r) == Some(2))
+            .count();
+        let rate = hits as f64 / n as f64;
+        assert!((rate - 0.2).abs() < 0.03, "{rate}");
+        // The others go to the next best, item 1.
+        let mut r = rng();
+        for _ in 0..50 {
+            let i = sel.select(&bank, 0.0, &[], &mut r).unwrap();
+            assert!(i == 1 || i == 2);
+        }
+        // Every k = 0: nothing passes, the first pick is given anyway.
+        let closed = bank_of(&[(1.0, 0.0), (1.0, 1.0)]).with_exposure(vec![0.0, 0.0]);
+        assert_eq!(sel.select(&closed, 0.0, &[], &mut rng()), Some(0));
+        assert_eq!(sel.select(&closed, 0.0, &[0, 1], &mut rng()), None);
+        // With every k = 1 it draws nothing: the RNG is left untouched.
+        let plain = bank_of(&[(1.0, 0.0), (1.0, 1.0)]);
+        let (mut r1, r2) = (rng(), rng());
+        assert_eq!(sel.select(&plain, 0.0, &[], &mut r1), Some(0));
+        assert_eq!(r1, r2);
     }
 
     #[test]
@@ -371,11 +664,11 @@ mod tests {
             all.truncate(k);
             let mut buf = vec![(0.0, 0); k];
             let mut top = TopK { buf: &mut buf, len: 0 };
-            scan(&bank, theta, &taken, &mut top);
+            Candidates::with(bank.len(), &taken, |c| scan(&bank, theta, c, &mut top));
             let len = top.len;
             prop_assert_eq!(&buf[..len], &all[..]);
             let mut best = Best(None);
-            scan(&bank, theta, &taken, &mut best);
+            Candidates::with(bank.len(), &taken, |c| scan(&bank, theta, c, &mut best));
             prop_assert_eq!(best.0.map(|(i, _)| i), all.first().map(|x| x.1));
         }
 

@@ -25,6 +25,8 @@ pub struct NewItem {
     pub concepts: Vec<String>,
     /// IRT parameters.
     pub params: ItemParams,
+    /// Sympson–Hetter exposure parameter in (0, 1].
+    pub exposure: f64,
 }
 
 /// A pool without its items.
@@ -57,6 +59,8 @@ pub struct Item {
     pub concepts: Vec<String>,
     /// IRT parameters.
     pub params: ItemParams,
+    /// Sympson–Hetter exposure parameter in (0, 1].
+    pub exposure: f64,
 }
 
 /// One question of a loaded bank, key included: lives in process memory only.
@@ -90,9 +94,11 @@ impl PoolBank {
         let mut concept_ids: HashMap<String, u16> = HashMap::new();
         let mut concept_names = Vec::new();
         let mut params = Vec::with_capacity(questions.len());
+        let mut exposure = Vec::with_capacity(questions.len());
         let mut concepts = Vec::with_capacity(questions.len());
         for q in &questions {
             params.push(q.item.params);
+            exposure.push(q.item.exposure);
             let ids = q
                 .item
                 .concepts
@@ -115,11 +121,17 @@ impl PoolBank {
         Self {
             pool_id,
             version,
-            bank: ItemBank::new(params, concepts),
+            bank: ItemBank::new(params, concepts).with_exposure(exposure),
             questions,
             concept_names,
             index,
         }
+    }
+
+    /// The engine's id of a concept name, if an item of this version is tagged with it.
+    pub fn concept_id(&self, name: &str) -> Option<u16> {
+        let id = self.concept_names.iter().position(|n| n == name)?;
+        u16::try_from(id).ok()
     }
 
     /// The engine index of a question id, if it belongs to this version.
@@ -152,6 +164,7 @@ fn item(row: &Row) -> Result<Item, StoreError> {
         options: row.get("options"),
         concepts: row.get("concepts"),
         params,
+        exposure: row.get("exposure"),
     })
 }
 
@@ -164,8 +177,8 @@ async fn insert_items(
 ) -> Result<(), StoreError> {
     let insert = tx
         .prepare(
-            "INSERT INTO questions (id, pool_id, position, added_in, content, options, correct_answer, concepts, a, b, c, d)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "INSERT INTO questions (id, pool_id, position, added_in, content, options, correct_answer, concepts, a, b, c, d, exposure)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .await?;
     for (offset, it) in items.iter().enumerate() {
@@ -186,6 +199,7 @@ async fn insert_items(
                 &p.b,
                 &p.c,
                 &p.d,
+                &it.exposure,
             ],
         )
         .await?;
@@ -292,7 +306,7 @@ pub async fn with_items(
     };
     let rows = client
         .query(
-            "SELECT id, content, options, concepts, a, b, c, d FROM questions WHERE pool_id = $1 ORDER BY position",
+            "SELECT id, content, options, concepts, a, b, c, d, exposure FROM questions WHERE pool_id = $1 ORDER BY position",
             &[&pool_id],
         )
         .await?;
@@ -305,7 +319,7 @@ pub async fn load_bank(db: &Pool, pool_id: Uuid, version: i32) -> Result<PoolBan
     let client = db.get().await?;
     let rows = client
         .query(
-            "SELECT id, content, options, concepts, correct_answer, a, b, c, d FROM questions
+            "SELECT id, content, options, concepts, correct_answer, a, b, c, d, exposure FROM questions
              WHERE pool_id = $1 AND added_in <= $2 ORDER BY position",
             &[&pool_id, &version],
         )
