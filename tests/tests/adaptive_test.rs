@@ -513,3 +513,166 @@ async fn a_stale_state_heals_on_the_next_submit() {
     let next = env.get(&format!("/v1/tests/{test}/next")).await;
     assert_eq!(next.body, second.body["next_question"]);
 }
+
+/// Concepts of the questions a test serves, answering alternately right and wrong.
+async fn run_test(env: &TestEnv, pool: &str, config: Value) -> (String, Vec<Value>, Value) {
+    let (test, started) = begin(env, json!({ "pool_id": pool, "config": config })).await;
+    let mut served = vec![started["question"].clone()];
+    loop {
+        let q = served.last().unwrap().clone();
+        let r = answer(env, &test, &q, served.len() % 2 == 1).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        if r.body["next_question"].is_null() {
+            return (test, served, r.body);
+        }
+        served.push(r.body["next_question"].clone());
+    }
+}
+
+#[tokio::test]
+async fn content_balancing_serves_concepts_in_proportion() {
+    let env = TestEnv::new().await;
+    let pool = env.demo_pool(60).await.to_string();
+    let config = json!({
+        "max_items": 8, "se_target": null,
+        "content_balance": { "algebra": 3, "fractions": 1 },
+    });
+    let (_, served, last) = run_test(&env, &pool, config).await;
+    assert_eq!(served.len(), 8);
+    assert_eq!(last["stop_reason"], "max_items");
+    let count = |c: &str| served.iter().filter(|q| q["concepts"][0] == c).count();
+    assert_eq!((count("algebra"), count("fractions")), (6, 2), "{served:?}");
+    // The effective configuration shows the shares, normalised.
+    let (_, started) = begin(
+        &env,
+        json!({ "pool_id": pool, "config": { "content_balance": { "algebra": 3, "fractions": 1 } } }),
+    )
+    .await;
+    assert_eq!(
+        started["config"]["content_balance"],
+        json!({ "algebra": 0.75, "fractions": 0.25 })
+    );
+}
+
+#[tokio::test]
+async fn classification_tests_stop_once_the_interval_clears_the_cut() {
+    let env = TestEnv::new().await;
+    let pool = env.demo_pool(40).await.to_string();
+    let config = json!({
+        "estimator": "wle", "min_items": 3, "max_items": 30, "se_target": null,
+        "cut_score": -3.0, "confidence": 0.9,
+    });
+    let (test, served, last) = run_test(&env, &pool, config).await;
+    // Mostly right answers put θ far above −3: the test ends well before 30 items.
+    assert_eq!(last["stop_reason"], "classified_above", "{last}");
+    assert!(served.len() >= 3 && served.len() < 30, "{}", served.len());
+    let (theta, se) = (
+        last["proficiency"]["theta"].as_f64().unwrap(),
+        last["proficiency"]["se"].as_f64().unwrap(),
+    );
+    assert!(theta - 1.6448536 * se > -3.0, "{theta} ± {se}");
+    let ended = env.post(&format!("/v1/tests/{test}/end"), json!({})).await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    let verdict = json!({ "cut_score": -3.0, "confidence": 0.9, "decision": "above" });
+    assert_eq!(ended.body["classification"], verdict);
+    let report = env.get(&format!("/v1/tests/{test}")).await;
+    assert_eq!(report.body["classification"], verdict);
+    assert_eq!(report.body["config"]["estimator"], "wle");
+    // Without a cut score there is no verdict.
+    let (plain, _) = begin(&env, json!({ "pool_id": pool })).await;
+    let ended = env.post(&format!("/v1/tests/{plain}/end"), json!({})).await;
+    assert!(ended.body.get("classification").is_none(), "{}", ended.body);
+}
+
+#[tokio::test]
+async fn a_fixed_start_theta_picks_the_first_item_there() {
+    let env = TestEnv::new().await;
+    let pool = env.demo_pool(60).await.to_string();
+    let mut firsts = Vec::new();
+    for theta in [-2.5, 2.5] {
+        let (_, started) = begin(
+            &env,
+            json!({ "pool_id": pool, "config": { "start_theta": theta } }),
+        )
+        .await;
+        assert_eq!(started["proficiency"]["theta"], theta);
+        assert_eq!(started["config"]["start_theta"], theta);
+        firsts.push(started["question"]["id"].clone());
+    }
+    assert_ne!(firsts[0], firsts[1]);
+}
+
+#[tokio::test]
+async fn sympson_hetter_holds_back_a_rarely_allowed_item() {
+    let env = TestEnv::new().await;
+    // The item a plain test starts with, looked up on a pool without control.
+    let open = env.demo_pool(30).await.to_string();
+    let (_, started) = begin(&env, json!({ "pool_id": open })).await;
+    let favourite = started["question"]["content"].clone();
+    // The same items again, the favourite almost never allowed.
+    let mut items = lectern_tests::items_json(30, "sympson-hetter");
+    for it in &mut items {
+        if it["content"] == favourite {
+            it["exposure"] = json!(1e-9);
+        }
+    }
+    let r = env
+        .post("/v1/pools", json!({ "name": "controlled", "items": items }))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let controlled = r.body["pool_id"].as_str().unwrap().to_owned();
+    let detail = env.get(&format!("/v1/pools/{controlled}")).await;
+    let shown: Vec<f64> = detail.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|it| it["exposure"].as_f64().unwrap())
+        .collect();
+    assert_eq!(shown.iter().filter(|&&k| k < 1.0).count(), 1, "{shown:?}");
+    for _ in 0..3 {
+        let (_, with) = begin(
+            &env,
+            json!({ "pool_id": controlled, "config": { "exposure_control": true } }),
+        )
+        .await;
+        assert_ne!(with["question"]["content"], favourite);
+        let (_, without) = begin(&env, json!({ "pool_id": controlled })).await;
+        assert_eq!(without["question"]["content"], favourite);
+    }
+}
+
+#[tokio::test]
+async fn bad_engine_settings_are_refused_and_store_nothing() {
+    let env = TestEnv::new().await;
+    let pool = env.demo_pool(10).await;
+    for (config, says) in [
+        (json!({ "content_balance": { "topology": 1 } }), "topology"),
+        (
+            json!({ "content_balance": { "algebra": 0 } }),
+            "content_balance.algebra",
+        ),
+        (json!({ "content_balance": {} }), "content_balance"),
+        (json!({ "cut_score": 9 }), "cut_score"),
+        (json!({ "confidence": 0.9 }), "needs config.cut_score"),
+        (json!({ "cut_score": 0, "confidence": 1.0 }), "confidence"),
+        (json!({ "start_theta": -7 }), "start_theta"),
+        (json!({ "estimator": "bayes" }), "estimator"),
+        (json!({ "exposure_control": "yes" }), "exposure_control"),
+    ] {
+        let r = start(&env, json!({ "pool_id": pool, "config": config })).await;
+        let detail = r.problem(422);
+        assert!(detail.contains(says), "{config}: {detail}");
+    }
+    assert_eq!(env.count("test_sessions").await, 0);
+    assert!(env.redis_entries().await.is_empty());
+    // Pools refuse exposure parameters outside (0, 1].
+    for bad in [0.0, 1.5, -0.2] {
+        let mut items = lectern_tests::items_json(2, &format!("exp{bad}"));
+        items[1]["exposure"] = json!(bad);
+        let r = env
+            .post("/v1/pools", json!({ "name": "x", "items": items }))
+            .await;
+        assert!(r.problem(422).contains("items[1].exposure"), "{}", r.body);
+    }
+    assert_eq!(env.count("item_pools").await, 1);
+}

@@ -62,7 +62,8 @@ pub struct TestConfig {
     pub selector: SelectorKind,
     /// Choose at random among this many most informative items (1 = pure maximum information).
     pub randomesque: u32,
-    /// Target share of items per concept name (content balancing), summing to 1.
+    /// Target share of items per concept name (content balancing): the weights
+    /// sent, rescaled to sum to 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_balance: Option<BTreeMap<String, f64>>,
     /// Sympson–Hetter exposure control with the items' `exposure` parameters.
@@ -80,7 +81,9 @@ pub struct TestConfig {
 }
 
 /// At most this many concepts in `content_balance`.
-const MAX_BALANCED: usize = 64;
+const MAX_BALANCED: usize = engine::select::MAX_TARGETS;
+/// Largest weight in `content_balance` (weights are relative).
+const MAX_WEIGHT: f64 = 1000.0;
 
 impl TestConfig {
     /// Applies defaults and checks ranges (what needs the pool is checked by
@@ -120,9 +123,12 @@ impl TestConfig {
                     targets.len()
                 ));
             }
-            if let Some((name, share)) = targets.iter().find(|&(_, &p)| !(p > 0.0 && p <= 1.0)) {
+            if let Some((name, weight)) = targets
+                .iter()
+                .find(|&(_, &w)| !(w > 0.0 && w <= MAX_WEIGHT))
+            {
                 return bad(format!(
-                    "config.content_balance.{name} must be a share in (0, 1] (got {share})"
+                    "config.content_balance.{name} must be a weight in (0, {MAX_WEIGHT}] (got {weight}); weights are rescaled to sum to 1"
                 ));
             }
         }

@@ -154,6 +154,32 @@ fn multiply_factor(post: &mut [f64], lo: f64, step: f64, f: &Factor) -> f64 {
         }
         return max;
     }
+    // Usual case: one pass from the first node, four independent chains of
+    // e_j = e_0·ratio^j (so the multiplications pipeline and vectorise), as long
+    // as every e_j stays well inside the normal range (|exponent| ≤ 600).
+    let hi = lo + (n - 1) as f64 * step;
+    if f.k.abs() * (lo - f.b).abs().max((hi - f.b).abs()) <= 600.0 {
+        let e0 = (f.k * (lo - f.b)).exp();
+        let r2 = ratio * ratio;
+        let r4 = r2 * r2;
+        let mut e = [e0, e0 * ratio, e0 * r2, e0 * r2 * ratio];
+        let mut m = [0.0f64; 4];
+        let mut chunks = post.chunks_exact_mut(4);
+        for chunk in &mut chunks {
+            for l in 0..4 {
+                chunk[l] *= f.base + f.span / (1.0 + e[l]);
+                m[l] = m[l].max(chunk[l]);
+                e[l] *= r4;
+            }
+        }
+        for (l, p) in chunks.into_remainder().iter_mut().enumerate() {
+            *p *= f.base + f.span / (1.0 + e[l]);
+            m[l] = m[l].max(*p);
+        }
+        return m[0].max(m[1]).max(m[2].max(m[3]));
+    }
+    // Extreme discrimination: start from the node nearest b, where e ≈ 1, and
+    // walk outwards in both directions.
     let pos = ((f.b - lo) / step).round();
     // `as` saturates (NaN → 0), and the min keeps the index in range.
     let jc = if pos > 0.0 {

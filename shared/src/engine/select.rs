@@ -156,31 +156,47 @@ trait Sink {
 /// an item that would have been chosen.
 const SKIP_MARGIN: f64 = 1e-9;
 
-/// Offers every open candidate to `sink`, in index order, skipping those that
-/// provably cannot beat its bar.
+/// Offers open candidates to `sink`, skipping those that provably cannot beat
+/// its bar, and stopping once no later item can.
 ///
-/// Bound: the 4PL information never exceeds the 2PL one, a² s(1 − s) (see
-/// `model::information`), and s(1 − s) ≤ e^(−|z|) with z = a(θ − b); so
+/// Items are visited in decreasing order of their maximum information over θ
+/// (the bank's scan order), so once that maximum falls below the bar, nothing
+/// further can matter and the scan ends. Within the scan, a second bound skips
+/// items far from θ: the 4PL information never exceeds the 2PL one, a² s(1 − s)
+/// (see `model::information`), and s(1 − s) ≤ e^(−|z|) with z = a(θ − b); so
 /// I ≤ a² e^(−a|θ − b|), and an item with a|θ − b| > ln a² − ln(bar) cannot beat the
-/// bar. This costs a multiply and a compare, where the information costs an `exp`
-/// and three divisions; once a good item is found most of the bank is skipped.
+/// bar. Both tests cost a multiply and a compare, where the information costs an
+/// `exp` and three divisions.
 #[inline]
 fn scan(bank: &ItemBank, theta: f64, candidates: &Candidates<'_>, sink: &mut impl Sink) {
     let theta = sane_theta(theta);
-    let (a, b, c, d) = bank.columns();
-    let ln_a2 = bank.ln_a2();
+    let order = bank.scan_order();
     let mut ln_bar = sink.ln_bar();
-    for i in 0..a.len() {
+    for pos in 0..order.index.len() {
+        // An item whose best could only tie the bar may still win a tie on index.
+        if order.ln_max[pos] < ln_bar - SKIP_MARGIN {
+            break;
+        }
+        let (a, b) = (order.a[pos], order.b[pos]);
+        let i = order.index[pos] as usize;
         // Written so that NaN (unchecked parameters) is never skipped.
-        if a[i] * (theta - b[i]).abs() > ln_a2[i] - ln_bar + SKIP_MARGIN
+        if a * (theta - b).abs() > order.ln_a2[pos] - ln_bar + SKIP_MARGIN
             || !candidates.is_open(bank, i)
         {
             continue;
         }
-        if sink.offer(i, model::information(a[i], b[i], c[i], d[i], theta)) {
+        let info = model::information(a, b, order.c[pos], order.d[pos], theta);
+        if sink.offer(i, info) {
             ln_bar = sink.ln_bar();
         }
     }
+}
+
+/// True when (`info`, `i`) ranks before (`other_info`, `j`): more information,
+/// or as much and a lower index.
+#[inline]
+fn ranks_before(info: f64, i: usize, other_info: f64, j: usize) -> bool {
+    info > other_info || (info == other_info && i < j)
 }
 
 /// The best item so far, for [`MaxInfo`].
@@ -195,8 +211,7 @@ impl Sink for Best {
     #[inline]
     fn offer(&mut self, i: usize, info: f64) -> bool {
         match self.0 {
-            // Strictly greater: the first (lowest) index wins ties.
-            Some((_, top)) if info <= top => false,
+            Some((j, top)) if !ranks_before(info, i, top, j) => false,
             _ => {
                 self.0 = Some((i, info));
                 true
@@ -223,8 +238,7 @@ impl Selector for MaxInfo {
 const STACK_K: usize = 32;
 
 /// Keeps the `buf.len()` most informative items seen so far, ordered by
-/// decreasing information and, among equals, increasing index (the scan visits
-/// indexes in increasing order and an item only displaces strictly smaller ones).
+/// decreasing information and, among equals, increasing index.
 struct TopK<'a> {
     buf: &'a mut [(f64, usize)],
     len: usize,
@@ -243,12 +257,15 @@ impl Sink for TopK<'_> {
     #[inline]
     fn offer(&mut self, i: usize, info: f64) -> bool {
         let cap = self.buf.len();
-        if self.len == cap && info <= self.buf[cap - 1].0 {
-            return false;
+        if self.len == cap {
+            let (last, j) = self.buf[cap - 1];
+            if !ranks_before(info, i, last, j) {
+                return false;
+            }
         }
-        // First slot holding strictly less information.
+        // First slot that the newcomer ranks before.
         let mut pos = self.len.min(cap - 1);
-        while pos > 0 && self.buf[pos - 1].0 < info {
+        while pos > 0 && ranks_before(info, i, self.buf[pos - 1].0, self.buf[pos - 1].1) {
             pos -= 1;
         }
         let end = self.len.min(cap - 1);
@@ -642,6 +659,21 @@ mod tests {
         }
         assert_eq!(top.len, 3);
         assert_eq!(buf, [(0.9, 1), (0.9, 4), (0.7, 3)]);
+        // Offers come in scan order, not index order: ties still go to the lower index.
+        let mut buf = [(0.0, 0); 2];
+        let mut top = TopK {
+            buf: &mut buf,
+            len: 0,
+        };
+        for (i, info) in [(7, 0.9), (5, 0.9), (2, 0.4), (6, 0.9)] {
+            top.offer(i, info);
+        }
+        assert_eq!(buf, [(0.9, 5), (0.9, 6)]);
+        let mut best = Best(None);
+        for (i, info) in [(7, 0.9), (5, 0.9), (9, 0.9)] {
+            best.offer(i, info);
+        }
+        assert_eq!(best.0, Some((5, 0.9)));
     }
 
     proptest! {

@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::bank::ItemBank;
 use super::cat::Cat;
 use super::estimate::Estimate;
+use super::model::ItemParams;
 use super::stop::StopReason;
 
 /// What to simulate.
@@ -124,6 +125,22 @@ fn standard_normal(rng: &mut impl Rng) -> f64 {
     let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]: ln is finite
     let u2: f64 = rng.random();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// A reproducible 3PL bank of `n` items for simulations and benchmarks:
+/// a ~ U(0.8, 2.0), b ~ N(0, 1.2²) clipped to ±3.5, c ~ U(0.05, 0.25), d = 1,
+/// no concept tags.
+pub fn generate_bank(n: usize, seed: u64) -> ItemBank {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let items = (0..n)
+        .map(|_| {
+            let a = 0.8 + 1.2 * rng.random::<f64>();
+            let b = (1.2 * standard_normal(&mut rng)).clamp(-3.5, 3.5);
+            let c = 0.05 + 0.2 * rng.random::<f64>();
+            ItemParams::new(a, b, c, 1.0).expect("generated parameters are valid")
+        })
+        .collect();
+    ItemBank::without_concepts(items)
 }
 
 /// Runs one examinee: θ from the distribution, answers drawn from the model.
@@ -309,23 +326,9 @@ fn correlation(es: &[Examinee]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::super::estimate::{Eap, Estimator};
-    use super::super::model::ItemParams;
     use super::super::select::{MaxInfo, Randomesque};
     use super::super::stop::StopRule;
     use super::*;
-
-    /// A 500-item 3PL bank: a ∈ [0.8, 2.0], b spread over [−3, 3], c = 0.15.
-    fn good_bank(n: usize) -> ItemBank {
-        let mut rng = ChaCha8Rng::seed_from_u64(11);
-        let items = (0..n)
-            .map(|_| {
-                let a = 0.8 + 1.2 * rng.random::<f64>();
-                let b = -3.0 + 6.0 * rng.random::<f64>();
-                ItemParams::new(a, b, 0.15, 1.0).unwrap()
-            })
-            .collect();
-        ItemBank::without_concepts(items)
-    }
 
     fn cat(max_items: usize, k: usize) -> Cat {
         Cat::new(
@@ -343,8 +346,20 @@ mod tests {
     }
 
     #[test]
+    fn generated_banks_are_reproducible_3pl() {
+        let bank = generate_bank(300, 9);
+        assert_eq!(bank, generate_bank(300, 9));
+        assert_ne!(bank, generate_bank(300, 10));
+        for i in 0..bank.len() {
+            let p = bank.params(i);
+            assert!((0.8..=2.0).contains(&p.a) && p.b.abs() <= 3.5, "{p:?}");
+            assert!((0.05..=0.25).contains(&p.c) && p.d == 1.0, "{p:?}");
+        }
+    }
+
+    #[test]
     fn results_do_not_depend_on_threads() {
-        let bank = good_bank(120);
+        let bank = generate_bank(120, 3);
         let cat = cat(10, 3);
         let cfg = |threads| SimConfig {
             examinees: 37,
@@ -407,7 +422,7 @@ mod tests {
     /// Parameter recovery: 2,000 examinees, 40-item tests on a good 500-item bank.
     #[test]
     fn parameter_recovery() {
-        let bank = good_bank(500);
+        let bank = generate_bank(500, 11);
         let sim = simulate(
             &cat(40, 1),
             &bank,

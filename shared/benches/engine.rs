@@ -1,0 +1,113 @@
+//! The engine's speed goals (issue 3), on the 2-core CI machine:
+//! one EAP update with 30 answers ≤ 5 µs; one selection from 5,000 items ≤ 20 µs;
+//! a 1,000-examinee × 20-item simulation on a 500-item 3PL bank ≤ 0.2 s.
+//!
+//! `cargo bench -p lectern --bench engine` (add `-- <filter>` for one group).
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use lectern::engine::sim::{SimConfig, generate_bank, simulate};
+use lectern::engine::{
+    Cat, ContentBalanced, Eap, Estimator, ItemBank, Map, MaxInfo, Mle, Randomesque, Selector,
+    StopRule, SympsonHetter, Wle,
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// A 30-answer response pattern on the first 30 items of `bank`, answered as an
+/// examinee at θ = 0.4 would most likely answer.
+fn pattern(bank: &ItemBank, n: usize) -> (Vec<usize>, Vec<bool>) {
+    let items: Vec<usize> = (0..n).collect();
+    let answers = items
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| bank.probability(i, 0.4) > 0.35 + 0.3 * ((k % 3) as f64 / 2.0))
+        .collect();
+    (items, answers)
+}
+
+fn estimators(c: &mut Criterion) {
+    let bank = generate_bank(500, 1);
+    let (items, answers) = pattern(&bank, 30);
+    let mut group = c.benchmark_group("estimate_30_answers");
+    let all: [(&str, &dyn Estimator); 4] = [
+        ("eap", &Eap::default()),
+        ("map", &Map::default()),
+        ("mle", &Mle::new()),
+        ("wle", &Wle::new()),
+    ];
+    for (name, est) in all {
+        group.bench_function(name, |b| {
+            b.iter(|| est.estimate(black_box(&bank), black_box(&items), black_box(&answers)))
+        });
+    }
+    group.finish();
+}
+
+fn selection(c: &mut Criterion) {
+    let mut group = c.benchmark_group("select");
+    for n in [500usize, 5_000, 50_000] {
+        let bank = generate_bank(n, 2);
+        // Mid-test: 20 items given, θ between the bank's difficulties.
+        let given: Vec<usize> = (0..20).map(|k| k * (n / 20)).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        group.bench_with_input(BenchmarkId::new("max_info", n), &n, |b, _| {
+            b.iter(|| MaxInfo.select(black_box(&bank), black_box(0.37), &given, &mut rng))
+        });
+        group.bench_with_input(BenchmarkId::new("randomesque_5", n), &n, |b, _| {
+            b.iter(|| {
+                Randomesque { k: 5 }.select(black_box(&bank), black_box(0.37), &given, &mut rng)
+            })
+        });
+        if n == 5_000 {
+            let concepts = (0..n).map(|i| vec![(i % 5) as u16]).collect();
+            let params = (0..n).map(|i| bank.params(i)).collect();
+            let tagged = ItemBank::new(params, concepts)
+                .with_exposure((0..n).map(|i| if i % 4 == 0 { 0.3 } else { 1.0 }).collect());
+            let balanced = SympsonHetter::new(Box::new(
+                ContentBalanced::new(
+                    vec![(0, 0.3), (1, 0.2), (2, 0.2), (3, 0.2), (4, 0.1)],
+                    Box::new(MaxInfo),
+                )
+                .expect("valid targets"),
+            ));
+            group.bench_with_input(
+                BenchmarkId::new("balanced_sympson_hetter", n),
+                &n,
+                |b, _| {
+                    b.iter(|| {
+                        balanced.select(black_box(&tagged), black_box(0.37), &given, &mut rng)
+                    })
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
+fn simulation(c: &mut Criterion) {
+    let bank = generate_bank(500, 4);
+    let cat = Cat::new(
+        Box::new(Eap::default()),
+        Box::new(MaxInfo),
+        StopRule {
+            max_items: 20,
+            ..StopRule::default()
+        },
+    );
+    let cfg = SimConfig {
+        examinees: 1000,
+        seed: 5,
+        ..SimConfig::default()
+    };
+    let mut group = c.benchmark_group("simulate");
+    group.sample_size(10);
+    group.bench_function("1000x20_eap_500_3pl", |b| {
+        b.iter(|| simulate(&cat, &bank, black_box(&cfg), &|_| {}))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, estimators, selection, simulation);
+criterion_main!(benches);
