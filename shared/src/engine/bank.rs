@@ -186,10 +186,10 @@ impl ItemBank {
         model::Factor::new(self.a[i], self.b[i], self.c[i], self.d[i], correct)
     }
 
-    /// Fisher information and Warm's J of item `i` at θ (see `model::information_and_j`).
+    /// Score, information and Warm's J of one answer to item `i` (see `model::warm_terms`).
     #[inline]
-    pub(crate) fn information_and_j(&self, i: usize, theta: f64) -> (f64, f64) {
-        model::information_and_j(self.a[i], self.b[i], self.c[i], self.d[i], theta)
+    pub(crate) fn warm_terms(&self, i: usize, theta: f64, correct: bool) -> (f64, f64, f64) {
+        model::warm_terms(self.a[i], self.b[i], self.c[i], self.d[i], theta, correct)
     }
 
     /// First and second θ-derivatives of the log-likelihood of one answer to item `i`.

@@ -784,8 +784,8 @@ impl Wle {
 fn warm_score(bank: &ItemBank, items: &[usize], answers: &[bool], theta: f64) -> (f64, f64) {
     let (mut score, mut info, mut j) = (0.0, 0.0, 0.0);
     for (i, u) in responses(bank, items, answers) {
-        score += bank.loglik_derivs(i, theta, u).0;
-        let (ii, jj) = bank.information_and_j(i, theta);
+        let (l1, ii, jj) = bank.warm_terms(i, theta, u);
+        score += l1;
         info += ii;
         j += jj;
     }

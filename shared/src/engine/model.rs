@@ -165,15 +165,41 @@ pub(crate) fn information(a: f64, b: f64, c: f64, d: f64, theta: f64) -> f64 {
     }
 }
 
-/// Fisher information I and Warm's (1989) J = P′P″ / (P(1 − P)) of one 4PL item at θ.
-///
-/// With P′ = a(d − c)s(1 − s) and P″ = P′·a(1 − 2s), J = a(1 − 2s)·I, so J comes from
-/// the same (bounded) information computation.
+/// What Warm's (1989) estimating equation needs from one answer at θ, from one
+/// `exp`: the score l′ (as in [`loglik_derivs`]), the Fisher information I and
+/// J = P′P″ / (P(1 − P)). With P′ = a(d − c)s(1 − s) and P″ = P′·a(1 − 2s),
+/// J = a(1 − 2s)·I.
 #[inline]
-pub(crate) fn information_and_j(a: f64, b: f64, c: f64, d: f64, theta: f64) -> (f64, f64) {
-    let info = information(a, b, c, d, theta);
+pub(crate) fn warm_terms(
+    a: f64,
+    b: f64,
+    c: f64,
+    d: f64,
+    theta: f64,
+    correct: bool,
+) -> (f64, f64, f64) {
     let (s, t) = logistic_pair(a * (theta - b));
-    (info, a * (t - s) * info)
+    let span = d - c;
+    let p = c + span * s;
+    let q = (1.0 - d) + span * t;
+    let score = if correct {
+        a * t * if p > 0.0 { span * s / p } else { 1.0 }
+    } else {
+        -a * s * if q > 0.0 { span * t / q } else { 1.0 }
+    };
+    let g = s * t;
+    let pq = p * q;
+    let info = if g > 0.0 && pq > 0.0 {
+        let i = (a * a) * (span * span) * g * (g / pq);
+        if i.is_nan() {
+            0.0
+        } else {
+            i.clamp(0.0, f64::MAX)
+        }
+    } else {
+        0.0
+    };
+    (score, info, a * (t - s) * info)
 }
 
 /// First and second derivatives, with respect to θ, of the log-likelihood of one
@@ -457,6 +483,23 @@ mod tests {
             let expected = a * a * (p - c).powi(2) * (d - p).powi(2) / ((d - c).powi(2) * p * (1.0 - p));
             let got = item.information(theta);
             prop_assert!((got - expected).abs() <= 1e-9 * expected + 1e-12, "got {got}, expected {expected}");
+        }
+
+        #[test]
+        fn warm_terms_agree_with_their_definitions(item in params(), theta in -6.0f64..6.0, correct in any::<bool>()) {
+            let (a, b, c, d) = (item.a, item.b, item.c, item.d);
+            let (score, info, j) = warm_terms(a, b, c, d, theta, correct);
+            prop_assert_eq!(score, loglik_derivs(a, b, c, d, theta, correct).0);
+            prop_assert!((info - item.information(theta)).abs() <= 1e-15 * info.max(1.0));
+            // J = P′P″ / (PQ) by finite differences of P.
+            let h = 1e-5;
+            let p = |x: f64| item.probability(x);
+            let (p1, p2) = ((p(theta + h) - p(theta - h)) / (2.0 * h), (p(theta + h) - 2.0 * p(theta) + p(theta - h)) / (h * h));
+            let pq = p(theta) * (1.0 - p(theta));
+            if pq > 1e-6 {
+                let want = p1 * p2 / pq;
+                prop_assert!((j - want).abs() < 1e-4 * (1.0 + want.abs()), "J {} vs {}", j, want);
+            }
         }
     }
 }
