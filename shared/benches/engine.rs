@@ -55,6 +55,10 @@ fn selection(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("max_info", n), &n, |b, _| {
             b.iter(|| MaxInfo.select(black_box(&bank), black_box(0.37), &given, &mut rng))
         });
+        // Far in the tail, where few items are informative and the scan runs longest.
+        group.bench_with_input(BenchmarkId::new("max_info_at_2.8", n), &n, |b, _| {
+            b.iter(|| MaxInfo.select(black_box(&bank), black_box(2.8), &given, &mut rng))
+        });
         group.bench_with_input(BenchmarkId::new("randomesque_5", n), &n, |b, _| {
             b.iter(|| {
                 Randomesque { k: 5 }.select(black_box(&bank), black_box(0.37), &given, &mut rng)

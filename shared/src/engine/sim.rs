@@ -127,9 +127,12 @@ fn standard_normal(rng: &mut impl Rng) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
-/// A reproducible 3PL bank of `n` items for simulations and benchmarks:
-/// a ~ U(0.8, 2.0), b ~ N(0, 1.2²) clipped to ±3.5, c ~ U(0.05, 0.25), d = 1,
-/// no concept tags.
+/// How [`generate_bank`] draws its items.
+pub const GENERATED_RECIPE: &str =
+    "3PL: a ~ U(0.8, 2.0), b ~ N(0, 1.2²) clipped to [-3.5, 3.5], c ~ U(0.05, 0.25), d = 1";
+
+/// A reproducible bank of `n` items for simulations and benchmarks, drawn as
+/// [`GENERATED_RECIPE`] says, with no concept tags.
 pub fn generate_bank(n: usize, seed: u64) -> ItemBank {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let items = (0..n)

@@ -1,0 +1,792 @@
+//! End-to-end tests of the `lectern-cat` binary.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_lectern-cat");
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("lectern-cat-test-{}-{tag}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    /// Writes `content` to `name` in the directory and returns its path.
+    fn file(&self, name: &str, content: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, content).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Runs and expects success; returns stdout.
+fn ok(args: &[&str]) -> String {
+    let out = run(args, None);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs and expects exit code 1 with nothing on stdout; returns stderr.
+fn fails(args: &[&str], stdin: Option<&str>) -> String {
+    let out = run(args, stdin);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{args:?}: stdout {}, stderr {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
+    err.trim_end().to_owned()
+}
+
+fn estimates(bank: &str, estimator: &str) -> Vec<(f64, f64)> {
+    let out = ok(&[
+        "estimate",
+        "--bank",
+        bank,
+        "--responses",
+        &fixture("reference.jsonl"),
+        "--estimator",
+        estimator,
+    ]);
+    out.lines()
+        .map(|line| {
+            assert!(line.starts_with("{\"theta\":"), "{line}");
+            let v: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v.as_object().unwrap().len(), 2, "{line}");
+            (v["theta"].as_f64().unwrap(), v["se"].as_f64().unwrap())
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// estimate
+// ---------------------------------------------------------------------------
+
+/// Published reference values (logistic metric, N(0, 1) prior for EAP and MAP).
+/// The fixture holds three patterns: Rasch [1, 0], 4PL [0, 1, 0], 3PL [1, 0, 1].
+#[test]
+fn estimate_reproduces_reference_values() {
+    let bank = fixture("reference.csv");
+    let mle = estimates(&bank, "mle");
+    assert_eq!(mle.len(), 3);
+    assert!((mle[0].0 - -1.237413).abs() < 1e-4, "{mle:?}");
+    assert!((mle[1].0 - -1.793097).abs() < 2e-4, "{mle:?}");
+    assert!((mle[2].0 - -1.642307).abs() < 1e-4, "{mle:?}");
+    let map = estimates(&bank, "map");
+    assert!((map[1].0 - -0.4741753).abs() < 2e-4, "{map:?}");
+    let eap = estimates(&bank, "eap");
+    assert!((eap[1].0 - -0.4567).abs() < 2e-4, "{eap:?}");
+    for e in [&mle, &map, &eap] {
+        assert!(e.iter().all(|&(_, se)| se.is_finite() && se > 0.0), "{e:?}");
+    }
+    // The default estimator is EAP.
+    let default = ok(&[
+        "estimate",
+        "--bank",
+        &bank,
+        "--responses",
+        &fixture("reference.jsonl"),
+    ]);
+    let eap_out = ok(&[
+        "estimate",
+        "--bank",
+        &bank,
+        "--responses",
+        &fixture("reference.jsonl"),
+        "--estimator",
+        "eap",
+    ]);
+    assert_eq!(default, eap_out);
+}
+
+#[test]
+fn estimate_wle_is_finite_and_bounded() {
+    let wle = estimates(&fixture("reference.csv"), "wle");
+    assert_eq!(wle.len(), 3);
+    for (theta, se) in wle {
+        assert!((-6.0..=6.0).contains(&theta), "{theta}");
+        assert!(se.is_finite() && se > 0.0, "{se}");
+    }
+}
+
+#[test]
+fn json_and_csv_banks_give_identical_output() {
+    for estimator in ["eap", "map", "mle", "wle"] {
+        let args = |bank: String| {
+            ok(&[
+                "estimate",
+                "--bank",
+                &bank,
+                "--responses",
+                &fixture("reference.jsonl"),
+                "--estimator",
+                estimator,
+            ])
+        };
+        let csv = args(fixture("reference.csv"));
+        assert_eq!(csv.lines().count(), 3);
+        assert_eq!(csv, args(fixture("reference.json")), "{estimator}");
+    }
+    // Without a telling extension, the format is sniffed from the content.
+    let tmp = TempDir::new("sniff");
+    let json = std::fs::read_to_string(fixture("reference.json")).unwrap();
+    let csv = std::fs::read_to_string(fixture("reference.csv")).unwrap();
+    let from_json = ok(&[
+        "estimate",
+        "--bank",
+        &tmp.file("bank-a.txt", &json),
+        "--responses",
+        &fixture("reference.jsonl"),
+    ]);
+    let from_csv = ok(&[
+        "estimate",
+        "--bank",
+        &tmp.file("bank-b", &csv),
+        "--responses",
+        &fixture("reference.jsonl"),
+    ]);
+    assert_eq!(from_json, from_csv);
+}
+
+#[test]
+fn estimate_options_change_the_estimate() {
+    let bank = fixture("reference.csv");
+    let responses = fixture("reference.jsonl");
+    let base = ok(&["estimate", "--bank", &bank, "--responses", &responses]);
+    let shifted: Vec<String> = [
+        vec!["--prior-mean", "1"],
+        vec!["--prior-sd", "0.5"],
+        vec!["--grid-points", "21", "--grid-min", "-3", "--grid-max", "3"],
+        vec!["--scale", "1.702"],
+    ]
+    .into_iter()
+    .map(|extra| {
+        let mut args = vec!["estimate", "--bank", &bank, "--responses", &responses];
+        args.extend(extra);
+        ok(&args)
+    })
+    .collect();
+    for s in &shifted {
+        assert_ne!(s, &base);
+    }
+    // A higher prior mean pulls every EAP estimate up.
+    let parse = |s: &str| -> Vec<f64> {
+        s.lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["theta"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    for (up, down) in parse(&shifted[0]).iter().zip(parse(&base)) {
+        assert!(*up > down, "{up} vs {down}");
+    }
+}
+
+#[test]
+fn estimate_reads_stdin() {
+    let input = std::fs::read_to_string(fixture("reference.jsonl")).unwrap();
+    let out = run(
+        &[
+            "estimate",
+            "--bank",
+            &fixture("reference.json"),
+            "--responses",
+            "-",
+            "--estimator",
+            "mle",
+        ],
+        Some(&input),
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        ok(&[
+            "estimate",
+            "--bank",
+            &fixture("reference.json"),
+            "--responses",
+            &fixture("reference.jsonl"),
+            "--estimator",
+            "mle"
+        ])
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Bad input
+// ---------------------------------------------------------------------------
+
+#[test]
+fn bad_bank_row_is_named() {
+    let tmp = TempDir::new("badbank");
+    let bank = tmp.file("bank.csv", "id,a,b,c\nq1,1.2,0,0.1\n\nq2,-1,0.5,0\n");
+    let err = fails(
+        &[
+            "estimate",
+            "--bank",
+            &bank,
+            "--responses",
+            &fixture("reference.jsonl"),
+        ],
+        None,
+    );
+    assert_eq!(
+        err,
+        format!("error: {bank}: row 4: a must be finite and > 0 (got -1)")
+    );
+    let dup = tmp.file("dup.csv", "id,a,b\nq1,1,0\nq2,1,1\nq1,1,2\n");
+    let err = fails(
+        &[
+            "simulate",
+            "--bank",
+            &dup,
+            "--examinees",
+            "3",
+            "--seed",
+            "1",
+        ],
+        None,
+    );
+    assert_eq!(
+        err,
+        format!("error: {dup}: row 4: duplicate item id \"q1\" (first at row 2)")
+    );
+    let json = tmp.file("bank.json", r#"[{"id": "q1", "a": 1, "b": 0, "c": 1.5}]"#);
+    let err = fails(
+        &[
+            "estimate",
+            "--bank",
+            &json,
+            "--responses",
+            &fixture("reference.jsonl"),
+        ],
+        None,
+    );
+    assert_eq!(
+        err,
+        format!("error: {json}: item 1 (\"q1\"): c must be in [0, 1) (got 1.5)")
+    );
+}
+
+#[test]
+fn bad_response_lines_are_named() {
+    let tmp = TempDir::new("badresp");
+    let bank = fixture("reference.csv");
+    let cases = [
+        (
+            "{\"items\": [\"rasch1\"], \"answers\": [1]}\n\n{\"items\": [\"rasch1\", \"q17\"], \"answers\": [1, 0]}\n",
+            "line 3: unknown item \"q17\"",
+        ),
+        (
+            "{\"items\": [\"rasch1\", \"rasch2\"], \"answers\": [1]}\n",
+            "line 1: 2 items but 1 answers (they must pair up)",
+        ),
+        (
+            "{\"items\": [\"rasch1\"], \"answers\": [1]}\n{\"items\": [\"rasch1\"], \"answers\": [1}\n",
+            "line 2: invalid JSON at column 36: expected `,` or `]`",
+        ),
+        (
+            "{\"items\": [\"rasch1\"], \"answers\": [\"yes\"]}\n",
+            "line 1: answers[0] must be 0, 1, true or false (got \"yes\")",
+        ),
+    ];
+    for (k, (content, message)) in cases.into_iter().enumerate() {
+        let file = tmp.file(&format!("answers{k}.jsonl"), content);
+        let err = fails(&["estimate", "--bank", &bank, "--responses", &file], None);
+        assert_eq!(err, format!("error: {file}: {message}"));
+    }
+    // From standard input the file is called <stdin>.
+    let err = fails(
+        &["estimate", "--bank", &bank, "--responses", "-"],
+        Some("{\"items\": [\"nope\"], \"answers\": [0]}\n"),
+    );
+    assert_eq!(err, "error: <stdin>: line 1: unknown item \"nope\"");
+}
+
+#[test]
+fn missing_files_are_named() {
+    let tmp = TempDir::new("missing");
+    let gone = tmp.path("gone.jsonl").to_string_lossy().into_owned();
+    let err = fails(
+        &[
+            "estimate",
+            "--bank",
+            &fixture("reference.csv"),
+            "--responses",
+            &gone,
+        ],
+        None,
+    );
+    assert_eq!(
+        err,
+        format!("error: {gone}: cannot read: no such file or directory")
+    );
+    let err = fails(
+        &[
+            "estimate",
+            "--bank",
+            &gone,
+            "--responses",
+            &fixture("reference.jsonl"),
+        ],
+        None,
+    );
+    assert_eq!(
+        err,
+        format!("error: {gone}: cannot read: no such file or directory")
+    );
+}
+
+#[test]
+fn usage_errors_come_from_clap() {
+    let out = run(&["estimate", "--bank", "x.csv"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--responses <FILE>"));
+    let out = run(
+        &[
+            "simulate",
+            "--generate",
+            "10",
+            "--examinees",
+            "5",
+            "--seed",
+            "1",
+            "--confidence",
+            "0.9",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = fails(
+        &[
+            "simulate",
+            "--generate",
+            "10",
+            "--examinees",
+            "5",
+            "--seed",
+            "1",
+            "--min-items",
+            "30",
+        ],
+        None,
+    );
+    assert_eq!(
+        err,
+        "error: --min-items (30) must not exceed --max-items (20)"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// simulate
+// ---------------------------------------------------------------------------
+
+const SUMMARY_FIELDS: [&str; 12] = [
+    "examinees",
+    "bias",
+    "rmse",
+    "mean_se",
+    "correlation",
+    "mean_length",
+    "min_length",
+    "max_length",
+    "max_exposure",
+    "overlap_rate",
+    "never_used",
+    "wall_seconds",
+];
+
+fn simulate(extra: &[&str]) -> Value {
+    let mut args = vec![
+        "simulate",
+        "--generate",
+        "300",
+        "--examinees",
+        "200",
+        "--seed",
+        "7",
+        "--max-items",
+        "15",
+    ];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&ok(&args)).unwrap()
+}
+
+#[test]
+fn simulate_summary_is_complete_and_reproducible() {
+    let mut first = simulate(&[]);
+    for field in SUMMARY_FIELDS {
+        assert!(first.get(field).is_some(), "no {field} in {first}");
+    }
+    assert_eq!(first["examinees"], 200);
+    assert_eq!(first["mean_length"].as_f64(), Some(15.0));
+    assert_eq!(first["min_length"], 15);
+    assert_eq!(first["max_length"], 15);
+    assert!(first["bias"].as_f64().unwrap().abs() < 0.15, "{first}");
+    assert!(first["rmse"].as_f64().unwrap() < 0.6, "{first}");
+    assert!(first["correlation"].as_f64().unwrap() > 0.85, "{first}");
+    assert_eq!(first["stop_reasons"]["max_items"], 200);
+    let config = &first["config"];
+    assert_eq!(config["bank"], "generated");
+    assert_eq!(config["bank_items"], 300);
+    assert_eq!(config["seed"], 7);
+    assert_eq!(config["estimator"], "eap");
+    assert_eq!(config["selector"], "max-info");
+    assert_eq!(config["max_items"], 15);
+
+    let mut second = simulate(&["--threads", "1"]);
+    let mut third = simulate(&["--threads", "3"]);
+    for v in [&mut first, &mut second, &mut third] {
+        assert!(v["wall_seconds"].as_f64().unwrap() >= 0.0);
+        v.as_object_mut().unwrap().remove("wall_seconds");
+        v["config"].as_object_mut().unwrap().remove("threads");
+    }
+    assert_eq!(first, second);
+    assert_eq!(first, third);
+    let other: Value = serde_json::from_str(&ok(&[
+        "simulate",
+        "--generate",
+        "300",
+        "--examinees",
+        "200",
+        "--seed",
+        "8",
+        "--max-items",
+        "15",
+    ]))
+    .unwrap();
+    assert_ne!(first["bias"], other["bias"]);
+    assert_ne!(first["rmse"], other["rmse"]);
+}
+
+#[test]
+fn simulate_stop_rules_and_selectors() {
+    let v = simulate(&[
+        "--se-target",
+        "0.45",
+        "--min-items",
+        "5",
+        "--randomesque",
+        "3",
+    ]);
+    assert_eq!(v["config"]["selector"], "randomesque");
+    assert_eq!(v["config"]["randomesque_k"], 3);
+    assert_eq!(v["config"]["se_target"], 0.45);
+    assert!(v["min_length"].as_u64().unwrap() >= 5, "{v}");
+    assert!(v["mean_length"].as_f64().unwrap() < 15.0, "{v}");
+    assert!(v["stop_reasons"]["se_target"].as_u64().unwrap() > 0, "{v}");
+    let classified = simulate(&[
+        "--cut-score",
+        "0",
+        "--confidence",
+        "0.9",
+        "--estimator",
+        "map",
+    ]);
+    let reasons = classified["stop_reasons"].as_object().unwrap();
+    assert!(
+        reasons.contains_key("classified_above") && reasons.contains_key("classified_below"),
+        "{classified}"
+    );
+    assert_eq!(classified["config"]["confidence"], 0.9);
+    assert_eq!(classified["config"]["estimator"], "map");
+    assert!(classified["config"]["eap_grid"].is_null());
+}
+
+/// A bank of two concepts where the most informative items are "geometry"
+/// items with exposure parameter 0.
+fn tagged_bank() -> String {
+    let mut csv = String::from("id,a,b,c,d,concepts,exposure\n");
+    for i in 0..40 {
+        let b = -2.0 + 4.0 * f64::from(i) / 39.0;
+        let (concept, a, exposure) = if i % 2 == 0 {
+            ("algebra", 1.0, 1.0)
+        } else {
+            ("geometry", 2.0, if i % 4 == 1 { 0.0 } else { 1.0 })
+        };
+        csv.push_str(&format!("i{i},{a},{b},0,1,{concept},{exposure}\n"));
+    }
+    csv
+}
+
+fn report_responses(dir: &TempDir) -> Vec<Vec<String>> {
+    std::fs::read_to_string(dir.path("report/responses.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i.as_str().unwrap().to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn content_balance_and_exposure_control_are_applied() {
+    let tmp = TempDir::new("balance");
+    let bank = tmp.file("bank.csv", &tagged_bank());
+    let report = tmp.path("report").to_string_lossy().into_owned();
+    let base = [
+        "simulate",
+        "--bank",
+        &bank,
+        "--examinees",
+        "30",
+        "--seed",
+        "3",
+        "--max-items",
+        "10",
+        "--report",
+        &report,
+    ];
+    let concept = |id: &str| id[1..].parse::<u32>().unwrap() % 2;
+
+    // Unbalanced, the more discriminating geometry items dominate.
+    ok(&base);
+    let plain = report_responses(&tmp);
+    let geometry: usize = plain
+        .iter()
+        .map(|t| t.iter().filter(|i| concept(i) == 1).count())
+        .sum();
+    assert!(geometry > 200, "{geometry} of 300");
+    assert!(
+        plain
+            .iter()
+            .flatten()
+            .any(|i| concept(i) == 1 && i[1..].parse::<u32>().unwrap() % 4 == 1),
+        "exposure-0 items are used without control"
+    );
+
+    // Balanced half and half: every 10-item test has 5 of each.
+    let mut args = base.to_vec();
+    args.extend([
+        "--content-balance",
+        "algebra=1, geometry=1",
+        "--exposure-control",
+    ]);
+    let v: Value = serde_json::from_str(&ok(&args)).unwrap();
+    assert_eq!(v["config"]["content_balance"][0]["concept"], "algebra");
+    assert_eq!(v["config"]["content_balance"][1]["proportion"], 0.5);
+    assert_eq!(v["config"]["exposure_control"], true);
+    for test in report_responses(&tmp) {
+        assert_eq!(test.len(), 10);
+        assert_eq!(
+            test.iter().filter(|i| concept(i) == 1).count(),
+            5,
+            "{test:?}"
+        );
+        // Sympson–Hetter never gives an item with k = 0 while others are left.
+        assert!(
+            test.iter().all(|i| i[1..].parse::<u32>().unwrap() % 4 != 1),
+            "{test:?}"
+        );
+    }
+
+    let err = fails(
+        &[
+            "simulate",
+            "--bank",
+            &bank,
+            "--examinees",
+            "3",
+            "--seed",
+            "1",
+            "--content-balance",
+            "algebra=0.5,history=0.5",
+        ],
+        None,
+    );
+    assert_eq!(
+        err,
+        "error: --content-balance: unknown concept \"history\" (the bank's concepts: algebra, geometry)"
+    );
+}
+
+#[test]
+fn report_writes_page_plots_and_raw_results() {
+    let tmp = TempDir::new("report");
+    let dir = tmp.path("out/report");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let printed: Value = serde_json::from_str(&ok(&[
+        "simulate",
+        "--generate",
+        "120",
+        "--examinees",
+        "60",
+        "--seed",
+        "11",
+        "--max-items",
+        "12",
+        "--se-target",
+        "0.5",
+        "--report",
+        &dir_arg,
+    ]))
+    .unwrap();
+    let svgs = [
+        "scatter.svg",
+        "conditional.svg",
+        "lengths.svg",
+        "exposure.svg",
+        "information.svg",
+    ];
+    for name in svgs {
+        let svg = std::fs::read_to_string(dir.join(name)).unwrap();
+        assert!(svg.len() > 1000, "{name} is nearly empty");
+        assert!(svg.contains("<svg"), "{name}");
+        assert!(svg.contains("<text"), "{name} has no text");
+        assert!(svg.trim_end().ends_with("</svg>"), "{name}");
+    }
+    let scatter = std::fs::read_to_string(dir.join("scatter.svg")).unwrap();
+    assert_eq!(
+        scatter.matches("<circle").count(),
+        60 + 1,
+        "one per examinee + legend"
+    );
+
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert_eq!(
+        html.matches("<svg").count(),
+        svgs.len(),
+        "plots are inlined"
+    );
+    assert_eq!(html.matches("<figcaption>").count(), svgs.len());
+    for needle in [
+        "RMSE",
+        "Bias",
+        "SE target",
+        "0.5",
+        "Conditional statistics",
+        "identity line",
+    ] {
+        assert!(html.contains(needle), "index.html lacks {needle:?}");
+    }
+
+    // summary.json = the printed summary plus the conditional statistics.
+    let mut saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let bins = saved
+        .as_object_mut()
+        .unwrap()
+        .remove("conditional")
+        .unwrap();
+    assert_eq!(saved, printed);
+    let bins = bins.as_array().unwrap();
+    assert_eq!(bins.len(), 12);
+    let n: u64 = bins.iter().map(|b| b["n"].as_u64().unwrap()).sum();
+    assert!(n <= 60 && n > 50, "{n}");
+    for b in bins {
+        // Empty bins carry nulls, not NaN (which is not JSON).
+        assert_eq!(b["n"] == 0, b["bias"].is_null(), "{b}");
+    }
+
+    // The raw results re-estimate to the same values.
+    let reestimated = ok(&[
+        "estimate",
+        "--bank",
+        &dir.join("bank.csv").to_string_lossy(),
+        "--responses",
+        &dir.join("responses.jsonl").to_string_lossy(),
+    ]);
+    let examinees = std::fs::read_to_string(dir.join("examinees.csv")).unwrap();
+    let rows: Vec<&str> = examinees.lines().skip(1).collect();
+    assert_eq!(rows.len(), 60);
+    for (line, row) in reestimated.lines().zip(&rows) {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let theta: f64 = row.split(',').nth(2).unwrap().parse().unwrap();
+        assert_eq!(v["theta"].as_f64().unwrap(), theta);
+    }
+}
+
+#[test]
+fn report_directory_problems_are_one_line() {
+    let tmp = TempDir::new("reportdir");
+    let blocker = tmp.file("file", "not a directory");
+    let target = format!("{blocker}/report");
+    let err = fails(
+        &[
+            "simulate",
+            "--generate",
+            "10",
+            "--examinees",
+            "2",
+            "--seed",
+            "1",
+            "--report",
+            &target,
+        ],
+        None,
+    );
+    assert!(
+        err.starts_with(&format!("error: {target}: cannot create directory: ")),
+        "{err}"
+    );
+}
