@@ -16,7 +16,7 @@ pub mod responses;
 pub mod simulate;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use lectern::engine::{Eap, Estimator, EstimatorKind, Map, Mle, NormalPrior, Wle};
+use lectern::engine::{Eap, Estimator, EstimatorKind, NormalPrior};
 
 pub use error::Error;
 
@@ -115,9 +115,7 @@ impl EstimatorArgs {
                 self.grid_min,
                 self.grid_max,
             )),
-            EstimatorName::Map => Box::new(Map::new(prior)),
-            EstimatorName::Mle => Box::new(Mle::new()),
-            EstimatorName::Wle => Box::new(Wle::new()),
+            other => EstimatorKind::from(other).build(prior),
         })
     }
 }
