@@ -456,11 +456,13 @@ async fn state_of(env: &TestEnv, test: &str) -> Option<String> {
 async fn a_lost_state_is_rebuilt_from_postgres() {
     let env = TestEnv::new().await;
     let pool = env.demo_pool(30).await;
-    let (test, started) = begin(
-        &env,
-        json!({ "pool_id": pool, "config": { "randomesque": 4 } }),
-    )
-    .await;
+    // Every engine setting must survive the trip through PostgreSQL.
+    let config = json!({
+        "randomesque": 4, "estimator": "wle", "exposure_control": true,
+        "content_balance": { "algebra": 2, "fractions": 1 },
+        "cut_score": 0.5, "confidence": 0.9, "start_theta": -0.5, "se_target": null,
+    });
+    let (test, started) = begin(&env, json!({ "pool_id": pool, "config": config })).await;
     let first = answer(&env, &test, &started["question"], true).await;
     let second = answer(&env, &test, &first.body["next_question"], false).await;
     let before = state_of(&env, &test).await.expect("state present");
