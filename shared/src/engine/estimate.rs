@@ -701,6 +701,18 @@ impl Estimator for Map {
     }
 }
 
+/// θ with the SE of the likelihood estimators (MLE, WLE): 1/√I(θ), capped at
+/// [`Mle::SE_CAP`] when the information is (nearly) zero.
+fn with_information_se(bank: &ItemBank, items: &[usize], answers: &[bool], theta: f64) -> Estimate {
+    let info = answered_information(bank, items, answers, theta);
+    let se = if info > 0.0 {
+        (1.0 / info.sqrt()).min(Mle::SE_CAP)
+    } else {
+        Mle::SE_CAP
+    };
+    Estimate { theta, se }
+}
+
 /// Maximum likelihood estimator, bounded to [−6, 6].
 ///
 /// Rule for the patterns whose likelihood has no interior maximum: all answers
@@ -746,13 +758,7 @@ impl Estimator for Mle {
         } else {
             find_mode(bank, items, answers, None)
         };
-        let info = answered_information(bank, items, answers, theta);
-        let se = if info > 0.0 {
-            (1.0 / info.sqrt()).min(Mle::SE_CAP)
-        } else {
-            Mle::SE_CAP
-        };
-        Estimate { theta, se }
+        with_information_se(bank, items, answers, theta)
     }
 }
 
@@ -874,13 +880,7 @@ impl Estimator for Wle {
             }
         }
         let theta = best.map_or(0.0, |(t, _)| t).clamp(THETA_MIN, THETA_MAX);
-        let info = answered_information(bank, items, answers, theta);
-        let se = if info > 0.0 {
-            (1.0 / info.sqrt()).min(Mle::SE_CAP)
-        } else {
-            Mle::SE_CAP
-        };
-        Estimate { theta, se }
+        with_information_se(bank, items, answers, theta)
     }
 }
 

@@ -43,18 +43,6 @@ pub trait Selector: Send + Sync {
     }
 }
 
-impl Selector for Box<dyn Selector> {
-    fn choose(
-        &self,
-        bank: &ItemBank,
-        theta: f64,
-        candidates: &mut Candidates<'_>,
-        rng: &mut dyn RngCore,
-    ) -> Option<usize> {
-        (**self).choose(bank, theta, candidates, rng)
-    }
-}
-
 /// Banks up to this many 64-item words keep the candidate bitset on the stack.
 const STACK_WORDS: usize = 1024; // 65,536 items, 8 KiB
 

@@ -110,6 +110,21 @@ fn legend_line(color: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)
     move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
 }
 
+/// Draws the legend of `chart` at `position`, the same way on every plot.
+fn draw_legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+) -> Drawn {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(GREY)
+        .label_font((FONT, 15))
+        .draw()?;
+    Ok(())
+}
+
 const BLUE_: RGBColor = RGBColor(31, 119, 180);
 const ORANGE: RGBColor = RGBColor(230, 120, 20);
 const GREEN_: RGBColor = RGBColor(44, 160, 44);
@@ -160,14 +175,7 @@ fn scatter(sim: &Simulation) -> Result<String, Error> {
             ))?
             .label("identity (θ̂ = θ)")
             .legend(legend_line(BLACK));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(GREY)
-            .label_font((FONT, 15))
-            .draw()?;
-        Ok(())
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })
 }
 
@@ -235,14 +243,7 @@ fn conditional(bins: &[Bin]) -> Result<String, Error> {
                 .label(*label)
                 .legend(legend_line(color));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperMiddle)
-            .background_style(WHITE.mix(0.85))
-            .border_style(GREY)
-            .label_font((FONT, 15))
-            .draw()?;
-        Ok(())
+        draw_legend(&mut chart, SeriesLabelPosition::UpperMiddle)
     })
 }
 
@@ -352,14 +353,7 @@ fn exposure(sim: &Simulation, mean_length: f64) -> Result<String, Error> {
             ))?
             .label(format!("even use = mean length / items = {even:.3}"))
             .legend(legend_line(GREY));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::MiddleRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(GREY)
-            .label_font((FONT, 15))
-            .draw()?;
-        Ok(())
+        draw_legend(&mut chart, SeriesLabelPosition::MiddleRight)
     })
 }
 
@@ -441,14 +435,7 @@ fn information(bank: &Bank) -> Result<String, Error> {
                 labelled = true;
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(GREY)
-            .label_font((FONT, 15))
-            .draw()?;
-        Ok(())
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })
 }
 
