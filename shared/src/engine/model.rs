@@ -144,6 +144,12 @@ pub(crate) fn probability(a: f64, b: f64, c: f64, d: f64, theta: f64) -> f64 {
 #[inline]
 pub(crate) fn information(a: f64, b: f64, c: f64, d: f64, theta: f64) -> f64 {
     let (s, t) = logistic_pair(a * (theta - b));
+    information_at(a, c, d, s, t)
+}
+
+/// The information given the logistic `s` and its complement `t` (see above).
+#[inline]
+fn information_at(a: f64, c: f64, d: f64, s: f64, t: f64) -> f64 {
     let g = s * t;
     // `!(g > 0.0)` also catches NaN from unchecked parameters.
     if g.is_nan() || g <= 0.0 {
@@ -187,18 +193,7 @@ pub(crate) fn warm_terms(
     } else {
         -a * s * if q > 0.0 { span * t / q } else { 1.0 }
     };
-    let g = s * t;
-    let pq = p * q;
-    let info = if g > 0.0 && pq > 0.0 {
-        let i = (a * a) * (span * span) * g * (g / pq);
-        if i.is_nan() {
-            0.0
-        } else {
-            i.clamp(0.0, f64::MAX)
-        }
-    } else {
-        0.0
-    };
+    let info = information_at(a, c, d, s, t);
     (score, info, a * (t - s) * info)
 }
 
