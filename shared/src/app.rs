@@ -7,9 +7,10 @@ use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::store::pools::PoolBank;
+use crate::store::catalog::Catalog;
+use crate::store::pools::{PoolBank, QuestionText};
 use crate::store::redis::RedisStore;
-use crate::store::{self, Keys, StoreError};
+use crate::store::{self, IoCounts, IoStats, Keys, StoreError};
 
 /// Cheap to clone; every clone shares the same connections and caches.
 #[derive(Clone)]
@@ -21,26 +22,33 @@ struct Inner {
     config: Config,
     redis: RedisStore,
     db: Pool,
-    // A pool version never changes once written, so a loaded bank stays valid for the process's life.
-    banks: moka::sync::Cache<(Uuid, i32), Arc<PoolBank>>,
+    catalog: Catalog,
+    stats: Arc<IoStats>,
 }
 
 impl App {
     /// Builds the app; connects to nothing until a request needs it.
     pub fn new(config: Config) -> Result<Self, StoreError> {
+        let stats = Arc::new(IoStats::default());
         let redis = RedisStore::new(
             &config.redis_url,
             Keys::new(config.redis_key_prefix.clone()),
             config.redis_timeout,
+            stats.clone(),
         )?;
-        let db = store::db::pool(&config.database_url, config.db_pool_max, config.db_timeout)?;
-        let banks = moka::sync::Cache::new(64);
+        let db = store::db::counted_pool(
+            &config.database_url,
+            config.db_pool_max,
+            config.db_timeout,
+            stats.clone(),
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 redis,
                 db,
-                banks,
+                catalog: Catalog::default(),
+                stats,
             }),
         })
     }
@@ -60,14 +68,36 @@ impl App {
         &self.inner.db
     }
 
-    /// One version of a pool, from process memory or PostgreSQL.
+    /// Redis round trips and PostgreSQL checkouts made by this process so far.
+    pub fn io_counts(&self) -> IoCounts {
+        self.inner.stats.read()
+    }
+
+    /// One version of a pool as the engine needs it (process → Redis → PostgreSQL).
     pub async fn bank(&self, pool_id: Uuid, version: i32) -> Result<Arc<PoolBank>, StoreError> {
-        let key = (pool_id, version);
-        if let Some(bank) = self.inner.banks.get(&key) {
-            return Ok(bank);
-        }
-        let bank = Arc::new(store::pools::load_bank(self.db(), pool_id, version).await?);
-        self.inner.banks.insert(key, bank.clone());
-        Ok(bank)
+        self.inner
+            .catalog
+            .bank(self.redis(), self.db(), pool_id, version)
+            .await
+    }
+
+    /// The keys of one pool version, in engine order (process → PostgreSQL; never Redis).
+    pub async fn answer_key(
+        &self,
+        pool_id: Uuid,
+        version: i32,
+    ) -> Result<Arc<Vec<String>>, StoreError> {
+        self.inner
+            .catalog
+            .answer_key(self.db(), pool_id, version)
+            .await
+    }
+
+    /// A question's text (process → Redis → PostgreSQL).
+    pub async fn question(&self, id: &str) -> Result<Arc<QuestionText>, StoreError> {
+        self.inner
+            .catalog
+            .question(self.redis(), self.db(), id)
+            .await
     }
 }

@@ -29,6 +29,10 @@ pub struct Config {
     pub db_timeout: Duration,
     /// Sliding time-to-live of an active test's Redis state.
     pub test_state_ttl: Duration,
+    /// Longest an administrator may extend a test's life to (`POST /v1/admin/tests/{id}/extend`).
+    pub test_max_ttl: Duration,
+    /// How long an active test may go untouched (its live state gone) before the sweeper abandons it.
+    pub test_idle_limit: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -40,6 +44,8 @@ impl std::fmt::Debug for Config {
             .field("db_pool_max", &self.db_pool_max)
             .field("db_timeout", &self.db_timeout)
             .field("test_state_ttl", &self.test_state_ttl)
+            .field("test_max_ttl", &self.test_max_ttl)
+            .field("test_idle_limit", &self.test_idle_limit)
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +106,18 @@ impl Config {
                 1_800,
                 60..=86_400,
             )?),
+            test_max_ttl: Duration::from_secs(number(
+                &get,
+                "TEST_MAX_TTL_SECS",
+                14_400,
+                60..=604_800,
+            )?),
+            test_idle_limit: Duration::from_secs(number(
+                &get,
+                "TEST_IDLE_LIMIT_SECS",
+                1_800,
+                60..=604_800,
+            )?),
         })
     }
 }
@@ -159,7 +177,22 @@ mod tests {
         let c = parse(&BASE).unwrap();
         assert_eq!(c.db_pool_max, 2);
         assert_eq!(c.test_state_ttl, Duration::from_secs(1800));
+        assert_eq!(c.test_max_ttl, Duration::from_secs(4 * 3600));
         assert_eq!(c.redis_key_prefix, "");
+    }
+
+    #[test]
+    fn idle_limit_defaults_to_half_an_hour_and_is_bounded() {
+        assert_eq!(
+            parse(&BASE).unwrap().test_idle_limit,
+            Duration::from_secs(1800)
+        );
+        let c = parse(&[BASE[0], BASE[1], ("TEST_IDLE_LIMIT_SECS", "604800")]).unwrap();
+        assert_eq!(c.test_idle_limit, Duration::from_secs(604_800));
+        for bad in ["59", "604801", "soon"] {
+            let e = parse(&[BASE[0], BASE[1], ("TEST_IDLE_LIMIT_SECS", bad)]).unwrap_err();
+            assert_eq!(e.var, "TEST_IDLE_LIMIT_SECS", "{bad}");
+        }
     }
 
     #[test]

@@ -1,21 +1,50 @@
-//! What every Lambda `main` does: logging, config, then serve one router.
+//! What every Lambda `main` does: logging, config, then serve one router (or,
+//! for the scheduled sweeper, one event handler).
 
 use axum::Router;
+use lambda_runtime::{LambdaEvent, service_fn};
 
+use crate::store::StoreError;
+use crate::sweep::{self, SweepReport};
 use crate::{App, config::Config};
 
 /// Builds the app from the environment and serves `router` on the Lambda
 /// runtime. Bad configuration ends the process with one clear line.
 pub async fn serve(router: fn(App) -> Router) -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
-    let app = match app_from_env() {
+    lambda_http::run(router(app_or_exit())).await
+}
+
+/// Builds the app from the environment and sweeps on every event the
+/// EventBridge schedule sends, answering with the [`SweepReport`].
+pub async fn serve_sweeper() -> Result<(), lambda_runtime::Error> {
+    crate::telemetry::init();
+    let app = &app_or_exit();
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            on_schedule(app, event.payload)
+                .await
+                .map_err(lambda_runtime::Error::from)
+        },
+    ))
+    .await
+}
+
+/// One scheduled event: a sweep. The event's content does not matter (any JSON
+/// is accepted), so a manual `aws lambda invoke` with `{}` sweeps too. A failed
+/// sweep fails the invocation, so it shows in the function's error metrics.
+pub async fn on_schedule(app: &App, _event: serde_json::Value) -> Result<SweepReport, StoreError> {
+    sweep::sweep(app).await
+}
+
+fn app_or_exit() -> App {
+    match app_from_env() {
         Ok(app) => app,
         Err(line) => {
             eprintln!("{line}");
             std::process::exit(1);
         }
-    };
-    lambda_http::run(router(app)).await
+    }
 }
 
 fn app_from_env() -> Result<App, String> {

@@ -13,6 +13,7 @@ pub mod lambda;
 pub mod local;
 pub mod migrate;
 pub mod store;
+pub mod sweep;
 pub mod telemetry;
 
 pub use app::App;

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use crate::{App, Config, api, demo, store};
+use crate::{App, Config, api, demo, store, sweep};
 
 /// Local defaults, used where the environment says nothing.
 const LOCAL_DEFAULTS: [(&str, &str); 4] = [
@@ -49,10 +49,24 @@ pub async fn run() -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     tracing::info!("lectern listening on http://{addr}");
+    // What the sweeper Lambda does on its schedule; the task ends with the process.
+    tokio::spawn(sweep_every(app.clone(), sweep::PERIOD));
     axum::serve(listener, api::router(app))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
         .map_err(|e| format!("server error: {e}"))
+}
+
+/// Sweeps now and then every `period`; a failed sweep is logged and retried at
+/// the next tick (the local server keeps serving either way).
+async fn sweep_every(app: App, period: std::time::Duration) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        // `sweep` logs its report and any error itself.
+        let _ = sweep::sweep(&app).await;
+    }
 }

@@ -91,7 +91,7 @@ pub struct TestEnv {
     pub schema: String,
     /// This environment's Redis key prefix.
     pub prefix: String,
-    /// URL that connects into this schema.
+    /// The database the app talks to: this schema, or the one given to [`TestEnv::with_urls`].
     pub database_url: String,
 }
 
@@ -131,7 +131,7 @@ impl TestEnv {
             .unwrap_or_else(|| database_url.clone());
         let vars = [
             ("REDIS_URL", redis.to_owned()),
-            ("DATABASE_URL", app_db),
+            ("DATABASE_URL", app_db.clone()),
             ("REDIS_KEY_PREFIX", prefix.clone()),
             ("DB_POOL_MAX", "8".into()),
             ("DB_TIMEOUT_MS", "2000".into()),
@@ -153,7 +153,7 @@ impl TestEnv {
             router,
             schema,
             prefix,
-            database_url,
+            database_url: app_db,
         }
     }
 
@@ -214,12 +214,22 @@ impl TestEnv {
     }
 
     /// Every key under this environment's prefix, with its value when it is a string.
-    pub async fn redis_entries(&self) -> Vec<(String, Option<String>)> {
+    pub async fn redis_entries(&self) -> Vec<(String, Option<Vec<u8>>)> {
+        self.entries_under(&self.prefix).await
+    }
+
+    /// The keys of tests (states and submission locks) with their values: what
+    /// the test loop writes, as opposed to the caches of pool content.
+    pub async fn test_entries(&self) -> Vec<(String, Option<Vec<u8>>)> {
+        self.entries_under(&format!("{}test:", self.prefix)).await
+    }
+
+    async fn entries_under(&self, prefix: &str) -> Vec<(String, Option<Vec<u8>>)> {
         let mut conn = self.redis().await;
-        let keys = keys_under(&mut conn, &self.prefix).await.unwrap();
+        let keys = keys_under(&mut conn, prefix).await.unwrap();
         let mut out = Vec::new();
         for k in keys {
-            let v: Option<String> = redis::cmd("GET")
+            let v: Option<Vec<u8>> = redis::cmd("GET")
                 .arg(&k)
                 .query_async(&mut conn)
                 .await
@@ -252,6 +262,125 @@ impl TestEnv {
             .await;
         assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.body);
         resp.body["pool_id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Answers `question` (as served: `id` and `options`) in `test`, with its key
+    /// when `right`, else with another option.
+    pub async fn answer(&self, test: &str, question: &Value, right: bool) -> Resp {
+        let id = question["id"]
+            .as_str()
+            .expect("a served question has an id");
+        let key = self.key_of(id).await;
+        let response = if right {
+            key
+        } else {
+            question["options"]
+                .as_array()
+                .expect("a served question has options")
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|o| *o != key)
+                .expect("a question has a wrong option")
+                .to_owned()
+        };
+        self.post(
+            &format!("/v1/tests/{test}/responses"),
+            json!({ "question_id": id, "response": response }),
+        )
+        .await
+    }
+
+    /// Creates a pool of `n` items whose options are long unique tokens, so that a
+    /// key showing up anywhere in Redis can be searched for byte by byte.
+    pub async fn token_pool(&self, n: usize) -> Uuid {
+        let items: Vec<Value> = items_json(n, &self.prefix)
+            .into_iter()
+            .map(|mut item| {
+                let token = |o: &Value| {
+                    format!("option-{}-{}", Uuid::new_v4().simple(), o.as_str().unwrap())
+                };
+                let options: Vec<String> = item["options"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(token)
+                    .collect();
+                let key = item["options"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .position(|o| *o == item["correct_answer"])
+                    .unwrap();
+                item["correct_answer"] = json!(options[key]);
+                item["options"] = json!(options);
+                item
+            })
+            .collect();
+        let resp = self
+            .post("/v1/pools", json!({ "name": "token pool", "items": items }))
+            .await;
+        assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.body);
+        resp.body["pool_id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Every key under this environment's prefix has a TTL, and no value gives a
+    /// key away: test states and pool parameters hold no key string at all, and a
+    /// cached question is exactly the question as anyone may see it. Returns the
+    /// number of keys checked.
+    pub async fn assert_redis_clean(&self) -> usize {
+        let sql = self.sql().await;
+        let keys: Vec<String> = sql
+            .query("SELECT correct_answer FROM questions", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut conn = self.redis().await;
+        let entries = self.redis_entries().await;
+        let question_prefix = format!("{}question:{{", self.prefix);
+        for (k, v) in &entries {
+            let ttl: i64 = redis::cmd("PTTL")
+                .arg(k)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert!(ttl > 0, "{k} has no TTL ({ttl})");
+            let v = v
+                .as_deref()
+                .unwrap_or_else(|| panic!("{k} is not a string"));
+            if let Some(id) = k
+                .strip_prefix(&question_prefix)
+                .and_then(|r| r.strip_suffix('}'))
+            {
+                let q = lectern::store::pools::QuestionText::decode(v).unwrap();
+                assert_eq!(q.encode(), v, "{k} holds more than the question");
+                let row = sql
+                    .query_one(
+                        "SELECT content, options, concepts FROM questions WHERE id = $1",
+                        &[&id],
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(q.id, id);
+                assert_eq!(
+                    (q.content.as_str(), &q.options, &q.concepts),
+                    (
+                        row.get::<_, &str>(0),
+                        &row.get::<_, Vec<String>>(1),
+                        &row.get::<_, Vec<String>>(2)
+                    )
+                );
+            } else {
+                for key in &keys {
+                    assert!(
+                        !v.windows(key.len()).any(|w| w == key.as_bytes()),
+                        "{k} holds the key {key:?}"
+                    );
+                }
+            }
+        }
+        entries.len()
     }
 
     /// The key of a question, straight from PostgreSQL.
@@ -375,5 +504,139 @@ pub async fn keys_under(
             return Ok(keys);
         }
         cursor = next;
+    }
+}
+
+/// A redis-server of the test's own on a free loopback port, so stopping or
+/// flushing it leaves the shared one alone. It keeps nothing on disk.
+pub struct OwnRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    /// Starts one on a free port.
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut own = Self { port, child: None };
+        own.revive();
+        own
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server: everything in it is lost, connections drop, the port refuses.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a new, empty server on the same port (after [`OwnRedis::kill`]).
+    pub fn revive(&mut self) {
+        self.kill();
+        self.child = Some(
+            std::process::Command::new("redis-server")
+                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server on PATH (infra/local.sh installs it)"),
+        );
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    /// A connection to it.
+    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A TCP proxy the test controls, in front of a real server: [`Proxy::cut`]
+/// drops every connection through it and refuses new ones until [`Proxy::restore`].
+pub struct Proxy {
+    /// Where clients connect.
+    pub addr: std::net::SocketAddr,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cuts: tokio::sync::watch::Sender<u64>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// A proxy to `upstream` (host:port) on a free loopback port.
+    pub async fn start(upstream: &str) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cuts, _) = tokio::sync::watch::channel(0u64);
+        let upstream = upstream.to_owned();
+        let (flag, signal) = (open.clone(), cuts.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !flag.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees its connection closed
+                }
+                let mut cut = signal.subscribe();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            open,
+            cuts,
+            accept,
+        }
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.cuts.send_modify(|n| *n += 1);
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
     }
 }

@@ -142,7 +142,7 @@ async fn a_whole_test_start_to_end() {
     );
 
     // Redis state gone; final results and long-term proficiency in PostgreSQL.
-    assert!(env.redis_entries().await.is_empty());
+    assert!(env.test_entries().await.is_empty());
     let row = sql
         .query_one(
             "SELECT status, ended_at IS NOT NULL, theta FROM test_sessions",
@@ -212,7 +212,7 @@ async fn wrong_questions_and_options_are_refused_and_store_nothing() {
     let question = started["question"].clone();
     let qid = question["id"].as_str().unwrap();
     let path = format!("/v1/tests/{test}/responses");
-    let before = env.redis_entries().await;
+    let before = env.test_entries().await;
 
     let other = env.get(&format!("/v1/pools/{pool}")).await.body["items"]
         .as_array()
@@ -268,7 +268,7 @@ async fn wrong_questions_and_options_are_refused_and_store_nothing() {
         .unwrap();
     assert_eq!(row.get::<_, i32>(0), 0);
     assert_eq!(
-        env.redis_entries().await,
+        env.test_entries().await,
         before,
         "Redis state must not change on refused input"
     );
@@ -311,7 +311,7 @@ async fn bad_start_requests_are_refused_and_store_nothing() {
     start(&env, json!({ "pool_id": "nope" })).await.problem(422);
     start(&env, json!({})).await.problem(422);
     assert_eq!(env.count("test_sessions").await, 0);
-    assert!(env.redis_entries().await.is_empty());
+    assert!(env.test_entries().await.is_empty());
 }
 
 #[tokio::test]
@@ -337,7 +337,7 @@ async fn every_estimator_and_randomesque_run_a_test() {
     }
 }
 
-/// Ten submits of the same answer at once: exactly one is recorded, the rest get 409.
+/// Fifty submits of the same answer at once: exactly one is recorded, 49 get 409, no 5xx.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_submits_record_once() {
     let env = TestEnv::new().await;
@@ -348,22 +348,37 @@ async fn concurrent_submits_record_once() {
     let body = json!({ "question_id": question["id"], "response": key });
     let path = format!("/v1/tests/{test}/responses");
     let env = std::sync::Arc::new(env);
-    let tasks: Vec<_> = (0..10)
+    let tasks: Vec<_> = (0..50)
         .map(|_| {
             let (env, path, body) = (env.clone(), path.clone(), body.clone());
             tokio::spawn(async move { env.post(&path, body).await })
         })
         .collect();
-    let mut ok = 0;
+    let (mut ok, mut conflicts) = (0, 0);
     for t in tasks {
         let r = t.await.unwrap();
         match r.status.as_u16() {
             200 => ok += 1,
-            409 => assert_eq!(r.slug(), "already-answered"),
+            409 => {
+                conflicts += 1;
+                assert!(
+                    ["already-answered", "submit-in-progress"].contains(&r.slug()),
+                    "{}",
+                    r.body
+                );
+            }
             other => panic!("unexpected {other}: {}", r.body),
         }
     }
-    assert_eq!(ok, 1);
+    assert_eq!((ok, conflicts), (1, 49));
+    // The lock was released with the state write: nothing left but the state.
+    let entries = env.test_entries().await;
+    assert_eq!(
+        entries.len(),
+        1,
+        "{:?}",
+        entries.iter().map(|e| &e.0).collect::<Vec<_>>()
+    );
     assert_eq!(env.count("test_responses").await, 1);
     let next = env.get(&format!("/v1/tests/{test}/next")).await;
     assert_eq!(next.body["position"], 2);
@@ -392,56 +407,108 @@ async fn ending_unknown_or_fresh_tests() {
         .problem(409);
 }
 
-/// The Redis state never holds a key: no string in it equals any option text.
+/// Redis never holds a key, and every key in it has a TTL; the live state is
+/// compact (≤ 1 KB after 30 answers) and slides its TTL on every touch.
 #[tokio::test]
-async fn redis_state_holds_no_answers_and_has_a_ttl() {
+async fn redis_holds_no_answers_every_key_has_a_ttl_and_states_are_small() {
     let env = TestEnv::new().await;
-    let pool = env.demo_pool(15).await;
-    let (test, started) = begin(&env, json!({ "pool_id": pool })).await;
-    answer(&env, &test, &started["question"], true).await;
-    let entries = env.redis_entries().await;
-    assert_eq!(entries.len(), 1);
-    let (key, value) = &entries[0];
-    assert_eq!(*key, format!("{}test:{{{test}}}:state", env.prefix));
-    let state: Value = serde_json::from_str(value.as_ref().unwrap()).unwrap();
-    fn strings(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::String(s) => out.push(s.clone()),
-            Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
-            Value::Object(o) => o.values().for_each(|x| strings(x, out)),
-            _ => {}
-        }
+    let pool = env.token_pool(60).await;
+    let config = json!({ "max_items": 30, "min_items": 30, "se_target": null,
+                         "content_balance": { "algebra": 1, "fractions": 1, "geometry": 1 },
+                         "randomesque": 3, "exposure_control": true });
+    let (test, started) = begin(&env, json!({ "pool_id": pool, "config": config })).await;
+    let mut question = started["question"].clone();
+    for i in 0..30 {
+        let r = answer(&env, &test, &question, i % 3 != 0).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        question = r.body["next_question"].clone();
     }
-    let mut found = vec![];
-    strings(&state, &mut found);
-    let keys: Vec<String> = env
-        .sql()
-        .await
-        .query("SELECT correct_answer FROM questions", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert!(!keys.is_empty());
-    assert!(
-        found.iter().all(|s| !keys.contains(s)),
-        "a key leaked into Redis: {found:?}"
-    );
+    assert!(question.is_null(), "30 of 30 items answered");
+    let checked = env.assert_redis_clean().await;
+    assert!(checked >= 3, "state, pool and questions cached: {checked}");
+
     let mut conn = env.redis().await;
+    let key = state_key(&env, &test);
+    let memory: i64 = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(memory <= 1024, "state uses {memory} bytes after 30 answers");
     let ttl: i64 = redis::cmd("PTTL")
-        .arg(key)
+        .arg(&key)
         .query_async(&mut conn)
         .await
         .unwrap();
     assert!(ttl > 29 * 60 * 1000 && ttl <= 30 * 60 * 1000, "ttl {ttl}");
+    // A touch slides it back up.
+    let () = redis::cmd("PEXPIRE")
+        .arg(&key)
+        .arg(60_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    env.get(&format!("/v1/tests/{test}")).await;
+    let report = env.post(&format!("/v1/tests/{test}/end"), json!({})).await;
+    assert_eq!(report.status, StatusCode::OK);
+}
+
+/// A touch (`next`) slides the TTL back to 30 minutes; an extension is never cut short by one.
+#[tokio::test]
+async fn touches_slide_the_ttl_and_never_shorten_an_extension() {
+    let env = TestEnv::new().await;
+    let pool = env.demo_pool(20).await;
+    let (test, _) = begin(&env, json!({ "pool_id": pool })).await;
+    let key = state_key(&env, &test);
+    let mut conn = env.redis().await;
+    let ttl = |c: &mut redis::aio::MultiplexedConnection| {
+        let key = key.clone();
+        let mut c = c.clone();
+        async move {
+            redis::cmd("PTTL")
+                .arg(&key)
+                .query_async::<i64>(&mut c)
+                .await
+                .unwrap()
+        }
+    };
+    let () = redis::cmd("PEXPIRE")
+        .arg(&key)
+        .arg(60_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl(&mut conn).await <= 60_000);
+    assert_eq!(
+        env.get(&format!("/v1/tests/{test}/next")).await.status,
+        StatusCode::OK
+    );
+    assert!(ttl(&mut conn).await > 29 * 60 * 1000);
+
+    let r = env
+        .post(
+            &format!("/v1/admin/tests/{test}/extend"),
+            json!({ "seconds": 7200 }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body["ttl_s"].as_f64().unwrap() > 7190.0, "{}", r.body);
+    assert_eq!(
+        env.get(&format!("/v1/tests/{test}/next")).await.status,
+        StatusCode::OK
+    );
+    assert!(
+        ttl(&mut conn).await > 7190 * 1000,
+        "a touch kept the extension"
+    );
 }
 
 fn state_key(env: &TestEnv, test: &str) -> String {
     format!("{}test:{{{test}}}:state", env.prefix)
 }
 
-async fn state_of(env: &TestEnv, test: &str) -> Option<String> {
+async fn state_of(env: &TestEnv, test: &str) -> Option<Vec<u8>> {
     let mut conn = env.redis().await;
     redis::cmd("GET")
         .arg(state_key(env, test))
@@ -478,7 +545,7 @@ async fn a_lost_state_is_rebuilt_from_postgres() {
     assert_eq!(next.body, second.body["next_question"]);
     assert_eq!(
         state_of(&env, &test).await.as_deref(),
-        Some(before.as_str())
+        Some(before.as_slice())
     );
 
     // And it carries on from there.
@@ -666,7 +733,7 @@ async fn bad_engine_settings_are_refused_and_store_nothing() {
         assert!(detail.contains(says), "{config}: {detail}");
     }
     assert_eq!(env.count("test_sessions").await, 0);
-    assert!(env.redis_entries().await.is_empty());
+    assert!(env.test_entries().await.is_empty());
     // Pools refuse exposure parameters outside (0, 1].
     for bad in [0.0, 1.5, -0.2] {
         let mut items = lectern_tests::items_json(2, &format!("exp{bad}"));

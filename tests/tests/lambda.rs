@@ -143,3 +143,19 @@ async fn migrate_reports_failure_and_ignores_delete() {
         ["FAILED", "SUCCESS"]
     );
 }
+
+/// The sweeper's handler takes a scheduled event (EventBridge's documented
+/// shape; the Scheduler's default notification is not pinned down, hence any
+/// JSON, `{}` included) and answers with its report.
+#[tokio::test]
+async fn a_scheduled_event_runs_a_sweep() {
+    let env = TestEnv::new().await;
+    let event: Value = serde_json::from_str(&fixture("eventbridge-scheduled.json")).unwrap();
+    for event in [event, serde_json::json!({})] {
+        let report = lectern::lambda::on_schedule(&env.app, event).await.unwrap();
+        assert_eq!(
+            serde_json::to_value(report).unwrap(),
+            serde_json::json!({ "checked": 0, "abandoned": 0, "batches": 0 })
+        );
+    }
+}

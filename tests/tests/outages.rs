@@ -2,8 +2,8 @@
 //! problem+json, and nothing half-done is left behind.
 
 use axum::http::StatusCode;
-use lectern_tests::{DEAD_DATABASE_URL, DEAD_REDIS_URL, TestEnv, redis_url};
-use serde_json::json;
+use lectern_tests::{DEAD_DATABASE_URL, DEAD_REDIS_URL, OwnRedis, Proxy, TestEnv, redis_url};
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn health_reports_both_services() {
@@ -20,16 +20,18 @@ async fn health_reports_both_services() {
             >= 0.0
     );
 
+    // Tests are still served without Redis, from PostgreSQL: degraded, not down.
     let no_redis = TestEnv::with_urls(DEAD_REDIS_URL, None).await;
     let r = no_redis.get("/v1/health").await;
-    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(r.body["status"], "error");
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["status"], "degraded");
     assert_eq!(r.body["checks"]["redis"]["status"], "error");
     assert_eq!(r.body["checks"]["postgres"]["status"], "ok");
 
     let no_db = TestEnv::with_urls(&redis_url(), Some(DEAD_DATABASE_URL)).await;
     let r = no_db.get("/v1/health").await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.body["status"], "error");
     assert_eq!(r.body["checks"]["redis"]["status"], "ok");
     assert_eq!(r.body["checks"]["postgres"]["status"], "error");
     assert!(
@@ -53,126 +55,279 @@ async fn postgres_down_gives_503_and_writes_nothing_to_redis() {
         .post("/v1/tests", json!({ "pool_id": uuid::Uuid::new_v4() }))
         .await;
     r.problem(503);
-    assert!(env.redis_entries().await.is_empty());
+    assert!(env.test_entries().await.is_empty());
 }
 
-/// Redis down: a test cannot be started (503) and no test row is left active without state.
-#[tokio::test]
-async fn redis_down_gives_503_on_the_test_loop() {
-    let healthy = TestEnv::new().await;
-    let pool = healthy.demo_pool(10).await;
-    let started = healthy.post("/v1/tests", json!({ "pool_id": pool })).await;
-    let test = started.body["test_id"].as_str().unwrap().to_owned();
-
-    // A second app on the same schema whose Redis is unreachable.
-    let broken = TestEnv::with_urls(DEAD_REDIS_URL, Some(&healthy.database_url)).await;
-    let q = &started.body["question"];
-    let r = broken
-        .post(
-            &format!("/v1/tests/{test}/responses"),
-            json!({ "question_id": q["id"], "response": "1" }),
-        )
+/// Start a test and take it to the end through `env`, answering right and wrong
+/// in turn; returns the test id and every submit's body.
+async fn take_test(env: &TestEnv, pool: &str, items: u32) -> (String, Vec<Value>) {
+    let config = json!({ "max_items": items, "min_items": items, "se_target": null });
+    let started = env
+        .post("/v1/tests", json!({ "pool_id": pool, "config": config }))
         .await;
-    assert!(r.problem(503).contains("Redis"));
-    broken
-        .get(&format!("/v1/tests/{test}/next"))
-        .await
-        .problem(503);
-    assert_eq!(healthy.count("test_responses").await, 0);
-
-    // The healthy app carries on as if nothing happened.
-    let next = healthy.get(&format!("/v1/tests/{test}/next")).await;
-    assert_eq!(next.status, StatusCode::OK);
-    assert_eq!(next.body, *q);
-}
-
-/// A redis-server of the test's own on a free loopback port, so killing it
-/// leaves the shared one alone. It keeps nothing on disk.
-struct OwnRedis {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl OwnRedis {
-    fn start_on(port: u16) -> Self {
-        let own = Self {
-            port,
-            child: std::process::Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("redis-server on PATH (infra/local.sh installs it)"),
-        };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return own;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        panic!("redis-server did not start on port {port}"); // `own` is killed and reaped on drop
-    }
-
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Self::start_on(port)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills the server (everything in it is lost) and starts a new one on the same port.
-    fn restart(mut self) -> Self {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        Self::start_on(self.port)
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Redis killed and restarted empty mid-test: at most a retryable 503 while the
-/// connection is re-made, then the test carries on from PostgreSQL, with every
-/// answer recorded exactly once.
-#[tokio::test]
-async fn redis_restarted_mid_test_loses_nothing() {
-    let redis = OwnRedis::start();
-    let env = TestEnv::with_urls(&redis.url(), None).await;
-    let pool = env.demo_pool(20).await;
-    let started = env.post("/v1/tests", json!({ "pool_id": pool })).await;
     assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
     let test = started.body["test_id"].as_str().unwrap().to_owned();
-    let q1 = &started.body["question"];
-    let body = json!({ "question_id": q1["id"], "response": env.key_of(q1["id"].as_str().unwrap()).await });
-    let first = env.post(&format!("/v1/tests/{test}/responses"), body).await;
+    let mut question = started.body["question"].clone();
+    let mut bodies = Vec::new();
+    for i in 0..items {
+        let r = env.answer(&test, &question, i % 2 == 0).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        question = r.body["next_question"].clone();
+        bodies.push(r.body);
+    }
+    assert!(question.is_null());
+    (test, bodies)
+}
+
+/// Redis unreachable: tests are started, answered and ended from PostgreSQL
+/// alone, each answer recorded once, with the θ a healthy app computes.
+#[tokio::test]
+async fn without_redis_tests_are_served_from_postgres() {
+    let healthy = TestEnv::new().await;
+    let pool = healthy.demo_pool(30).await.to_string();
+    let broken = TestEnv::with_urls(DEAD_REDIS_URL, Some(&healthy.database_url)).await;
+
+    let (test, bodies) = take_test(&broken, &pool, 6).await;
+    assert_eq!(bodies.last().unwrap()["status"], "completed");
+    assert_eq!(healthy.count("test_responses").await, 6);
+    // A replayed answer is still refused, by PostgreSQL alone.
+    let first: Value = healthy.get(&format!("/v1/tests/{test}")).await.body["responses"][0].clone();
+    let again = broken
+        .post(
+            &format!("/v1/tests/{test}/responses"),
+            json!({ "question_id": first["question_id"], "response": first["response"] }),
+        )
+        .await;
+    again.problem(409);
+    let ended = broken
+        .post(&format!("/v1/tests/{test}/end"), json!({}))
+        .await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    assert_eq!(ended.body["total_questions"], 6);
+    assert_eq!(
+        ended.body["proficiency"],
+        bodies.last().unwrap()["proficiency"]
+    );
+    assert_eq!(healthy.count("test_responses").await, 6);
+}
+
+/// Redis stopped mid-test: the test completes from PostgreSQL and health says
+/// `degraded`; Redis back (empty): the state re-warms and the test goes on.
+#[tokio::test]
+async fn redis_stopped_mid_test_degrades_then_rewarms() {
+    let mut redis = OwnRedis::start();
+    let env = TestEnv::with_urls(&redis.url(), None).await;
+    let pool = env.demo_pool(30).await;
+    let config = json!({ "max_items": 8, "min_items": 8, "se_target": null });
+    let started = env
+        .post("/v1/tests", json!({ "pool_id": pool, "config": config }))
+        .await;
+    let test = started.body["test_id"].as_str().unwrap().to_owned();
+    let first = env.answer(&test, &started.body["question"], true).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
 
-    let _redis = redis.restart();
-    let mut next = env.get(&format!("/v1/tests/{test}/next")).await;
-    for _ in 0..5 {
-        if next.status != StatusCode::SERVICE_UNAVAILABLE {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        next = env.get(&format!("/v1/tests/{test}/next")).await;
+    redis.kill();
+    let mut question = first.body["next_question"].clone();
+    for i in 0..3 {
+        let r = env.answer(&test, &question, i % 2 == 1).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "answer {i} without Redis: {}",
+            r.body
+        );
+        question = r.body["next_question"].clone();
     }
-    assert_eq!(next.status, StatusCode::OK, "{}", next.body);
-    assert_eq!(next.body, first.body["next_question"]);
+    let next = env.get(&format!("/v1/tests/{test}/next")).await;
+    assert_eq!(next.body, question);
+    let health = env.get("/v1/health").await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.body["status"], "degraded", "{}", health.body);
+    assert_eq!(health.body["checks"]["redis"]["status"], "error");
 
-    let q2 = &next.body;
-    let body = json!({ "question_id": q2["id"], "response": env.key_of(q2["id"].as_str().unwrap()).await });
-    let second = env.post(&format!("/v1/tests/{test}/responses"), body).await;
-    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
-    assert_eq!(second.body["items_answered"], 2);
+    redis.revive();
+    // Health probes Redis itself, so it sees the recovery at once.
+    let health = env.get("/v1/health").await;
+    assert_eq!(health.body["status"], "ok", "{}", health.body);
+    let next = env.get(&format!("/v1/tests/{test}/next")).await;
+    assert_eq!(next.status, StatusCode::OK, "{}", next.body);
+    assert_eq!(next.body, question);
+    let state: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(format!("{}test:{{{test}}}:state", env.prefix))
+        .query_async(&mut redis.conn().await)
+        .await
+        .unwrap();
+    let state = state.expect("the state re-warmed into the new Redis");
+    assert_eq!(&state[..4], &4u32.to_be_bytes(), "at seq 4");
+    let r = env.answer(&test, &question, true).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["items_answered"], 5);
+    assert_eq!(env.count("test_responses").await, 5);
+}
+
+/// PostgreSQL unreachable mid-test (a proxy the test cuts): a submit gets 503
+/// problem+json and the Redis state does not move; PostgreSQL back, the same
+/// submit goes through and the test carries on.
+#[tokio::test]
+async fn postgres_cut_mid_test_leaves_redis_alone_and_resumes() {
+    let healthy = TestEnv::new().await;
+    let upstream = healthy
+        .database_url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let proxy = Proxy::start(&upstream).await;
+    let proxied = healthy
+        .database_url
+        .replacen(&upstream, &proxy.addr.to_string(), 1);
+    let env = TestEnv::with_urls(&redis_url(), Some(&proxied)).await;
+    let pool = env.demo_pool(30).await;
+    let started = env.post("/v1/tests", json!({ "pool_id": pool })).await;
+    let test = started.body["test_id"].as_str().unwrap().to_owned();
+    let first = env.answer(&test, &started.body["question"], true).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let question = first.body["next_question"].clone();
+    let key = env.key_of(question["id"].as_str().unwrap()).await;
+    let before = env.test_entries().await;
+
+    proxy.cut();
+    let body = json!({ "question_id": question["id"], "response": key });
+    let path = format!("/v1/tests/{test}/responses");
+    let r = env.post(&path, body.clone()).await;
+    assert!(r.problem(503).contains("PostgreSQL"), "{}", r.body);
+    assert_eq!(
+        env.test_entries().await,
+        before,
+        "Redis state and locks unchanged"
+    );
+    // The served question still comes from Redis.
+    let next = env.get(&format!("/v1/tests/{test}/next")).await;
+    assert_eq!(next.body, question);
+
+    proxy.restore();
+    let r = env.post(&path, body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["items_answered"], 2);
     assert_eq!(env.count("test_responses").await, 2);
+}
+
+/// FLUSHALL while 20 tests run: every test finishes, and each one's questions
+/// and θ trajectory are exactly those the engine computes from its seed and
+/// answers, as a run without the flush would have them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn flushall_mid_run_changes_no_trajectory() {
+    let redis = OwnRedis::start();
+    let env = std::sync::Arc::new(TestEnv::with_urls(&redis.url(), None).await);
+    let pool = env.demo_pool(120).await.to_string();
+    let halfway = std::sync::Arc::new(tokio::sync::Barrier::new(21));
+    let flushed = std::sync::Arc::new(tokio::sync::Barrier::new(21));
+    let runs: Vec<_> = (0..20)
+        .map(|n| {
+            let (env, pool) = (env.clone(), pool.clone());
+            let (halfway, flushed) = (halfway.clone(), flushed.clone());
+            tokio::spawn(async move {
+                let config = json!({ "max_items": 12, "min_items": 12, "se_target": null,
+                                     "randomesque": 3, "estimator": if n % 2 == 0 { "eap" } else { "wle" } });
+                let started = env
+                    .post("/v1/tests", json!({ "pool_id": pool, "config": config }))
+                    .await;
+                assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+                let test = started.body["test_id"].as_str().unwrap().to_owned();
+                let mut question = started.body["question"].clone();
+                for i in 0..12 {
+                    if i == 6 {
+                        halfway.wait().await;
+                        flushed.wait().await;
+                    }
+                    let r = env.answer(&test, &question, (i + n) % 3 != 0).await;
+                    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+                    question = r.body["next_question"].clone();
+                }
+                assert!(question.is_null());
+                test
+            })
+        })
+        .collect();
+    halfway.wait().await;
+    let () = redis::cmd("FLUSHALL")
+        .query_async(&mut redis.conn().await)
+        .await
+        .unwrap();
+    flushed.wait().await;
+    let mut tests = Vec::new();
+    for run in runs {
+        tests.push(run.await.unwrap());
+    }
+    for test in tests {
+        let report = env.get(&format!("/v1/tests/{test}")).await.body;
+        let replayed = replay(&env, &test).await;
+        let recorded: Vec<(String, f64, f64)> = report["responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["question_id"].as_str().unwrap().to_owned(),
+                    r["theta"].as_f64().unwrap(),
+                    r["se"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(recorded.len(), 12);
+        assert_eq!(recorded, replayed, "test {test}");
+    }
+}
+
+/// What the engine alone makes of a test's seed, prior, configuration and
+/// answers: each question served and the estimate after each answer.
+async fn replay(env: &TestEnv, test: &str) -> Vec<(String, f64, f64)> {
+    let row = env
+        .sql()
+        .await
+        .query_one(
+            "SELECT pool_id, pool_version, seed, prior_mean, prior_sd, config FROM test_sessions WHERE id = $1",
+            &[&test.parse::<uuid::Uuid>().unwrap()],
+        )
+        .await
+        .unwrap();
+    let config: lectern::cat::TestConfig = serde_json::from_value(row.get("config")).unwrap();
+    let bank = env
+        .app
+        .bank(row.get("pool_id"), row.get("pool_version"))
+        .await
+        .unwrap();
+    let prior = lectern::engine::NormalPrior {
+        mean: row.get("prior_mean"),
+        sd: row.get("prior_sd"),
+    };
+    let seed = row.get::<_, i64>("seed") as u64;
+    let cat = config.engine(prior, &bank);
+    let answers: Vec<bool> = env
+        .sql()
+        .await
+        .query(
+            "SELECT correct FROM test_responses WHERE session_id = $1 ORDER BY seq",
+            &[&test.parse::<uuid::Uuid>().unwrap()],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let (mut items, mut out) = (Vec::new(), Vec::new());
+    let mut next = cat.step(&bank.bank, &[], &[], seed).next;
+    for k in 0..answers.len() {
+        let item = next.expect("the engine serves a question");
+        items.push(item);
+        let step = cat.step(&bank.bank, &items, &answers[..=k], seed);
+        out.push((
+            bank.ids[item].clone(),
+            step.estimate.theta,
+            step.estimate.se,
+        ));
+        next = step.next;
+    }
+    out
 }

@@ -80,7 +80,13 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
+        Self::from(&e)
+    }
+}
+
+impl From<&StoreError> for ApiError {
+    fn from(e: &StoreError) -> Self {
+        match e.root() {
             StoreError::Corrupt(_) | StoreError::Migration(_) | StoreError::PoolSetup(_) => {
                 tracing::error!(error = %e, "internal error");
                 Self::new(
@@ -90,7 +96,7 @@ impl From<StoreError> for ApiError {
                 )
             }
             // Connection trouble: the client may retry; the detail names the service, not its address.
-            StoreError::Redis(_) => {
+            StoreError::Redis(_) | StoreError::RedisUnavailable => {
                 tracing::error!(error = %e, "redis unavailable");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -106,6 +112,7 @@ impl From<StoreError> for ApiError {
                     "PostgreSQL is unavailable; retry later",
                 )
             }
+            StoreError::Shared(_) => unreachable!("root() looks through Shared"),
         }
     }
 }
@@ -123,6 +130,7 @@ impl From<cat::Error> for ApiError {
             E::NotActive(_) => Self::conflict("test-not-active", detail),
             E::QuestionNotServed(_) => Self::conflict("question-not-served", detail),
             E::AlreadyAnswered(_) => Self::conflict("already-answered", detail),
+            E::SubmitInProgress(_) => Self::conflict("submit-in-progress", detail),
             E::Contended(_) => Self::conflict("conflict", detail),
             E::Store(s) => s.into(),
         }

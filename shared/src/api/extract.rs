@@ -2,6 +2,7 @@
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -46,5 +47,43 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
         raw.parse().map(IdPath).map_err(|_| {
             ApiError::not_found(format!("{raw:?} is not a valid id (expected a UUID)"))
         })
+    }
+}
+
+/// `?limit=&offset=` of a list: `limit` from 1 to `MAX` (`DEFAULT` when absent),
+/// `offset` at least 0. Out of range is 422; not a number (or an unknown
+/// parameter) is 400. Each list picks its own bounds in its type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page<const DEFAULT: i64, const MAX: i64> {
+    /// Most rows to return.
+    pub limit: i64,
+    /// Rows to skip.
+    pub offset: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPage {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+impl<S: Send + Sync, const DEFAULT: i64, const MAX: i64> FromRequestParts<S>
+    for Page<DEFAULT, MAX>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Query(raw) = Query::<RawPage>::from_request_parts(parts, state).await?;
+        let page = Page {
+            limit: raw.limit.unwrap_or(DEFAULT),
+            offset: raw.offset.unwrap_or(0),
+        };
+        if !(1..=MAX).contains(&page.limit) || page.offset < 0 {
+            return Err(ApiError::invalid(format!(
+                "limit must be from 1 to {MAX} and offset at least 0"
+            )));
+        }
+        Ok(page)
     }
 }

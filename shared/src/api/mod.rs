@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per Lambda function, and the route table that
 //! template.yaml and openapi.yaml must agree with.
 
+pub mod admin;
 pub mod end;
 pub mod error;
 pub mod extract;
@@ -48,11 +49,18 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/v1/tests/{id}/next", "next"),
     route("POST", "/v1/tests/{id}/end", "end"),
     route("GET", "/v1/tests/{id}", "session"),
+    route("GET", "/v1/students/{id}/tests", "session"),
+    route("GET", "/v1/students/{id}/proficiency", "session"),
     route("POST", "/v1/pools", "pools"),
     route("GET", "/v1/pools", "pools"),
     route("GET", "/v1/pools/{id}", "pools"),
     route("POST", "/v1/pools/{id}/items", "pools"),
     route("GET", "/v1/health", "health"),
+    route("GET", "/v1/admin/tests/active", "cache-admin"),
+    route("GET", "/v1/admin/tests/{id}", "cache-admin"),
+    route("POST", "/v1/admin/tests/{id}/sync", "cache-admin"),
+    route("POST", "/v1/admin/tests/{id}/extend", "cache-admin"),
+    route("GET", "/v1/admin/redis/stats", "cache-admin"),
 ];
 
 /// Builds one function's routes (before the shared layers).
@@ -67,6 +75,7 @@ pub const FUNCTIONS: &[(&str, Routes)] = &[
     ("session", session::routes),
     ("pools", pools::routes),
     ("health", health::routes),
+    ("cache-admin", admin::routes),
 ];
 
 /// Every route in one router: the local server.

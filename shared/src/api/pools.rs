@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::ApiError;
-use super::extract::{IdPath, Json, Query};
+use super::extract::{IdPath, Json, Page};
 use crate::App;
 use crate::engine::ItemParams;
 use crate::store::StoreError;
@@ -255,33 +255,15 @@ async fn create(
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Page {
-    #[serde(default = "default_limit")]
-    limit: i64,
-    #[serde(default)]
-    offset: i64,
-}
-
-fn default_limit() -> i64 {
-    50
-}
+/// Pools per page: 50 unless asked, at most 200.
+type PoolPage = Page<50, 200>;
 
 #[derive(Serialize)]
 struct PoolList {
     pools: Vec<PoolView>,
 }
 
-async fn list(
-    State(app): State<App>,
-    Query(page): Query<Page>,
-) -> Result<axum::Json<PoolList>, ApiError> {
-    if !(1..=200).contains(&page.limit) || page.offset < 0 {
-        return Err(ApiError::invalid(
-            "limit must be from 1 to 200 and offset at least 0",
-        ));
-    }
+async fn list(State(app): State<App>, page: PoolPage) -> Result<axum::Json<PoolList>, ApiError> {
     let pools = pools::list(app.db(), page.limit, page.offset).await?;
     Ok(axum::Json(PoolList {
         pools: pools.into_iter().map(PoolView::from).collect(),

@@ -64,7 +64,7 @@ pub struct TestConfig {
     pub randomesque: u32,
     /// Target share of items per concept name (content balancing): the weights
     /// sent, rescaled to sum to 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub content_balance: Option<BTreeMap<String, f64>>,
     /// Sympson–Hetter exposure control with the items' `exposure` parameters.
     #[serde(default)]
@@ -194,7 +194,7 @@ impl TestConfig {
     }
 
     /// The engine for a test on `bank` whose prior is `prior`.
-    pub(super) fn engine(&self, prior: engine::NormalPrior, bank: &PoolBank) -> engine::Cat {
+    pub fn engine(&self, prior: engine::NormalPrior, bank: &PoolBank) -> engine::Cat {
         let base = || -> Box<dyn engine::Selector> {
             match (self.selector, self.randomesque) {
                 (SelectorKind::MaxInfo, 1) => Box::new(engine::MaxInfo),

@@ -1,6 +1,7 @@
 //! The adaptive-test loop: the engine decides, PostgreSQL records first,
 //! Redis holds the hot state after. Keys stay in process memory.
 
+pub mod admin;
 mod config;
 mod state;
 mod view;
@@ -17,10 +18,11 @@ pub use view::{
 use crate::App;
 use crate::engine::{Estimate, FromProficiency, Initializer, StopReason};
 use crate::store::StoreError;
-use crate::store::redis::CasOutcome;
+use crate::store::pools::PoolBank;
+use crate::store::redis::{CasOutcome, Lock, unframe};
 use crate::store::tests::{self as records, Answer, TestStatus};
 use state::{LiveState, Replay};
-use view::{classification, proficiency, question};
+use view::{classification, proficiency};
 
 /// What can go wrong in the test loop, by cause.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,9 @@ pub enum Error {
         /// The response given.
         response: String,
     },
+    /// Another submit of the same question is being recorded right now.
+    #[error("an answer to question {0:?} is being recorded; retry if it does not show up")]
+    SubmitInProgress(String),
     /// Answers kept landing while the test was being ended.
     #[error("test {0} kept changing while it was being ended; try again")]
     Contended(Uuid),
@@ -77,42 +82,44 @@ pub struct StartRequest {
 
 /// Starts a test: prior from the student's history (else N(0, 1)), first item by the selector.
 pub async fn start(app: &App, req: StartRequest) -> Result<Started, Error> {
-    let pool = crate::store::pools::summary_of(app.db(), req.pool_id)
+    let ctx = records::start_context(app.db(), req.pool_id, req.student_id)
         .await?
         .ok_or(Error::PoolNotFound(req.pool_id))?;
-    let history = match req.student_id {
-        None => None,
-        Some(student) => records::student_prior(app.db(), student)
-            .await?
-            .ok_or(Error::StudentNotFound(student))?,
-    };
-    let prior = FromProficiency { history }.start().prior;
-    let bank = app.bank(pool.id, pool.version).await?;
+    if let (Some(student), false) = (req.student_id, ctx.student_exists) {
+        return Err(Error::StudentNotFound(student));
+    }
+    let prior = FromProficiency {
+        history: ctx.history,
+    }
+    .start()
+    .prior;
+    let bank = app.bank(req.pool_id, ctx.pool_version).await?;
     req.config.check_against(&bank)?;
     let seed: u64 = rand::random();
     let cat = req.config.engine(prior, &bank);
     let step = cat.step(&bank.bank, &[], &[], seed);
-    let first = step.next.ok_or(Error::EmptyPool(pool.id))?;
+    let first = step.next.ok_or(Error::EmptyPool(req.pool_id))?;
     let id = Uuid::new_v4();
     let config_json = serde_json::to_value(&req.config).expect("config serialises");
     records::insert(
         app.db(),
         &records::NewTest {
             id,
-            pool_id: pool.id,
-            pool_version: pool.version,
+            pool_id: req.pool_id,
+            pool_version: ctx.pool_version,
             student_id: req.student_id,
             config: &config_json,
             seed,
             prior,
-            first_question: &bank.questions[first].item.id,
+            first_question: &bank.ids[first],
         },
     )
     .await?;
     let state = LiveState {
         seq: 0,
-        pool_id: pool.id,
-        pool_version: pool.version,
+        pool_id: req.pool_id,
+        pool_version: ctx.pool_version,
+        student_id: req.student_id,
         seed,
         prior: (prior.mean, prior.sd),
         theta: step.estimate.theta,
@@ -122,13 +129,18 @@ pub async fn start(app: &App, req: StartRequest) -> Result<Started, Error> {
         current: Some(first as u32),
         config: req.config.clone(),
     };
-    app.redis()
+    // PostgreSQL has the test; without Redis it is served from there until Redis is back.
+    if let Err(e) = app
+        .redis()
         .put_test_state(id, &state.encode(), app.config().test_state_ttl)
-        .await?;
+        .await
+    {
+        tracing::warn!(test = %id, error = %e, "live state not written at start");
+    }
     Ok(Started {
         test_id: id,
         status: TestStatus::Active.as_str(),
-        question: question(&bank, first, 1),
+        question: question(app, &bank, first, 1).await?,
         proficiency: Proficiency {
             theta: step.estimate.theta,
             se: step.estimate.se,
@@ -139,23 +151,110 @@ pub async fn start(app: &App, req: StartRequest) -> Result<Started, Error> {
     })
 }
 
-/// Reads the live state, sliding its TTL. When it is gone (expired, evicted,
-/// flushed) but the test is active, rebuilds it from PostgreSQL, which holds
-/// everything it needs.
-async fn live_state(app: &App, id: Uuid) -> Result<LiveState, Error> {
+/// Question `index` of `bank` as served at `position`.
+async fn question(
+    app: &App,
+    bank: &PoolBank,
+    index: usize,
+    position: u32,
+) -> Result<Question, Error> {
+    let text = app.question(&bank.ids[index]).await?;
+    Ok(view::question(&text, position))
+}
+
+/// A test's live state as one request sees it.
+struct Live {
+    state: LiveState,
+    /// The submission lock, when one was asked for and Redis gave it.
+    lock: Option<Lock>,
+    /// Whether the state came through Redis (false: Redis unreachable, read from PostgreSQL).
+    via_redis: bool,
+}
+
+/// Reads the live state, sliding its TTL, and takes `lock` in the same round
+/// trip. When the state is gone (expired, evicted, flushed), unreadable, or known
+/// to be behind, it is rebuilt from PostgreSQL, which holds everything it needs;
+/// when Redis is unreachable the test is served from PostgreSQL alone.
+async fn live(app: &App, id: Uuid, lock: Option<Lock>) -> Result<Live, Error> {
+    let redis = app.redis();
     let ttl = app.config().test_state_ttl;
-    if let Some(raw) = app.redis().touch_test_state(id, ttl).await? {
-        return serde_json::from_str(&raw)
-            .map_err(|e| Error::Store(StoreError::Corrupt(format!("state of test {id}: {e}"))));
+    let fetched = match &lock {
+        Some(lock) => redis.begin_submit(id, lock, ttl).await,
+        None => redis.touch_test_state(id, ttl).await.map(|raw| (true, raw)),
+    };
+    let raw = match fetched {
+        Ok((true, raw)) => raw,
+        Ok((false, _)) => {
+            let question = lock.map(|l| l.question_id).unwrap_or_default();
+            return Err(Error::SubmitInProgress(question));
+        }
+        Err(e) if e.is_redis() => {
+            tracing::warn!(test = %id, error = %e, "Redis unavailable; serving the test from PostgreSQL");
+            let replay = Replay::load(app, id).await?;
+            return Ok(Live {
+                state: active_state(&replay)?,
+                lock: None,
+                via_redis: false,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let state = match raw {
+        Some(raw) if !redis.is_stale(id) => match LiveState::decode(&raw) {
+            Ok(state) => Ok(state),
+            Err(e) => {
+                // E.g. written by an older release: PostgreSQL has what it held.
+                tracing::warn!(test = %id, error = %e, "unreadable live state; rebuilding it");
+                resync(app, id, unframe(&raw).map(|(seq, _)| seq)).await
+            }
+        },
+        Some(raw) => resync(app, id, unframe(&raw).map(|(seq, _)| seq)).await,
+        None => resync(app, id, None).await,
+    };
+    match state {
+        Ok(state) => Ok(Live {
+            state,
+            lock,
+            via_redis: true,
+        }),
+        Err(e) => {
+            if let Some(lock) = &lock {
+                release(app, id, lock).await;
+            }
+            Err(e)
+        }
     }
+}
+
+/// The state of an active test as PostgreSQL has it.
+fn active_state(replay: &Replay) -> Result<LiveState, Error> {
+    match replay.record.status {
+        TestStatus::Active => LiveState::rebuild(replay),
+        status => Err(Error::NotActive(status)),
+    }
+}
+
+/// Rebuilds the state from PostgreSQL and writes it: over the state at `over`
+/// (compare-and-set, so a newer writer wins), or where there is none (SET NX,
+/// so racing rebuilds agree).
+async fn resync(app: &App, id: Uuid, over: Option<u32>) -> Result<LiveState, Error> {
     let replay = Replay::load(app, id).await?;
-    if replay.record.status != TestStatus::Active {
-        return Err(Error::NotActive(replay.record.status));
+    let state = active_state(&replay)?;
+    let ttl = state::ttl_for(app, &replay.record);
+    let redis = app.redis();
+    let raw = state.encode();
+    let written = match over {
+        Some(seq) => redis
+            .replace_test_state(id, seq, &raw, ttl, None)
+            .await
+            .map(|_| ()),
+        None => redis.put_test_state(id, &raw, ttl).await.map(|_| ()),
+    };
+    match written {
+        Ok(()) => redis.clear_stale(id),
+        Err(e) => tracing::warn!(test = %id, error = %e, "rebuilt live state not written"),
     }
-    let state = LiveState::rebuild(&replay)?;
     tracing::info!(test = %id, seq = state.seq, "live state rebuilt from PostgreSQL");
-    // NX: a concurrent rebuild wrote the same state, or a submit already moved it on.
-    app.redis().put_test_state(id, &state.encode(), ttl).await?;
     Ok(state)
 }
 
@@ -175,39 +274,72 @@ async fn refresh_if_stale(app: &App, id: Uuid, seen_seq: u32) -> Result<Option<L
     let fresh = LiveState::rebuild(&replay)?;
     // Compare-and-set over the stale state only: a newer writer always wins.
     app.redis()
-        .replace_test_state(id, seen_seq, &fresh.encode(), app.config().test_state_ttl)
+        .replace_test_state(
+            id,
+            seen_seq,
+            &fresh.encode(),
+            state::ttl_for(app, &replay.record),
+            None,
+        )
         .await?;
     Ok(Some(fresh))
 }
 
+async fn release(app: &App, id: Uuid, lock: &Lock) {
+    if let Err(e) = app.redis().release(id, lock).await {
+        // It expires by itself within seconds.
+        tracing::warn!(test = %id, error = %e, "submission lock not released");
+    }
+}
+
 /// The question currently served.
 pub async fn current_question(app: &App, id: Uuid) -> Result<Question, Error> {
-    let state = live_state(app, id).await?;
+    let state = live(app, id, None).await?.state;
     let current = state
         .current
         .ok_or(Error::NotActive(TestStatus::Completed))?;
     let bank = app.bank(state.pool_id, state.pool_version).await?;
-    Ok(question(&bank, current as usize, state.seq + 1))
+    question(app, &bank, current as usize, state.seq + 1).await
 }
 
-/// Records one answer to the question being served, exactly once.
+/// Records one answer to the question being served, exactly once: a Redis lock
+/// turns a concurrent duplicate away fast, PostgreSQL's conditional update and
+/// unique constraints make sure of it.
 pub async fn submit(
     app: &App,
     id: Uuid,
     question_id: &str,
     response: &str,
 ) -> Result<Submitted, Error> {
-    let state = live_state(app, id).await?;
-    let seen_seq = state.seq;
-    let result = record(app, id, state, question_id, response).await;
+    let live = live(app, id, Some(Lock::new(question_id))).await?;
+    let (lock, via_redis, seen_seq) = (live.lock.clone(), live.via_redis, live.state.seq);
+    let mut result = record(app, id, live, question_id, response).await;
     // Refused against what Redis holds, which may be behind PostgreSQL: check, and
     // retry once on the state rebuilt from PostgreSQL.
-    if matches!(
-        result,
-        Err(Error::QuestionNotServed(_) | Error::AlreadyAnswered(_))
-    ) && let Some(fresh) = refresh_if_stale(app, id, seen_seq).await?
+    if via_redis
+        && matches!(
+            result,
+            Err(Error::QuestionNotServed(_) | Error::AlreadyAnswered(_))
+        )
     {
-        return record(app, id, fresh, question_id, response).await;
+        result = match refresh_if_stale(app, id, seen_seq).await {
+            Ok(Some(fresh)) => {
+                let live = Live {
+                    state: fresh,
+                    lock: lock.clone(),
+                    via_redis,
+                };
+                record(app, id, live, question_id, response).await
+            }
+            Ok(None) => result,
+            Err(e) => Err(e),
+        };
+    }
+    // On success the state write released it.
+    if result.is_err()
+        && let Some(lock) = &lock
+    {
+        release(app, id, lock).await;
     }
     result
 }
@@ -215,10 +347,11 @@ pub async fn submit(
 async fn record(
     app: &App,
     id: Uuid,
-    mut state: LiveState,
+    live: Live,
     question_id: &str,
     response: &str,
 ) -> Result<Submitted, Error> {
+    let mut state = live.state;
     let current = state
         .current
         .ok_or(Error::NotActive(TestStatus::Completed))? as usize;
@@ -230,14 +363,15 @@ async fn record(
         }
         _ => return Err(Error::QuestionNotServed(question_id.into())),
     }
-    let served = &bank.questions[current];
-    if !served.item.options.iter().any(|o| o == response) {
+    let served = app.question(question_id).await?;
+    if !served.options.iter().any(|o| o == response) {
         return Err(Error::UnknownOption {
             question: question_id.into(),
             response: response.into(),
         });
     }
-    let correct = response == served.correct_answer;
+    let keys = app.answer_key(state.pool_id, state.pool_version).await?;
+    let correct = keys.get(current).is_some_and(|key| key == response);
     let before = Estimate {
         theta: state.theta,
         se: state.se,
@@ -252,7 +386,6 @@ async fn record(
     } else {
         TestStatus::Completed
     };
-    let next_id = step.next.map(|i| bank.questions[i].item.id.as_str());
     let answer = Answer {
         question_id,
         response,
@@ -260,7 +393,7 @@ async fn record(
         before,
         after: step.estimate,
         status,
-        next_question: next_id,
+        next_question: step.next.map(|i| bank.ids[i].as_str()),
     };
     if !records::record_answer(app.db(), id, state.seq as i32, &answer).await? {
         // Lost a race, to a concurrent submit or to `end`: `submit` reads which from PostgreSQL.
@@ -272,25 +405,27 @@ async fn record(
     state.theta = step.estimate.theta;
     state.se = step.estimate.se;
     state.current = step.next.map(|i| i as u32);
-    // PostgreSQL already holds the answer; a failed Redis write only costs a rebuild later.
-    match app
+    // PostgreSQL already holds the answer; a Redis write that fails only costs a rebuild later.
+    let written = app
         .redis()
         .replace_test_state(
             id,
             expected_seq,
             &state.encode(),
             app.config().test_state_ttl,
+            live.lock.as_ref(),
         )
-        .await
-    {
-        Ok(CasOutcome::Written) => {}
-        Ok(outcome) => {
-            tracing::warn!(test = %id, ?outcome, "live state not replaced after a recorded answer")
-        }
-        Err(e) => {
-            tracing::warn!(test = %id, error = %e, "live state not replaced after a recorded answer")
+        .await;
+    if !matches!(written, Ok(CasOutcome::Written)) {
+        app.redis().mark_stale(id);
+        if live.via_redis {
+            tracing::warn!(test = %id, outcome = ?written, "live state not replaced after a recorded answer");
         }
     }
+    let next_question = match step.next {
+        Some(i) => Some(question(app, &bank, i, state.seq + 1).await?),
+        None => None,
+    };
     Ok(Submitted {
         correct,
         proficiency: proficiency(
@@ -302,7 +437,7 @@ async fn record(
         ),
         items_answered: state.seq,
         status: status.as_str(),
-        next_question: step.next.map(|i| question(&bank, i, state.seq + 1)),
+        next_question,
         stop_reason: step.stop.map(StopReason::name),
     })
 }
@@ -344,6 +479,7 @@ pub async fn end(app: &App, id: Uuid) -> Result<Ended, Error> {
         if let Some(ended_at) = records::finish(app.db(), &replay.record, &finished).await? {
             if let Err(e) = app.redis().delete_test_state(id).await {
                 // The state expires on its own; PostgreSQL already refuses answers to an ended test.
+                app.redis().mark_stale(id);
                 tracing::warn!(test = %id, error = %e, "live state not deleted at end");
             }
             replay.record.ended_at = Some(ended_at);

@@ -2,6 +2,7 @@
 //! is also in `test_sessions` and `test_responses`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -13,15 +14,20 @@ use crate::App;
 use crate::engine::NormalPrior;
 use crate::store::StoreError;
 use crate::store::pools::PoolBank;
+use crate::store::redis::{frame, unframe};
 use crate::store::tests::{self as records, TestRecord, TestStatus};
 
-/// The hot state in Redis (`test:{<id>}:state`). Holds item indexes, never keys.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The hot state in Redis (`test:{<id>}:state`): item indexes, never keys or
+/// texts. Stored as the `seq` frame the scripts read, then postcard (compact,
+/// ~300 bytes after 30 answers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct LiveState {
-    /// Responses recorded; the compare-and-set token.
+    /// Responses recorded; the compare-and-set token (kept in the frame).
+    #[serde(skip)]
     pub(super) seq: u32,
     pub(super) pool_id: Uuid,
     pub(super) pool_version: i32,
+    pub(super) student_id: Option<Uuid>,
     pub(super) seed: u64,
     pub(super) prior: (f64, f64),
     pub(super) theta: f64,
@@ -56,6 +62,7 @@ impl LiveState {
             seq: t.items_answered as u32,
             pool_id: t.pool_id,
             pool_version: t.pool_version,
+            student_id: t.student_id,
             seed: t.seed,
             prior: (t.prior.mean, t.prior.sd),
             theta: t.estimate.theta,
@@ -67,8 +74,30 @@ impl LiveState {
         })
     }
 
-    pub(super) fn encode(&self) -> String {
-        serde_json::to_string(self).expect("live state serialises")
+    pub(super) fn encode(&self) -> Vec<u8> {
+        frame(
+            self.seq,
+            &postcard::to_stdvec(self).expect("live state serialises"),
+        )
+    }
+
+    /// Reads what [`LiveState::encode`] wrote; `Err` names what is wrong.
+    pub(super) fn decode(raw: &[u8]) -> Result<Self, String> {
+        let (seq, body) = unframe(raw).ok_or("shorter than its frame")?;
+        let mut state: Self = postcard::from_bytes(body).map_err(|e| e.to_string())?;
+        state.seq = seq;
+        Ok(state)
+    }
+}
+
+/// The TTL a rebuilt state gets: the sliding TTL, or longer if an administrator
+/// extended the test.
+pub(super) fn ttl_for(app: &App, record: &TestRecord) -> Duration {
+    let sliding = app.config().test_state_ttl;
+    let now = time::OffsetDateTime::now_utc();
+    match record.keep_until {
+        Some(until) if until > now => (until - now).unsigned_abs().max(sliding),
+        _ => sliding,
     }
 }
 

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::config::TestConfig;
 use crate::engine::{self, Estimate, Estimator};
-use crate::store::pools::PoolBank;
+use crate::store::pools::{PoolBank, QuestionText};
 
 /// θ and SE of one concept, from the answers to its items.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,13 +47,12 @@ pub struct Question {
 }
 
 /// A question of the bank as served at `position`.
-pub(super) fn question(bank: &PoolBank, index: usize, position: u32) -> Question {
-    let item = &bank.questions[index].item;
+pub(super) fn question(text: &QuestionText, position: u32) -> Question {
     Question {
-        id: item.id.clone(),
-        content: item.content.clone(),
-        options: item.options.clone(),
-        concepts: item.concepts.clone(),
+        id: text.id.clone(),
+        content: text.content.clone(),
+        options: text.options.clone(),
+        concepts: text.concepts.clone(),
         position,
     }
 }

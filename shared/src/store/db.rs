@@ -2,10 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::sync::Arc;
+
+use deadpool_postgres::{Hook, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
-use super::StoreError;
+use super::{IoStats, StoreError};
 
 mod embedded {
     refinery::embed_migrations!("../migrations");
@@ -13,6 +15,25 @@ mod embedded {
 
 /// Builds the pool; no connection is made until one is needed.
 pub fn pool(url: &str, max_size: usize, timeout: Duration) -> Result<Pool, StoreError> {
+    build(url, max_size, timeout, None)
+}
+
+/// Like [`pool`], counting every checkout in `stats`.
+pub fn counted_pool(
+    url: &str,
+    max_size: usize,
+    timeout: Duration,
+    stats: Arc<IoStats>,
+) -> Result<Pool, StoreError> {
+    build(url, max_size, timeout, Some(stats))
+}
+
+fn build(
+    url: &str,
+    max_size: usize,
+    timeout: Duration,
+    stats: Option<Arc<IoStats>>,
+) -> Result<Pool, StoreError> {
     let mut config: tokio_postgres::Config = url.parse()?;
     config.connect_timeout(timeout);
     let manager = Manager::from_config(
@@ -22,7 +43,21 @@ pub fn pool(url: &str, max_size: usize, timeout: Duration) -> Result<Pool, Store
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    Pool::builder(manager)
+    let mut builder = Pool::builder(manager);
+    if let Some(stats) = stats {
+        // A checkout either makes a connection or recycles an idle one: count both.
+        let created = stats.clone();
+        builder = builder
+            .post_create(Hook::sync_fn(move |_, _| {
+                created.pg_checkout();
+                Ok(())
+            }))
+            .post_recycle(Hook::sync_fn(move |_, _| {
+                stats.pg_checkout();
+                Ok(())
+            }));
+    }
+    builder
         .max_size(max_size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(timeout))

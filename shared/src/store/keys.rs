@@ -26,6 +26,35 @@ impl Keys {
     pub fn test_state(&self, test: Uuid) -> String {
         format!("{}test:{{{test}}}:state", self.prefix)
     }
+
+    /// SCAN pattern matching every test state under this prefix.
+    pub fn test_state_pattern(&self) -> String {
+        format!("{}test:{{*}}:state", self.prefix)
+    }
+
+    /// The test a [`Keys::test_state`] key belongs to.
+    pub fn test_of_state_key(&self, key: &str) -> Option<Uuid> {
+        key.strip_prefix(&self.prefix)?
+            .strip_prefix("test:{")?
+            .strip_suffix("}:state")?
+            .parse()
+            .ok()
+    }
+
+    /// `test:{<id>}:lock:<question_id>`: held while one answer to that question is recorded.
+    pub fn test_lock(&self, test: Uuid, question_id: &str) -> String {
+        format!("{}test:{{{test}}}:lock:{question_id}", self.prefix)
+    }
+
+    /// `question:{<id>}`: a question as served, without its key.
+    pub fn question(&self, question_id: &str) -> String {
+        format!("{}question:{{{question_id}}}", self.prefix)
+    }
+
+    /// `pool:{<id>}:v<version>`: the item parameters of one pool version.
+    pub fn pool(&self, pool: Uuid, version: i32) -> String {
+        format!("{}pool:{{{pool}}}:v{version}", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -40,5 +69,28 @@ mod tests {
             format!("dev:test:{{{id}}}:state")
         );
         assert_eq!(Keys::new("").test_state(id), format!("test:{{{id}}}:state"));
+    }
+
+    #[test]
+    fn every_key_of_a_test_shares_its_hash_tag() {
+        let id = Uuid::new_v4();
+        let keys = Keys::new("p:");
+        let tag = format!("{{{id}}}");
+        assert!(keys.test_state(id).contains(&tag));
+        assert_eq!(keys.test_lock(id, "q7"), format!("p:test:{tag}:lock:q7"));
+        assert_eq!(keys.question("q7"), "p:question:{q7}");
+        assert_eq!(keys.pool(id, 3), format!("p:pool:{tag}:v3"));
+    }
+
+    #[test]
+    fn a_state_key_names_its_test() {
+        let id = Uuid::new_v4();
+        let keys = Keys::new("p:");
+        assert_eq!(keys.test_of_state_key(&keys.test_state(id)), Some(id));
+        assert_eq!(keys.test_of_state_key(&keys.test_lock(id, "q")), None);
+        assert_eq!(
+            Keys::new("other:").test_of_state_key(&keys.test_state(id)),
+            None
+        );
     }
 }

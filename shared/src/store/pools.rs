@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use deadpool_postgres::Pool;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -63,24 +64,54 @@ pub struct Item {
     pub exposure: f64,
 }
 
-/// One question of a loaded bank, key included: lives in process memory only.
+/// A question as served: without its key. Cached in Redis (`question:{<id>}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuestionText {
+    /// Question id.
+    pub id: String,
+    /// Question text.
+    pub content: String,
+    /// Answer choices.
+    pub options: Vec<String>,
+    /// Concept names.
+    pub concepts: Vec<String>,
+}
+
+impl QuestionText {
+    /// The compact form cached in Redis.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("question serialises")
+    }
+
+    /// Reads what [`QuestionText::encode`] wrote.
+    pub fn decode(raw: &[u8]) -> Result<Self, StoreError> {
+        postcard::from_bytes(raw).map_err(|e| StoreError::Corrupt(format!("cached question: {e}")))
+    }
+}
+
+/// One item of a pool version as the engine needs it.
 #[derive(Debug, Clone)]
-pub struct BankQuestion {
-    /// The question as served.
-    pub item: Item,
-    /// The key; never written to Redis nor sent before the question is answered.
-    pub correct_answer: String,
+pub struct BankItem {
+    /// Question id.
+    pub id: String,
+    /// IRT parameters.
+    pub params: ItemParams,
+    /// Sympson–Hetter exposure parameter in (0, 1].
+    pub exposure: f64,
+    /// Concept names.
+    pub concepts: Vec<String>,
 }
 
 /// One version of a pool, ready for the engine: parameters as struct-of-arrays,
-/// concepts as small ids, questions by engine index.
+/// concepts as small ids, question ids by engine index. Holds no content and no
+/// keys, so it may be cached in Redis (`pool:{<id>}:v<version>`).
 pub struct PoolBank {
     /// Pool id.
     pub pool_id: Uuid,
     /// The version loaded.
     pub version: i32,
-    /// Questions in engine order.
-    pub questions: Vec<BankQuestion>,
+    /// Question ids in engine order.
+    pub ids: Vec<String>,
     /// The engine's view.
     pub bank: ItemBank,
     /// Concept names by concept id.
@@ -88,44 +119,107 @@ pub struct PoolBank {
     index: HashMap<String, usize>,
 }
 
+/// [`PoolBank`] as cached in Redis.
+#[derive(Serialize, Deserialize)]
+struct BankWire {
+    ids: Vec<String>,
+    params: Vec<(f64, f64, f64, f64)>,
+    exposure: Vec<f64>,
+    concepts: Vec<Vec<u16>>,
+    concept_names: Vec<String>,
+}
+
 impl PoolBank {
-    /// Builds a bank from questions in engine order.
-    pub fn new(pool_id: Uuid, version: i32, questions: Vec<BankQuestion>) -> Self {
+    /// Builds a bank from items in engine order.
+    pub fn new(pool_id: Uuid, version: i32, items: Vec<BankItem>) -> Self {
+        let mut concept_names: Vec<String> = Vec::new();
         let mut concept_ids: HashMap<String, u16> = HashMap::new();
-        let mut concept_names = Vec::new();
-        let mut params = Vec::with_capacity(questions.len());
-        let mut exposure = Vec::with_capacity(questions.len());
-        let mut concepts = Vec::with_capacity(questions.len());
-        for q in &questions {
-            params.push(q.item.params);
-            exposure.push(q.item.exposure);
-            let ids = q
-                .item
+        let mut wire = BankWire {
+            ids: Vec::with_capacity(items.len()),
+            params: Vec::with_capacity(items.len()),
+            exposure: Vec::with_capacity(items.len()),
+            concepts: Vec::with_capacity(items.len()),
+            concept_names: Vec::new(),
+        };
+        for it in items {
+            let ids = it
                 .concepts
-                .iter()
+                .into_iter()
                 .map(|name| {
-                    *concept_ids.entry(name.clone()).or_insert_with(|| {
+                    *concept_ids.entry(name).or_insert_with_key(|name| {
                         concept_names.push(name.clone());
                         u16::try_from(concept_names.len() - 1)
                             .expect("fewer than 65536 concepts per pool")
                     })
                 })
                 .collect();
-            concepts.push(ids);
+            let p = it.params;
+            wire.ids.push(it.id);
+            wire.params.push((p.a, p.b, p.c, p.d));
+            wire.exposure.push(it.exposure);
+            wire.concepts.push(ids);
         }
-        let index = questions
+        wire.concept_names = concept_names;
+        Self::from_wire(pool_id, version, wire).expect("parameters were validated")
+    }
+
+    fn from_wire(pool_id: Uuid, version: i32, w: BankWire) -> Result<Self, String> {
+        let n = w.ids.len();
+        if [w.params.len(), w.exposure.len(), w.concepts.len()] != [n; 3] {
+            return Err("column lengths differ".into());
+        }
+        if w.concepts
+            .iter()
+            .flatten()
+            .any(|&c| usize::from(c) >= w.concept_names.len())
+        {
+            return Err("concept id out of range".into());
+        }
+        let params = w
+            .params
+            .iter()
+            .map(|&(a, b, c, d)| ItemParams::new(a, b, c, d).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let index = w
+            .ids
             .iter()
             .enumerate()
-            .map(|(i, q)| (q.item.id.clone(), i))
+            .map(|(i, id)| (id.clone(), i))
             .collect();
-        Self {
+        Ok(Self {
             pool_id,
             version,
-            bank: ItemBank::new(params, concepts).with_exposure(exposure),
-            questions,
-            concept_names,
+            bank: ItemBank::new(params, w.concepts).with_exposure(w.exposure),
+            ids: w.ids,
+            concept_names: w.concept_names,
             index,
-        }
+        })
+    }
+
+    /// The compact form cached in Redis.
+    pub fn encode(&self) -> Vec<u8> {
+        let b = &self.bank;
+        let wire = BankWire {
+            ids: self.ids.clone(),
+            params: (0..b.len())
+                .map(|i| {
+                    let p = b.params(i);
+                    (p.a, p.b, p.c, p.d)
+                })
+                .collect(),
+            exposure: (0..b.len()).map(|i| b.exposure(i)).collect(),
+            concepts: (0..b.len()).map(|i| b.concepts(i).to_vec()).collect(),
+            concept_names: self.concept_names.clone(),
+        };
+        postcard::to_stdvec(&wire).expect("bank serialises")
+    }
+
+    /// Reads what [`PoolBank::encode`] wrote.
+    pub fn decode(pool_id: Uuid, version: i32, raw: &[u8]) -> Result<Self, StoreError> {
+        postcard::from_bytes(raw)
+            .map_err(|e| e.to_string())
+            .and_then(|wire| Self::from_wire(pool_id, version, wire))
+            .map_err(|e| StoreError::Corrupt(format!("cached pool {pool_id} v{version}: {e}")))
     }
 
     /// The engine's id of a concept name, if an item of this version is tagged with it.
@@ -138,6 +232,17 @@ impl PoolBank {
     pub fn index_of(&self, question_id: &str) -> Option<usize> {
         self.index.get(question_id).copied()
     }
+}
+
+/// Everything about one pool version: the engine's bank, each question's text,
+/// and the keys (which stay in process memory).
+pub struct LoadedVersion {
+    /// The engine's view.
+    pub bank: PoolBank,
+    /// Question texts in engine order.
+    pub questions: Vec<QuestionText>,
+    /// Keys in engine order.
+    pub keys: Vec<String>,
 }
 
 const SUMMARY_COLUMNS: &str = "id, name, description, version, item_count, created_at";
@@ -314,8 +419,12 @@ pub async fn with_items(
     Ok(Some((summary(&row), items)))
 }
 
-/// Loads one version of a pool for the engine, keys included.
-pub async fn load_bank(db: &Pool, pool_id: Uuid, version: i32) -> Result<PoolBank, StoreError> {
+/// Loads one version of a pool: bank, texts and keys, in one query.
+pub async fn load_version(
+    db: &Pool,
+    pool_id: Uuid,
+    version: i32,
+) -> Result<LoadedVersion, StoreError> {
     let client = db.get().await?;
     let rows = client
         .query(
@@ -324,16 +433,59 @@ pub async fn load_bank(db: &Pool, pool_id: Uuid, version: i32) -> Result<PoolBan
             &[&pool_id, &version],
         )
         .await?;
-    let questions = rows
-        .iter()
-        .map(|row| {
-            Ok(BankQuestion {
-                item: item(row)?,
-                correct_answer: row.get("correct_answer"),
-            })
-        })
-        .collect::<Result<_, StoreError>>()?;
-    Ok(PoolBank::new(pool_id, version, questions))
+    let mut items = Vec::with_capacity(rows.len());
+    let mut questions = Vec::with_capacity(rows.len());
+    let mut keys = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let it = item(row)?;
+        questions.push(QuestionText {
+            id: it.id.clone(),
+            content: it.content,
+            options: it.options,
+            concepts: it.concepts.clone(),
+        });
+        items.push(BankItem {
+            id: it.id,
+            params: it.params,
+            exposure: it.exposure,
+            concepts: it.concepts,
+        });
+        keys.push(row.get("correct_answer"));
+    }
+    Ok(LoadedVersion {
+        bank: PoolBank::new(pool_id, version, items),
+        questions,
+        keys,
+    })
+}
+
+/// The keys of one pool version, in engine order.
+pub async fn answer_key(db: &Pool, pool_id: Uuid, version: i32) -> Result<Vec<String>, StoreError> {
+    let client = db.get().await?;
+    let rows = client
+        .query(
+            "SELECT correct_answer FROM questions WHERE pool_id = $1 AND added_in <= $2 ORDER BY position",
+            &[&pool_id, &version],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// One question's text.
+pub async fn question_text(db: &Pool, id: &str) -> Result<Option<QuestionText>, StoreError> {
+    let client = db.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT id, content, options, concepts FROM questions WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(row.map(|r| QuestionText {
+        id: r.get("id"),
+        content: r.get("content"),
+        options: r.get("options"),
+        concepts: r.get("concepts"),
+    }))
 }
 
 /// The newest pool with exactly this name.

@@ -80,6 +80,8 @@ pub struct TestRecord {
     pub started_at: OffsetDateTime,
     /// End time, once ended.
     pub ended_at: Option<OffsetDateTime>,
+    /// Kept alive by an administrator until then, whatever the sliding TTL says.
+    pub keep_until: Option<OffsetDateTime>,
 }
 
 fn record(row: &Row) -> Result<TestRecord, StoreError> {
@@ -105,6 +107,7 @@ fn record(row: &Row) -> Result<TestRecord, StoreError> {
         concepts: row.get("concepts"),
         started_at: row.get("started_at"),
         ended_at: row.get("ended_at"),
+        keep_until: row.get("keep_until"),
     })
 }
 
@@ -345,23 +348,61 @@ pub async fn finish(
     Ok(Some(ended.get("ended_at")))
 }
 
-/// Whether a user exists, and their long-term overall ability if they have one.
-pub async fn student_prior(
+/// What starting a test needs from PostgreSQL, read in one query.
+#[derive(Debug, Clone, Copy)]
+pub struct StartContext {
+    /// The pool's current version.
+    pub pool_version: i32,
+    /// Whether the student asked for exists (true when none was asked for).
+    pub student_exists: bool,
+    /// The student's long-term overall ability, if any.
+    pub history: Option<Estimate>,
+}
+
+/// The pool's current version and the student's long-term ability; `None` when
+/// there is no such pool.
+pub async fn start_context(
     db: &Pool,
-    student: Uuid,
-) -> Result<Option<Option<Estimate>>, StoreError> {
+    pool_id: Uuid,
+    student: Option<Uuid>,
+) -> Result<Option<StartContext>, StoreError> {
     let client = db.get().await?;
     let row = client
         .query_opt(
-            "SELECT p.theta, p.se FROM users u
-             LEFT JOIN student_proficiencies p ON p.student_id = u.id AND p.concept = ''
-             WHERE u.id = $1",
-            &[&student],
+            "SELECT p.version, ($2::uuid IS NULL OR u.id IS NOT NULL) AS student_exists, sp.theta, sp.se
+             FROM item_pools p
+             LEFT JOIN users u ON u.id = $2
+             LEFT JOIN student_proficiencies sp ON sp.student_id = u.id AND sp.concept = ''
+             WHERE p.id = $1",
+            &[&pool_id, &student],
         )
         .await?;
     Ok(row.map(|r| {
         let theta: Option<f64> = r.get("theta");
         let se: Option<f64> = r.get("se");
-        theta.zip(se).map(|(theta, se)| Estimate { theta, se })
+        StartContext {
+            pool_version: r.get("version"),
+            student_exists: r.get("student_exists"),
+            history: theta.zip(se).map(|(theta, se)| Estimate { theta, se }),
+        }
     }))
+}
+
+/// Keeps an active or completed test alive for `seconds` from now; returns the
+/// new deadline, or `None` when the test is not (or no longer) running.
+pub async fn keep_until(
+    db: &Pool,
+    test: Uuid,
+    seconds: u32,
+) -> Result<Option<OffsetDateTime>, StoreError> {
+    let client = db.get().await?;
+    let row = client
+        .query_opt(
+            "UPDATE test_sessions SET keep_until = now() + make_interval(secs => $2)
+             WHERE id = $1 AND status IN ('active', 'completed')
+             RETURNING keep_until",
+            &[&test, &f64::from(seconds)],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
 }

@@ -1,0 +1,6 @@
+//! The `sweeper` Lambda function: see `lectern::sweep`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lectern::lambda::serve_sweeper().await
+}

@@ -1,0 +1,92 @@
+//! `cache-admin`: what operators see of Redis and the running tests, and the
+//! repairs they may make. Not yet behind a role check: that arrives with
+//! accounts (deploy it on a private route until then).
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use super::ApiError;
+use super::extract::{IdPath, Json, Query};
+use crate::App;
+use crate::cat::admin::{self, ActivePage, Extended, Inspection};
+use crate::store::redis::RedisStats;
+
+/// The function's router.
+pub fn router(app: App) -> Router {
+    super::finish(routes(), app)
+}
+
+/// The function's routes, before the shared layers.
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/v1/admin/tests/active", get(active))
+        .route("/v1/admin/tests/{id}", get(inspect))
+        .route("/v1/admin/tests/{id}/sync", post(sync))
+        .route("/v1/admin/tests/{id}/extend", post(extend))
+        .route("/v1/admin/redis/stats", get(redis_stats))
+}
+
+/// Most keys `redis/stats` looks at.
+const STATS_SCAN_LIMIT: usize = 100_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActiveQuery {
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn active(
+    State(app): State<App>,
+    Query(q): Query<ActiveQuery>,
+) -> Result<axum::Json<ActivePage>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit must be from 1 to 1000 (got {limit})"
+        )));
+    }
+    let cursor = match q.cursor.as_deref() {
+        None => 0,
+        Some(c) => c.parse().map_err(|_| {
+            ApiError::invalid(format!(
+                "cursor must be a next_cursor of an earlier page (got {c:?})"
+            ))
+        })?,
+    };
+    Ok(axum::Json(admin::active(&app, cursor, limit).await?))
+}
+
+async fn inspect(
+    State(app): State<App>,
+    IdPath(id): IdPath,
+) -> Result<axum::Json<Inspection>, ApiError> {
+    Ok(axum::Json(admin::inspect(&app, id).await?))
+}
+
+async fn sync(
+    State(app): State<App>,
+    IdPath(id): IdPath,
+) -> Result<axum::Json<Inspection>, ApiError> {
+    Ok(axum::Json(admin::sync(&app, id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtendRequest {
+    seconds: u32,
+}
+
+async fn extend(
+    State(app): State<App>,
+    IdPath(id): IdPath,
+    Json(req): Json<ExtendRequest>,
+) -> Result<axum::Json<Extended>, ApiError> {
+    Ok(axum::Json(admin::extend(&app, id, req.seconds).await?))
+}
+
+async fn redis_stats(State(app): State<App>) -> Result<axum::Json<RedisStats>, ApiError> {
+    Ok(axum::Json(app.redis().stats(STATS_SCAN_LIMIT).await?))
+}

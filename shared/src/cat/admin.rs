@@ -1,0 +1,302 @@
+//! What an operator sees of running tests and does to them: list them from
+//! Redis, put Redis and PostgreSQL side by side, rebuild Redis, extend a test.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::Error;
+use super::state::{self, LiveState, Replay};
+use crate::App;
+use crate::store::tests::{self as records, TestStatus};
+
+/// One test with live state in Redis.
+#[derive(Debug, Serialize)]
+pub struct ActiveTest {
+    /// Test id.
+    pub test_id: Uuid,
+    /// The student, when known.
+    pub student_id: Option<Uuid>,
+    /// Pool and version.
+    pub pool_id: Uuid,
+    /// Responses recorded.
+    pub items_answered: u32,
+    /// Current estimate.
+    pub theta: f64,
+    /// Its standard error.
+    pub se: f64,
+    /// Seconds before the state expires.
+    pub ttl_s: f64,
+}
+
+/// A page of [`ActiveTest`]s.
+#[derive(Debug, Serialize)]
+pub struct ActivePage {
+    /// Tests found on this page (about `limit`; SCAN pages are approximate).
+    pub tests: Vec<ActiveTest>,
+    /// Pass as `cursor` for the next page; `None` at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// Tests whose live state is in Redis, by SCAN (never KEYS) from `cursor`.
+pub async fn active(app: &App, cursor: u64, limit: usize) -> Result<ActivePage, Error> {
+    let redis = app.redis();
+    let mut ids = Vec::new();
+    let mut cursor = cursor;
+    loop {
+        let (next, found) = redis.scan_test_states(cursor, 500).await?;
+        ids.extend(found);
+        cursor = next;
+        if cursor == 0 || ids.len() >= limit {
+            break;
+        }
+    }
+    let states = redis.peek_test_states(&ids).await?;
+    let tests = ids
+        .into_iter()
+        .zip(states)
+        .filter_map(|(test_id, stored)| {
+            // Expired between the scan and the read, or unreadable: not listed.
+            let stored = stored?;
+            let s = LiveState::decode(&stored.raw).ok()?;
+            Some(ActiveTest {
+                test_id,
+                student_id: s.student_id,
+                pool_id: s.pool_id,
+                items_answered: s.seq,
+                theta: s.theta,
+                se: s.se,
+                ttl_s: stored.ttl_ms.max(0) as f64 / 1e3,
+            })
+        })
+        .collect();
+    Ok(ActivePage {
+        tests,
+        next_cursor: (cursor != 0).then(|| cursor.to_string()),
+    })
+}
+
+/// A test's state as one side holds it.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct SideView {
+    /// Responses recorded.
+    pub items_answered: u32,
+    /// Current estimate.
+    pub theta: f64,
+    /// Its standard error.
+    pub se: f64,
+    /// The question being served.
+    pub current_question: Option<String>,
+    /// Questions answered, in order.
+    pub answered: Vec<String>,
+    /// Whether each was answered correctly.
+    pub correct: Vec<bool>,
+}
+
+/// The Redis side.
+#[derive(Debug, Serialize)]
+pub struct RedisSide {
+    /// The state.
+    #[serde(flatten)]
+    pub state: SideView,
+    /// Seconds before it expires.
+    pub ttl_s: f64,
+    /// Its size as stored.
+    pub bytes: usize,
+}
+
+/// The PostgreSQL side.
+#[derive(Debug, Serialize)]
+pub struct PostgresSide {
+    /// Lifecycle status.
+    pub status: &'static str,
+    /// The state.
+    #[serde(flatten)]
+    pub state: SideView,
+    /// Kept alive until then by an administrator.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub keep_until: Option<OffsetDateTime>,
+}
+
+/// Redis and PostgreSQL side by side.
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    /// Test id.
+    pub test_id: Uuid,
+    /// The live state, if Redis has one.
+    pub redis: Option<RedisSide>,
+    /// The record.
+    pub postgres: PostgresSide,
+    /// True when Redis holds a state that disagrees with PostgreSQL.
+    pub divergent: bool,
+    /// What disagrees, one line each.
+    pub differences: Vec<String>,
+}
+
+/// Puts a test's Redis state and its PostgreSQL record side by side.
+pub async fn inspect(app: &App, id: Uuid) -> Result<Inspection, Error> {
+    let replay = Replay::load(app, id).await?;
+    let stored = app.redis().peek_test_state(id).await?;
+    let t = &replay.record;
+    let pg = SideView {
+        items_answered: t.items_answered as u32,
+        theta: t.estimate.theta,
+        se: t.estimate.se,
+        current_question: t.current_question.clone(),
+        answered: replay
+            .responses
+            .iter()
+            .map(|r| r.question_id.clone())
+            .collect(),
+        correct: replay.responses.iter().map(|r| r.correct).collect(),
+    };
+    let mut differences = Vec::new();
+    let redis = match stored {
+        None => None,
+        Some(stored) => match LiveState::decode(&stored.raw) {
+            Err(e) => {
+                differences.push(format!("the Redis state does not decode: {e}"));
+                None
+            }
+            Ok(s) => {
+                let side = SideView {
+                    items_answered: s.seq,
+                    theta: s.theta,
+                    se: s.se,
+                    current_question: s.current.map(|i| name(&replay, i)),
+                    answered: s.items.iter().map(|&i| name(&replay, i)).collect(),
+                    correct: s.answers.clone(),
+                };
+                differences.extend(compare(&side, &pg));
+                if matches!(t.status, TestStatus::Ended | TestStatus::Abandoned) {
+                    differences.push(format!(
+                        "Redis holds a live state for a test that is {}",
+                        t.status.as_str()
+                    ));
+                }
+                if (s.pool_id, s.pool_version) != (t.pool_id, t.pool_version) {
+                    differences.push("pool or pool version differs".into());
+                }
+                Some(RedisSide {
+                    state: side,
+                    ttl_s: stored.ttl_ms.max(0) as f64 / 1e3,
+                    bytes: stored.raw.len(),
+                })
+            }
+        },
+    };
+    Ok(Inspection {
+        test_id: id,
+        redis,
+        postgres: PostgresSide {
+            status: t.status.as_str(),
+            state: pg,
+            keep_until: t.keep_until,
+        },
+        divergent: !differences.is_empty(),
+        differences,
+    })
+}
+
+/// The question id at engine index `i` of the test's pool version.
+fn name(replay: &Replay, i: u32) -> String {
+    replay
+        .bank
+        .ids
+        .get(i as usize)
+        .cloned()
+        .unwrap_or_else(|| format!("<item {i} not in the pool>"))
+}
+
+fn compare(redis: &SideView, pg: &SideView) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut field = |what: &str, r: String, p: String| {
+        if r != p {
+            out.push(format!("{what}: Redis {r}, PostgreSQL {p}"));
+        }
+    };
+    field(
+        "items_answered",
+        redis.items_answered.to_string(),
+        pg.items_answered.to_string(),
+    );
+    field("theta", redis.theta.to_string(), pg.theta.to_string());
+    field("se", redis.se.to_string(), pg.se.to_string());
+    field(
+        "current_question",
+        format!("{:?}", redis.current_question),
+        format!("{:?}", pg.current_question),
+    );
+    field(
+        "answered",
+        format!("{:?}", redis.answered),
+        format!("{:?}", pg.answered),
+    );
+    field(
+        "correct",
+        format!("{:?}", redis.correct),
+        format!("{:?}", pg.correct),
+    );
+    out
+}
+
+/// Rebuilds a test's Redis state from PostgreSQL whatever Redis holds (and
+/// removes it for a test that is over); returns the result side by side.
+pub async fn sync(app: &App, id: Uuid) -> Result<Inspection, Error> {
+    let replay = Replay::load(app, id).await?;
+    match replay.record.status {
+        TestStatus::Active | TestStatus::Completed => {
+            let state = LiveState::rebuild(&replay)?;
+            let ttl = state::ttl_for(app, &replay.record);
+            app.redis()
+                .overwrite_test_state(id, &state.encode(), ttl)
+                .await?;
+        }
+        TestStatus::Ended | TestStatus::Abandoned => {
+            app.redis().delete_test_state(id).await?;
+            app.redis().clear_stale(id);
+        }
+    }
+    inspect(app, id).await
+}
+
+/// A test's extended life.
+#[derive(Debug, Serialize)]
+pub struct Extended {
+    /// Test id.
+    pub test_id: Uuid,
+    /// The sweeper leaves the test alone until then.
+    #[serde(with = "time::serde::rfc3339")]
+    pub keep_until: OffsetDateTime,
+    /// Seconds the Redis state now has left (it is rebuilt if it was gone).
+    pub ttl_s: f64,
+}
+
+/// Keeps a running test alive for `seconds` (up to the configured maximum): in
+/// PostgreSQL first, so the sweeper and any later rebuild honour it, then in Redis.
+pub async fn extend(app: &App, id: Uuid, seconds: u32) -> Result<Extended, Error> {
+    let max = app.config().test_max_ttl.as_secs();
+    if seconds == 0 || u64::from(seconds) > max {
+        return Err(Error::InvalidConfig(format!(
+            "seconds must be from 1 to {max} (TEST_MAX_TTL_SECS; got {seconds})"
+        )));
+    }
+    let Some(keep_until) = records::keep_until(app.db(), id, seconds).await? else {
+        let replay = Replay::load(app, id).await?;
+        return Err(Error::NotActive(replay.record.status));
+    };
+    let ttl = std::time::Duration::from_secs(u64::from(seconds));
+    if !app.redis().extend_test_state(id, ttl).await? {
+        sync(app, id).await?;
+    }
+    let ttl_s = app
+        .redis()
+        .peek_test_state(id)
+        .await?
+        .map_or(0.0, |s| s.ttl_ms.max(0) as f64 / 1e3);
+    Ok(Extended {
+        test_id: id,
+        keep_until,
+        ttl_s,
+    })
+}

@@ -1,0 +1,148 @@
+//! A student's history in PostgreSQL: their tests and long-term proficiency.
+
+use deadpool_postgres::Pool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::StoreError;
+use super::tests::TestStatus;
+
+/// One test of a student, without its responses.
+#[derive(Debug, Clone)]
+pub struct TestSummary {
+    /// Test id.
+    pub id: Uuid,
+    /// Pool the test draws from.
+    pub pool_id: Uuid,
+    /// Pool version fixed at start.
+    pub pool_version: i32,
+    /// Lifecycle state.
+    pub status: TestStatus,
+    /// Responses recorded.
+    pub items_answered: i32,
+    /// Correct responses recorded.
+    pub correct_count: i32,
+    /// Latest (or final) overall ability.
+    pub theta: f64,
+    /// Its standard error.
+    pub se: f64,
+    /// Start time.
+    pub started_at: OffsetDateTime,
+    /// End time, once ended.
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+/// One page of a student's tests and how many they have in all.
+#[derive(Debug, Clone)]
+pub struct TestPage {
+    /// The page, newest first.
+    pub tests: Vec<TestSummary>,
+    /// Every test of the student, on any page.
+    pub total: i64,
+}
+
+/// A page of the student's tests, newest first (by start time, then id);
+/// `None` when no user has this id.
+pub async fn tests(
+    db: &Pool,
+    student: Uuid,
+    limit: i64,
+    offset: i64,
+) -> Result<Option<TestPage>, StoreError> {
+    let client = db.get().await?;
+    // One statement, so the user check, the total and the page come from one snapshot;
+    // the LEFT JOIN keeps a row for a user with no test on this page.
+    let rows = client
+        .query(
+            "SELECT (SELECT count(*) FROM test_sessions WHERE student_id = u.id) AS total,
+                    t.id, t.pool_id, t.pool_version, t.status, t.items_answered, t.correct_count,
+                    t.theta, t.se, t.started_at, t.ended_at
+             FROM users u
+             LEFT JOIN LATERAL (
+                 SELECT * FROM test_sessions s WHERE s.student_id = u.id
+                 ORDER BY s.started_at DESC, s.id LIMIT $2 OFFSET $3
+             ) t ON true
+             WHERE u.id = $1
+             ORDER BY t.started_at DESC, t.id",
+            &[&student, &limit, &offset],
+        )
+        .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let total = first.get("total");
+    let tests = rows
+        .iter()
+        .filter(|r| r.get::<_, Option<Uuid>>("id").is_some())
+        .map(|r| {
+            Ok(TestSummary {
+                id: r.get("id"),
+                pool_id: r.get("pool_id"),
+                pool_version: r.get("pool_version"),
+                status: status(r.get("status"))?,
+                items_answered: r.get("items_answered"),
+                correct_count: r.get("correct_count"),
+                theta: r.get("theta"),
+                se: r.get("se"),
+                started_at: r.get("started_at"),
+                ended_at: r.get("ended_at"),
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(Some(TestPage { tests, total }))
+}
+
+/// The stored status name as a `TestStatus` (`store::tests` owns the names).
+fn status(raw: &str) -> Result<TestStatus, StoreError> {
+    use TestStatus::*;
+    [Active, Completed, Ended, Abandoned]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown test status {raw:?}")))
+}
+
+/// A long-term ability, overall or on one concept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ability {
+    /// `""` for the overall ability, else the concept's name.
+    pub concept: String,
+    /// Ability.
+    pub theta: f64,
+    /// Its standard error.
+    pub se: f64,
+    /// Items answered that it rests on, over every ended test.
+    pub n: i32,
+    /// Last update (the end of a test).
+    pub updated_at: OffsetDateTime,
+}
+
+/// The student's long-term abilities, by concept name (`""` first: the overall
+/// one); `None` when no user has this id.
+pub async fn proficiency(db: &Pool, student: Uuid) -> Result<Option<Vec<Ability>>, StoreError> {
+    let client = db.get().await?;
+    let rows = client
+        .query(
+            "SELECT p.concept, p.theta, p.se, p.n, p.updated_at
+             FROM users u LEFT JOIN student_proficiencies p ON p.student_id = u.id
+             WHERE u.id = $1
+             ORDER BY p.concept",
+            &[&student],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        rows.iter()
+            .filter_map(|r| {
+                Some(Ability {
+                    concept: r.get::<_, Option<String>>("concept")?,
+                    theta: r.get("theta"),
+                    se: r.get("se"),
+                    n: r.get("n"),
+                    updated_at: r.get("updated_at"),
+                })
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,85 @@
+//! The sweeper's I/O: active tests idle past the limit (PostgreSQL), whether
+//! their live state is still in Redis, and marking them abandoned.
+
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use uuid::Uuid;
+
+use super::StoreError;
+use super::redis::RedisStore;
+
+/// The condition a test must meet to be abandoned, with `$2` the idle limit in
+/// seconds: checked when candidates are picked and again when they are updated.
+const IDLE: &str = "status = 'active'
+    AND updated_at < now() - make_interval(secs => $2)
+    AND (keep_until IS NULL OR keep_until < now())";
+
+/// Up to `limit` tests that are idle (see [`IDLE`]), in id order, after `after`
+/// (keyset paging: a batch never repeats nor skips a test that stays idle).
+pub async fn idle_tests(
+    db: &Pool,
+    idle_limit: Duration,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Uuid>, StoreError> {
+    let client = db.get().await?;
+    let rows = client
+        .query(
+            &format!(
+                "SELECT id FROM test_sessions
+                 WHERE {IDLE} AND ($1::uuid IS NULL OR id > $1)
+                 ORDER BY id LIMIT $3"
+            ),
+            &[&after, &idle_limit.as_secs_f64(), &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Whether each test still has its live state in Redis, in the order given:
+/// one pipeline of single-key EXISTS (one round trip, and each key stays in
+/// its own cluster slot).
+pub async fn live_states(redis: &RedisStore, tests: &[Uuid]) -> Result<Vec<bool>, StoreError> {
+    if tests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for &test in tests {
+        pipe.cmd("EXISTS").arg(redis.keys().test_state(test));
+    }
+    let mut conn = redis.conn().await?;
+    let live: Vec<bool> = pipe.query_async(&mut conn).await?;
+    if live.len() != tests.len() {
+        return Err(StoreError::Corrupt(format!(
+            "EXISTS pipeline answered {} of {} keys",
+            live.len(),
+            tests.len()
+        )));
+    }
+    Ok(live)
+}
+
+/// Marks abandoned those of `tests` that are still idle (a submit that landed
+/// since they were picked keeps its test alive); returns the ids marked.
+pub async fn abandon(
+    db: &Pool,
+    tests: &[Uuid],
+    idle_limit: Duration,
+) -> Result<Vec<Uuid>, StoreError> {
+    if tests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let client = db.get().await?;
+    let rows = client
+        .query(
+            &format!(
+                "UPDATE test_sessions SET status = 'abandoned', updated_at = now()
+                 WHERE id = ANY($1) AND {IDLE}
+                 RETURNING id"
+            ),
+            &[&tests, &idle_limit.as_secs_f64()],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}

@@ -1,0 +1,97 @@
+//! The sweeper: marks abandoned the active tests that nobody has touched for
+//! the idle limit and whose live state has left Redis. Run on a schedule (the
+//! `sweeper` Lambda function, every [`PERIOD`]; the local server alike).
+//!
+//! It only ever acts on positive knowledge: a test whose state is still in
+//! Redis is left alone, and if Redis cannot be asked, nothing is abandoned.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::App;
+use crate::store::{self, StoreError};
+
+/// How often the sweeper runs (the schedule in template.yaml says the same).
+pub const PERIOD: Duration = Duration::from_secs(5 * 60);
+
+/// Tests examined per batch: one PostgreSQL query, one Redis round trip and at
+/// most one UPDATE each.
+pub const BATCH: i64 = 500;
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    /// Idle active tests whose live state was looked up.
+    pub checked: u64,
+    /// Tests marked abandoned.
+    pub abandoned: u64,
+    /// Batches examined.
+    pub batches: u64,
+}
+
+/// One sweep over every idle test, in batches of [`BATCH`].
+pub async fn sweep(app: &App) -> Result<SweepReport, StoreError> {
+    sweep_in_batches(app, BATCH).await
+}
+
+/// One sweep in batches of `batch` tests (at least 1).
+pub async fn sweep_in_batches(app: &App, batch: i64) -> Result<SweepReport, StoreError> {
+    let batch = batch.max(1);
+    let mut report = SweepReport::default();
+    let result = run(app, batch, &mut report).await;
+    match &result {
+        Ok(()) => tracing::info!(
+            checked = report.checked,
+            abandoned = report.abandoned,
+            batches = report.batches,
+            "sweep done"
+        ),
+        // What was abandoned before the failure was decided on full information and stands.
+        Err(e) => tracing::error!(
+            error = %e,
+            checked = report.checked,
+            abandoned = report.abandoned,
+            batches = report.batches,
+            "sweep stopped"
+        ),
+    }
+    result.map(|()| report)
+}
+
+async fn run(app: &App, batch: i64, report: &mut SweepReport) -> Result<(), StoreError> {
+    let idle_limit = app.config().test_idle_limit;
+    let mut after: Option<Uuid> = None;
+    loop {
+        let candidates = store::sweep::idle_tests(app.db(), idle_limit, after, batch).await?;
+        let Some(&last) = candidates.last() else {
+            return Ok(());
+        };
+        after = Some(last);
+        let live = store::sweep::live_states(app.redis(), &candidates).await?;
+        let gone: Vec<Uuid> = candidates
+            .iter()
+            .zip(&live)
+            .filter(|&(_, &live)| !live)
+            .map(|(&id, _)| id)
+            .collect();
+        let abandoned = store::sweep::abandon(app.db(), &gone, idle_limit).await?;
+        report.batches += 1;
+        report.checked += candidates.len() as u64;
+        report.abandoned += abandoned.len() as u64;
+        for id in &abandoned {
+            tracing::info!(test = %id, "test abandoned");
+        }
+        tracing::debug!(
+            batch = report.batches,
+            candidates = candidates.len(),
+            live = candidates.len() - gone.len(),
+            abandoned = abandoned.len(),
+            "sweep batch"
+        );
+        if (candidates.len() as i64) < batch {
+            return Ok(());
+        }
+    }
+}
