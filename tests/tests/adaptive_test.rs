@@ -436,6 +436,7 @@ async fn redis_holds_no_answers_every_key_has_a_ttl_and_states_are_small() {
         .await
         .unwrap();
     assert!(memory <= 1024, "state uses {memory} bytes after 30 answers");
+    eprintln!("MEMORY USAGE of the state after 30 answers: {memory} bytes");
     let ttl: i64 = redis::cmd("PTTL")
         .arg(&key)
         .query_async(&mut conn)

@@ -48,8 +48,9 @@ pub async fn live_states(redis: &RedisStore, tests: &[Uuid]) -> Result<Vec<bool>
     for &test in tests {
         pipe.cmd("EXISTS").arg(redis.keys().test_state(test));
     }
-    let mut conn = redis.conn().await?;
-    let live: Vec<bool> = pipe.query_async(&mut conn).await?;
+    let live: Vec<bool> = redis
+        .round_trip(async |c| pipe.query_async(c).await)
+        .await?;
     if live.len() != tests.len() {
         return Err(StoreError::Corrupt(format!(
             "EXISTS pipeline answered {} of {} keys",
