@@ -1,0 +1,44 @@
+//! The errors that stop a run before it starts. Errors of single requests
+//! during a run do not stop it: they are counted in the [`Report`](crate::Report).
+
+/// Why a load test could not run. Each one displays as a single line.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The base URL cannot be used.
+    #[error("invalid URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A setting is out of range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// The server cannot be reached at all.
+    #[error(
+        "cannot connect to {url}: {reason} (is the server running? `infra/local.sh serve` or `lectern-local`)"
+    )]
+    Connect {
+        /// The base URL.
+        url: String,
+        /// The connection error.
+        reason: String,
+    },
+    /// `GET /v1/pools` failed, so no default pool could be chosen.
+    #[error("cannot list the pools (GET {url}/v1/pools): {reason}")]
+    Pools {
+        /// The base URL.
+        url: String,
+        /// The status or transport error and what the server said.
+        reason: String,
+    },
+    /// The server has no pool and none was given.
+    #[error(
+        "no pool at {url}: GET /v1/pools is empty; create one (POST /v1/pools), start the server with `infra/local.sh serve` (it loads a demo pool), or pass --pool"
+    )]
+    NoPool {
+        /// The base URL.
+        url: String,
+    },
+}

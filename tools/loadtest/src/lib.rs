@@ -1,0 +1,373 @@
+//! `lectern-loadtest`: concurrent simulated students take whole adaptive tests
+//! through lectern's HTTP API, and the run reports latency percentiles per
+//! endpoint, throughput and errors.
+//!
+//! Each student has its own keep-alive HTTP/1.1 connection and loops:
+//! `POST /v1/tests` → (`GET …/next` →) `POST …/responses` with a random option
+//! of the served question, until the test's `status` is `completed` →
+//! `POST …/end`. Any non-2xx answer (409 included), transport error, timeout
+//! or body that breaks the API's promises is an error; the student then ends
+//! that test (unmeasured) and starts another. Requests sent during the
+//! warm-up are not counted.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), lectern_loadtest::LoadError> {
+//! use std::time::Duration;
+//! use lectern_loadtest::{LoadConfig, Stop, run};
+//!
+//! let config = LoadConfig {
+//!     url: "http://127.0.0.1:3999".into(),
+//!     students: 8,
+//!     stop: Stop::Tests(40),
+//!     warmup: Duration::ZERO,
+//!     ..LoadConfig::default()
+//! };
+//! let report = run(&config, |_progress| {}).await?;
+//! assert_eq!(report.error_count, 0);
+//! println!("{report}");
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+mod client;
+mod error;
+mod report;
+mod student;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hyper::{Method, StatusCode};
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+pub use error::LoadError;
+pub use report::{Endpoint, EndpointStats, ErrorCount, ErrorKind, Latency, Report, percentile};
+
+use client::{Conn, Failure, Target};
+use student::{Live, Shared, Student, Tally};
+
+/// When a run stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// After this long, measured from the end of the warm-up. Students then
+    /// stop at once (a request in flight completes and counts) and end their
+    /// unfinished tests unmeasured.
+    Duration(Duration),
+    /// Once this many tests, warm-up included, have been started and run to
+    /// their end (or their first error).
+    Tests(u64),
+}
+
+/// What a run does.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// Base URL of the server, `http://host[:port][/prefix]` (no TLS).
+    pub url: String,
+    /// Concurrent simulated students, each with its own connection.
+    pub students: usize,
+    /// When to stop.
+    pub stop: Stop,
+    /// The pool to take tests on; `None`: the first of `GET /v1/pools`.
+    pub pool: Option<Uuid>,
+    /// `config.max_items` of every test (1–200).
+    pub max_items: u32,
+    /// Mean pause between a student's requests (each pause is uniform on
+    /// [0.5, 1.5] times this).
+    pub think: Duration,
+    /// Requests sent before this much time has passed are not counted.
+    pub warmup: Duration,
+    /// Call `GET /v1/tests/{id}/next` before each answer (and check that it
+    /// serves the question being answered).
+    pub with_next: bool,
+    /// Longest wait for one complete response; a request over it is an error.
+    pub timeout: Duration,
+}
+
+impl Default for LoadConfig {
+    /// 32 students for 20 s after a 2 s warm-up on `http://127.0.0.1:3000`,
+    /// 20-item tests, no think time, no `next`, 10 s request timeout.
+    fn default() -> Self {
+        LoadConfig {
+            url: "http://127.0.0.1:3000".to_string(),
+            students: 32,
+            stop: Stop::Duration(Duration::from_secs(20)),
+            pool: None,
+            max_items: 20,
+            think: Duration::ZERO,
+            warmup: Duration::from_secs(2),
+            with_next: false,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl LoadConfig {
+    fn validate(&self) -> Result<(), LoadError> {
+        let invalid = |m: &str| Err(LoadError::InvalidConfig(m.to_string()));
+        if self.students == 0 {
+            return invalid("students must be at least 1");
+        }
+        if !(1..=200).contains(&self.max_items) {
+            return invalid("max_items must be within 1..=200");
+        }
+        match self.stop {
+            Stop::Duration(d) if d.is_zero() => return invalid("the duration must be positive"),
+            Stop::Tests(0) => return invalid("the number of tests must be at least 1"),
+            _ => {}
+        }
+        if self.timeout.is_zero() {
+            return invalid("the request timeout must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Requests are not counted yet.
+    WarmUp,
+    /// Requests are counted.
+    Measuring,
+    /// The duration is over (or the run was interrupted); students are
+    /// ending their unfinished tests.
+    Stopping,
+}
+
+/// A snapshot of a running load test, given to the progress callback about
+/// once a second. Counts are since the start, warm-up included.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// Since the students started.
+    pub elapsed: Duration,
+    /// Where the run is.
+    pub phase: Phase,
+    /// Requests answered or failed.
+    pub requests: u64,
+    /// Of which failed.
+    pub errors: u64,
+    /// Tests started.
+    pub tests_started: u64,
+    /// Tests ended successfully.
+    pub tests_completed: u64,
+}
+
+/// Runs a load test until `config.stop`; `progress` is called about once a
+/// second. Fails only when the run cannot start (bad configuration, server
+/// unreachable, no pool); errors of requests are counted in the report.
+pub async fn run(
+    config: &LoadConfig,
+    progress: impl Fn(&Progress) + Send + Sync,
+) -> Result<Report, LoadError> {
+    run_until(config, progress, std::future::pending()).await
+}
+
+/// [`run`], stopping early (as at the end of the duration) when `shutdown`
+/// completes, e.g. on Ctrl-C; the report covers the time until then.
+pub async fn run_until(
+    config: &LoadConfig,
+    progress: impl Fn(&Progress) + Send + Sync,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<Report, LoadError> {
+    config.validate()?;
+    let target = Arc::new(Target::parse(&config.url)?);
+    let pool = preflight(&target, config).await?;
+
+    let t0 = Instant::now();
+    let warmup_end = t0 + config.warmup;
+    let shared = Arc::new(Shared {
+        target: target.clone(),
+        config: config.clone(),
+        pool,
+        warmup_end,
+        tickets: AtomicU64::new(0),
+        live: Live::default(),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut students = JoinSet::new();
+    for _ in 0..config.students {
+        students.spawn(Student::new(shared.clone(), stop_rx.clone()).run());
+    }
+
+    let deadline = match config.stop {
+        Stop::Duration(d) => Some(warmup_end + d),
+        Stop::Tests(_) => None,
+    };
+    let deadline_sleep = tokio::time::sleep_until(deadline.unwrap_or(t0).into());
+    let mut ticks =
+        tokio::time::interval_at((t0 + Duration::from_secs(1)).into(), Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(deadline_sleep, shutdown);
+    let mut stopped_at: Option<Instant> = None;
+    let mut tally = Tally::default();
+    loop {
+        tokio::select! {
+            joined = students.join_next() => match joined {
+                Some(Ok(student)) => tally.merge(student),
+                Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Some(Err(e)) => panic!("a student task failed: {e}"),
+                None => break,
+            },
+            _ = &mut deadline_sleep, if deadline.is_some() && stopped_at.is_none() => {
+                stopped_at = Some(Instant::now());
+                let _ = stop_tx.send(true);
+            }
+            _ = &mut shutdown, if stopped_at.is_none() => {
+                stopped_at = Some(Instant::now());
+                let _ = stop_tx.send(true);
+            }
+            _ = ticks.tick() => {
+                let now = Instant::now();
+                let phase = if stopped_at.is_some() {
+                    Phase::Stopping
+                } else if now < warmup_end {
+                    Phase::WarmUp
+                } else {
+                    Phase::Measuring
+                };
+                let live = &shared.live;
+                progress(&Progress {
+                    elapsed: now - t0,
+                    phase,
+                    requests: live.requests.load(Ordering::Relaxed),
+                    errors: live.errors.load(Ordering::Relaxed),
+                    tests_started: live.tests_started.load(Ordering::Relaxed),
+                    tests_completed: live.tests_completed.load(Ordering::Relaxed),
+                });
+            }
+        }
+    }
+    // With `Stop::Tests`, the window ends when the last student is done.
+    let window_end = stopped_at.unwrap_or_else(Instant::now);
+    let wall = window_end.saturating_duration_since(warmup_end);
+    Ok(build_report(config, &target, pool, wall, tally))
+}
+
+#[derive(Deserialize)]
+struct PoolList {
+    pools: Vec<PoolSummary>,
+}
+
+#[derive(Deserialize)]
+struct PoolSummary {
+    pool_id: Uuid,
+}
+
+/// Checks that the server can be reached and finds the pool.
+async fn preflight(target: &Arc<Target>, config: &LoadConfig) -> Result<Uuid, LoadError> {
+    let mut conn = Conn::new(target.clone());
+    let unreachable = |failure: Failure| LoadError::Connect {
+        url: target.url.clone(),
+        reason: match failure {
+            Failure::Transport(m) => m,
+            Failure::Timeout => format!("no response within {} ms", config.timeout.as_millis()),
+        },
+    };
+    if let Some(pool) = config.pool {
+        conn.connect_once(config.timeout)
+            .await
+            .map_err(unreachable)?;
+        return Ok(pool);
+    }
+    let reply = conn
+        .send(Method::GET, "/v1/pools?limit=1", None, config.timeout)
+        .await
+        .map_err(unreachable)?;
+    let pools_error = |reason: String| LoadError::Pools {
+        url: target.url.clone(),
+        reason,
+    };
+    if reply.status != StatusCode::OK {
+        let body = String::from_utf8_lossy(&reply.body);
+        return Err(pools_error(format!(
+            "status {}: {}",
+            reply.status,
+            body.trim()
+        )));
+    }
+    let list: PoolList = serde_json::from_slice(&reply.body)
+        .map_err(|e| pools_error(format!("unexpected body: {e}")))?;
+    list.pools
+        .first()
+        .map(|p| p.pool_id)
+        .ok_or_else(|| LoadError::NoPool {
+            url: target.url.clone(),
+        })
+}
+
+fn build_report(
+    config: &LoadConfig,
+    target: &Target,
+    pool: Uuid,
+    wall: Duration,
+    mut tally: Tally,
+) -> Report {
+    let wall_secs = wall.as_secs_f64();
+    let per_sec = |n: u64| {
+        if wall_secs > 0.0 {
+            n as f64 / wall_secs
+        } else {
+            0.0
+        }
+    };
+    let mut endpoints = BTreeMap::new();
+    for endpoint in Endpoint::ALL {
+        let latencies = &mut tally.latencies[endpoint.index()];
+        latencies.sort_unstable();
+        endpoints.insert(
+            endpoint,
+            EndpointStats {
+                count: latencies.len() as u64,
+                errors: tally.errors[endpoint.index()],
+                latency: Latency::from_sorted_micros(latencies),
+            },
+        );
+    }
+    let mut errors: Vec<ErrorCount> = tally
+        .error_kinds
+        .into_iter()
+        .map(|((endpoint, kind), e)| ErrorCount {
+            endpoint,
+            kind,
+            count: e.count,
+            example: e.example,
+        })
+        .collect();
+    errors.sort_by(|a, b| (b.count, a.endpoint, a.kind).cmp(&(a.count, b.endpoint, b.kind)));
+    let error_count: u64 = tally.errors.iter().sum();
+    let successes: u64 = endpoints.values().map(|s| s.count).sum();
+    let requests = successes + error_count;
+    Report {
+        url: target.url.clone(),
+        pool_id: pool,
+        students: config.students,
+        max_items: config.max_items,
+        think_ms: config.think.as_secs_f64() * 1000.0,
+        with_next: config.with_next,
+        warmup_secs: config.warmup.as_secs_f64(),
+        wall_secs,
+        requests,
+        requests_per_sec: per_sec(requests),
+        tests_completed: tally.tests_completed,
+        tests_per_sec: per_sec(tally.tests_completed),
+        tests_failed: tally.tests_failed,
+        mean_items_per_test: if tally.tests_completed > 0 {
+            tally.items_in_completed as f64 / tally.tests_completed as f64
+        } else {
+            0.0
+        },
+        error_count,
+        endpoints,
+        errors,
+        warmup_requests: tally.warmup_requests,
+        warmup_errors: tally.warmup_errors,
+        reconnects: tally.reconnects,
+    }
+}

@@ -1,0 +1,169 @@
+//! `lectern-loadtest`: see `lectern-loadtest --help`.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use clap::Parser;
+use lectern_loadtest::{LoadConfig, Phase, Progress, Stop};
+use uuid::Uuid;
+
+/// Load test of a running lectern server: concurrent simulated students take whole
+/// adaptive tests through the HTTP API (start, answer a random option of each question
+/// until the test completes, end), then latency percentiles per endpoint, throughput and
+/// errors are printed.
+///
+/// Any non-2xx status (409 included), transport error, timeout or malformed body is an
+/// error; the student ends that test and starts another. Requests sent during the
+/// warm-up are not counted. Ctrl-C stops early and still prints the report.
+#[derive(Debug, Parser)]
+#[command(name = "lectern-loadtest", version)]
+struct Cli {
+    /// Base URL of the server (plain http).
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    url: String,
+    /// Concurrent simulated students, each on its own keep-alive connection.
+    #[arg(long, default_value_t = 32)]
+    students: usize,
+    /// Measure for this many seconds, after the warm-up [default: 20].
+    #[arg(long, value_name = "SECS", value_parser = seconds, conflicts_with = "tests")]
+    duration_secs: Option<Duration>,
+    /// Instead of a duration: run this many tests in all, then stop.
+    #[arg(long, value_name = "N", value_parser = positive)]
+    tests: Option<u64>,
+    /// `config.max_items` of each test.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200))]
+    max_items: u32,
+    /// Pool to take tests on [default: the first of GET /v1/pools].
+    #[arg(long, value_name = "UUID")]
+    pool: Option<Uuid>,
+    /// Mean think time between a student's requests (each pause uniform on [0.5, 1.5]×).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    think_ms: u64,
+    /// Requests sent in the first SECS seconds are not counted [default: 2, or 0 with --tests].
+    #[arg(long, value_name = "SECS", value_parser = seconds_or_zero)]
+    warmup_secs: Option<Duration>,
+    /// Also GET /v1/tests/{id}/next before each answer.
+    #[arg(long)]
+    with_next: bool,
+    /// A request without a complete response after this long is an error.
+    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "10")]
+    timeout_secs: Duration,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn positive(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{text:?} is not a positive whole number")),
+    }
+}
+
+fn seconds_or_zero(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} is not a duration"))
+}
+
+fn seconds(text: &str) -> Result<Duration, String> {
+    let duration = seconds_or_zero(text)?;
+    if duration.is_zero() {
+        return Err("must be positive".to_string());
+    }
+    Ok(duration)
+}
+
+impl Cli {
+    fn config(&self) -> LoadConfig {
+        let (stop, default_warmup) = match self.tests {
+            Some(n) => (Stop::Tests(n), Duration::ZERO),
+            None => (
+                Stop::Duration(self.duration_secs.unwrap_or(Duration::from_secs(20))),
+                Duration::from_secs(2),
+            ),
+        };
+        LoadConfig {
+            url: self.url.clone(),
+            students: self.students,
+            stop,
+            pool: self.pool,
+            max_items: self.max_items,
+            think: Duration::from_millis(self.think_ms),
+            warmup: self.warmup_secs.unwrap_or(default_warmup),
+            with_next: self.with_next,
+            timeout: self.timeout_secs,
+        }
+    }
+}
+
+/// One progress line, rewritten in place about once a second.
+fn progress_line(config: &LoadConfig, p: &Progress, rate: f64) -> String {
+    let phase = match p.phase {
+        Phase::WarmUp => "warm-up",
+        Phase::Measuring => "measuring",
+        Phase::Stopping => "stopping",
+    };
+    let target = match config.stop {
+        Stop::Duration(d) => format!(
+            "{:.0}/{:.0} s",
+            p.elapsed.as_secs_f64(),
+            (config.warmup + d).as_secs_f64()
+        ),
+        Stop::Tests(n) => format!(
+            "{:.0} s, {}/{n} tests started",
+            p.elapsed.as_secs_f64(),
+            p.tests_started
+        ),
+    };
+    format!(
+        "{phase:<9} {target}  {} requests ({rate:.0}/s)  {} tests completed  {} errors",
+        p.requests, p.tests_completed, p.errors
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let config = cli.config();
+    let show_progress = std::io::stderr().is_terminal();
+    let last = Mutex::new((Duration::ZERO, 0u64));
+    let progress = |p: &Progress| {
+        if !show_progress {
+            return;
+        }
+        let mut last = last.lock().expect("progress is not poisoned");
+        let seconds = (p.elapsed - last.0).as_secs_f64();
+        let rate = if seconds > 0.0 {
+            (p.requests - last.1) as f64 / seconds
+        } else {
+            0.0
+        };
+        *last = (p.elapsed, p.requests);
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[2K{}", progress_line(&config, p, rate));
+        let _ = err.flush();
+    };
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let result = lectern_loadtest::run_until(&config, progress, ctrl_c).await;
+    if show_progress {
+        eprint!("\r\x1b[2K");
+    }
+    match result {
+        Ok(report) if cli.json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("a report serializes")
+        ),
+        Ok(report) => println!("{report}"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}

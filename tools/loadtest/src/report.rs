@@ -1,0 +1,441 @@
+//! What a run measured: latency percentiles per endpoint, throughput, errors;
+//! as a table (`Display`) or JSON (`Serialize`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+use uuid::Uuid;
+
+/// The endpoints a simulated student calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    /// `POST /v1/tests`.
+    Start,
+    /// `POST /v1/tests/{id}/responses`.
+    Submit,
+    /// `GET /v1/tests/{id}/next`.
+    Next,
+    /// `POST /v1/tests/{id}/end`.
+    End,
+}
+
+impl Endpoint {
+    /// Every endpoint, in the order of a test.
+    pub const ALL: [Endpoint; 4] = [
+        Endpoint::Start,
+        Endpoint::Submit,
+        Endpoint::Next,
+        Endpoint::End,
+    ];
+
+    /// The short name: `start`, `submit`, `next`, `end`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::Start => "start",
+            Endpoint::Submit => "submit",
+            Endpoint::Next => "next",
+            Endpoint::End => "end",
+        }
+    }
+
+    /// The route, e.g. `POST /v1/tests/{id}/responses`.
+    pub fn route(self) -> &'static str {
+        match self {
+            Endpoint::Start => "POST /v1/tests",
+            Endpoint::Submit => "POST /v1/tests/{id}/responses",
+            Endpoint::Next => "GET /v1/tests/{id}/next",
+            Endpoint::End => "POST /v1/tests/{id}/end",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What went wrong with a request. Serialized as the status code (`"409"`)
+/// or the kind's name (`"transport"`, `"timeout"`, `"invalid-response"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorKind {
+    /// The server answered with a status other than 2xx (409 included).
+    Status(u16),
+    /// Connecting, writing or reading failed.
+    Transport,
+    /// No complete response within the request timeout.
+    Timeout,
+    /// A 2xx response whose body is not what the API promises (unparsable
+    /// JSON, a missing question, a test that does not complete within
+    /// `max_items` answers, `next` serving another question…).
+    InvalidResponse,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorKind::Status(code) => write!(f, "{code}"),
+            ErrorKind::Transport => f.write_str("transport"),
+            ErrorKind::Timeout => f.write_str("timeout"),
+            ErrorKind::InvalidResponse => f.write_str("invalid-response"),
+        }
+    }
+}
+
+impl Serialize for ErrorKind {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Latency of an endpoint's successful requests, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Slowest.
+    pub max_ms: f64,
+    /// Arithmetic mean.
+    pub mean_ms: f64,
+}
+
+impl Latency {
+    /// The statistics of latencies in microseconds, sorted ascending; `None` when empty.
+    pub fn from_sorted_micros(sorted: &[u32]) -> Option<Latency> {
+        let ms = |p: f64| percentile(sorted, p).map(|us| f64::from(us) / 1000.0);
+        let sum: u64 = sorted.iter().map(|&us| u64::from(us)).sum();
+        Some(Latency {
+            p50_ms: ms(50.0)?,
+            p95_ms: ms(95.0)?,
+            p99_ms: ms(99.0)?,
+            max_ms: ms(100.0)?,
+            mean_ms: sum as f64 / sorted.len() as f64 / 1000.0,
+        })
+    }
+}
+
+/// The nearest-rank percentile of values sorted ascending: the smallest value
+/// such that at least `p`% of the values are at most it (`p` in [0, 100];
+/// 0 gives the minimum, 100 the maximum). `None` for no values.
+pub fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    // For a whole p, p·n is exact and the division rounds correctly, so an
+    // integral rank is never pushed up by rounding.
+    let rank = (p.clamp(0.0, 100.0) * n as f64 / 100.0).ceil() as usize;
+    Some(sorted[rank.clamp(1, n) - 1])
+}
+
+/// One endpoint's figures over the measured window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EndpointStats {
+    /// Successful (2xx) requests.
+    pub count: u64,
+    /// Failed requests (non-2xx, transport, timeout, invalid response).
+    pub errors: u64,
+    /// Latency of the successful requests; `None` (JSON `null`) when there were none.
+    pub latency: Option<Latency>,
+}
+
+/// How many requests failed one way at one endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorCount {
+    /// Where.
+    pub endpoint: Endpoint,
+    /// How: the status code or the kind of failure.
+    pub kind: ErrorKind,
+    /// How many times, in the measured window.
+    pub count: u64,
+    /// The first one's detail: the problem `type` (or the start of the body),
+    /// or the transport error.
+    pub example: String,
+}
+
+/// The result of a run. Only requests sent after the warm-up count; a
+/// request's latency runs from sending it to having read its whole response.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// The server's base URL.
+    pub url: String,
+    /// The pool the tests were taken on.
+    pub pool_id: Uuid,
+    /// Concurrent simulated students.
+    pub students: usize,
+    /// `config.max_items` of each test.
+    pub max_items: u32,
+    /// Mean think time between a student's requests, in milliseconds.
+    pub think_ms: f64,
+    /// Whether students called `GET next` before each answer.
+    pub with_next: bool,
+    /// Length of the warm-up, whose requests are not counted, in seconds.
+    pub warmup_secs: f64,
+    /// Length of the measured window, in seconds (the throughputs' denominator).
+    pub wall_secs: f64,
+    /// Requests in the measured window, successful or not.
+    pub requests: u64,
+    /// `requests / wall_secs`.
+    pub requests_per_sec: f64,
+    /// Tests ended successfully (start, every answer and end all 2xx) whose
+    /// `end` was sent in the measured window.
+    pub tests_completed: u64,
+    /// `tests_completed / wall_secs`.
+    pub tests_per_sec: f64,
+    /// Tests abandoned in the measured window because one of their requests failed.
+    pub tests_failed: u64,
+    /// Mean number of answers in the completed tests.
+    pub mean_items_per_test: f64,
+    /// Failed requests in the measured window (the sum of `errors`' counts).
+    pub error_count: u64,
+    /// Per endpoint (all four, `next` with count 0 unless it was called).
+    pub endpoints: BTreeMap<Endpoint, EndpointStats>,
+    /// Failed requests by endpoint and kind, most frequent first.
+    pub errors: Vec<ErrorCount>,
+    /// Requests sent during the warm-up (not in any figure above).
+    pub warmup_requests: u64,
+    /// Of which failed.
+    pub warmup_errors: u64,
+    /// TCP connections made beyond the first of each student (the server
+    /// closed one, or a request failed or timed out).
+    pub reconnects: u64,
+}
+
+impl Report {
+    /// The figures of one endpoint.
+    pub fn endpoint(&self, endpoint: Endpoint) -> &EndpointStats {
+        &self.endpoints[&endpoint]
+    }
+}
+
+fn cell(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"))
+}
+
+impl fmt::Display for Report {
+    /// The report as a table, for people.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} students on {} (pool {}), max {} items per test, think {} ms{}",
+            self.students,
+            self.url,
+            self.pool_id,
+            self.max_items,
+            self.think_ms,
+            if self.with_next {
+                ", GET next before each answer"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            f,
+            "measured {:.1} s after a {:.1} s warm-up ({} requests, {} errors, not counted)",
+            self.wall_secs, self.warmup_secs, self.warmup_requests, self.warmup_errors
+        )?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "{:<8} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "endpoint", "count", "errors", "p50 ms", "p95 ms", "p99 ms", "max ms", "mean ms"
+        )?;
+        for (endpoint, stats) in &self.endpoints {
+            let l = stats.latency;
+            writeln!(
+                f,
+                "{:<8} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                endpoint.name(),
+                stats.count,
+                stats.errors,
+                cell(l.map(|l| l.p50_ms)),
+                cell(l.map(|l| l.p95_ms)),
+                cell(l.map(|l| l.p99_ms)),
+                cell(l.map(|l| l.max_ms)),
+                cell(l.map(|l| l.mean_ms)),
+            )?;
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "throughput  {:.1} requests/s, {:.2} tests/s",
+            self.requests_per_sec, self.tests_per_sec
+        )?;
+        writeln!(
+            f,
+            "tests       {} completed ({:.1} items on average), {} failed",
+            self.tests_completed, self.mean_items_per_test, self.tests_failed
+        )?;
+        if self.errors.is_empty() {
+            write!(f, "errors      none")?;
+        } else {
+            write!(
+                f,
+                "errors      {} of {} requests ({:.2}%)",
+                self.error_count,
+                self.requests,
+                100.0 * self.error_count as f64 / self.requests.max(1) as f64
+            )?;
+            for e in &self.errors {
+                write!(
+                    f,
+                    "\n  {:<8} {:<16} {:>7}  {}",
+                    e.endpoint.name(),
+                    e.kind.to_string(),
+                    e.count,
+                    e.example
+                )?;
+            }
+        }
+        if self.reconnects > 0 {
+            write!(f, "\nreconnects  {}", self.reconnects)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let hundred: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&hundred, 50.0), Some(50));
+        assert_eq!(percentile(&hundred, 95.0), Some(95));
+        assert_eq!(percentile(&hundred, 99.0), Some(99));
+        assert_eq!(percentile(&hundred, 100.0), Some(100));
+        assert_eq!(percentile(&hundred, 0.0), Some(1));
+
+        // Ten values: p95 and p99 are the largest, the median the fifth.
+        let ten = [3, 5, 7, 8, 9, 11, 13, 15, 20, 40];
+        assert_eq!(percentile(&ten, 50.0), Some(9));
+        assert_eq!(percentile(&ten, 90.0), Some(20));
+        assert_eq!(percentile(&ten, 95.0), Some(40));
+        assert_eq!(percentile(&ten, 99.0), Some(40));
+
+        // 1000 values: exact ranks, not shifted by floating-point rounding.
+        let thousand: Vec<u32> = (1..=1000).collect();
+        assert_eq!(percentile(&thousand, 95.0), Some(950));
+        assert_eq!(percentile(&thousand, 99.0), Some(990));
+        assert_eq!(percentile(&thousand, 29.0), Some(290));
+
+        assert_eq!(percentile(&[7], 99.0), Some(7));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn latency_in_milliseconds() {
+        let micros: Vec<u32> = (1..=100).map(|i| i * 1000).collect();
+        let l = Latency::from_sorted_micros(&micros).unwrap();
+        assert_eq!(
+            (l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms, l.mean_ms),
+            (50.0, 95.0, 99.0, 100.0, 50.5)
+        );
+        assert_eq!(Latency::from_sorted_micros(&[]), None);
+    }
+
+    fn sample() -> Report {
+        let mut endpoints = BTreeMap::new();
+        for e in Endpoint::ALL {
+            endpoints.insert(
+                e,
+                EndpointStats {
+                    count: 0,
+                    errors: 0,
+                    latency: None,
+                },
+            );
+        }
+        endpoints.insert(
+            Endpoint::Submit,
+            EndpointStats {
+                count: 1000,
+                errors: 2,
+                latency: Latency::from_sorted_micros(&(1..=1000).collect::<Vec<_>>()),
+            },
+        );
+        Report {
+            url: "http://127.0.0.1:3999".into(),
+            pool_id: Uuid::nil(),
+            students: 4,
+            max_items: 20,
+            think_ms: 0.0,
+            with_next: false,
+            warmup_secs: 2.0,
+            wall_secs: 10.0,
+            requests: 1002,
+            requests_per_sec: 100.2,
+            tests_completed: 50,
+            tests_per_sec: 5.0,
+            tests_failed: 2,
+            mean_items_per_test: 20.0,
+            error_count: 2,
+            endpoints,
+            errors: vec![ErrorCount {
+                endpoint: Endpoint::Submit,
+                kind: ErrorKind::Status(409),
+                count: 2,
+                example: "urn:lectern:problem:already-answered".into(),
+            }],
+            warmup_requests: 7,
+            warmup_errors: 0,
+            reconnects: 0,
+        }
+    }
+
+    #[test]
+    fn table_shows_every_endpoint_and_the_errors() {
+        let table = sample().to_string();
+        let lines: Vec<&str> = table.lines().collect();
+        let row = |name: &str| {
+            lines
+                .iter()
+                .find(|l| l.split_whitespace().next() == Some(name))
+                .unwrap_or_else(|| panic!("no {name} row in\n{table}"))
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            row("submit"),
+            [
+                "submit", "1000", "2", "0.50", "0.95", "0.99", "1.00", "0.50"
+            ]
+        );
+        assert_eq!(row("next"), ["next", "0", "0", "-", "-", "-", "-", "-"]);
+        assert!(table.contains("100.2 requests/s, 5.00 tests/s"), "{table}");
+        assert!(
+            table.contains("errors      2 of 1002 requests (0.20%)"),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "submit   409                    2  urn:lectern:problem:already-answered"
+            ),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn json_names() {
+        let json = serde_json::to_value(sample()).unwrap();
+        assert_eq!(json["endpoints"]["submit"]["latency"]["p99_ms"], 0.99);
+        assert_eq!(
+            json["endpoints"]["next"]["latency"],
+            serde_json::Value::Null
+        );
+        assert_eq!(json["errors"][0]["kind"], "409");
+        assert_eq!(json["errors"][0]["endpoint"], "submit");
+        assert_eq!(json["tests_completed"], 50);
+    }
+}

@@ -1,0 +1,425 @@
+//! One simulated student: takes whole tests, one after another, on its own
+//! keep-alive connection, and tallies what it measured.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hyper::Method;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::client::{Conn, Failure, Target};
+use crate::report::{Endpoint, ErrorKind};
+use crate::{LoadConfig, Stop};
+
+/// Pause after a transport error or a timeout, so that a dead server is not
+/// hammered in a tight loop.
+const BACKOFF: Duration = Duration::from_millis(100);
+/// Timeout of the unmeasured `end` that closes an abandoned test.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest example kept per kind of error.
+const EXAMPLE_CHARS: usize = 160;
+
+/// What every student shares.
+pub(crate) struct Shared {
+    pub target: Arc<Target>,
+    pub config: LoadConfig,
+    pub pool: Uuid,
+    /// Requests sent from then on are measured.
+    pub warmup_end: Instant,
+    /// Tests started so far, for [`Stop::Tests`].
+    pub tickets: AtomicU64,
+    pub live: Live,
+}
+
+/// Running totals since the start (warm-up included), for progress output.
+#[derive(Default)]
+pub(crate) struct Live {
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+    pub tests_started: AtomicU64,
+    pub tests_completed: AtomicU64,
+}
+
+/// One kind of error at one endpoint.
+#[derive(Debug)]
+pub(crate) struct ErrorTally {
+    pub count: u64,
+    pub example: String,
+}
+
+/// What students measured (only the measured window, except the warm-up counts).
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    /// Per endpoint ([`Endpoint::index`]), successful requests' latency in µs.
+    pub latencies: [Vec<u32>; 4],
+    /// Per endpoint, failed requests.
+    pub errors: [u64; 4],
+    pub error_kinds: HashMap<(Endpoint, ErrorKind), ErrorTally>,
+    pub tests_completed: u64,
+    pub items_in_completed: u64,
+    pub tests_failed: u64,
+    pub warmup_requests: u64,
+    pub warmup_errors: u64,
+    pub reconnects: u64,
+}
+
+impl Tally {
+    /// Adds another student's tally to this one.
+    pub fn merge(&mut self, other: Tally) {
+        for (mine, theirs) in self.latencies.iter_mut().zip(other.latencies) {
+            mine.extend(theirs);
+        }
+        for (mine, theirs) in self.errors.iter_mut().zip(other.errors) {
+            *mine += theirs;
+        }
+        for (key, theirs) in other.error_kinds {
+            self.error_kinds
+                .entry(key)
+                .and_modify(|mine| mine.count += theirs.count)
+                .or_insert(theirs);
+        }
+        self.tests_completed += other.tests_completed;
+        self.items_in_completed += other.items_in_completed;
+        self.tests_failed += other.tests_failed;
+        self.warmup_requests += other.warmup_requests;
+        self.warmup_errors += other.warmup_errors;
+        self.reconnects += other.reconnects;
+    }
+}
+
+/// Why a test was left before its end.
+enum Abort {
+    /// A request failed (already recorded); `backoff` after connection-level failures.
+    Failed { backoff: bool },
+    /// The run is stopping.
+    Stopped,
+}
+
+#[derive(Deserialize)]
+struct Question {
+    id: String,
+    options: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Started {
+    test_id: Uuid,
+    question: Question,
+}
+
+#[derive(Deserialize)]
+struct Submitted {
+    status: String,
+    next_question: Option<Question>,
+}
+
+#[derive(Deserialize)]
+struct Ended {
+    status: String,
+}
+
+fn check_question(q: &Question) -> Result<(), String> {
+    if q.options.is_empty() {
+        Err(format!("question {:?} has no options", q.id))
+    } else {
+        Ok(())
+    }
+}
+
+/// The detail of an error response: the problem's `type` and `detail`, else
+/// the start of the body.
+fn problem_summary(body: &[u8]) -> String {
+    let text = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) if v.get("type").is_some_and(|t| t.is_string()) => {
+            let kind = v["type"].as_str().unwrap_or_default();
+            match v.get("detail").and_then(|d| d.as_str()) {
+                Some(detail) => format!("{kind}: {detail}"),
+                None => kind.to_string(),
+            }
+        }
+        _ => String::from_utf8_lossy(body).trim().to_string(),
+    };
+    truncate(text)
+}
+
+fn truncate(mut text: String) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(EXAMPLE_CHARS) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+/// A simulated student.
+pub(crate) struct Student {
+    shared: Arc<Shared>,
+    conn: Conn,
+    stop: watch::Receiver<bool>,
+    tally: Tally,
+    /// Whether a request was sent and the next one waits for the think time.
+    think_pending: bool,
+}
+
+impl Student {
+    pub fn new(shared: Arc<Shared>, stop: watch::Receiver<bool>) -> Student {
+        Student {
+            conn: Conn::new(shared.target.clone()),
+            shared,
+            stop,
+            tally: Tally::default(),
+            think_pending: false,
+        }
+    }
+
+    /// Takes tests until the run stops or, with [`Stop::Tests`], no test is left.
+    pub async fn run(mut self) -> Tally {
+        loop {
+            if *self.stop.borrow() {
+                break;
+            }
+            if let Stop::Tests(n) = self.shared.config.stop {
+                if self.shared.tickets.fetch_add(1, Ordering::Relaxed) >= n {
+                    break;
+                }
+            }
+            self.shared
+                .live
+                .tests_started
+                .fetch_add(1, Ordering::Relaxed);
+            let mut test_id = None;
+            match self.take_test(&mut test_id).await {
+                Ok(()) => {}
+                Err(Abort::Stopped) => {
+                    self.close(test_id).await;
+                    break;
+                }
+                Err(Abort::Failed { backoff }) => {
+                    self.close(test_id).await;
+                    if backoff && self.pause(BACKOFF).await {
+                        break;
+                    }
+                }
+            }
+        }
+        self.tally.reconnects = self.conn.connects.saturating_sub(1);
+        self.tally
+    }
+
+    /// One whole test: start, (next,) answer until completed, end.
+    async fn take_test(&mut self, test_id: &mut Option<Uuid>) -> Result<(), Abort> {
+        let config = &self.shared.config;
+        let (max_items, with_next) = (config.max_items, config.with_next);
+        let body = json!({"pool_id": self.shared.pool, "config": {"max_items": max_items}});
+        let (started, _): (Started, _) = self
+            .call(
+                Endpoint::Start,
+                Method::POST,
+                "/v1/tests",
+                Some(body),
+                |s: &Started| check_question(&s.question),
+            )
+            .await?;
+        *test_id = Some(started.test_id);
+        let base = format!("/v1/tests/{}", started.test_id);
+        let mut question = started.question;
+        let mut answered: u32 = 0;
+        loop {
+            if with_next {
+                let path = format!("{base}/next");
+                let served_id = question.id.clone();
+                self.call(Endpoint::Next, Method::GET, &path, None, |q: &Question| {
+                    if q.id == served_id {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "next serves {:?}, the test served {served_id:?}",
+                            q.id
+                        ))
+                    }
+                })
+                .await?;
+            }
+            let choice = &question.options[rand::random_range(0..question.options.len())];
+            let body = json!({"question_id": question.id, "response": choice});
+            let path = format!("{base}/responses");
+            let n = answered + 1;
+            let (submitted, _): (Submitted, _) = self
+                .call(
+                    Endpoint::Submit,
+                    Method::POST,
+                    &path,
+                    Some(body),
+                    |s: &Submitted| match (s.status.as_str(), &s.next_question) {
+                        ("completed", None) => Ok(()),
+                        ("completed", Some(_)) => {
+                            Err("status completed with a next_question".to_string())
+                        }
+                        ("active", Some(_)) if n >= max_items => Err(format!(
+                            "still active after {n} answers with max_items {max_items}"
+                        )),
+                        ("active", Some(q)) => check_question(q),
+                        ("active", None) => Err("status active without a next_question".into()),
+                        (other, _) => Err(format!("unexpected status {other:?}")),
+                    },
+                )
+                .await?;
+            answered = n;
+            match submitted.next_question {
+                Some(next) => question = next,
+                None => break,
+            }
+        }
+        let (_, measured): (Ended, _) = self
+            .call(
+                Endpoint::End,
+                Method::POST,
+                &format!("{base}/end"),
+                None,
+                |e: &Ended| {
+                    if e.status == "ended" {
+                        Ok(())
+                    } else {
+                        Err(format!("end gave status {:?}", e.status))
+                    }
+                },
+            )
+            .await?;
+        *test_id = None;
+        self.shared
+            .live
+            .tests_completed
+            .fetch_add(1, Ordering::Relaxed);
+        if measured {
+            self.tally.tests_completed += 1;
+            self.tally.items_in_completed += u64::from(answered);
+        }
+        Ok(())
+    }
+
+    /// Sends one request after the think time, checks and records its
+    /// outcome; returns the parsed body and whether the request was measured.
+    async fn call<T: DeserializeOwned>(
+        &mut self,
+        endpoint: Endpoint,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        check: impl FnOnce(&T) -> Result<(), String>,
+    ) -> Result<(T, bool), Abort> {
+        self.before_request().await?;
+        let timeout = self.shared.config.timeout;
+        let body = body.map(|b| serde_json::to_vec(&b).expect("a JSON value serializes"));
+        let started = Instant::now();
+        let measured = started >= self.shared.warmup_end;
+        let result = self.conn.send(method, path, body.as_deref(), timeout).await;
+        self.think_pending = true;
+        let outcome = match result {
+            Err(Failure::Transport(message)) => Err((ErrorKind::Transport, message, true)),
+            Err(Failure::Timeout) => Err((
+                ErrorKind::Timeout,
+                format!("no complete response within {} ms", timeout.as_millis()),
+                true,
+            )),
+            Ok(reply) if !reply.status.is_success() => Err((
+                ErrorKind::Status(reply.status.as_u16()),
+                problem_summary(&reply.body),
+                false,
+            )),
+            Ok(reply) => match serde_json::from_slice::<T>(&reply.body) {
+                Err(e) => Err((ErrorKind::InvalidResponse, format!("body: {e}"), false)),
+                Ok(value) => match check(&value) {
+                    Err(message) => Err((ErrorKind::InvalidResponse, message, false)),
+                    Ok(()) => Ok((value, reply.latency)),
+                },
+            },
+        };
+        let live = &self.shared.live;
+        live.requests.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Ok((value, latency)) => {
+                if measured {
+                    let micros = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX);
+                    self.tally.latencies[endpoint.index()].push(micros);
+                } else {
+                    self.tally.warmup_requests += 1;
+                }
+                Ok((value, measured))
+            }
+            Err((kind, example, backoff)) => {
+                live.errors.fetch_add(1, Ordering::Relaxed);
+                if measured {
+                    self.tally.errors[endpoint.index()] += 1;
+                    self.tally.tests_failed += 1;
+                    self.tally
+                        .error_kinds
+                        .entry((endpoint, kind))
+                        .or_insert_with(|| ErrorTally {
+                            count: 0,
+                            example: truncate(example),
+                        })
+                        .count += 1;
+                } else {
+                    self.tally.warmup_requests += 1;
+                    self.tally.warmup_errors += 1;
+                }
+                Err(Abort::Failed { backoff })
+            }
+        }
+    }
+
+    /// Waits for the think time (if a request came before), unless the run stops.
+    async fn before_request(&mut self) -> Result<(), Abort> {
+        let think = self.shared.config.think;
+        let stopped = if self.think_pending && !think.is_zero() {
+            // Uniform on [0.5, 1.5]·think: same mean, and students do not march in step.
+            self.pause(think.mul_f64(rand::random_range(0.5..1.5)))
+                .await
+        } else {
+            *self.stop.borrow()
+        };
+        if stopped { Err(Abort::Stopped) } else { Ok(()) }
+    }
+
+    /// Sleeps; true when the run is stopping (which cuts the sleep short).
+    async fn pause(&mut self, duration: Duration) -> bool {
+        let woken = tokio::select! {
+            _ = tokio::time::sleep(duration) => false,
+            _ = self.stop.wait_for(|stop| *stop) => true,
+        };
+        woken || *self.stop.borrow()
+    }
+
+    /// Ends a test left before its end, unmeasured, so it leaves no live state
+    /// behind on the server.
+    async fn close(&mut self, test_id: Option<Uuid>) {
+        if let Some(id) = test_id {
+            let timeout = CLEANUP_TIMEOUT.min(self.shared.config.timeout);
+            let path = format!("/v1/tests/{id}/end");
+            let _ = self.conn.send(Method::POST, &path, None, timeout).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_examples() {
+        let body = br#"{"type":"urn:lectern:problem:already-answered","title":"t","status":409,"detail":"q1 is answered"}"#;
+        assert_eq!(
+            problem_summary(body),
+            "urn:lectern:problem:already-answered: q1 is answered"
+        );
+        assert_eq!(problem_summary(b" oops \n"), "oops");
+        let long = truncate("é".repeat(500));
+        assert_eq!(long.chars().count(), EXAMPLE_CHARS + 1);
+        assert!(long.ends_with('…'));
+    }
+}
