@@ -151,11 +151,17 @@ pub struct NewTest<'a> {
 /// Inserts a new active test.
 pub async fn insert(db: &Pool, t: &NewTest<'_>) -> Result<(), StoreError> {
     let client = db.get().await?;
-    client
-        .execute(
+    // Cached per connection: the hot statements cost one round trip, not two.
+    let statement = client
+        .prepare_cached(
             "INSERT INTO test_sessions (id, pool_id, pool_version, student_id, status, config, seed,
                                         prior_mean, prior_sd, theta, se, current_question)
              VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $7, $8, $9)",
+        )
+        .await?;
+    client
+        .execute(
+            &statement,
             &[
                 &t.id,
                 &t.pool_id,
@@ -236,46 +242,52 @@ pub struct Answer<'a> {
 
 /// Records an answer if the test is still active with exactly `answered_before`
 /// responses; returns false (and writes nothing) when another writer got there first.
+///
+/// One statement (so one implicit transaction and, with the statement cached
+/// per connection, one round trip): the `UPDATE` takes the test's row lock and
+/// matches nothing for the loser of a race, and the `INSERT` only inserts what
+/// the `UPDATE` let through.
 pub async fn record_answer(
     db: &Pool,
     test: Uuid,
     answered_before: i32,
     a: &Answer<'_>,
 ) -> Result<bool, StoreError> {
-    let mut client = db.get().await?;
-    let tx = client.transaction().await?;
-    // The row lock taken here serialises racing submits; the loser sees the new count and matches nothing.
-    let updated = tx
-        .execute(
-            "UPDATE test_sessions
-             SET items_answered = items_answered + 1, correct_count = correct_count + $3::boolean::int,
-                 theta = $4, se = $5, status = $6, current_question = $7, updated_at = now()
-             WHERE id = $1 AND status = 'active' AND items_answered = $2",
-            &[&test, &answered_before, &a.correct, &a.after.theta, &a.after.se, &a.status.as_str(), &a.next_question],
+    let client = db.get().await?;
+    let statement = client
+        .prepare_cached(
+            "WITH moved AS (
+                 UPDATE test_sessions
+                 SET items_answered = items_answered + 1,
+                     correct_count = correct_count + $5::boolean::int,
+                     theta = $8, se = $9, status = $10, current_question = $11, updated_at = now()
+                 WHERE id = $1 AND status = 'active' AND items_answered = $2
+                 RETURNING id
+             )
+             INSERT INTO test_responses (session_id, seq, question_id, response, correct,
+                                         theta_before, se_before, theta_after, se_after)
+             SELECT id, $2 + 1, $3, $4, $5, $6, $7, $8, $9 FROM moved",
         )
         .await?;
-    if updated == 0 {
-        return Ok(false);
-    }
-    tx.execute(
-        "INSERT INTO test_responses (session_id, seq, question_id, response, correct,
-                                     theta_before, se_before, theta_after, se_after)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        &[
-            &test,
-            &(answered_before + 1),
-            &a.question_id,
-            &a.response,
-            &a.correct,
-            &a.before.theta,
-            &a.before.se,
-            &a.after.theta,
-            &a.after.se,
-        ],
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(true)
+    let inserted = client
+        .execute(
+            &statement,
+            &[
+                &test,
+                &answered_before,
+                &a.question_id,
+                &a.response,
+                &a.correct,
+                &a.before.theta,
+                &a.before.se,
+                &a.after.theta,
+                &a.after.se,
+                &a.status.as_str(),
+                &a.next_question,
+            ],
+        )
+        .await?;
+    Ok(inserted == 1)
 }
 
 /// Final results of a test.
@@ -367,16 +379,16 @@ pub async fn start_context(
     student: Option<Uuid>,
 ) -> Result<Option<StartContext>, StoreError> {
     let client = db.get().await?;
-    let row = client
-        .query_opt(
+    let statement = client
+        .prepare_cached(
             "SELECT p.version, ($2::uuid IS NULL OR u.id IS NOT NULL) AS student_exists, sp.theta, sp.se
              FROM item_pools p
              LEFT JOIN users u ON u.id = $2
              LEFT JOIN student_proficiencies sp ON sp.student_id = u.id AND sp.concept = ''
              WHERE p.id = $1",
-            &[&pool_id, &student],
         )
         .await?;
+    let row = client.query_opt(&statement, &[&pool_id, &student]).await?;
     Ok(row.map(|r| {
         let theta: Option<f64> = r.get("theta");
         let se: Option<f64> = r.get("se");
