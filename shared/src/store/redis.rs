@@ -489,24 +489,34 @@ impl RedisStore {
         Ok(())
     }
 
+    /// One step of `SCAN cursor MATCH pattern COUNT count`: the next cursor (0 at the end) and keys.
+    async fn scan(
+        &self,
+        pattern: &str,
+        cursor: u64,
+        count: usize,
+    ) -> Result<(u64, Vec<String>), StoreError> {
+        self.round_trip(async |c| {
+            redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(count)
+                .query_async(c)
+                .await
+        })
+        .await
+    }
+
     /// One step of a SCAN over the test states: the next cursor (0 at the end) and the tests found.
     pub async fn scan_test_states(
         &self,
         cursor: u64,
         count: usize,
     ) -> Result<(u64, Vec<Uuid>), StoreError> {
-        let pattern = self.keys.test_state_pattern();
-        let (next, keys): (u64, Vec<String>) = self
-            .round_trip(async |c| {
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(count)
-                    .query_async(c)
-                    .await
-            })
+        let (next, keys) = self
+            .scan(&self.keys.test_state_pattern(), cursor, count)
             .await?;
         let tests = keys
             .iter()
@@ -564,18 +574,7 @@ impl RedisStore {
         let mut cursor = 0u64;
         let pattern = format!("{}*", self.keys.prefix());
         loop {
-            let (next, batch): (u64, Vec<String>) = self
-                .round_trip(async |c| {
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(c)
-                        .await
-                })
-                .await?;
+            let (next, batch) = self.scan(&pattern, cursor, 1000).await?;
             for key in &batch {
                 keys.count(key.strip_prefix(self.keys.prefix()).unwrap_or(key));
             }
