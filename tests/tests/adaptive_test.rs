@@ -437,20 +437,8 @@ async fn redis_holds_no_answers_every_key_has_a_ttl_and_states_are_small() {
         .unwrap();
     assert!(memory <= 1024, "state uses {memory} bytes after 30 answers");
     eprintln!("MEMORY USAGE of the state after 30 answers: {memory} bytes");
-    let ttl: i64 = redis::cmd("PTTL")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let ttl = pttl(&mut conn, &key).await;
     assert!(ttl > 29 * 60 * 1000 && ttl <= 30 * 60 * 1000, "ttl {ttl}");
-    // A touch slides it back up.
-    let () = redis::cmd("PEXPIRE")
-        .arg(&key)
-        .arg(60_000)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    env.get(&format!("/v1/tests/{test}")).await;
     let report = env.post(&format!("/v1/tests/{test}/end"), json!({})).await;
     assert_eq!(report.status, StatusCode::OK);
 }
@@ -463,29 +451,18 @@ async fn touches_slide_the_ttl_and_never_shorten_an_extension() {
     let (test, _) = begin(&env, json!({ "pool_id": pool })).await;
     let key = state_key(&env, &test);
     let mut conn = env.redis().await;
-    let ttl = |c: &mut redis::aio::MultiplexedConnection| {
-        let key = key.clone();
-        let mut c = c.clone();
-        async move {
-            redis::cmd("PTTL")
-                .arg(&key)
-                .query_async::<i64>(&mut c)
-                .await
-                .unwrap()
-        }
-    };
     let () = redis::cmd("PEXPIRE")
         .arg(&key)
         .arg(60_000)
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!(ttl(&mut conn).await <= 60_000);
+    assert!(pttl(&mut conn, &key).await <= 60_000);
     assert_eq!(
         env.get(&format!("/v1/tests/{test}/next")).await.status,
         StatusCode::OK
     );
-    assert!(ttl(&mut conn).await > 29 * 60 * 1000);
+    assert!(pttl(&mut conn, &key).await > 29 * 60 * 1000);
 
     let r = env
         .post(
@@ -500,9 +477,13 @@ async fn touches_slide_the_ttl_and_never_shorten_an_extension() {
         StatusCode::OK
     );
     assert!(
-        ttl(&mut conn).await > 7190 * 1000,
+        pttl(&mut conn, &key).await > 7190 * 1000,
         "a touch kept the extension"
     );
+}
+
+async fn pttl(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
+    redis::cmd("PTTL").arg(key).query_async(conn).await.unwrap()
 }
 
 fn state_key(env: &TestEnv, test: &str) -> String {

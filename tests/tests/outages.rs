@@ -283,12 +283,11 @@ async fn flushall_mid_run_changes_no_trajectory() {
 /// What the engine alone makes of a test's seed, prior, configuration and
 /// answers: each question served and the estimate after each answer.
 async fn replay(env: &TestEnv, test: &str) -> Vec<(String, f64, f64)> {
-    let row = env
-        .sql()
-        .await
+    let (sql, id) = (env.sql().await, test.parse::<uuid::Uuid>().unwrap());
+    let row = sql
         .query_one(
             "SELECT pool_id, pool_version, seed, prior_mean, prior_sd, config FROM test_sessions WHERE id = $1",
-            &[&test.parse::<uuid::Uuid>().unwrap()],
+            &[&id],
         )
         .await
         .unwrap();
@@ -304,12 +303,10 @@ async fn replay(env: &TestEnv, test: &str) -> Vec<(String, f64, f64)> {
     };
     let seed = row.get::<_, i64>("seed") as u64;
     let cat = config.engine(prior, &bank);
-    let answers: Vec<bool> = env
-        .sql()
-        .await
+    let answers: Vec<bool> = sql
         .query(
             "SELECT correct FROM test_responses WHERE session_id = $1 ORDER BY seq",
-            &[&test.parse::<uuid::Uuid>().unwrap()],
+            &[&id],
         )
         .await
         .unwrap()

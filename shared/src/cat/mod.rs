@@ -200,16 +200,22 @@ async fn live(app: &App, id: Uuid, lock: Option<Lock>) -> Result<Live, Error> {
         Err(e) => return Err(e.into()),
     };
     let state = match raw {
-        Some(raw) if !redis.is_stale(id) => match LiveState::decode(&raw) {
-            Ok(state) => Ok(state),
-            Err(e) => {
-                // E.g. written by an older release: PostgreSQL has what it held.
-                tracing::warn!(test = %id, error = %e, "unreadable live state; rebuilding it");
-                resync(app, id, unframe(&raw).map(|(seq, _)| seq)).await
-            }
-        },
-        Some(raw) => resync(app, id, unframe(&raw).map(|(seq, _)| seq)).await,
         None => resync(app, id, None).await,
+        Some(raw) => {
+            let decoded = if redis.is_stale(id) {
+                Err("behind PostgreSQL".to_owned())
+            } else {
+                // Unreadable e.g. when written by an older release: PostgreSQL has what it held.
+                LiveState::decode(&raw)
+            };
+            match decoded {
+                Ok(state) => Ok(state),
+                Err(why) => {
+                    tracing::warn!(test = %id, why, "live state unusable; rebuilding it");
+                    resync(app, id, unframe(&raw).map(|(seq, _)| seq)).await
+                }
+            }
+        }
     };
     match state {
         Ok(state) => Ok(Live {
@@ -234,15 +240,20 @@ fn active_state(replay: &Replay) -> Result<LiveState, Error> {
     }
 }
 
-/// Rebuilds the state from PostgreSQL and writes it: over the state at `over`
-/// (compare-and-set, so a newer writer wins), or where there is none (SET NX,
-/// so racing rebuilds agree).
+/// Rebuilds the state of an active test from PostgreSQL and writes it to Redis.
 async fn resync(app: &App, id: Uuid, over: Option<u32>) -> Result<LiveState, Error> {
     let replay = Replay::load(app, id).await?;
     let state = active_state(&replay)?;
-    let ttl = state::ttl_for(app, &replay.record);
-    let redis = app.redis();
-    let raw = state.encode();
+    store_rebuilt(app, &replay, &state, over).await;
+    Ok(state)
+}
+
+/// Writes a state rebuilt from PostgreSQL: over the state at `over`
+/// (compare-and-set, so a newer writer wins), or where there is none (SET NX,
+/// so racing rebuilds agree). A failed write only means another rebuild later.
+async fn store_rebuilt(app: &App, replay: &Replay, state: &LiveState, over: Option<u32>) {
+    let (id, redis) = (replay.record.id, app.redis());
+    let (raw, ttl) = (state.encode(), state::ttl_for(app, &replay.record));
     let written = match over {
         Some(seq) => redis
             .replace_test_state(id, seq, &raw, ttl, None)
@@ -255,7 +266,6 @@ async fn resync(app: &App, id: Uuid, over: Option<u32>) -> Result<LiveState, Err
         Err(e) => tracing::warn!(test = %id, error = %e, "rebuilt live state not written"),
     }
     tracing::info!(test = %id, seq = state.seq, "live state rebuilt from PostgreSQL");
-    Ok(state)
 }
 
 /// After a refusal against the Redis state seen at `seen_seq`: an ended test is
@@ -272,16 +282,7 @@ async fn refresh_if_stale(app: &App, id: Uuid, seen_seq: u32) -> Result<Option<L
         return Ok(None);
     }
     let fresh = LiveState::rebuild(&replay)?;
-    // Compare-and-set over the stale state only: a newer writer always wins.
-    app.redis()
-        .replace_test_state(
-            id,
-            seen_seq,
-            &fresh.encode(),
-            state::ttl_for(app, &replay.record),
-            None,
-        )
-        .await?;
+    store_rebuilt(app, &replay, &fresh, Some(seen_seq)).await;
     Ok(Some(fresh))
 }
 

@@ -28,20 +28,23 @@ pub struct Catalog {
 impl Default for Catalog {
     fn default() -> Self {
         Self {
-            banks: Cache::builder()
-                .max_capacity(64)
-                .time_to_idle(Duration::from_secs(3600))
-                .build(),
-            keys: Cache::builder()
-                .max_capacity(64)
-                .time_to_idle(Duration::from_secs(3600))
-                .build(),
-            questions: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_idle(Duration::from_secs(3600))
-                .build(),
+            banks: cache(64),
+            keys: cache(64),
+            questions: cache(100_000),
         }
     }
+}
+
+/// A process cache of at most `capacity` entries, each dropped after an idle hour.
+fn cache<K, V>(capacity: u64) -> Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(capacity)
+        .time_to_idle(Duration::from_secs(3600))
+        .build()
 }
 
 impl Catalog {

@@ -230,7 +230,7 @@ impl RedisStore {
     }
 
     /// A handle on the shared connection, connecting the first time.
-    pub async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
         if self.is_skipped() {
             return Err(StoreError::RedisUnavailable);
         }
@@ -306,12 +306,8 @@ impl RedisStore {
                     .arg("NX")
                     .arg("PX")
                     .arg(ttl_ms(LOCK_TTL))
-                    .cmd("GET")
-                    .arg(&state_key)
-                    .cmd("PEXPIRE")
-                    .arg(&state_key)
-                    .arg(ttl_ms(ttl))
-                    .arg("GT")
+                    .add_command(get(&state_key))
+                    .add_command(slide(&state_key, ttl))
                     .ignore()
                     .query_async(c)
                     .await
@@ -330,12 +326,8 @@ impl RedisStore {
         let (state,): (Option<Vec<u8>>,) = self
             .round_trip(async |c| {
                 redis::pipe()
-                    .cmd("GET")
-                    .arg(&key)
-                    .cmd("PEXPIRE")
-                    .arg(&key)
-                    .arg(ttl_ms(ttl))
-                    .arg("GT")
+                    .add_command(get(&key))
+                    .add_command(slide(&key, ttl))
                     .ignore()
                     .query_async(c)
                     .await
@@ -346,19 +338,7 @@ impl RedisStore {
 
     /// Reads a test's state and its TTL without touching either.
     pub async fn peek_test_state(&self, test: Uuid) -> Result<Option<StoredState>, StoreError> {
-        let key = self.keys.test_state(test);
-        let (raw, ttl_ms): (Option<Vec<u8>>, i64) = self
-            .round_trip(async |c| {
-                redis::pipe()
-                    .cmd("GET")
-                    .arg(&key)
-                    .cmd("PTTL")
-                    .arg(&key)
-                    .query_async(c)
-                    .await
-            })
-            .await?;
-        Ok(raw.map(|raw| StoredState { raw, ttl_ms }))
+        Ok(self.peek_test_states(&[test]).await?.pop().flatten())
     }
 
     /// Stores a test's state unless one is there already (a new test, or a
@@ -633,6 +613,20 @@ impl RedisStore {
     pub fn clear_stale(&self, test: Uuid) {
         self.stale.lock().expect("stale set").remove(&test);
     }
+}
+
+/// `GET key`.
+fn get(key: &str) -> redis::Cmd {
+    redis::cmd("GET").arg(key).to_owned()
+}
+
+/// Slides a key's TTL up to `ttl`, never down (an extension stays).
+fn slide(key: &str, ttl: Duration) -> redis::Cmd {
+    redis::cmd("PEXPIRE")
+        .arg(key)
+        .arg(ttl_ms(ttl))
+        .arg("GT")
+        .to_owned()
 }
 
 /// Milliseconds for `PX`/`PEXPIRE`.
