@@ -6,6 +6,7 @@ use std::sync::Arc;
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
+use crate::auth::sessions::{self, Recent};
 use crate::config::Config;
 use crate::store::catalog::Catalog;
 use crate::store::pools::{PoolBank, QuestionText};
@@ -23,6 +24,7 @@ struct Inner {
     redis: RedisStore,
     db: Pool,
     catalog: Catalog,
+    recent_sessions: Recent,
     stats: Arc<IoStats>,
 }
 
@@ -44,6 +46,7 @@ impl App {
         )?;
         Ok(Self {
             inner: Arc::new(Inner {
+                recent_sessions: sessions::recent_cache(config.auth.outage_grace),
                 config,
                 redis,
                 db,
@@ -66,6 +69,11 @@ impl App {
     /// The PostgreSQL pool.
     pub fn db(&self) -> &Pool {
         &self.inner.db
+    }
+
+    /// Auth sessions this process accepted lately (for Redis outages).
+    pub fn recent_sessions(&self) -> &Recent {
+        &self.inner.recent_sessions
     }
 
     /// Redis round trips and PostgreSQL checkouts made by this process so far.

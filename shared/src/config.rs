@@ -33,6 +33,61 @@ pub struct Config {
     pub test_max_ttl: Duration,
     /// How long an active test may go untouched (its live state gone) before the sweeper abandons it.
     pub test_idle_limit: Duration,
+    /// Auth sessions, sign-in throttling and OpenID Connect providers.
+    pub auth: AuthConfig,
+}
+
+/// How sign-in and auth sessions behave.
+#[derive(Clone)]
+pub struct AuthConfig {
+    /// A session unused this long dies (sliding).
+    pub idle_timeout: Duration,
+    /// A session dies this long after sign-in, however much it is used.
+    pub absolute_timeout: Duration,
+    /// A session's last use is written at most this often (spares writes).
+    pub touch_interval: Duration,
+    /// While Redis is unreachable, a token this process checked within this
+    /// long is still accepted (zero: refuse every token during an outage).
+    pub outage_grace: Duration,
+    /// Failed sign-ins are counted over this window.
+    pub throttle_window: Duration,
+    /// Failed sign-ins to one account allowed per window.
+    pub max_failures_per_account: u64,
+    /// Failed sign-ins from one client address allowed per window.
+    pub max_failures_per_ip: u64,
+    /// OpenID Connect providers by name.
+    pub providers: Vec<OidcProvider>,
+}
+
+/// One OpenID Connect provider (`OAUTH_PROVIDERS`, a JSON object keyed by name).
+#[derive(Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProvider {
+    /// The name in `/v1/oauth/{provider}/...` (the JSON key).
+    #[serde(skip)]
+    pub name: String,
+    /// `iss` the ID token must carry.
+    pub issuer: String,
+    /// Where the user's browser is sent to sign in.
+    pub authorization_endpoint: String,
+    /// Where the code is exchanged for tokens.
+    pub token_endpoint: String,
+    /// Where the email is read when the ID token has none.
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
+    /// Our client id at the provider.
+    pub client_id: String,
+    /// Our client secret at the provider (never logged).
+    pub client_secret: String,
+    /// Our callback URL as registered at the provider.
+    pub redirect_uri: String,
+    /// Scopes asked for.
+    #[serde(default = "default_scopes")]
+    pub scopes: String,
+}
+
+fn default_scopes() -> String {
+    "openid email profile".into()
 }
 
 impl std::fmt::Debug for Config {
@@ -46,7 +101,32 @@ impl std::fmt::Debug for Config {
             .field("test_state_ttl", &self.test_state_ttl)
             .field("test_max_ttl", &self.test_max_ttl)
             .field("test_idle_limit", &self.test_idle_limit)
+            .field("auth", &self.auth)
             .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for AuthConfig {
+    // Client secrets stay out of every log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let providers: Vec<&str> = self.providers.iter().map(|p| p.name.as_str()).collect();
+        f.debug_struct("AuthConfig")
+            .field("idle_timeout", &self.idle_timeout)
+            .field("absolute_timeout", &self.absolute_timeout)
+            .field("touch_interval", &self.touch_interval)
+            .field("outage_grace", &self.outage_grace)
+            .field("throttle_window", &self.throttle_window)
+            .field("max_failures_per_account", &self.max_failures_per_account)
+            .field("max_failures_per_ip", &self.max_failures_per_ip)
+            .field("providers", &providers)
+            .finish()
+    }
+}
+
+impl AuthConfig {
+    /// The provider with this name.
+    pub fn provider(&self, name: &str) -> Option<&OidcProvider> {
+        self.providers.iter().find(|p| p.name == name)
     }
 }
 
@@ -118,8 +198,72 @@ impl Config {
                 1_800,
                 60..=604_800,
             )?),
+            auth: auth(&get)?,
         })
     }
+}
+
+fn auth(get: &impl Fn(&'static str) -> Option<String>) -> Result<AuthConfig, ConfigError> {
+    let secs = |var, default, range| number(get, var, default, range).map(Duration::from_secs);
+    let idle_timeout = secs("AUTH_IDLE_TIMEOUT_SECS", 86_400, 1..=2_592_000)?;
+    let absolute_timeout = secs("AUTH_ABSOLUTE_TIMEOUT_SECS", 604_800, 1..=7_776_000)?;
+    if absolute_timeout < idle_timeout {
+        return Err(ConfigError {
+            var: "AUTH_ABSOLUTE_TIMEOUT_SECS",
+            problem: "must be at least AUTH_IDLE_TIMEOUT_SECS".into(),
+        });
+    }
+    Ok(AuthConfig {
+        idle_timeout,
+        absolute_timeout,
+        touch_interval: secs("AUTH_TOUCH_INTERVAL_SECS", 60, 0..=3_600)?,
+        outage_grace: secs("AUTH_OUTAGE_GRACE_SECS", 300, 0..=3_600)?,
+        throttle_window: secs("LOGIN_THROTTLE_WINDOW_SECS", 900, 1..=86_400)?,
+        max_failures_per_account: number(get, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 10, 1..=1_000)?,
+        max_failures_per_ip: number(get, "LOGIN_MAX_FAILURES_PER_IP", 100, 1..=100_000)?,
+        providers: providers(get("OAUTH_PROVIDERS").as_deref())?,
+    })
+}
+
+/// Parses `OAUTH_PROVIDERS`; endpoints must be https (http only on loopback, for tests).
+fn providers(raw: Option<&str>) -> Result<Vec<OidcProvider>, ConfigError> {
+    let bad = |problem: String| ConfigError {
+        var: "OAUTH_PROVIDERS",
+        problem,
+    };
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    let map: std::collections::BTreeMap<String, OidcProvider> = serde_json::from_str(raw)
+        .map_err(|e| bad(format!("not a JSON object of providers ({e})")))?;
+    map.into_iter()
+        .map(|(name, mut p)| {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                return Err(bad(format!(
+                    "provider name {name:?} must be letters, digits or '-'"
+                )));
+            }
+            for url in [
+                Some(&p.issuer),
+                Some(&p.authorization_endpoint),
+                Some(&p.token_endpoint),
+                p.userinfo_endpoint.as_ref(),
+                Some(&p.redirect_uri),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
+                    .iter()
+                    .any(|l| url.starts_with(l));
+                if !url.starts_with("https://") && !loopback {
+                    return Err(bad(format!("{name}: {url:?} must be an https:// URL")));
+                }
+            }
+            p.name = name;
+            Ok(p)
+        })
+        .collect()
 }
 
 fn required(
@@ -209,6 +353,45 @@ mod tests {
         assert_eq!(e.var, "REDIS_URL");
         let e = parse(&[BASE[0], BASE[1], ("REDIS_KEY_PREFIX", "a{b}")]).unwrap_err();
         assert_eq!(e.var, "REDIS_KEY_PREFIX");
+    }
+
+    #[test]
+    fn auth_defaults_and_bounds() {
+        let a = parse(&BASE).unwrap().auth;
+        assert_eq!(a.idle_timeout, Duration::from_secs(86_400));
+        assert_eq!(a.absolute_timeout, Duration::from_secs(7 * 86_400));
+        assert_eq!(a.touch_interval, Duration::from_secs(60));
+        assert!(a.providers.is_empty());
+        let e = parse(&[
+            BASE[0],
+            BASE[1],
+            ("AUTH_IDLE_TIMEOUT_SECS", "100"),
+            ("AUTH_ABSOLUTE_TIMEOUT_SECS", "99"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "AUTH_ABSOLUTE_TIMEOUT_SECS");
+    }
+
+    #[test]
+    fn providers_parse_and_need_https_and_stay_out_of_debug() {
+        let provider = |url: &str| {
+            format!(
+                r#"{{"corp": {{"issuer": "{url}", "authorization_endpoint": "{url}/a",
+                "token_endpoint": "{url}/t", "client_id": "lectern",
+                "client_secret": "hunter2-secret", "redirect_uri": "{url}/cb"}}}}"#
+            )
+        };
+        let ok = provider("https://id.example.com");
+        let c = parse(&[BASE[0], BASE[1], ("OAUTH_PROVIDERS", &ok)]).unwrap();
+        let p = c.auth.provider("corp").unwrap();
+        assert_eq!(p.scopes, "openid email profile");
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let local = provider("http://127.0.0.1:8080");
+        assert!(parse(&[BASE[0], BASE[1], ("OAUTH_PROVIDERS", &local)]).is_ok());
+        for bad in [provider("http://id.example.com"), "[]".into(), "{".into()] {
+            let e = parse(&[BASE[0], BASE[1], ("OAUTH_PROVIDERS", &bad)]).unwrap_err();
+            assert_eq!(e.var, "OAUTH_PROVIDERS", "{bad}");
+        }
     }
 
     #[test]

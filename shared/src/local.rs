@@ -25,19 +25,26 @@ fn setting(name: &str) -> Option<String> {
         })
 }
 
-/// Runs until Ctrl-C; returns the one line to print on failure.
-pub async fn run() -> Result<(), String> {
-    crate::telemetry::init();
+/// The app on the local settings, its database migrated (the local server and
+/// `lectern-admin` start here).
+pub async fn app() -> Result<App, String> {
     let config = Config::from_lookup(setting).map_err(|e| e.to_string())?;
-    let addr: SocketAddr = setting("LECTERN_ADDR")
-        .unwrap_or_default()
-        .parse()
-        .map_err(|e| format!("configuration error: LECTERN_ADDR: not a socket address ({e})"))?;
     let app = App::new(config).map_err(|e| e.to_string())?;
     let applied = store::db::migrate(app.db())
         .await
         .map_err(|e| format!("cannot migrate PostgreSQL: {e}"))?;
     tracing::info!(?applied, "migrations applied");
+    Ok(app)
+}
+
+/// Runs until Ctrl-C; returns the one line to print on failure.
+pub async fn run() -> Result<(), String> {
+    crate::telemetry::init();
+    let addr: SocketAddr = setting("LECTERN_ADDR")
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| format!("configuration error: LECTERN_ADDR: not a socket address ({e})"))?;
+    let app = app().await?;
     let demo = demo::ensure(app.db())
         .await
         .map_err(|e| format!("cannot load the demo pool: {e}"))?;
@@ -51,7 +58,9 @@ pub async fn run() -> Result<(), String> {
     tracing::info!("lectern listening on http://{addr}");
     // What the sweeper Lambda does on its schedule; the task ends with the process.
     tokio::spawn(sweep_every(app.clone(), sweep::PERIOD));
-    axum::serve(listener, api::router(app))
+    // The peer address is the client address sign-in throttling counts by.
+    let service = api::router(app).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

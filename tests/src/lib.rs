@@ -9,6 +9,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
+use lectern::auth::Role;
+use lectern::auth::sessions::{self, Meta};
+use lectern::store::StoreError;
 use lectern::{App, Config};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -93,6 +96,9 @@ pub struct TestEnv {
     pub prefix: String,
     /// The database the app talks to: this schema, or the one given to [`TestEnv::with_urls`].
     pub database_url: String,
+    /// The administrator requests go out as unless a test says otherwise.
+    pub admin: Uuid,
+    admin_token: std::sync::Mutex<String>,
 }
 
 /// A database URL whose connections use `schema` as their search path.
@@ -111,6 +117,15 @@ impl TestEnv {
     /// Like `new`, but the app talks to `redis` and, when given, to `database` instead
     /// of the test servers (to simulate outages); the schema is still made on the real one.
     pub async fn with_urls(redis: &str, database: Option<&str>) -> Self {
+        Self::with_settings(redis, database, &[]).await
+    }
+
+    /// A fresh environment whose app also gets these settings (e.g. short session timeouts).
+    pub async fn with_vars(vars: &[(&str, String)]) -> Self {
+        Self::with_settings(&redis_url(), None, vars).await
+    }
+
+    async fn with_settings(redis: &str, database: Option<&str>, extra: &[(&str, String)]) -> Self {
         let id = Uuid::new_v4().simple().to_string();
         let schema = format!("t_{id}");
         let prefix = format!("lectern-test:{id}:");
@@ -137,9 +152,14 @@ impl TestEnv {
             ("DB_TIMEOUT_MS", "2000".into()),
             ("REDIS_TIMEOUT_MS", "500".into()),
         ];
-        let config =
-            Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
-                .expect("test config");
+        let config = Config::from_lookup(|k| {
+            extra
+                .iter()
+                .chain(&vars)
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.clone())
+        })
+        .expect("test config");
         let app = App::new(config).expect("app");
         // Migrate through a pool of our own: the app's may point at a dead server on purpose.
         let pool =
@@ -147,19 +167,79 @@ impl TestEnv {
         lectern::store::db::migrate(&pool)
             .await
             .expect("migrations apply");
+        // The admin lives where the app looks (another environment's schema, when
+        // given one), or in this schema when the app's database is dead on purpose.
+        let email = new_email();
+        let admin = match lectern::store::users::ensure(app.db(), &email, "admin").await {
+            Ok(id) => id,
+            Err(_) => lectern::store::users::ensure(&pool, &email, "admin")
+                .await
+                .expect("an admin"),
+        };
         let router = lectern::api::router(app.clone());
-        Self {
+        let env = Self {
             app,
             router,
             schema,
             prefix,
             database_url: app_db,
+            admin,
+            admin_token: std::sync::Mutex::new(String::new()),
+        };
+        // With Redis out of reach on purpose there is no session to open.
+        if let Ok(token) = env.try_sign_in(admin, Role::Admin).await {
+            *env.admin_token.lock().unwrap() = token;
         }
+        env
     }
 
-    /// Sends one request to the router.
+    /// A session for `user` with `role`, straight through the library (no password).
+    pub async fn sign_in(&self, user: Uuid, role: Role) -> String {
+        self.try_sign_in(user, role).await.expect("a session opens")
+    }
+
+    async fn try_sign_in(&self, user: Uuid, role: Role) -> Result<String, StoreError> {
+        let opened = sessions::open(&self.app, user, role, "test".into(), &Meta::default()).await?;
+        Ok(opened.token)
+    }
+
+    /// The admin's token (what [`TestEnv::call`] sends).
+    pub fn admin_token(&self) -> String {
+        self.admin_token.lock().unwrap().clone()
+    }
+
+    /// A new session for the admin, e.g. after Redis lost the old one.
+    pub async fn sign_admin_in_again(&self) {
+        let token = self.sign_in(self.admin, Role::Admin).await;
+        *self.admin_token.lock().unwrap() = token;
+    }
+
+    /// A new user with `role` and a session: (id, token).
+    pub async fn user(&self, role: Role) -> (Uuid, String) {
+        let id = lectern::store::users::ensure(self.app.db(), &new_email(), role.as_str())
+            .await
+            .unwrap();
+        (id, self.sign_in(id, role).await)
+    }
+
+    /// Sends one request to the router as the admin.
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
+        let token = self.admin_token();
+        self.call_as(Some(&token), method, path, body).await
+    }
+
+    /// Sends one request with this bearer token (`None`: anonymous).
+    pub async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Resp {
         let mut builder = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
         let body = match body {
             Some(v) => {
                 builder = builder.header(header::CONTENT_TYPE, "application/json");
@@ -170,8 +250,15 @@ impl TestEnv {
         self.send(builder.body(body).unwrap()).await
     }
 
-    /// Sends a prepared request to the router.
-    pub async fn send(&self, request: Request<Body>) -> Resp {
+    /// Sends a prepared request to the router, as the admin unless it carries
+    /// an `Authorization` header of its own.
+    pub async fn send(&self, mut request: Request<Body>) -> Resp {
+        if !request.headers().contains_key(header::AUTHORIZATION) {
+            let bearer = format!("Bearer {}", self.admin_token());
+            request
+                .headers_mut()
+                .insert(header::AUTHORIZATION, bearer.parse().unwrap());
+        }
         send(&self.router, request).await
     }
 
@@ -241,15 +328,11 @@ impl TestEnv {
         out
     }
 
-    /// A user to take tests as.
+    /// A user to take tests as (requests still go out as the admin).
     pub async fn student(&self) -> Uuid {
-        lectern::store::users::ensure(
-            self.app.db(),
-            &format!("{}@example.test", Uuid::new_v4()),
-            "student",
-        )
-        .await
-        .unwrap()
+        lectern::store::users::ensure(self.app.db(), &new_email(), "student")
+            .await
+            .unwrap()
     }
 
     /// Creates a pool of `n` generated 3PL items over five concepts; returns its id.
@@ -264,9 +347,15 @@ impl TestEnv {
         resp.body["pool_id"].as_str().unwrap().parse().unwrap()
     }
 
-    /// Answers `question` (as served: `id` and `options`) in `test`, with its key
-    /// when `right`, else with another option.
+    /// Answers `question` (as served: `id` and `options`) in `test` as the admin,
+    /// with its key when `right`, else with another option.
     pub async fn answer(&self, test: &str, question: &Value, right: bool) -> Resp {
+        let token = self.admin_token();
+        self.answer_as(&token, test, question, right).await
+    }
+
+    /// [`TestEnv::answer`] with this caller's token.
+    pub async fn answer_as(&self, token: &str, test: &str, question: &Value, right: bool) -> Resp {
         let id = question["id"]
             .as_str()
             .expect("a served question has an id");
@@ -283,9 +372,11 @@ impl TestEnv {
                 .expect("a question has a wrong option")
                 .to_owned()
         };
-        self.post(
+        self.call_as(
+            Some(token),
+            Method::POST,
             &format!("/v1/tests/{test}/responses"),
-            json!({ "question_id": id, "response": response }),
+            Some(json!({ "question_id": id, "response": response })),
         )
         .await
     }
@@ -346,9 +437,12 @@ impl TestEnv {
                 .await
                 .unwrap();
             assert!(ttl > 0, "{k} has no TTL ({ttl})");
-            let v = v
-                .as_deref()
-                .unwrap_or_else(|| panic!("{k} is not a string"));
+            // The auth indexes are sorted sets of token hashes and user ids.
+            let auth_index = k.starts_with(&format!("{}auth:", self.prefix));
+            let Some(v) = v.as_deref() else {
+                assert!(auth_index, "{k} is not a string");
+                continue;
+            };
             if let Some(id) = k
                 .strip_prefix(&question_prefix)
                 .and_then(|r| r.strip_suffix('}'))
@@ -395,6 +489,11 @@ impl TestEnv {
             .unwrap()
             .get(0)
     }
+}
+
+/// An email no other test uses.
+pub fn new_email() -> String {
+    format!("{}@example.test", Uuid::new_v4())
 }
 
 /// Sends one request to any router and parses the reply.

@@ -125,7 +125,8 @@ async fn each_router_serves_exactly_its_routes() {
         for route in ROUTES {
             let path = route
                 .path
-                .replace("{id}", &uuid::Uuid::new_v4().to_string());
+                .replace("{id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{provider}", "none");
             let mut req = Request::builder()
                 .method(Method::from_bytes(route.method.as_bytes()).unwrap())
                 .uri(&path);

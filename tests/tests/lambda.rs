@@ -39,7 +39,11 @@ async fn api_gateway_events_reach_the_functions() {
     assert_eq!(health.body["status"], "ok");
 
     let pools = lectern::api::pools::router(env.app.clone());
-    let created = invoke(&pools, &fixture("apigw-v2-post-pools.json")).await;
+    let mut event: Value = serde_json::from_str(&fixture("apigw-v2-post-pools.json")).unwrap();
+    let unsigned = invoke(&pools, &event.to_string()).await;
+    unsigned.problem(401);
+    event["headers"]["authorization"] = format!("Bearer {}", env.admin_token()).into();
+    let created = invoke(&pools, &event.to_string()).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     assert_eq!(created.body["name"], "Lambda pool");
     assert_eq!(env.count("questions").await, 1);
@@ -87,7 +91,7 @@ async fn migrate_applies_on_create_and_update_and_answers_cloudformation() {
     let env = TestEnv::new().await;
     let (url, seen) = response_url().await;
     let sql = env.sql().await;
-    sql.batch_execute("DROP TABLE student_proficiencies, test_responses, test_sessions, questions, item_pools, users, refinery_schema_history")
+    sql.batch_execute("DROP TABLE user_identities, student_proficiencies, test_responses, test_sessions, questions, item_pools, users, refinery_schema_history")
         .await
         .unwrap();
 

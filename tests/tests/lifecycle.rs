@@ -19,8 +19,8 @@ async fn cost(env: &TestEnv, request: impl AsyncFnOnce() -> Resp) -> (Resp, IoCo
     (r, env.app.io_counts() - before)
 }
 
-/// On a warm process a submit costs at most 2 Redis round trips and 1
-/// PostgreSQL transaction, a start at most 2 + 2, a `next` 1 + 0.
+/// On a warm process a submit costs 3 Redis round trips (one is the session
+/// lookup) and 1 PostgreSQL transaction, a start at most 3 + 2, a `next` 2 + 0.
 #[tokio::test]
 async fn the_hot_path_keeps_its_io_budget() {
     let env = TestEnv::new().await;
@@ -34,7 +34,7 @@ async fn the_hot_path_keeps_its_io_budget() {
     let (started, c) = cost(&env, async || env.post("/v1/tests", body).await).await;
     assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
     assert!(
-        c.redis_round_trips <= 2 && c.pg_checkouts <= 2,
+        c.redis_round_trips <= 3 && c.pg_checkouts <= 2,
         "start cost {c:?}"
     );
     let test = started.body["test_id"].as_str().unwrap().to_owned();
@@ -49,7 +49,7 @@ async fn the_hot_path_keeps_its_io_budget() {
         assert_eq!(
             c,
             IoCounts {
-                redis_round_trips: 2,
+                redis_round_trips: 3,
                 pg_checkouts: 1
             },
             "submit {i}"
@@ -64,7 +64,7 @@ async fn the_hot_path_keeps_its_io_budget() {
     assert_eq!(
         c,
         IoCounts {
-            redis_round_trips: 1,
+            redis_round_trips: 2,
             pg_checkouts: 0
         }
     );

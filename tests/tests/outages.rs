@@ -1,7 +1,7 @@
 //! Redis or PostgreSQL unreachable: health says so, requests fail with 503
 //! problem+json, and nothing half-done is left behind.
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use lectern_tests::{DEAD_DATABASE_URL, DEAD_REDIS_URL, OwnRedis, Proxy, TestEnv, redis_url};
 use serde_json::{Value, json};
 
@@ -79,40 +79,50 @@ async fn take_test(env: &TestEnv, pool: &str, items: u32) -> (String, Vec<Value>
     (test, bodies)
 }
 
-/// Redis unreachable: tests are started, answered and ended from PostgreSQL
-/// alone, each answer recorded once, with the θ a healthy app computes.
+/// Redis unreachable from the start (a cold process): no token can be checked,
+/// so every route that needs one answers 503, sign-in too, and nothing is
+/// written; health still answers (degraded), and a request without a token is
+/// 401 as ever.
 #[tokio::test]
-async fn without_redis_tests_are_served_from_postgres() {
+async fn without_redis_from_the_start_no_token_is_trusted() {
     let healthy = TestEnv::new().await;
     let pool = healthy.demo_pool(30).await.to_string();
     let broken = TestEnv::with_urls(DEAD_REDIS_URL, Some(&healthy.database_url)).await;
-
-    let (test, bodies) = take_test(&broken, &pool, 6).await;
-    assert_eq!(bodies.last().unwrap()["status"], "completed");
-    assert_eq!(healthy.count("test_responses").await, 6);
-    // A replayed answer is still refused, by PostgreSQL alone.
-    let first: Value = healthy.get(&format!("/v1/tests/{test}")).await.body["responses"][0].clone();
-    let again = broken
-        .post(
-            &format!("/v1/tests/{test}/responses"),
-            json!({ "question_id": first["question_id"], "response": first["response"] }),
+    let token = healthy.admin_token();
+    let r = broken
+        .call_as(
+            Some(&token),
+            Method::POST,
+            "/v1/tests",
+            Some(json!({ "pool_id": pool })),
         )
         .await;
-    again.problem(409);
-    let ended = broken
-        .post(&format!("/v1/tests/{test}/end"), json!({}))
+    assert!(r.problem(503).contains("Redis"), "{}", r.body);
+    let r = broken
+        .call_as(
+            None,
+            Method::POST,
+            "/v1/tests",
+            Some(json!({ "pool_id": pool })),
+        )
         .await;
-    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
-    assert_eq!(ended.body["total_questions"], 6);
-    assert_eq!(
-        ended.body["proficiency"],
-        bodies.last().unwrap()["proficiency"]
-    );
-    assert_eq!(healthy.count("test_responses").await, 6);
+    r.problem(401);
+    let login = json!({ "email": "nobody@example.test", "password": "long enough password" });
+    let r = broken
+        .call_as(None, Method::POST, "/v1/sessions", Some(login))
+        .await;
+    r.problem(503);
+    let health = broken.call_as(None, Method::GET, "/v1/health", None).await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.body["status"], "degraded");
+    assert_eq!(healthy.count("test_sessions").await, 0);
 }
 
-/// Redis stopped mid-test: the test completes from PostgreSQL and health says
-/// `degraded`; Redis back (empty): the state re-warms and the test goes on.
+/// Redis stopped mid-test: the caller's token, checked by this process moments
+/// ago, is still accepted (the outage grace); the test goes on from PostgreSQL
+/// alone, each answer recorded once, and health says `degraded`. Redis back
+/// (empty): sessions went with it, so the caller signs in again; the test
+/// state re-warms and the test goes on to its end.
 #[tokio::test]
 async fn redis_stopped_mid_test_degrades_then_rewarms() {
     let mut redis = OwnRedis::start();
@@ -140,6 +150,27 @@ async fn redis_stopped_mid_test_degrades_then_rewarms() {
     }
     let next = env.get(&format!("/v1/tests/{test}/next")).await;
     assert_eq!(next.body, question);
+    // A replayed answer is refused by PostgreSQL alone.
+    let first_id = started.body["question"]["id"].as_str().unwrap();
+    let again = env
+        .post(
+            &format!("/v1/tests/{test}/responses"),
+            json!({ "question_id": first_id, "response": env.key_of(first_id).await }),
+        )
+        .await;
+    again.problem(409);
+    assert_eq!(env.count("test_responses").await, 4);
+    // A token this process never saw cannot be checked: 503, not a guess.
+    let stranger = "A".repeat(43);
+    let r = env
+        .call_as(
+            Some(&stranger),
+            Method::GET,
+            &format!("/v1/tests/{test}/next"),
+            None,
+        )
+        .await;
+    r.problem(503);
     let health = env.get("/v1/health").await;
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(health.body["status"], "degraded", "{}", health.body);
@@ -149,6 +180,9 @@ async fn redis_stopped_mid_test_degrades_then_rewarms() {
     // Health probes Redis itself, so it sees the recovery at once.
     let health = env.get("/v1/health").await;
     assert_eq!(health.body["status"], "ok", "{}", health.body);
+    let stale = env.get(&format!("/v1/tests/{test}/next")).await;
+    stale.problem(401);
+    env.sign_admin_in_again().await;
     let next = env.get(&format!("/v1/tests/{test}/next")).await;
     assert_eq!(next.status, StatusCode::OK, "{}", next.body);
     assert_eq!(next.body, question);
@@ -163,6 +197,9 @@ async fn redis_stopped_mid_test_degrades_then_rewarms() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["items_answered"], 5);
     assert_eq!(env.count("test_responses").await, 5);
+    let ended = env.post(&format!("/v1/tests/{test}/end"), json!({})).await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    assert_eq!(ended.body["total_questions"], 5);
 }
 
 /// PostgreSQL unreachable mid-test (a proxy the test cuts): a submit gets 503
@@ -255,6 +292,9 @@ async fn flushall_mid_run_changes_no_trajectory() {
         .query_async(&mut redis.conn().await)
         .await
         .unwrap();
+    // The flush took the sessions too.
+    env.get("/v1/pools").await.problem(401);
+    env.sign_admin_in_again().await;
     flushed.wait().await;
     let mut tests = Vec::new();
     for run in runs {

@@ -1,6 +1,5 @@
-//! `cache-admin`: what operators see of Redis and the running tests, and the
-//! repairs they may make. Not yet behind a role check: that arrives with
-//! accounts (deploy it on a private route until then).
+//! `cache-admin`: what operators see of Redis, the running tests and the auth
+//! sessions, and the repairs they may make. Admins only (see `ROUTES`).
 
 use axum::Router;
 use axum::extract::State;
@@ -10,7 +9,9 @@ use serde::Deserialize;
 use super::ApiError;
 use super::extract::{IdPath, Json, Query};
 use crate::App;
+use crate::auth::sessions;
 use crate::cat::admin::{self, ActivePage, Extended, Inspection};
+use crate::store::auth::SessionCounts;
 use crate::store::redis::RedisStats;
 
 /// The function's router.
@@ -26,6 +27,11 @@ pub fn routes() -> Router<App> {
         .route("/v1/admin/tests/{id}/sync", post(sync))
         .route("/v1/admin/tests/{id}/extend", post(extend))
         .route("/v1/admin/redis/stats", get(redis_stats))
+        .route("/v1/admin/sessions/stats", get(session_stats))
+}
+
+async fn session_stats(State(app): State<App>) -> Result<axum::Json<SessionCounts>, ApiError> {
+    Ok(axum::Json(sessions::stats(&app).await?))
 }
 
 /// Most keys `redis/stats` looks at.

@@ -7,6 +7,7 @@ use axum::routing::post;
 use super::ApiError;
 use super::extract::IdPath;
 use crate::App;
+use crate::auth::Caller;
 use crate::cat::{self, Ended};
 
 /// The function's router.
@@ -19,6 +20,10 @@ pub fn routes() -> Router<App> {
     Router::new().route("/v1/tests/{id}/end", post(end))
 }
 
-async fn end(State(app): State<App>, IdPath(id): IdPath) -> Result<axum::Json<Ended>, ApiError> {
-    Ok(axum::Json(cat::end(&app, id).await?))
+async fn end(
+    State(app): State<App>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<axum::Json<Ended>, ApiError> {
+    Ok(axum::Json(cat::end(&app, id, &caller).await?))
 }

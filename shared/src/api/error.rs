@@ -2,12 +2,12 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::cat;
 use crate::store::StoreError;
+use crate::{auth, cat};
 
 /// An HTTP error with a stable problem type.
 #[derive(Debug)]
@@ -15,6 +15,7 @@ pub struct ApiError {
     status: StatusCode,
     slug: &'static str,
     detail: String,
+    header: Option<(HeaderName, HeaderValue)>,
 }
 
 #[derive(Serialize)]
@@ -32,7 +33,14 @@ impl ApiError {
             status,
             slug,
             detail: detail.into(),
+            header: None,
         }
+    }
+
+    /// The same error with one more response header.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.header = Some((name, value));
+        self
     }
 
     /// 404.
@@ -72,8 +80,11 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, Json(body)).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
-            "application/problem+json".parse().expect("static"),
+            HeaderValue::from_static("application/problem+json"),
         );
+        if let Some((name, value)) = self.header {
+            response.headers_mut().insert(name, value);
+        }
         response
     }
 }
@@ -132,6 +143,42 @@ impl From<cat::Error> for ApiError {
             E::AlreadyAnswered(_) => Self::conflict("already-answered", detail),
             E::SubmitInProgress(_) => Self::conflict("submit-in-progress", detail),
             E::Contended(_) => Self::conflict("conflict", detail),
+            E::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            E::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<auth::Error> for ApiError {
+    fn from(e: auth::Error) -> Self {
+        use auth::Error as E;
+        let detail = e.to_string();
+        match e {
+            E::Unauthenticated => Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", detail)
+                .with_header(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"lectern\""),
+                ),
+            E::InvalidCredentials => {
+                Self::new(StatusCode::UNAUTHORIZED, "invalid-credentials", detail)
+            }
+            E::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            E::Throttled(wait) => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "too-many-attempts", detail).with_header(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(wait.as_secs_f64().ceil() as u64),
+                )
+            }
+            E::Invalid(_) => Self::invalid(detail),
+            E::EmailTaken => Self::conflict("email-taken", detail),
+            E::AccountConflict(_) => Self::conflict("account-conflict", detail),
+            E::UnknownProvider(_) => Self::not_found(detail),
+            E::InvalidState => Self::new(StatusCode::BAD_REQUEST, "invalid-oauth-state", detail),
+            E::ProviderRefused(_) => Self::new(StatusCode::BAD_REQUEST, "oauth-refused", detail),
+            E::ProviderFailed(_) => {
+                tracing::warn!(error = %detail, "OpenID Connect provider failed");
+                Self::new(StatusCode::BAD_GATEWAY, "oauth-provider-failed", detail)
+            }
             E::Store(s) => s.into(),
         }
     }

@@ -1,7 +1,9 @@
 //! HTTP handlers, one module per Lambda function, and the route table that
 //! template.yaml and openapi.yaml must agree with.
 
+pub mod access;
 pub mod admin;
+pub mod auth;
 pub mod end;
 pub mod error;
 pub mod extract;
@@ -15,7 +17,9 @@ pub mod submit;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
+use axum::middleware;
 
+pub use access::Access;
 pub use error::ApiError;
 
 use crate::App;
@@ -23,7 +27,7 @@ use crate::App;
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// One route: which function serves `method path`.
+/// One route: which function serves `method path`, and who may call it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     /// HTTP method.
@@ -32,35 +36,61 @@ pub struct Route {
     pub path: &'static str,
     /// The Lambda function (`functions/<function>`).
     pub function: &'static str,
+    /// Who may call it.
+    pub access: Access,
 }
 
-const fn route(method: &'static str, path: &'static str, function: &'static str) -> Route {
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    function: &'static str,
+    access: Access,
+) -> Route {
     Route {
         method,
         path,
         function,
+        access,
     }
 }
 
-/// Every HTTP route, the single source the template and the OpenAPI file are checked against.
+use Access::{Admin, Open, Owner, OwnerOrStaff, Public, Signed, Staff};
+
+/// Every HTTP route, the single source the template, the OpenAPI file and the
+/// access checks are held to.
 pub const ROUTES: &[Route] = &[
-    route("POST", "/v1/tests", "start"),
-    route("POST", "/v1/tests/{id}/responses", "submit"),
-    route("GET", "/v1/tests/{id}/next", "next"),
-    route("POST", "/v1/tests/{id}/end", "end"),
-    route("GET", "/v1/tests/{id}", "session"),
-    route("GET", "/v1/students/{id}/tests", "session"),
-    route("GET", "/v1/students/{id}/proficiency", "session"),
-    route("POST", "/v1/pools", "pools"),
-    route("GET", "/v1/pools", "pools"),
-    route("GET", "/v1/pools/{id}", "pools"),
-    route("POST", "/v1/pools/{id}/items", "pools"),
-    route("GET", "/v1/health", "health"),
-    route("GET", "/v1/admin/tests/active", "cache-admin"),
-    route("GET", "/v1/admin/tests/{id}", "cache-admin"),
-    route("POST", "/v1/admin/tests/{id}/sync", "cache-admin"),
-    route("POST", "/v1/admin/tests/{id}/extend", "cache-admin"),
-    route("GET", "/v1/admin/redis/stats", "cache-admin"),
+    route("POST", "/v1/tests", "start", Signed),
+    route("POST", "/v1/tests/{id}/responses", "submit", Owner),
+    route("GET", "/v1/tests/{id}/next", "next", Owner),
+    route("POST", "/v1/tests/{id}/end", "end", Owner),
+    route("GET", "/v1/tests/{id}", "session", OwnerOrStaff),
+    route("GET", "/v1/students/{id}/tests", "session", OwnerOrStaff),
+    route(
+        "GET",
+        "/v1/students/{id}/proficiency",
+        "session",
+        OwnerOrStaff,
+    ),
+    route("POST", "/v1/pools", "pools", Staff),
+    route("GET", "/v1/pools", "pools", Signed),
+    route("GET", "/v1/pools/{id}", "pools", Staff),
+    route("POST", "/v1/pools/{id}/items", "pools", Staff),
+    route("GET", "/v1/health", "health", Public),
+    route("POST", "/v1/users", "auth", Open),
+    route("POST", "/v1/sessions", "auth", Public),
+    route("GET", "/v1/sessions", "auth", Signed),
+    route("GET", "/v1/sessions/current", "auth", Signed),
+    route("POST", "/v1/sessions/current/extend", "auth", Signed),
+    route("DELETE", "/v1/sessions/current", "auth", Signed),
+    route("DELETE", "/v1/sessions", "auth", Signed),
+    route("GET", "/v1/oauth/{provider}/authorize", "auth", Public),
+    route("GET", "/v1/oauth/{provider}/callback", "auth", Public),
+    route("GET", "/v1/admin/tests/active", "cache-admin", Admin),
+    route("GET", "/v1/admin/tests/{id}", "cache-admin", Admin),
+    route("POST", "/v1/admin/tests/{id}/sync", "cache-admin", Admin),
+    route("POST", "/v1/admin/tests/{id}/extend", "cache-admin", Admin),
+    route("GET", "/v1/admin/redis/stats", "cache-admin", Admin),
+    route("GET", "/v1/admin/sessions/stats", "cache-admin", Admin),
 ];
 
 /// Builds one function's routes (before the shared layers).
@@ -75,6 +105,7 @@ pub const FUNCTIONS: &[(&str, Routes)] = &[
     ("session", session::routes),
     ("pools", pools::routes),
     ("health", health::routes),
+    ("auth", auth::routes),
     ("cache-admin", admin::routes),
 ];
 
@@ -88,9 +119,11 @@ pub fn router(app: App) -> Router {
     )
 }
 
-/// The layers every function shares: body limit, problem+json fallbacks, state.
+/// The layers every function shares: access checks, body limit, problem+json
+/// fallbacks, state.
 pub fn finish(routes: Router<App>, app: App) -> Router {
     routes
+        .route_layer(middleware::from_fn_with_state(app.clone(), access::guard))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -7,6 +7,7 @@ use axum::routing::get;
 use super::ApiError;
 use super::extract::IdPath;
 use crate::App;
+use crate::auth::Caller;
 use crate::cat::{self, Question};
 
 /// The function's router.
@@ -21,7 +22,8 @@ pub fn routes() -> Router<App> {
 
 async fn next(
     State(app): State<App>,
+    caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<axum::Json<Question>, ApiError> {
-    Ok(axum::Json(cat::current_question(&app, id).await?))
+    Ok(axum::Json(cat::current_question(&app, id, &caller).await?))
 }

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::ApiError;
 use super::extract::{IdPath, Page};
 use crate::App;
+use crate::auth::{Caller, Use};
 use crate::cat::{self, Report};
 use crate::store::students::{self, Ability, TestSummary};
 
@@ -31,12 +32,21 @@ pub fn routes() -> Router<App> {
 
 async fn report(
     State(app): State<App>,
+    caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<axum::Json<Report>, ApiError> {
-    Ok(axum::Json(cat::report(&app, id).await?))
+    Ok(axum::Json(cat::report(&app, id, &caller).await?))
 }
 
 /// A student's tests per page: 20 unless asked, at most 100.
+/// A student's records are theirs, their teachers' and the admins'; to anyone
+/// else the student does not exist.
+fn may_read(caller: &Caller, student: Uuid) -> Result<(), ApiError> {
+    caller
+        .may(Some(student), Use::Read)
+        .map_err(|_| no_student(student))
+}
+
 type TestsPage = Page<20, 100>;
 
 /// One test in a student's history.
@@ -84,9 +94,11 @@ pub struct TestHistory {
 
 async fn tests(
     State(app): State<App>,
+    caller: Caller,
     IdPath(student): IdPath,
     page: TestsPage,
 ) -> Result<axum::Json<TestHistory>, ApiError> {
+    may_read(&caller, student)?;
     let found = students::tests(app.db(), student, page.limit, page.offset)
         .await?
         .ok_or_else(|| no_student(student))?;
@@ -118,8 +130,10 @@ pub struct StudentProficiency {
 
 async fn proficiency(
     State(app): State<App>,
+    caller: Caller,
     IdPath(student): IdPath,
 ) -> Result<axum::Json<StudentProficiency>, ApiError> {
+    may_read(&caller, student)?;
     let abilities = students::proficiency(app.db(), student)
         .await?
         .ok_or_else(|| no_student(student))?;

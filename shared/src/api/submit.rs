@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::ApiError;
 use super::extract::{IdPath, Json};
 use crate::App;
+use crate::auth::Caller;
 use crate::cat::{self, Submitted};
 
 /// The function's router.
@@ -29,10 +30,11 @@ struct Body {
 
 async fn submit(
     State(app): State<App>,
+    caller: Caller,
     IdPath(id): IdPath,
     Json(body): Json<Body>,
 ) -> Result<axum::Json<Submitted>, ApiError> {
     Ok(axum::Json(
-        cat::submit(&app, id, &body.question_id, &body.response).await?,
+        cat::submit(&app, id, &caller, &body.question_id, &body.response).await?,
     ))
 }

@@ -16,6 +16,7 @@ pub use view::{
 };
 
 use crate::App;
+use crate::auth::{Caller, Denied, Use};
 use crate::engine::{Estimate, FromProficiency, Initializer, StopReason};
 use crate::store::StoreError;
 use crate::store::pools::PoolBank;
@@ -62,6 +63,9 @@ pub enum Error {
     /// Another submit of the same question is being recorded right now.
     #[error("an answer to question {0:?} is being recorded; retry if it does not show up")]
     SubmitInProgress(String),
+    /// The caller may see the test but not take part in it (a teacher answering for a student).
+    #[error("only the student taking test {0} (or an admin) may do this")]
+    Forbidden(Uuid),
     /// Answers kept landing while the test was being ended.
     #[error("test {0} kept changing while it was being ended; try again")]
     Contended(Uuid),
@@ -162,6 +166,15 @@ async fn question(
     Ok(view::question(&text, position))
 }
 
+/// Whether `who` may `use_` test `id`, owned by `owner`. A test the caller may
+/// not know about is reported as not found.
+fn allowed(who: &Caller, id: Uuid, owner: Option<Uuid>, use_: Use) -> Result<(), Error> {
+    who.may(owner, use_).map_err(|denied| match denied {
+        Denied::Hidden => Error::TestNotFound(id),
+        Denied::Forbidden => Error::Forbidden(id),
+    })
+}
+
 /// A test's live state as one request sees it.
 struct Live {
     state: LiveState,
@@ -174,8 +187,10 @@ struct Live {
 /// Reads the live state, sliding its TTL, and takes `lock` in the same round
 /// trip. When the state is gone (expired, evicted, flushed), unreadable, or known
 /// to be behind, it is rebuilt from PostgreSQL, which holds everything it needs;
-/// when Redis is unreachable the test is served from PostgreSQL alone.
-async fn live(app: &App, id: Uuid, lock: Option<Lock>) -> Result<Live, Error> {
+/// when Redis is unreachable the test is served from PostgreSQL alone. Only
+/// the test's student (or an admin) gets it; the check comes before any
+/// status, so others cannot tell an ended test from none.
+async fn live(app: &App, id: Uuid, who: &Caller, lock: Option<Lock>) -> Result<Live, Error> {
     let redis = app.redis();
     let ttl = app.config().test_state_ttl;
     let fetched = match &lock {
@@ -191,6 +206,7 @@ async fn live(app: &App, id: Uuid, lock: Option<Lock>) -> Result<Live, Error> {
         Err(e) if e.is_redis() => {
             tracing::warn!(test = %id, error = %e, "Redis unavailable; serving the test from PostgreSQL");
             let replay = Replay::load(app, id).await?;
+            allowed(who, id, replay.record.student_id, Use::Act)?;
             return Ok(Live {
                 state: active_state(&replay)?,
                 lock: None,
@@ -200,7 +216,7 @@ async fn live(app: &App, id: Uuid, lock: Option<Lock>) -> Result<Live, Error> {
         Err(e) => return Err(e.into()),
     };
     let state = match raw {
-        None => resync(app, id, None).await,
+        None => resync(app, id, who, None).await,
         Some(raw) => {
             let decoded = if redis.is_stale(id) {
                 Err("behind PostgreSQL".to_owned())
@@ -209,10 +225,10 @@ async fn live(app: &App, id: Uuid, lock: Option<Lock>) -> Result<Live, Error> {
                 LiveState::decode(&raw)
             };
             match decoded {
-                Ok(state) => Ok(state),
+                Ok(state) => allowed(who, id, state.student_id, Use::Act).map(|()| state),
                 Err(why) => {
                     tracing::warn!(test = %id, why, "live state unusable; rebuilding it");
-                    resync(app, id, unframe(&raw).map(|(seq, _)| seq)).await
+                    resync(app, id, who, unframe(&raw).map(|(seq, _)| seq)).await
                 }
             }
         }
@@ -241,8 +257,9 @@ fn active_state(replay: &Replay) -> Result<LiveState, Error> {
 }
 
 /// Rebuilds the state of an active test from PostgreSQL and writes it to Redis.
-async fn resync(app: &App, id: Uuid, over: Option<u32>) -> Result<LiveState, Error> {
+async fn resync(app: &App, id: Uuid, who: &Caller, over: Option<u32>) -> Result<LiveState, Error> {
     let replay = Replay::load(app, id).await?;
+    allowed(who, id, replay.record.student_id, Use::Act)?;
     let state = active_state(&replay)?;
     store_rebuilt(app, &replay, &state, over).await;
     Ok(state)
@@ -294,8 +311,8 @@ async fn release(app: &App, id: Uuid, lock: &Lock) {
 }
 
 /// The question currently served.
-pub async fn current_question(app: &App, id: Uuid) -> Result<Question, Error> {
-    let state = live(app, id, None).await?.state;
+pub async fn current_question(app: &App, id: Uuid, who: &Caller) -> Result<Question, Error> {
+    let state = live(app, id, who, None).await?.state;
     let current = state
         .current
         .ok_or(Error::NotActive(TestStatus::Completed))?;
@@ -309,10 +326,11 @@ pub async fn current_question(app: &App, id: Uuid) -> Result<Question, Error> {
 pub async fn submit(
     app: &App,
     id: Uuid,
+    who: &Caller,
     question_id: &str,
     response: &str,
 ) -> Result<Submitted, Error> {
-    let live = live(app, id, Some(Lock::new(question_id))).await?;
+    let live = live(app, id, who, Some(Lock::new(question_id))).await?;
     let (lock, via_redis, seen_seq) = (live.lock.clone(), live.via_redis, live.state.seq);
     let mut result = record(app, id, live, question_id, response).await;
     // Refused against what Redis holds, which may be behind PostgreSQL: check, and
@@ -445,10 +463,11 @@ async fn record(
 
 /// Ends a test: final results and long-term proficiency to PostgreSQL, live state
 /// deleted. Ending an ended test returns the same results.
-pub async fn end(app: &App, id: Uuid) -> Result<Ended, Error> {
+pub async fn end(app: &App, id: Uuid, who: &Caller) -> Result<Ended, Error> {
     // A submit landing between our read and our write moves `items_answered`; read again then.
     for _ in 0..3 {
         let mut replay = Replay::load(app, id).await?;
+        allowed(who, id, replay.record.student_id, Use::Act)?;
         match replay.record.status {
             TestStatus::Ended => return Ok(replay.ended(replay.proficiency()?)),
             TestStatus::Abandoned => return Err(Error::NotActive(TestStatus::Abandoned)),
@@ -490,9 +509,10 @@ pub async fn end(app: &App, id: Uuid) -> Result<Ended, Error> {
     Err(Error::Contended(id))
 }
 
-/// A test and its responses, from PostgreSQL.
-pub async fn report(app: &App, id: Uuid) -> Result<Report, Error> {
+/// A test and its responses, from PostgreSQL: for its student, teachers and admins.
+pub async fn report(app: &App, id: Uuid, who: &Caller) -> Result<Report, Error> {
     let replay = Replay::load(app, id).await?;
+    allowed(who, id, replay.record.student_id, Use::Read)?;
     let proficiency = replay.proficiency()?;
     let Replay {
         record: t,

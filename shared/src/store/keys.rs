@@ -55,6 +55,46 @@ impl Keys {
     pub fn pool(&self, pool: Uuid, version: i32) -> String {
         format!("{}pool:{{{pool}}}:v{version}", self.prefix)
     }
+
+    /// `auth:session:<sha256(token)>`: one auth session; the raw token is never stored.
+    pub fn auth_session(&self, token_hash: &str) -> String {
+        format!("{}auth:session:{token_hash}", self.prefix)
+    }
+
+    /// `auth:user:{<id>}:sessions`: a user's sessions (token hashes) scored by expiry.
+    pub fn user_sessions(&self, user: Uuid) -> String {
+        format!("{}auth:user:{{{user}}}:sessions", self.prefix)
+    }
+
+    /// `auth:sessions`: every session (token hash) scored by expiry, for counts without KEYS.
+    pub fn all_sessions(&self) -> String {
+        format!("{}auth:sessions", self.prefix)
+    }
+
+    /// `auth:sessions:seen`: every session scored by when it was last used.
+    pub fn sessions_seen(&self) -> String {
+        format!("{}auth:sessions:seen", self.prefix)
+    }
+
+    /// `auth:users`: every user with a session, scored by their latest expiry.
+    pub fn users_signed_in(&self) -> String {
+        format!("{}auth:users", self.prefix)
+    }
+
+    /// `auth:throttle:account:<sha256(email)>`: recent failed sign-ins to one account.
+    pub fn login_throttle_account(&self, email_hash: &str) -> String {
+        format!("{}auth:throttle:account:{email_hash}", self.prefix)
+    }
+
+    /// `auth:throttle:ip:<address>`: recent failed sign-ins from one client address.
+    pub fn login_throttle_ip(&self, ip: &str) -> String {
+        format!("{}auth:throttle:ip:{ip}", self.prefix)
+    }
+
+    /// `oauth:state:<state>`: one pending OpenID Connect sign-in, used once.
+    pub fn oauth_state(&self, state: &str) -> String {
+        format!("{}oauth:state:{state}", self.prefix)
+    }
 }
 
 #[cfg(test)]

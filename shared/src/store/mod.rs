@@ -1,6 +1,7 @@
 //! All I/O: Redis keys and scripts, PostgreSQL queries. Nothing above this
 //! module talks to a server directly.
 
+pub mod auth;
 pub mod catalog;
 pub mod db;
 pub mod keys;

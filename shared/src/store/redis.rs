@@ -154,6 +154,8 @@ pub struct KeyCounts {
     pub question: u64,
     /// `pool:{<id>}:v<version>`.
     pub pool: u64,
+    /// `auth:session:<hash>`.
+    pub auth_session: u64,
     /// Anything else.
     pub other: u64,
     /// Keys looked at.
@@ -173,6 +175,8 @@ impl KeyCounts {
             &mut self.question
         } else if key.starts_with("pool:{") {
             &mut self.pool
+        } else if key.starts_with("auth:session:") {
+            &mut self.auth_session
         } else {
             &mut self.other
         };

@@ -1,0 +1,6 @@
+//! The `auth` Lambda function: see `lectern::api::auth`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lectern::lambda::serve(lectern::api::auth::router).await
+}

@@ -1,0 +1,141 @@
+//! `auth`: accounts, sign-in, the caller's sessions, OpenID Connect sign-in.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{FromRequest, Request};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ApiError;
+use super::access::ClientMeta;
+use super::extract::{Json, Query};
+use crate::App;
+use crate::auth::accounts::{self, Login, Registration};
+use crate::auth::oidc::{self, Callback};
+use crate::auth::sessions::{self, Extended, SessionView};
+use crate::auth::{Caller, Session};
+
+/// The function's router.
+pub fn router(app: App) -> Router {
+    super::finish(routes(), app)
+}
+
+/// The function's routes, before the shared layers.
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/v1/users", post(register))
+        .route(
+            "/v1/sessions",
+            post(login).get(list).delete(logout_everywhere),
+        )
+        .route("/v1/sessions/current", get(current).delete(logout))
+        .route("/v1/sessions/current/extend", post(extend))
+        .route("/v1/oauth/{provider}/authorize", get(authorize))
+        .route("/v1/oauth/{provider}/callback", get(callback))
+}
+
+async fn register(
+    State(app): State<App>,
+    caller: Option<Caller>,
+    Json(body): Json<Registration>,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = accounts::register(&app, body, caller.as_ref()).await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/v1/users/{}", user.id))],
+        axum::Json(user),
+    ))
+}
+
+async fn login(
+    State(app): State<App>,
+    ClientMeta(meta): ClientMeta,
+    Json(body): Json<Login>,
+) -> Result<impl IntoResponse, ApiError> {
+    let opened = accounts::login(&app, body, &meta).await?;
+    Ok(created(opened))
+}
+
+/// 201 with the token; never cached anywhere on the way.
+fn created(body: impl serde::Serialize) -> impl IntoResponse {
+    (
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(body),
+    )
+}
+
+async fn list(
+    State(app): State<App>,
+    caller: Caller,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let sessions = sessions::list(&app, &caller).await?;
+    Ok(axum::Json(json!({ "sessions": sessions })))
+}
+
+async fn current(caller: Caller) -> axum::Json<SessionView> {
+    axum::Json(Session::view(&caller.session, true))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ExtendBody {
+    seconds: Option<u64>,
+}
+
+/// The body is optional: without a `Content-Type`, none is read (extend by the idle timeout).
+async fn extend(
+    State(app): State<App>,
+    caller: Caller,
+    req: Request,
+) -> Result<axum::Json<Extended>, ApiError> {
+    let body = if req.headers().contains_key(header::CONTENT_TYPE) {
+        Json::<ExtendBody>::from_request(req, &()).await?.0
+    } else {
+        ExtendBody::default()
+    };
+    let by = body.seconds.map(Duration::from_secs);
+    Ok(axum::Json(sessions::extend(&app, &caller, by).await?))
+}
+
+async fn logout(State(app): State<App>, caller: Caller) -> Result<StatusCode, ApiError> {
+    sessions::end(&app, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn logout_everywhere(
+    State(app): State<App>,
+    caller: Caller,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let ended = sessions::end_all(&app, caller.user_id).await?;
+    Ok(axum::Json(json!({ "ended": ended })))
+}
+
+/// 302 to the provider's sign-in page.
+async fn authorize(
+    State(app): State<App>,
+    Path(provider): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let location = oidc::authorize(&app, &provider).await?;
+    Ok((
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+    ))
+}
+
+async fn callback(
+    State(app): State<App>,
+    Path(provider): Path<String>,
+    ClientMeta(meta): ClientMeta,
+    Query(cb): Query<Callback>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(created(oidc::callback(&app, &provider, cb, &meta).await?))
+}

@@ -1,0 +1,194 @@
+//! Accounts: sign-up, password sign-in (throttled per account and per client
+//! address) and the first administrator.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::secret::sha256_hex;
+use super::sessions::{self, Meta, Opened};
+use super::{Caller, Error, Role, password};
+use crate::App;
+use crate::store::auth as stored;
+use crate::store::users::{self, NewUser, User};
+
+/// Longest display name, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// `POST /v1/users`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    /// Email (normalised: trimmed, lower case).
+    pub email: String,
+    /// At least 12 characters.
+    pub password: String,
+    /// Name shown to people.
+    pub display_name: String,
+    /// `student` (default); `teacher` and `admin` only when an admin asks.
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+/// Trims and lower-cases an email, and checks its shape.
+pub fn normalise_email(raw: &str) -> Result<String, Error> {
+    let email = raw.trim().to_lowercase();
+    let invalid = || Error::Invalid(format!("{raw:?} is not an email address"));
+    if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid());
+    }
+    let (local, domain) = email.split_once('@').ok_or_else(invalid)?;
+    let labels_ok = domain.split('.').count() >= 2
+        && domain
+            .split('.')
+            .all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-'));
+    if local.is_empty() || local.len() > 64 || domain.contains('@') || !labels_ok {
+        return Err(invalid());
+    }
+    Ok(email)
+}
+
+fn display_name(raw: &str) -> Result<String, Error> {
+    let name = raw.trim();
+    let n = name.chars().count();
+    if n == 0 || n > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(Error::Invalid(format!(
+            "display_name must have 1 to {MAX_NAME_CHARS} printable characters"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+/// Creates an account. Anyone may make a student account; only an admin may
+/// make a teacher or an admin.
+pub async fn register(app: &App, req: Registration, by: Option<&Caller>) -> Result<User, Error> {
+    let email = normalise_email(&req.email)?;
+    let name = display_name(&req.display_name)?;
+    password::check(&req.password).map_err(Error::Invalid)?;
+    let role = match req.role.as_deref() {
+        None => Role::Student,
+        Some(r) => Role::parse(r).ok_or_else(|| {
+            Error::Invalid(format!(
+                "role must be student, teacher or admin (got {r:?})"
+            ))
+        })?,
+    };
+    if role != Role::Student && by.is_none_or(|c| c.role != Role::Admin) {
+        return Err(Error::Forbidden(format!(
+            "only an admin may create a {} account",
+            role.as_str()
+        )));
+    }
+    create(app, &email, &name, role, &req.password).await
+}
+
+async fn create(
+    app: &App,
+    email: &str,
+    name: &str,
+    role: Role,
+    password: &str,
+) -> Result<User, Error> {
+    let hash = password::hash(password).await;
+    users::create(
+        app.db(),
+        &NewUser {
+            email,
+            display_name: name,
+            role: role.as_str(),
+            password_hash: Some(&hash),
+        },
+    )
+    .await?
+    .ok_or(Error::EmailTaken)
+}
+
+/// Makes an administrator (the `lectern-admin create-admin` command: the only
+/// way to the first one; no endpoint can).
+pub async fn create_admin(
+    app: &App,
+    email: &str,
+    name: &str,
+    password: &str,
+) -> Result<User, Error> {
+    let email = normalise_email(email)?;
+    let name = display_name(name)?;
+    password::check(password).map_err(Error::Invalid)?;
+    create(app, &email, &name, Role::Admin, password).await
+}
+
+/// `POST /v1/sessions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    /// Email.
+    pub email: String,
+    /// Password.
+    pub password: String,
+}
+
+/// Signs in with a password. Every attempt is counted against the account and
+/// the client address before the password is checked (so parallel guesses are
+/// counted too); a success takes its attempt back. Unknown email and wrong
+/// password fail alike, after the same argon2 work.
+pub async fn login(app: &App, req: Login, meta: &Meta) -> Result<Opened, Error> {
+    let config = &app.config().auth;
+    // A malformed email cannot have an account; it still counts, and fails the same way.
+    let email = normalise_email(&req.email).unwrap_or_else(|_| req.email.trim().to_lowercase());
+    let account = sha256_hex(&email);
+    let ip = meta.ip.as_deref().unwrap_or("unknown");
+    let [(by_account, account_ttl), (by_ip, ip_ttl)] =
+        stored::count_attempt(app.redis(), &account, ip, config.throttle_window).await?;
+    let wait = |ttl_ms: i64| Duration::from_millis(ttl_ms.max(1000) as u64);
+    if by_account > config.max_failures_per_account {
+        return Err(Error::Throttled(wait(account_ttl)));
+    }
+    if by_ip > config.max_failures_per_ip {
+        return Err(Error::Throttled(wait(ip_ttl)));
+    }
+    let found = users::credentials(app.db(), &email).await?;
+    let phc = found.as_ref().and_then(|c| c.password_hash.clone());
+    let ok = password::verify(&req.password, phc).await;
+    let Some(user) = found.filter(|_| ok) else {
+        return Err(Error::InvalidCredentials);
+    };
+    let role = Role::parse(&user.role).unwrap_or(Role::Student);
+    if let Err(e) = stored::forgive_attempt(app.redis(), &account, ip).await {
+        tracing::warn!(error = %e, "sign-in counters not reset");
+    }
+    Ok(sessions::open(app, user.id, role, "password".into(), meta).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(
+            normalise_email("  Ada.Lovelace@Example.COM ").unwrap(),
+            "ada.lovelace@example.com"
+        );
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "ada@@example.com",
+            "a da@example.com",
+            "ada@-x.com",
+            "ada@example..com",
+        ] {
+            assert!(normalise_email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn display_names_are_trimmed_and_bounded() {
+        assert_eq!(display_name("  Ada  ").unwrap(), "Ada");
+        assert!(display_name("   ").is_err());
+        assert!(display_name(&"x".repeat(MAX_NAME_CHARS + 1)).is_err());
+        assert!(display_name("a\u{7}b").is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! Accounts, auth sessions and OpenID Connect sign-in: who the caller is, and
+//! what they may touch.
+
+pub mod accounts;
+pub mod oidc;
+pub mod password;
+pub mod secret;
+pub mod sessions;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::store::StoreError;
+pub use sessions::Session;
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Takes tests and sees their own results.
+    Student,
+    /// Reads students' results and manages item pools.
+    Teacher,
+    /// Everything, the admin routes included.
+    Admin,
+}
+
+impl Role {
+    /// As stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Student => "student",
+            Role::Teacher => "teacher",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses a stored or requested role.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "student" => Some(Role::Student),
+            "teacher" => Some(Role::Teacher),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    /// Teachers and admins.
+    pub fn is_staff(self) -> bool {
+        matches!(self, Role::Teacher | Role::Admin)
+    }
+}
+
+/// What a caller wants with something a user owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// Take part in it (answer, end): the owner, or an admin.
+    Act,
+    /// Read it: the owner, teachers and admins.
+    Read,
+}
+
+/// Why a caller may not touch something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// They may not know it exists: answer as if it did not (404).
+    Hidden,
+    /// They may see it but not do this (403).
+    Forbidden,
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who.
+    pub user_id: Uuid,
+    /// With which role (as it was at sign-in).
+    pub role: Role,
+    /// The session the request came with.
+    pub session: Session,
+    /// SHA-256 of the token (hex): the session's key.
+    pub(crate) token_hash: String,
+}
+
+impl Caller {
+    /// Whether this caller may `use` something owned by `owner` (`None`: owned by
+    /// nobody, e.g. a test whose student was deleted).
+    pub fn may(&self, owner: Option<Uuid>, use_: Use) -> Result<(), Denied> {
+        if self.role == Role::Admin || owner == Some(self.user_id) {
+            return Ok(());
+        }
+        match (self.role, use_) {
+            (Role::Teacher, Use::Read) => Ok(()),
+            (Role::Teacher, Use::Act) => Err(Denied::Forbidden),
+            _ => Err(Denied::Hidden),
+        }
+    }
+}
+
+/// What can go wrong signing up, signing in or proving who one is.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No token, or one that names no live session.
+    #[error("sign in first: send `Authorization: Bearer <token>` with a live session token")]
+    Unauthenticated,
+    /// Wrong email or password (the same error for both, so accounts cannot be probed).
+    #[error("the email or password is wrong")]
+    InvalidCredentials,
+    /// The caller's role does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many failed sign-ins; retry after the given time.
+    #[error("too many failed sign-ins; retry in {} s", .0.as_secs().max(1))]
+    Throttled(Duration),
+    /// Input that fails validation.
+    #[error("{0}")]
+    Invalid(String),
+    /// The email already has an account.
+    #[error("an account with this email exists")]
+    EmailTaken,
+    /// No OpenID Connect provider of that name is configured.
+    #[error("no sign-in provider named {0:?}")]
+    UnknownProvider(String),
+    /// The `state` of a callback is unknown, expired, already used or another provider's.
+    #[error("the sign-in state is unknown, expired or already used; start again")]
+    InvalidState,
+    /// The provider (or the user at the provider) refused the sign-in.
+    #[error("the provider refused the sign-in: {0}")]
+    ProviderRefused(String),
+    /// The provider could not be reached or answered something unusable.
+    #[error("the sign-in provider failed: {0}")]
+    ProviderFailed(String),
+    /// The provider's identity cannot be tied to an account safely.
+    #[error("{0}")]
+    AccountConflict(String),
+    /// A backing service failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

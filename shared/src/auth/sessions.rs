@@ -1,0 +1,394 @@
+//! Auth sessions: an opaque 256-bit token for the client, the session under
+//! the token's SHA-256 in Redis, an idle timeout (sliding) and an absolute one,
+//! several sessions per user, and counts for operators.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::secret::{random_token, sha256_hex};
+use super::{Caller, Error, Role};
+use crate::App;
+use crate::store::StoreError;
+use crate::store::auth::{self as stored, SessionCounts, StoredSession};
+
+/// Sessions used within this long count as active in the stats.
+pub const ACTIVE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// One signed-in device or browser, as stored (postcard) under the token's hash.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    /// Public id (the token is never shown again after sign-in).
+    pub id: Uuid,
+    /// Whose.
+    pub user_id: Uuid,
+    /// Their role at sign-in.
+    pub role: Role,
+    /// Sign-in time, ms since the epoch.
+    pub created_at_ms: i64,
+    /// Last use as recorded (written at most once per touch interval).
+    pub last_accessed_ms: i64,
+    /// Dies at this time unless used (never after `absolute_expires_at_ms`).
+    pub expires_at_ms: i64,
+    /// Dies at this time whatever happens.
+    pub absolute_expires_at_ms: i64,
+    /// `password`, or `oidc:<provider>`.
+    pub method: String,
+    /// Client address at sign-in.
+    pub ip: Option<String>,
+    /// `User-Agent` at sign-in (shortened).
+    pub user_agent: Option<String>,
+}
+
+impl Session {
+    fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("a session serialises")
+    }
+
+    fn decode(raw: &[u8]) -> Option<Self> {
+        postcard::from_bytes(raw).ok()
+    }
+
+    fn is_live(&self, now_ms: i64) -> bool {
+        now_ms < self.expires_at_ms && now_ms < self.absolute_expires_at_ms
+    }
+
+    fn stored<'a>(&self, token_hash: &'a str, record: &'a [u8], now_ms: i64) -> StoredSession<'a> {
+        StoredSession {
+            token_hash,
+            user: self.user_id,
+            record,
+            expires_at_ms: self.expires_at_ms,
+            absolute_ms: self.absolute_expires_at_ms,
+            now_ms,
+        }
+    }
+
+    /// The session as its owner sees it.
+    pub fn view(&self, current: bool) -> SessionView {
+        SessionView {
+            id: self.id,
+            current,
+            method: self.method.clone(),
+            created_at: at(self.created_at_ms),
+            last_accessed_at: at(self.last_accessed_ms),
+            expires_at: at(self.expires_at_ms),
+            absolute_expires_at: at(self.absolute_expires_at_ms),
+            ip: self.ip.clone(),
+            user_agent: self.user_agent.clone(),
+        }
+    }
+}
+
+/// A session as the API shows it: never its token.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionView {
+    /// Public id.
+    pub id: Uuid,
+    /// Whether the request came with this session.
+    pub current: bool,
+    /// `password`, or `oidc:<provider>`.
+    pub method: String,
+    /// Sign-in time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last use, to within the touch interval.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_accessed_at: OffsetDateTime,
+    /// Dies at this time unless used.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Dies at this time whatever happens.
+    #[serde(with = "time::serde::rfc3339")]
+    pub absolute_expires_at: OffsetDateTime,
+    /// Client address at sign-in.
+    pub ip: Option<String>,
+    /// `User-Agent` at sign-in.
+    pub user_agent: Option<String>,
+}
+
+fn at(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn ms(d: Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+/// Where a sign-in comes from.
+#[derive(Debug, Clone, Default)]
+pub struct Meta {
+    /// Client address.
+    pub ip: Option<String>,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
+}
+
+/// A new session and the token for it (shown once).
+#[derive(Debug, Serialize)]
+pub struct Opened {
+    /// The bearer token. Only its hash is kept.
+    pub token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// The session.
+    pub session: SessionView,
+}
+
+/// Opens a session for `user`.
+pub async fn open(
+    app: &App,
+    user_id: Uuid,
+    role: Role,
+    method: String,
+    meta: &Meta,
+) -> Result<Opened, StoreError> {
+    let config = &app.config().auth;
+    let now = now_ms();
+    let absolute = now + ms(config.absolute_timeout);
+    let session = Session {
+        id: Uuid::new_v4(),
+        user_id,
+        role,
+        created_at_ms: now,
+        last_accessed_ms: now,
+        expires_at_ms: (now + ms(config.idle_timeout)).min(absolute),
+        absolute_expires_at_ms: absolute,
+        method,
+        ip: meta.ip.clone(),
+        user_agent: meta
+            .user_agent
+            .as_ref()
+            .map(|ua| ua.chars().take(200).collect()),
+    };
+    let token = random_token();
+    let hash = sha256_hex(&token);
+    let record = session.encode();
+    stored::create(app.redis(), &session.stored(&hash, &record, now)).await?;
+    Ok(Opened {
+        token,
+        token_type: "Bearer",
+        session: session.view(true),
+    })
+}
+
+/// Whether `token` looks like one of ours (43 base64url characters), checked
+/// before any lookup so junk costs no round trip.
+fn well_formed(token: &str) -> bool {
+    token.len() == 43
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The caller a bearer token stands for. Records the use at most once per
+/// touch interval, sliding the idle timeout (never past the absolute one).
+/// While Redis is unreachable, a token this process accepted within the outage
+/// grace is still accepted; any other is refused with the outage (503).
+pub async fn authenticate(app: &App, token: &str) -> Result<Caller, Error> {
+    if !well_formed(token) {
+        return Err(Error::Unauthenticated);
+    }
+    let hash = sha256_hex(token);
+    let now = now_ms();
+    let recent = app.recent_sessions();
+    let raw = match stored::get(app.redis(), &hash).await {
+        Ok(raw) => raw,
+        Err(e) if e.is_redis() => {
+            return match recent.get(&hash).await {
+                Some(session) if session.is_live(now) => {
+                    tracing::warn!(error = %e, "Redis unavailable; token accepted from this process's recent checks");
+                    Ok(caller(session, hash))
+                }
+                _ => Err(e.into()),
+            };
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let Some(mut session) = raw
+        .as_deref()
+        .and_then(Session::decode)
+        .filter(|s| s.is_live(now))
+    else {
+        recent.invalidate(&hash).await;
+        return Err(Error::Unauthenticated);
+    };
+    let config = &app.config().auth;
+    if now - session.last_accessed_ms >= ms(config.touch_interval) {
+        session.last_accessed_ms = now;
+        session.expires_at_ms = session
+            .expires_at_ms
+            .max((now + ms(config.idle_timeout)).min(session.absolute_expires_at_ms));
+        let record = session.encode();
+        match stored::update(app.redis(), &session.stored(&hash, &record, now)).await {
+            Ok(true) => {}
+            // Logged out between our read and our write.
+            Ok(false) => return Err(Error::Unauthenticated),
+            // The session is valid; its use is recorded next time.
+            Err(e) => tracing::warn!(error = %e, "session use not recorded"),
+        }
+    }
+    if !config.outage_grace.is_zero() {
+        recent.insert(hash.clone(), session.clone()).await;
+    }
+    Ok(caller(session, hash))
+}
+
+fn caller(session: Session, token_hash: String) -> Caller {
+    Caller {
+        user_id: session.user_id,
+        role: session.role,
+        session,
+        token_hash,
+    }
+}
+
+/// The caller's sessions (theirs only), the current one marked.
+pub async fn list(app: &App, caller: &Caller) -> Result<Vec<SessionView>, StoreError> {
+    let now = now_ms();
+    let mut sessions: Vec<Session> = stored::of_user(app.redis(), caller.user_id, now)
+        .await?
+        .into_iter()
+        .filter_map(|(_, raw)| Session::decode(&raw))
+        .filter(|s| s.is_live(now) && s.user_id == caller.user_id)
+        .collect();
+    sessions.sort_by_key(|s| std::cmp::Reverse(s.last_accessed_ms));
+    Ok(sessions
+        .iter()
+        .map(|s| s.view(s.id == caller.session.id))
+        .collect())
+}
+
+/// The current session, extended to live `by` (default: the idle timeout) from
+/// now, never past its absolute timeout and never shorter than it was.
+pub async fn extend(app: &App, caller: &Caller, by: Option<Duration>) -> Result<Extended, Error> {
+    let config = &app.config().auth;
+    let by = by.unwrap_or(config.idle_timeout);
+    if by.is_zero() || by > config.absolute_timeout {
+        return Err(Error::Invalid(format!(
+            "seconds must be from 1 to {}",
+            config.absolute_timeout.as_secs()
+        )));
+    }
+    let now = now_ms();
+    let mut session = caller.session.clone();
+    let wanted = now + ms(by);
+    session.last_accessed_ms = now;
+    session.expires_at_ms = session
+        .expires_at_ms
+        .max(wanted.min(session.absolute_expires_at_ms));
+    let record = session.encode();
+    if !stored::update(
+        app.redis(),
+        &session.stored(&caller.token_hash, &record, now),
+    )
+    .await?
+    {
+        return Err(Error::Unauthenticated);
+    }
+    app.recent_sessions()
+        .insert(caller.token_hash.clone(), session.clone())
+        .await;
+    Ok(Extended {
+        capped: wanted > session.absolute_expires_at_ms,
+        session: session.view(true),
+    })
+}
+
+/// The outcome of an extension.
+#[derive(Debug, Serialize)]
+pub struct Extended {
+    /// The session as it is now.
+    pub session: SessionView,
+    /// True when the absolute timeout cut the extension short.
+    pub capped: bool,
+}
+
+/// Logs the current session out.
+pub async fn end(app: &App, caller: &Caller) -> Result<(), StoreError> {
+    stored::delete(
+        app.redis(),
+        caller.user_id,
+        std::slice::from_ref(&caller.token_hash),
+        false,
+    )
+    .await?;
+    app.recent_sessions().invalidate(&caller.token_hash).await;
+    Ok(())
+}
+
+/// Logs every session of `user` out; returns how many there were.
+pub async fn end_all(app: &App, user: Uuid) -> Result<u64, StoreError> {
+    let hashes = stored::hashes_of_user(app.redis(), user).await?;
+    let ended = stored::delete(app.redis(), user, &hashes, true).await?;
+    for h in &hashes {
+        app.recent_sessions().invalidate(h).await;
+    }
+    Ok(ended)
+}
+
+/// Session counts over the whole deployment.
+pub async fn stats(app: &App) -> Result<SessionCounts, StoreError> {
+    stored::counts(app.redis(), now_ms(), ACTIVE_WINDOW).await
+}
+
+/// Sessions this process accepted lately: they keep working through a Redis
+/// outage for the configured grace (a logout elsewhere in that time may be missed).
+pub type Recent = moka::future::Cache<String, Session>;
+
+/// The cache [`App`] keeps for [`authenticate`].
+pub fn recent_cache(grace: Duration) -> Recent {
+    moka::future::Cache::builder()
+        .max_capacity(10_000)
+        .time_to_live(grace.max(Duration::from_millis(1)))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn junk_tokens_are_refused_before_any_lookup() {
+        assert!(well_formed(&random_token()));
+        for junk in [
+            "",
+            "short",
+            &"a".repeat(44),
+            &format!("{}=", "a".repeat(42)),
+        ] {
+            assert!(!well_formed(junk), "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn liveness_needs_both_deadlines_ahead() {
+        let s = Session {
+            id: Uuid::nil(),
+            user_id: Uuid::nil(),
+            role: Role::Student,
+            created_at_ms: 0,
+            last_accessed_ms: 0,
+            expires_at_ms: 100,
+            absolute_expires_at_ms: 200,
+            method: "password".into(),
+            ip: None,
+            user_agent: None,
+        };
+        assert!(s.is_live(99));
+        assert!(!s.is_live(100));
+        let s = Session {
+            expires_at_ms: 300,
+            ..s
+        };
+        assert!(!s.is_live(200));
+        assert_eq!(Session::decode(&s.encode()).unwrap().expires_at_ms, 300);
+    }
+}

@@ -1,0 +1,329 @@
+//! The Redis side of authentication: auth sessions and their indexes, sign-in
+//! throttling counters and pending OpenID Connect sign-ins.
+//!
+//! Sessions are stored under the SHA-256 of their token, so a dump of Redis
+//! holds no usable token. Three sorted sets index them (pruned lazily, never by
+//! keyspace notifications, which ElastiCache does not let us configure): per
+//! user by expiry (list, log out everywhere), all by expiry and all by last use
+//! (counts without KEYS or SCAN), and users by their latest expiry.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::StoreError;
+use super::redis::{RedisStore, ttl_ms};
+
+/// Most sessions one user's list shows (the oldest beyond it still work).
+pub const MAX_LISTED: isize = 100;
+
+/// One session as Redis holds it: the token's hash, its owner and its record.
+pub struct StoredSession<'a> {
+    /// SHA-256 of the token, hex.
+    pub token_hash: &'a str,
+    /// The session's user.
+    pub user: Uuid,
+    /// The encoded session record.
+    pub record: &'a [u8],
+    /// When the session dies unless used (ms since the epoch).
+    pub expires_at_ms: i64,
+    /// When it dies whatever happens (ms since the epoch).
+    pub absolute_ms: i64,
+    /// Now (ms since the epoch).
+    pub now_ms: i64,
+}
+
+/// Counts over every session, as `GET /v1/admin/sessions/stats` shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SessionCounts {
+    /// Sessions not yet expired.
+    pub total: u64,
+    /// Of those, used within the activity window.
+    pub active: u64,
+    /// Users with at least one session.
+    pub unique_users: u64,
+}
+
+/// Adds `ZADD`s that index a session, and lets each index live as long as the session can.
+fn index(pipe: &mut redis::Pipeline, store: &RedisStore, s: &StoredSession<'_>, new: bool) {
+    let keys = store.keys();
+    let mode = if new { None } else { Some("XX") };
+    for (key, score) in [
+        (keys.user_sessions(s.user), s.expires_at_ms),
+        (keys.all_sessions(), s.expires_at_ms),
+        (keys.sessions_seen(), s.now_ms),
+    ] {
+        let cmd = pipe.cmd("ZADD").arg(&key);
+        if let Some(mode) = mode {
+            cmd.arg(mode);
+        }
+        cmd.arg(score).arg(s.token_hash).ignore();
+        keep_until(pipe, &key, s.absolute_ms);
+    }
+    let users = keys.users_signed_in();
+    pipe.cmd("ZADD")
+        .arg(&users)
+        .arg("GT")
+        .arg(s.expires_at_ms)
+        .arg(s.user.to_string())
+        .ignore();
+    keep_until(pipe, &users, s.absolute_ms);
+}
+
+/// Lets `key` live until at least `at_ms`: `NX` gives a key without a TTL one,
+/// `GT` only ever lengthens it (Redis ≥ 7.0).
+fn keep_until(pipe: &mut redis::Pipeline, key: &str, at_ms: i64) {
+    for mode in ["NX", "GT"] {
+        pipe.cmd("PEXPIREAT").arg(key).arg(at_ms).arg(mode).ignore();
+    }
+}
+
+/// Drops index members whose score is before `before_ms`.
+fn prune(pipe: &mut redis::Pipeline, key: &str, before_ms: i64) {
+    pipe.cmd("ZREMRANGEBYSCORE")
+        .arg(key)
+        .arg("-inf")
+        .arg(format!("({before_ms}"))
+        .ignore();
+}
+
+/// Stores a new session and indexes it (one round trip); expired members of the
+/// global indexes are pruned on the way.
+pub async fn create(store: &RedisStore, s: &StoredSession<'_>) -> Result<(), StoreError> {
+    let keys = store.keys();
+    let mut pipe = redis::pipe();
+    pipe.cmd("SET")
+        .arg(keys.auth_session(s.token_hash))
+        .arg(s.record)
+        .arg("PXAT")
+        .arg(s.expires_at_ms)
+        .ignore();
+    index(&mut pipe, store, s, true);
+    for key in [
+        keys.user_sessions(s.user),
+        keys.all_sessions(),
+        keys.users_signed_in(),
+    ] {
+        prune(&mut pipe, &key, s.now_ms);
+    }
+    store
+        .round_trip(async |c| pipe.query_async::<()>(c).await)
+        .await
+}
+
+/// Rewrites a live session (its use or extension) and its index entries; a
+/// session deleted meanwhile (logged out) stays deleted. False when it is gone.
+pub async fn update(store: &RedisStore, s: &StoredSession<'_>) -> Result<bool, StoreError> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("SET")
+        .arg(store.keys().auth_session(s.token_hash))
+        .arg(s.record)
+        .arg("PXAT")
+        .arg(s.expires_at_ms)
+        .arg("XX");
+    index(&mut pipe, store, s, false);
+    let (written,): (Option<String>,) = store
+        .round_trip(async |c| pipe.query_async(c).await)
+        .await?;
+    Ok(written.is_some())
+}
+
+/// The session stored under this token hash.
+pub async fn get(store: &RedisStore, token_hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    store
+        .get_bytes(&store.keys().auth_session(token_hash))
+        .await
+}
+
+/// A user's live sessions as (token hash, record), newest expiry last.
+pub async fn of_user(
+    store: &RedisStore,
+    user: Uuid,
+    now_ms: i64,
+) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let keys = store.keys();
+    let index_key = keys.user_sessions(user);
+    let mut pipe = redis::pipe();
+    prune(&mut pipe, &index_key, now_ms);
+    pipe.cmd("ZRANGE")
+        .arg(&index_key)
+        .arg(0)
+        .arg(MAX_LISTED - 1);
+    let (hashes,): (Vec<String>,) = store
+        .round_trip(async |c| pipe.query_async(c).await)
+        .await?;
+    if hashes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut gets = redis::pipe();
+    for h in &hashes {
+        gets.cmd("GET").arg(keys.auth_session(h));
+    }
+    let records: Vec<Option<Vec<u8>>> = store
+        .round_trip(async |c| gets.query_async(c).await)
+        .await?;
+    Ok(hashes
+        .into_iter()
+        .zip(records)
+        .filter_map(|(h, r)| Some((h, r?)))
+        .collect())
+}
+
+/// Deletes sessions of `user` by token hash, with their index entries; when
+/// `all`, the user's index goes too. Returns how many sessions were deleted.
+pub async fn delete(
+    store: &RedisStore,
+    user: Uuid,
+    token_hashes: &[String],
+    all: bool,
+) -> Result<u64, StoreError> {
+    if token_hashes.is_empty() && !all {
+        return Ok(0);
+    }
+    let keys = store.keys();
+    let index_key = keys.user_sessions(user);
+    let mut pipe = redis::pipe();
+    if !token_hashes.is_empty() {
+        let session_keys: Vec<String> = token_hashes.iter().map(|h| keys.auth_session(h)).collect();
+        pipe.cmd("DEL").arg(&session_keys);
+        for key in [&index_key, &keys.all_sessions(), &keys.sessions_seen()] {
+            pipe.cmd("ZREM").arg(key).arg(token_hashes).ignore();
+        }
+    }
+    if all {
+        pipe.cmd("DEL").arg(&index_key).ignore();
+        pipe.cmd("ZREM")
+            .arg(keys.users_signed_in())
+            .arg(user.to_string())
+            .ignore();
+    }
+    let deleted: Vec<u64> = store
+        .round_trip(async |c| pipe.query_async(c).await)
+        .await?;
+    Ok(deleted.first().copied().unwrap_or(0))
+}
+
+/// Every hash in a user's index (to log them all out).
+pub async fn hashes_of_user(store: &RedisStore, user: Uuid) -> Result<Vec<String>, StoreError> {
+    let key = store.keys().user_sessions(user);
+    store
+        .round_trip(async |c| {
+            redis::cmd("ZRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .query_async(c)
+                .await
+        })
+        .await
+}
+
+/// Session counts, pruning the global indexes on the way (one round trip).
+pub async fn counts(
+    store: &RedisStore,
+    now_ms: i64,
+    active_window: Duration,
+) -> Result<SessionCounts, StoreError> {
+    let keys = store.keys();
+    let (all, seen, users) = (
+        keys.all_sessions(),
+        keys.sessions_seen(),
+        keys.users_signed_in(),
+    );
+    let mut pipe = redis::pipe();
+    prune(&mut pipe, &all, now_ms);
+    prune(&mut pipe, &users, now_ms);
+    prune(&mut pipe, &seen, now_ms - ttl_ms(active_window) as i64);
+    pipe.cmd("ZCARD").arg(&all);
+    // Live sessions used recently: the intersection, so a session that expired
+    // (or was deleted) moments after its last use is not counted.
+    pipe.cmd("ZINTERCARD").arg(2).arg(&all).arg(&seen);
+    pipe.cmd("ZCARD").arg(&users);
+    let (total, active, unique_users): (u64, u64, u64) = store
+        .round_trip(async |c| pipe.query_async(c).await)
+        .await?;
+    Ok(SessionCounts {
+        total,
+        active,
+        unique_users,
+    })
+}
+
+/// One failed-or-pending sign-in counted against an account and a client
+/// address; returns each counter with the milliseconds left in its window.
+pub async fn count_attempt(
+    store: &RedisStore,
+    email_hash: &str,
+    ip: &str,
+    window: Duration,
+) -> Result<[(u64, i64); 2], StoreError> {
+    let keys = store.keys();
+    let mut pipe = redis::pipe();
+    for key in [
+        keys.login_throttle_account(email_hash),
+        keys.login_throttle_ip(ip),
+    ] {
+        pipe.cmd("INCR").arg(&key);
+        pipe.cmd("PEXPIRE")
+            .arg(&key)
+            .arg(ttl_ms(window))
+            .arg("NX")
+            .ignore();
+        pipe.cmd("PTTL").arg(&key);
+    }
+    let (account, account_ttl, ip_count, ip_ttl): (u64, i64, u64, i64) = store
+        .round_trip(async |c| pipe.query_async(c).await)
+        .await?;
+    Ok([(account, account_ttl), (ip_count, ip_ttl)])
+}
+
+/// A successful sign-in: the account starts afresh, and the attempt is taken
+/// back from the client address (a school behind one NAT signs in all morning).
+pub async fn forgive_attempt(
+    store: &RedisStore,
+    email_hash: &str,
+    ip: &str,
+) -> Result<(), StoreError> {
+    let keys = store.keys();
+    let mut pipe = redis::pipe();
+    pipe.cmd("DEL")
+        .arg(keys.login_throttle_account(email_hash))
+        .ignore();
+    pipe.cmd("DECR").arg(keys.login_throttle_ip(ip)).ignore();
+    store
+        .round_trip(async |c| pipe.query_async::<()>(c).await)
+        .await
+}
+
+/// Keeps a pending OpenID Connect sign-in under its `state` for `ttl`.
+pub async fn put_oauth_state(
+    store: &RedisStore,
+    state: &str,
+    record: &[u8],
+    ttl: Duration,
+) -> Result<(), StoreError> {
+    let key = store.keys().oauth_state(state);
+    store
+        .round_trip(async |c| {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(record)
+                .arg("PX")
+                .arg(ttl_ms(ttl))
+                .arg("NX")
+                .query_async::<()>(c)
+                .await
+        })
+        .await
+}
+
+/// Takes a pending sign-in out of Redis (GETDEL): a `state` works once.
+pub async fn take_oauth_state(
+    store: &RedisStore,
+    state: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let key = store.keys().oauth_state(state);
+    store
+        .round_trip(async |c| redis::cmd("GETDEL").arg(&key).query_async(c).await)
+        .await
+}
