@@ -5,6 +5,8 @@
 //! `LECTERN_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/lectern_test`)
 //! and `LECTERN_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`) pick the servers.
 
+pub mod oidc;
+
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
@@ -247,7 +249,7 @@ impl TestEnv {
             }
             None => Body::empty(),
         };
-        self.send(builder.body(body).unwrap()).await
+        send(&self.router, builder.body(body).unwrap()).await
     }
 
     /// Sends a prepared request to the router, as the admin unless it carries

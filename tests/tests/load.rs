@@ -1,10 +1,10 @@
-//! A load run through real HTTP against the whole API: no errors, every answer
-//! recorded once, and Redis left as the design says (every key with a TTL, no
-//! key of any question in it).
+//! A load run through real HTTP against the whole API: every student signs up
+//! and logs in, no errors, every answer recorded once, and Redis left as the
+//! design says (every key with a TTL, no key of any question in it).
 
 use std::time::Duration;
 
-use lectern_loadtest::{Endpoint, LoadConfig, Stop};
+use lectern_loadtest::{EMAIL_DOMAIN, Endpoint, LoadConfig, Stop};
 use lectern_tests::TestEnv;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,10 +31,21 @@ async fn a_load_run_leaves_only_expiring_keys_and_no_answers_in_redis() {
     assert_eq!(report.error_count, 0, "{report}");
     assert!(report.tests_completed >= 24, "{report}");
 
+    // Each student signed up as a user of its own.
+    let sql = env.sql().await;
+    let users: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM users WHERE email LIKE $1",
+            &[&format!("%@{EMAIL_DOMAIN}")],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(users as usize, config.students);
+
     // Every submit the tool counted is one row, and every test it completed is ended.
     let submits = report.endpoints[&Endpoint::Submit].count;
     assert_eq!(env.count("test_responses").await as u64, submits);
-    let sql = env.sql().await;
     let ended: i64 = sql
         .query_one(
             "SELECT count(*) FROM test_sessions WHERE status = 'ended'",

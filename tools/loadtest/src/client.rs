@@ -1,5 +1,6 @@
 //! A minimal HTTP/1.1 client: one keep-alive connection (hyper's
-//! `client::conn::http1`), re-made when the server closes it.
+//! `client::conn::http1`), re-made when the server closes it, that sends a
+//! bearer token once it has one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{CONTENT_TYPE, HOST};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -104,6 +105,8 @@ pub(crate) struct Reply {
 pub(crate) struct Conn {
     target: Arc<Target>,
     sender: Option<SendRequest<Full<Bytes>>>,
+    /// `Authorization` of every request, once [`Conn::authorize`]d.
+    bearer: Option<HeaderValue>,
     /// Connections made, the first included.
     pub connects: u64,
 }
@@ -114,8 +117,18 @@ impl Conn {
         Conn {
             target,
             sender: None,
+            bearer: None,
             connects: 0,
         }
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every later request.
+    pub fn authorize(&mut self, token: &str) -> Result<(), String> {
+        let mut value = HeaderValue::try_from(format!("Bearer {token}"))
+            .map_err(|_| "the token is not a valid header value".to_string())?;
+        value.set_sensitive(true);
+        self.bearer = Some(value);
+        Ok(())
     }
 
     async fn connect(&mut self) -> Result<(), Failure> {
@@ -170,6 +183,9 @@ impl Conn {
             .method(method.clone())
             .uri(format!("{}{path}", self.target.base_path))
             .header(HOST, self.target.authority.as_str());
+        if let Some(bearer) = &self.bearer {
+            builder = builder.header(AUTHORIZATION, bearer.clone());
+        }
         if body.is_some() {
             builder = builder.header(CONTENT_TYPE, "application/json");
         }

@@ -25,6 +25,23 @@ pub enum LoadError {
         /// The connection error.
         reason: String,
     },
+    /// A simulated student could not sign up (`POST /v1/users`).
+    #[error("cannot sign up a load-test student (POST {url}/v1/users): {reason}")]
+    SignUp {
+        /// The base URL.
+        url: String,
+        /// The status and what the server said, or the transport error.
+        reason: String,
+    },
+    /// A simulated student that signed up could not log in (`POST /v1/sessions`).
+    #[error("cannot log in a load-test student (POST {url}/v1/sessions): {reason}")]
+    Login {
+        /// The base URL.
+        url: String,
+        /// The status and what the server said, the transport error, or an
+        /// unexpected body.
+        reason: String,
+    },
     /// `GET /v1/pools` failed, so no default pool could be chosen.
     #[error("cannot list the pools (GET {url}/v1/pools): {reason}")]
     Pools {
@@ -35,7 +52,7 @@ pub enum LoadError {
     },
     /// The server has no pool and none was given.
     #[error(
-        "no pool at {url}: GET /v1/pools is empty; create one (POST /v1/pools), start the server with `infra/local.sh serve` (it loads a demo pool), or pass --pool"
+        "no pool at {url}: GET /v1/pools is empty; create one (POST /v1/pools, as a teacher or admin), start the server with `infra/local.sh serve` (it loads a demo pool), or pass --pool"
     )]
     NoPool {
         /// The base URL.

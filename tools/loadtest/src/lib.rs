@@ -2,6 +2,14 @@
 //! through lectern's HTTP API, and the run reports latency percentiles per
 //! endpoint, throughput and errors.
 //!
+//! The API requires authentication, so before the run starts (not measured,
+//! warm-up not begun) each student signs up as a new user (`POST /v1/users`,
+//! email `loadtest-<hex>@loadtest.invalid`, random password) and logs in
+//! (`POST /v1/sessions`) on its own connection, then sends its bearer token
+//! with every request. A failure there stops the run ([`LoadError::SignUp`],
+//! [`LoadError::Login`]). Runs therefore leave these users behind in
+//! PostgreSQL (one per student; their `.invalid` emails tell them apart).
+//!
 //! Each student has its own keep-alive HTTP/1.1 connection and loops:
 //! `POST /v1/tests` → (`GET …/next` →) `POST …/responses` with a random option
 //! of the served question, until the test's `status` is `completed` →
@@ -30,6 +38,7 @@
 
 #![warn(missing_docs)]
 
+mod account;
 mod client;
 mod error;
 mod report;
@@ -47,6 +56,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+pub use account::EMAIL_DOMAIN;
 pub use error::LoadError;
 pub use report::{Endpoint, EndpointStats, ErrorCount, ErrorKind, Latency, Report, percentile};
 
@@ -70,11 +80,13 @@ pub enum Stop {
 pub struct LoadConfig {
     /// Base URL of the server, `http://host[:port][/prefix]` (no TLS).
     pub url: String,
-    /// Concurrent simulated students, each with its own connection.
+    /// Concurrent simulated students, each with its own connection; each
+    /// signs up as a new user and logs in before the run starts.
     pub students: usize,
     /// When to stop.
     pub stop: Stop,
-    /// The pool to take tests on; `None`: the first of `GET /v1/pools`.
+    /// The pool to take tests on; `None`: the first of `GET /v1/pools` (asked
+    /// as the first student).
     pub pool: Option<Uuid>,
     /// `config.max_items` of every test (1–200).
     pub max_items: u32,
@@ -160,8 +172,9 @@ pub struct Progress {
 }
 
 /// Runs a load test until `config.stop`; `progress` is called about once a
-/// second. Fails only when the run cannot start (bad configuration, server
-/// unreachable, no pool); errors of requests are counted in the report.
+/// second once the students have signed in. Fails only when the run cannot
+/// start (bad configuration, server unreachable, a student cannot sign up or
+/// log in, no pool); errors of requests are counted in the report.
 pub async fn run(
     config: &LoadConfig,
     progress: impl Fn(&Progress) + Send + Sync,
@@ -171,6 +184,7 @@ pub async fn run(
 
 /// [`run`], stopping early (as at the end of the duration) when `shutdown`
 /// completes, e.g. on Ctrl-C; the report covers the time until then.
+/// `shutdown` is first polled once the students have signed in.
 pub async fn run_until(
     config: &LoadConfig,
     progress: impl Fn(&Progress) + Send + Sync,
@@ -178,12 +192,16 @@ pub async fn run_until(
 ) -> Result<Report, LoadError> {
     config.validate()?;
     let target = Arc::new(Target::parse(&config.url)?);
-    let pool = preflight(&target, config).await?;
+    check_reachable(&target, config).await?;
+    let mut conns = account::sign_in_all(&target, config.students, config.timeout).await?;
+    let pool = match config.pool {
+        Some(pool) => pool,
+        None => first_pool(&target, config, &mut conns[0]).await?,
+    };
 
     let t0 = Instant::now();
     let warmup_end = t0 + config.warmup;
     let shared = Arc::new(Shared {
-        target: target.clone(),
         config: config.clone(),
         pool,
         warmup_end,
@@ -192,8 +210,8 @@ pub async fn run_until(
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut students = JoinSet::new();
-    for _ in 0..config.students {
-        students.spawn(Student::new(shared.clone(), stop_rx.clone()).run());
+    for conn in conns {
+        students.spawn(Student::new(shared.clone(), conn, stop_rx.clone()).run());
     }
 
     let deadline = match config.stop {
@@ -260,30 +278,38 @@ struct PoolSummary {
     pool_id: Uuid,
 }
 
-/// Checks that the server can be reached and finds the pool.
-async fn preflight(target: &Arc<Target>, config: &LoadConfig) -> Result<Uuid, LoadError> {
-    let mut conn = Conn::new(target.clone());
-    let unreachable = |failure: Failure| LoadError::Connect {
-        url: target.url.clone(),
-        reason: match failure {
-            Failure::Transport(m) => m,
-            Failure::Timeout => format!("no response within {} ms", config.timeout.as_millis()),
-        },
-    };
-    if let Some(pool) = config.pool {
-        conn.connect_once(config.timeout)
-            .await
-            .map_err(unreachable)?;
-        return Ok(pool);
+fn transport_reason(failure: Failure, timeout: Duration) -> String {
+    match failure {
+        Failure::Transport(m) => m,
+        Failure::Timeout => format!("no response within {} ms", timeout.as_millis()),
     }
-    let reply = conn
-        .send(Method::GET, "/v1/pools?limit=1", None, config.timeout)
+}
+
+/// Checks that the server can be reached at all, for a clear message when not.
+async fn check_reachable(target: &Arc<Target>, config: &LoadConfig) -> Result<(), LoadError> {
+    Conn::new(target.clone())
+        .connect_once(config.timeout)
         .await
-        .map_err(unreachable)?;
+        .map_err(|failure| LoadError::Connect {
+            url: target.url.clone(),
+            reason: transport_reason(failure, config.timeout),
+        })
+}
+
+/// The first pool of `GET /v1/pools`, asked on a signed-in student's connection.
+async fn first_pool(
+    target: &Target,
+    config: &LoadConfig,
+    conn: &mut Conn,
+) -> Result<Uuid, LoadError> {
     let pools_error = |reason: String| LoadError::Pools {
         url: target.url.clone(),
         reason,
     };
+    let reply = conn
+        .send(Method::GET, "/v1/pools?limit=1", None, config.timeout)
+        .await
+        .map_err(|failure| pools_error(transport_reason(failure, config.timeout)))?;
     if reply.status != StatusCode::OK {
         let body = String::from_utf8_lossy(&reply.body);
         return Err(pools_error(format!(

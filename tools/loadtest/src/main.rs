@@ -13,6 +13,12 @@ use uuid::Uuid;
 /// until the test completes, end), then latency percentiles per endpoint, throughput and
 /// errors are printed.
 ///
+/// The API requires authentication: before the run starts (not measured), each student
+/// signs up as a new user (POST /v1/users, email loadtest-<hex>@loadtest.invalid, random
+/// password) and logs in (POST /v1/sessions), then sends its bearer token with every
+/// request; if one cannot, the run stops with an error. Each run therefore leaves one user
+/// per student behind in PostgreSQL.
+///
 /// Any non-2xx status (409 included), transport error, timeout or malformed body is an
 /// error; the student ends that test and starts another. Requests sent during the
 /// warm-up are not counted. Ctrl-C stops early and still prints the report.
@@ -22,7 +28,8 @@ struct Cli {
     /// Base URL of the server (plain http).
     #[arg(long, default_value = "http://127.0.0.1:3000")]
     url: String,
-    /// Concurrent simulated students, each on its own keep-alive connection.
+    /// Concurrent simulated students, each on its own keep-alive connection; each signs up
+    /// as a new user and logs in first.
     #[arg(long, default_value_t = 32)]
     students: usize,
     /// Measure for this many seconds, after the warm-up [default: 20].
@@ -34,7 +41,7 @@ struct Cli {
     /// `config.max_items` of each test.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200))]
     max_items: u32,
-    /// Pool to take tests on [default: the first of GET /v1/pools].
+    /// Pool to take tests on [default: the first of GET /v1/pools, as the first student].
     #[arg(long, value_name = "UUID")]
     pool: Option<Uuid>,
     /// Mean think time between a student's requests (each pause uniform on [0.5, 1.5]×).
@@ -129,6 +136,10 @@ async fn main() {
     let cli = Cli::parse();
     let config = cli.config();
     let show_progress = std::io::stderr().is_terminal();
+    if show_progress {
+        // Until the first progress line replaces it.
+        eprint!("signing up and logging in {} students…", config.students);
+    }
     let last = Mutex::new((Duration::ZERO, 0u64));
     let progress = |p: &Progress| {
         if !show_progress {

@@ -1,5 +1,6 @@
 //! One simulated student: takes whole tests, one after another, on its own
-//! keep-alive connection, and tallies what it measured.
+//! keep-alive connection (signed in, see [`crate::account`]), and tallies
+//! what it measured.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::client::{Conn, Failure, Target};
+use crate::client::{Conn, Failure};
 use crate::report::{Endpoint, ErrorKind};
 use crate::{LoadConfig, Stop};
 
@@ -27,7 +28,6 @@ const EXAMPLE_CHARS: usize = 160;
 
 /// What every student shares.
 pub(crate) struct Shared {
-    pub target: Arc<Target>,
     pub config: LoadConfig,
     pub pool: Uuid,
     /// Requests sent from then on are measured.
@@ -134,7 +134,7 @@ fn check_question(q: &Question) -> Result<(), String> {
 
 /// The detail of an error response: the problem's `type` and `detail`, else
 /// the start of the body.
-fn problem_summary(body: &[u8]) -> String {
+pub(crate) fn problem_summary(body: &[u8]) -> String {
     let text = match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(v) if v.get("type").is_some_and(|t| t.is_string()) => {
             let kind = v["type"].as_str().unwrap_or_default();
@@ -167,9 +167,10 @@ pub(crate) struct Student {
 }
 
 impl Student {
-    pub fn new(shared: Arc<Shared>, stop: watch::Receiver<bool>) -> Student {
+    /// A student on `conn`, which already sends the student's token.
+    pub fn new(shared: Arc<Shared>, conn: Conn, stop: watch::Receiver<bool>) -> Student {
         Student {
-            conn: Conn::new(shared.target.clone()),
+            conn,
             shared,
             stop,
             tally: Tally::default(),
