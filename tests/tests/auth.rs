@@ -430,3 +430,51 @@ async fn session_stats_count_without_scanning() {
     let stats = env.get("/v1/admin/sessions/stats").await.body;
     assert_eq!(stats, json!({ "total": 3, "active": 3, "unique_users": 2 }));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_sign_ups_of_one_email_make_one_account() {
+    let env = std::sync::Arc::new(TestEnv::new().await);
+    let email = new_email();
+    let users = env.count("users").await;
+    let runs: Vec<_> = (0..8)
+        .map(|_| {
+            let (env, email) = (env.clone(), email.clone());
+            tokio::spawn(async move {
+                register(
+                    &env,
+                    None,
+                    json!({ "email": email, "password": PASSWORD, "display_name": "Twin" }),
+                )
+                .await
+                .status
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for run in runs {
+        statuses.push(run.await.unwrap().as_u16());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
+    assert_eq!(env.count("users").await, users + 1);
+}
+
+#[tokio::test]
+async fn the_first_admin_comes_from_the_command_not_an_endpoint() {
+    let env = TestEnv::new().await;
+    let email = new_email();
+    let short = lectern::auth::accounts::create_admin(&env.app, &email, "Root", "short").await;
+    assert!(short.is_err());
+    let admin = lectern::auth::accounts::create_admin(&env.app, &email, "Root", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(admin.role, "admin");
+    let again = lectern::auth::accounts::create_admin(&env.app, &email, "Root", PASSWORD).await;
+    assert!(matches!(again, Err(lectern::auth::Error::EmailTaken)));
+    let token = login(&env, &email, PASSWORD).await.body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stats = get(&env, &token, "/v1/admin/sessions/stats").await;
+    assert_eq!(stats.status, StatusCode::OK, "{}", stats.body);
+}

@@ -237,3 +237,23 @@ async fn a_provider_out_of_reach_is_a_502() {
     r.problem(502);
     assert_eq!(r.slug(), "oauth-provider-failed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_callbacks_with_one_state_open_one_session() {
+    let (idp, env) = setup().await;
+    let query = idp.browser_sign_in(&env, "corp", &FakeUser::new()).await;
+    let env = std::sync::Arc::new(env);
+    let runs: Vec<_> = (0..6)
+        .map(|_| {
+            let (env, query) = (env.clone(), query.clone());
+            tokio::spawn(async move { callback(&env, "corp", &query).await.status.as_u16() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for run in runs {
+        statuses.push(run.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [201, 400, 400, 400, 400, 400]);
+    assert_eq!(idp.token_calls(), 1);
+}

@@ -3,7 +3,7 @@
 
 use axum::http::{Method, StatusCode};
 use lectern_tests::{DEAD_DATABASE_URL, DEAD_REDIS_URL, OwnRedis, Proxy, TestEnv, redis_url};
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[tokio::test]
 async fn health_reports_both_services() {
@@ -56,27 +56,6 @@ async fn postgres_down_gives_503_and_writes_nothing_to_redis() {
         .await;
     r.problem(503);
     assert!(env.test_entries().await.is_empty());
-}
-
-/// Start a test and take it to the end through `env`, answering right and wrong
-/// in turn; returns the test id and every submit's body.
-async fn take_test(env: &TestEnv, pool: &str, items: u32) -> (String, Vec<Value>) {
-    let config = json!({ "max_items": items, "min_items": items, "se_target": null });
-    let started = env
-        .post("/v1/tests", json!({ "pool_id": pool, "config": config }))
-        .await;
-    assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
-    let test = started.body["test_id"].as_str().unwrap().to_owned();
-    let mut question = started.body["question"].clone();
-    let mut bodies = Vec::new();
-    for i in 0..items {
-        let r = env.answer(&test, &question, i % 2 == 0).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        question = r.body["next_question"].clone();
-        bodies.push(r.body);
-    }
-    assert!(question.is_null());
-    (test, bodies)
 }
 
 /// Redis unreachable from the start (a cold process): no token can be checked,

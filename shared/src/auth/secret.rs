@@ -15,8 +15,14 @@ pub fn random_token() -> String {
 
 /// SHA-256 of `input`, lower-case hex: the name a token is stored under.
 pub fn sha256_hex(input: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(input.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 /// The PKCE S256 challenge of a verifier (RFC 7636 §4.2).
