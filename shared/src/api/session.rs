@@ -38,7 +38,6 @@ async fn report(
     Ok(axum::Json(cat::report(&app, id, &caller).await?))
 }
 
-/// A student's tests per page: 20 unless asked, at most 100.
 /// A student's records are theirs, their teachers' and the admins'; to anyone
 /// else the student does not exist.
 fn may_read(caller: &Caller, student: Uuid) -> Result<(), ApiError> {
@@ -47,6 +46,7 @@ fn may_read(caller: &Caller, student: Uuid) -> Result<(), ApiError> {
         .map_err(|_| no_student(student))
 }
 
+/// A student's tests per page: 20 unless asked, at most 100.
 type TestsPage = Page<20, 100>;
 
 /// One test in a student's history.

@@ -125,7 +125,7 @@ pub async fn callback(app: &App, name: &str, cb: Callback, meta: &Meta) -> Resul
     let tokens = exchange(p, &code, &pending.verifier).await?;
     let claims = check_id_token(p, &tokens.id_token, &pending.nonce)?;
     let (email, verified) = match (&claims.email, &p.userinfo_endpoint, &tokens.access_token) {
-        (Some(email), _, _) => (Some(email.clone()), claims.email_verified()),
+        (Some(email), _, _) => (Some(email.clone()), verified(&claims.email_verified)),
         (None, Some(endpoint), Some(access)) => {
             let info = userinfo(endpoint, access).await?;
             if info.sub != claims.sub {
@@ -133,7 +133,7 @@ pub async fn callback(app: &App, name: &str, cb: Callback, meta: &Meta) -> Resul
                     "userinfo is about another subject".into(),
                 ));
             }
-            (info.email.clone(), info.email_verified())
+            (info.email.clone(), verified(&info.email_verified))
         }
         _ => (None, false),
     };
@@ -222,18 +222,6 @@ struct UserInfo {
 /// `email_verified` as a boolean (some providers send the string "true").
 fn verified(v: &Option<Value>) -> bool {
     matches!(v, Some(Value::Bool(true))) || matches!(v, Some(Value::String(s)) if s == "true")
-}
-
-impl Claims {
-    fn email_verified(&self) -> bool {
-        verified(&self.email_verified)
-    }
-}
-
-impl UserInfo {
-    fn email_verified(&self) -> bool {
-        verified(&self.email_verified)
-    }
 }
 
 /// Decodes an ID token's claims and checks issuer, audience, expiry and nonce.
@@ -393,7 +381,7 @@ mod tests {
     fn a_good_id_token_passes() {
         let c = check_id_token(&provider(), &token(claims()), "n1").unwrap();
         assert_eq!(c.sub, "u1");
-        assert!(c.email_verified());
+        assert!(verified(&c.email_verified));
     }
 
     #[test]
