@@ -300,16 +300,7 @@ async fn a_student_starts_tests_only_for_themselves() {
     assert_eq!(report.body["student_id"], w.other.to_string());
     assert_eq!(report.body["items_answered"], 1);
     // Without a student_id the test is the caller's own.
-    let r = w
-        .env
-        .call_as(
-            owner.as_deref(),
-            Method::POST,
-            "/v1/tests",
-            Some(json!({ "pool_id": w.pool })),
-        )
-        .await;
-    let mine = r.body["test_id"].as_str().unwrap();
+    let (mine, _) = w.owned_test().await;
     let report = w
         .env
         .call_as(

@@ -26,6 +26,13 @@ async fn login(env: &TestEnv, email: &str, password: &str) -> Resp {
     .await
 }
 
+/// A successful sign-in's token.
+async fn signed_in(env: &TestEnv, email: &str) -> String {
+    let r = login(env, email, PASSWORD).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.body["token"].as_str().unwrap().to_owned()
+}
+
 /// A registered student's email and a fresh token.
 async fn student(env: &TestEnv) -> (String, String) {
     let email = new_email();
@@ -36,9 +43,8 @@ async fn student(env: &TestEnv) -> (String, String) {
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let r = login(env, &email, PASSWORD).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    (email, r.body["token"].as_str().unwrap().to_owned())
+    let token = signed_in(env, &email).await;
+    (email, token)
 }
 
 async fn get(env: &TestEnv, token: &str, path: &str) -> Resp {
@@ -181,10 +187,7 @@ async fn login_gives_an_opaque_token_and_redis_holds_only_its_hash() {
             .problem(401);
     }
     // Two devices: two sessions, both listed, neither with a token.
-    let second = login(&env, &email, PASSWORD).await.body["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let second = signed_in(&env, &email).await;
     let list = get(&env, &second, "/v1/sessions").await;
     let sessions = list.body["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 2, "{}", list.body);
@@ -368,14 +371,8 @@ async fn use_is_written_at_most_once_per_touch_interval() {
 async fn logout_ends_one_session_and_logout_everywhere_ends_them_all() {
     let env = TestEnv::new().await;
     let (email, phone) = student(&env).await;
-    let laptop = login(&env, &email, PASSWORD).await.body["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let tablet = login(&env, &email, PASSWORD).await.body["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let laptop = signed_in(&env, &email).await;
+    let tablet = signed_in(&env, &email).await;
     let (_, someone_else) = student(&env).await;
 
     let r = env
@@ -471,10 +468,7 @@ async fn the_first_admin_comes_from_the_command_not_an_endpoint() {
     assert_eq!(admin.role, "admin");
     let again = lectern::auth::accounts::create_admin(&env.app, &email, "Root", PASSWORD).await;
     assert!(matches!(again, Err(lectern::auth::Error::EmailTaken)));
-    let token = login(&env, &email, PASSWORD).await.body["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = signed_in(&env, &email).await;
     let stats = get(&env, &token, "/v1/admin/sessions/stats").await;
     assert_eq!(stats.status, StatusCode::OK, "{}", stats.body);
 }
