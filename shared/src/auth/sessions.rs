@@ -55,6 +55,18 @@ impl Session {
         now_ms < self.expires_at_ms && now_ms < self.absolute_expires_at_ms
     }
 
+    /// Records a use at `now` that keeps the session alive `for_` longer: the
+    /// idle deadline only ever moves later, and never past the absolute one.
+    /// True when the absolute deadline cut it short.
+    fn used(&mut self, now_ms: i64, for_: Duration) -> bool {
+        let wanted = now_ms + ms(for_);
+        self.last_accessed_ms = now_ms;
+        self.expires_at_ms = self
+            .expires_at_ms
+            .max(wanted.min(self.absolute_expires_at_ms));
+        wanted > self.absolute_expires_at_ms
+    }
+
     fn stored<'a>(&self, token_hash: &'a str, record: &'a [u8], now_ms: i64) -> StoredSession<'a> {
         StoredSession {
             token_hash,
@@ -222,10 +234,7 @@ pub async fn authenticate(app: &App, token: &str) -> Result<Caller, Error> {
     };
     let config = &app.config().auth;
     if now - session.last_accessed_ms >= ms(config.touch_interval) {
-        session.last_accessed_ms = now;
-        session.expires_at_ms = session
-            .expires_at_ms
-            .max((now + ms(config.idle_timeout)).min(session.absolute_expires_at_ms));
+        session.used(now, config.idle_timeout);
         let record = session.encode();
         match stored::update(app.redis(), &session.stored(&hash, &record, now)).await {
             Ok(true) => {}
@@ -279,11 +288,7 @@ pub async fn extend(app: &App, caller: &Caller, by: Option<Duration>) -> Result<
     }
     let now = now_ms();
     let mut session = caller.session.clone();
-    let wanted = now + ms(by);
-    session.last_accessed_ms = now;
-    session.expires_at_ms = session
-        .expires_at_ms
-        .max(wanted.min(session.absolute_expires_at_ms));
+    let capped = session.used(now, by);
     let record = session.encode();
     if !stored::update(
         app.redis(),
@@ -297,7 +302,7 @@ pub async fn extend(app: &App, caller: &Caller, by: Option<Duration>) -> Result<
         .insert(caller.token_hash.clone(), session.clone())
         .await;
     Ok(Extended {
-        capped: wanted > session.absolute_expires_at_ms,
+        capped,
         session: session.view(true),
     })
 }
