@@ -6,7 +6,9 @@ use std::sync::Arc;
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
+use crate::ai;
 use crate::auth::sessions::{self, Recent};
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::store::catalog::Catalog;
 use crate::store::pools::{PoolBank, QuestionText};
@@ -21,7 +23,9 @@ pub struct App {
 
 struct Inner {
     config: Config,
-    redis: RedisStore,
+    redis: Arc<RedisStore>,
+    cache: Cache,
+    ai: ai::Client,
     db: Pool,
     catalog: Catalog,
     recent_sessions: Recent,
@@ -32,12 +36,12 @@ impl App {
     /// Builds the app; connects to nothing until a request needs it.
     pub fn new(config: Config) -> Result<Self, StoreError> {
         let stats = Arc::new(IoStats::default());
-        let redis = RedisStore::new(
+        let redis = Arc::new(RedisStore::new(
             &config.redis_url,
             Keys::new(config.redis_key_prefix.clone()),
             config.redis_timeout,
             stats.clone(),
-        )?;
+        )?);
         let db = store::db::counted_pool(
             &config.database_url,
             config.db_pool_max,
@@ -47,6 +51,8 @@ impl App {
         Ok(Self {
             inner: Arc::new(Inner {
                 recent_sessions: sessions::recent_cache(config.auth.outage_grace),
+                cache: Cache::new(redis.clone(), config.cache.clone()),
+                ai: ai::Client::new(config.ai.clone()),
                 config,
                 redis,
                 db,
@@ -64,6 +70,16 @@ impl App {
     /// Redis access.
     pub fn redis(&self) -> &RedisStore {
         &self.inner.redis
+    }
+
+    /// The cache layer (query results, AI responses).
+    pub fn cache(&self) -> &Cache {
+        &self.inner.cache
+    }
+
+    /// The AI chat-completions client (uncached: see `cache::ai`).
+    pub fn ai(&self) -> &ai::Client {
+        &self.inner.ai
     }
 
     /// The PostgreSQL pool.

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::ai::AiConfig;
+
 /// A setting that is missing or malformed; its `Display` is the one line an operator reads.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {var}: {problem}")]
@@ -35,6 +37,34 @@ pub struct Config {
     pub test_idle_limit: Duration,
     /// Auth sessions, sign-in throttling and OpenID Connect providers.
     pub auth: AuthConfig,
+    /// The cache layer: TTL classes, negative caching, leases.
+    pub cache: CacheConfig,
+    /// The AI chat-completions API (off unless `AI_BASE_URL` is set).
+    pub ai: AiConfig,
+}
+
+/// How the cache layer behaves (`lectern::cache`).
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// Off: every read goes to its source (for comparisons and emergencies).
+    pub enabled: bool,
+    /// A user's profile, proficiency and test history.
+    pub user_ttl: Duration,
+    /// Data that changes only by an explicit edit (a pool and its items).
+    pub static_ttl: Duration,
+    /// Lists that grow as others write (the pool list).
+    pub list_ttl: Duration,
+    /// AI responses, unless the operation sets its own.
+    pub ai_ttl: Duration,
+    /// How long "there is no such thing" is remembered (zero: not at all).
+    pub negative_ttl: Duration,
+    /// How long one container may hold the right to fill a missing entry; the
+    /// others wait for it at most this long, then read the source themselves.
+    pub lease: Duration,
+    /// The same for an AI response (an upstream call takes seconds).
+    pub ai_lease: Duration,
+    /// Most one "Redis unreachable, cache bypassed" warning per this long.
+    pub warn_interval: Duration,
 }
 
 /// How sign-in and auth sessions behave.
@@ -102,6 +132,8 @@ impl std::fmt::Debug for Config {
             .field("test_max_ttl", &self.test_max_ttl)
             .field("test_idle_limit", &self.test_idle_limit)
             .field("auth", &self.auth)
+            .field("cache", &self.cache)
+            .field("ai", &self.ai)
             .finish_non_exhaustive()
     }
 }
@@ -199,6 +231,8 @@ impl Config {
                 60..=604_800,
             )?),
             auth: auth(&get)?,
+            cache: cache(&get)?,
+            ai: AiConfig::from_lookup(&get)?,
         })
     }
 }
@@ -222,6 +256,31 @@ fn auth(get: &impl Fn(&'static str) -> Option<String>) -> Result<AuthConfig, Con
         max_failures_per_account: number(get, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 10, 1..=1_000)?,
         max_failures_per_ip: number(get, "LOGIN_MAX_FAILURES_PER_IP", 100, 1..=100_000)?,
         providers: providers(get("OAUTH_PROVIDERS").as_deref())?,
+    })
+}
+
+fn cache(get: &impl Fn(&'static str) -> Option<String>) -> Result<CacheConfig, ConfigError> {
+    let secs = |var, default, range| number(get, var, default, range).map(Duration::from_secs);
+    let enabled = match get("CACHE_ENABLED").as_deref().map(str::trim) {
+        None | Some("true" | "1") => true,
+        Some("false" | "0") => false,
+        Some(other) => {
+            return Err(ConfigError {
+                var: "CACHE_ENABLED",
+                problem: format!("must be true or false (got {other:?})"),
+            });
+        }
+    };
+    Ok(CacheConfig {
+        enabled,
+        user_ttl: secs("CACHE_TTL_USER_SECS", 300, 1..=86_400)?,
+        static_ttl: secs("CACHE_TTL_STATIC_SECS", 3_600, 1..=604_800)?,
+        list_ttl: secs("CACHE_TTL_LIST_SECS", 600, 1..=86_400)?,
+        ai_ttl: secs("CACHE_TTL_AI_SECS", 86_400, 1..=2_592_000)?,
+        negative_ttl: secs("CACHE_NEGATIVE_TTL_SECS", 30, 0..=3_600)?,
+        lease: Duration::from_millis(number(get, "CACHE_LEASE_MS", 2_000, 10..=120_000)?),
+        ai_lease: Duration::from_millis(number(get, "CACHE_AI_LEASE_MS", 60_000, 10..=900_000)?),
+        warn_interval: secs("CACHE_WARN_INTERVAL_SECS", 60, 1..=3_600)?,
     })
 }
 
@@ -391,6 +450,21 @@ mod tests {
         for bad in [provider("http://id.example.com"), "[]".into(), "{".into()] {
             let e = parse(&[BASE[0], BASE[1], ("OAUTH_PROVIDERS", &bad)]).unwrap_err();
             assert_eq!(e.var, "OAUTH_PROVIDERS", "{bad}");
+        }
+    }
+
+    #[test]
+    fn cache_classes_default_as_documented() {
+        let c = parse(&BASE).unwrap().cache;
+        assert!(c.enabled);
+        assert_eq!(c.user_ttl, Duration::from_secs(300));
+        assert_eq!(c.static_ttl, Duration::from_secs(3600));
+        assert_eq!(c.list_ttl, Duration::from_secs(600));
+        assert_eq!(c.ai_ttl, Duration::from_secs(86_400));
+        let off = parse(&[BASE[0], BASE[1], ("CACHE_ENABLED", "false")]).unwrap();
+        assert!(!off.cache.enabled);
+        for (var, bad) in [("CACHE_ENABLED", "maybe"), ("CACHE_TTL_USER_SECS", "0")] {
+            assert_eq!(parse(&[BASE[0], BASE[1], (var, bad)]).unwrap_err().var, var);
         }
     }
 

@@ -3,9 +3,11 @@
 //!
 //! Every Lambda function and the local server are thin wrappers over this crate.
 
+pub mod ai;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod cache;
 pub mod cat;
 pub mod config;
 pub mod demo;

@@ -11,6 +11,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::App;
+use crate::cache::Namespace;
 use crate::store::{self, StoreError};
 
 /// How often the sweeper runs (the schedule in template.yaml says the same).
@@ -80,9 +81,15 @@ async fn run(app: &App, batch: i64, report: &mut SweepReport) -> Result<(), Stor
         report.batches += 1;
         report.checked += candidates.len() as u64;
         report.abandoned += abandoned.len() as u64;
-        for id in &abandoned {
+        for (id, _) in &abandoned {
             tracing::info!(test = %id, "test abandoned");
         }
+        let mut students: Vec<Namespace> = abandoned
+            .iter()
+            .filter_map(|&(_, student)| student.map(Namespace::User))
+            .collect();
+        students.dedup();
+        app.cache().invalidate(&students).await;
         tracing::debug!(
             batch = report.batches,
             candidates = candidates.len(),

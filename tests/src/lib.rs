@@ -5,6 +5,7 @@
 //! `LECTERN_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/lectern_test`)
 //! and `LECTERN_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`) pick the servers.
 
+pub mod fake_ai;
 pub mod oidc;
 
 use axum::Router;
@@ -238,18 +239,24 @@ impl TestEnv {
         path: &str,
         body: Option<Value>,
     ) -> Resp {
-        let mut builder = Request::builder().method(method).uri(path);
-        if let Some(token) = token {
-            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let body = match body {
-            Some(v) => {
-                builder = builder.header(header::CONTENT_TYPE, "application/json");
-                Body::from(serde_json::to_vec(&v).unwrap())
-            }
-            None => Body::empty(),
-        };
-        send(&self.router, builder.body(body).unwrap()).await
+        send(&self.router, request(token, method, path, body)).await
+    }
+
+    /// A second app on the same servers, schema and key prefix: another Lambda container.
+    pub fn twin(&self) -> Router {
+        lectern::api::router(App::new(self.app.config().clone()).expect("app"))
+    }
+
+    /// Sends one request as the admin to another router (a [`TestEnv::twin`]).
+    pub async fn call_on(
+        &self,
+        router: &Router,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Resp {
+        let token = self.admin_token();
+        send(router, request(Some(&token), method, path, body)).await
     }
 
     /// Sends a prepared request to the router, as the admin unless it carries
@@ -439,12 +446,36 @@ impl TestEnv {
                 .await
                 .unwrap();
             assert!(ttl > 0, "{k} has no TTL ({ttl})");
-            // The auth indexes are sorted sets of token hashes and user ids.
-            let auth_index = k.starts_with(&format!("{}auth:", self.prefix));
+            // The auth indexes are sorted sets of token hashes and user ids; the
+            // cache's counters are a hash.
+            let not_string = k.starts_with(&format!("{}auth:", self.prefix))
+                || *k == format!("{}cache:stats", self.prefix);
             let Some(v) = v.as_deref() else {
-                assert!(auth_index, "{k} is not a string");
+                assert!(not_string, "{k} is not a string");
                 continue;
             };
+            // A cached pool is the pool as `GET /v1/pools/{id}` shows it: options, never which is right.
+            if k.starts_with(&format!("{}cache:{{pool:", self.prefix)) && k.contains("}:entry:") {
+                let (_, json) = lectern::store::cache::unframe(v).expect("a framed entry");
+                let pool: Value = serde_json::from_slice(json).expect("a JSON entry");
+                for item in pool["items"].as_array().into_iter().flatten() {
+                    let mut fields: Vec<&str> = item
+                        .as_object()
+                        .unwrap()
+                        .keys()
+                        .map(String::as_str)
+                        .collect();
+                    fields.sort_unstable();
+                    assert_eq!(
+                        fields,
+                        [
+                            "a", "b", "c", "concepts", "content", "d", "exposure", "id", "options"
+                        ],
+                        "{k} holds more than the item as shown"
+                    );
+                }
+                continue;
+            }
             if let Some(id) = k
                 .strip_prefix(&question_prefix)
                 .and_then(|r| r.strip_suffix('}'))
@@ -496,6 +527,27 @@ impl TestEnv {
 /// An email no other test uses.
 pub fn new_email() -> String {
     format!("{}@example.test", Uuid::new_v4())
+}
+
+/// A request with this bearer token (`None`: anonymous) and JSON body.
+pub fn request(
+    token: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let body = match body {
+        Some(v) => {
+            builder = builder.header(header::CONTENT_TYPE, "application/json");
+            Body::from(serde_json::to_vec(&v).unwrap())
+        }
+        None => Body::empty(),
+    };
+    builder.body(body).unwrap()
 }
 
 /// Sends one request to any router and parses the reply.

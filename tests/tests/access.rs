@@ -147,8 +147,14 @@ async fn request(w: &World, route: &Route) -> (String, Option<Value>, u16) {
             Some(json!({ "seconds": 3600 })),
             200,
         ),
-        ("GET", "/v1/students/{id}/tests") | ("GET", "/v1/students/{id}/proficiency") => {
+        ("GET", "/v1/students/{id}/tests")
+        | ("GET", "/v1/students/{id}/proficiency")
+        | ("GET", "/v1/users/{id}")
+        | ("POST", "/v1/admin/cache/invalidate/user/{id}") => {
             (test_path(&w.owner.to_string()), None, 200)
+        }
+        ("POST", "/v1/admin/cache/invalidate/pool/{id}") => {
+            (test_path(&w.pool.to_string()), None, 200)
         }
         ("POST", "/v1/pools") => (
             route.path.into(),
@@ -179,7 +185,9 @@ async fn request(w: &World, route: &Route) -> (String, Option<Value>, u16) {
         | ("DELETE", "/v1/sessions")
         | ("GET", "/v1/admin/tests/active")
         | ("GET", "/v1/admin/redis/stats")
-        | ("GET", "/v1/admin/sessions/stats") => (route.path.into(), None, 200),
+        | ("GET", "/v1/admin/sessions/stats")
+        | ("GET", "/v1/admin/cache/stats")
+        | ("POST", "/v1/admin/cache/cleanup") => (route.path.into(), None, 200),
         ("POST", "/v1/sessions/current/extend") => (route.path.into(), None, 200),
         ("DELETE", "/v1/sessions/current") => (route.path.into(), None, 204),
         ("GET", "/v1/oauth/{provider}/authorize") => {

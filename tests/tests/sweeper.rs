@@ -275,7 +275,7 @@ async fn a_test_touched_after_the_check_is_not_abandoned() {
     let marked = lectern::store::sweep::abandon(env.app.db(), &[idle, touched], limit)
         .await
         .unwrap();
-    assert_eq!(marked, [idle]);
+    assert_eq!(marked, [(idle, Some(env.admin))]);
     assert_eq!(status(&env, touched).await, "active");
     assert_eq!(status(&env, idle).await, "abandoned");
     // Nothing to do is no statement at all.

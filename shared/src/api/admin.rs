@@ -1,5 +1,5 @@
-//! `cache-admin`: what operators see of Redis, the running tests and the auth
-//! sessions, and the repairs they may make. Admins only (see `ROUTES`).
+//! `cache-admin`: what operators see of Redis, the cache, the running tests and
+//! the auth sessions, and the repairs they may make. Admins only (see `ROUTES`).
 
 use axum::Router;
 use axum::extract::State;
@@ -10,9 +10,12 @@ use super::ApiError;
 use super::extract::{IdPath, Json, Query};
 use crate::App;
 use crate::auth::sessions;
+use crate::cache::Namespace;
+use crate::cache::admin::{self as cache_admin, CacheStats, CleanupReport};
 use crate::cat::admin::{self, ActivePage, Extended, Inspection};
 use crate::store::auth::SessionCounts;
 use crate::store::redis::RedisStats;
+use crate::store::{pools, users};
 
 /// The function's router.
 pub fn router(app: App) -> Router {
@@ -28,6 +31,73 @@ pub fn routes() -> Router<App> {
         .route("/v1/admin/tests/{id}/extend", post(extend))
         .route("/v1/admin/redis/stats", get(redis_stats))
         .route("/v1/admin/sessions/stats", get(session_stats))
+        .route("/v1/admin/cache/stats", get(cache_stats))
+        .route(
+            "/v1/admin/cache/invalidate/user/{id}",
+            post(invalidate_user),
+        )
+        .route(
+            "/v1/admin/cache/invalidate/pool/{id}",
+            post(invalidate_pool),
+        )
+        .route("/v1/admin/cache/cleanup", post(cache_cleanup))
+}
+
+/// Most keys one cache scan looks at (stats, or one cleanup call).
+const CACHE_SCAN_LIMIT: u64 = 1_000_000;
+
+async fn cache_stats(State(app): State<App>) -> Result<axum::Json<CacheStats>, ApiError> {
+    Ok(axum::Json(
+        cache_admin::stats(&app, CACHE_SCAN_LIMIT).await?,
+    ))
+}
+
+async fn cache_cleanup(State(app): State<App>) -> Result<axum::Json<CleanupReport>, ApiError> {
+    Ok(axum::Json(
+        cache_admin::cleanup(&app, CACHE_SCAN_LIMIT).await?,
+    ))
+}
+
+/// What an invalidation bumped.
+#[derive(serde::Serialize)]
+struct Invalidated {
+    namespaces: Vec<String>,
+}
+
+async fn invalidate(
+    app: &App,
+    namespaces: &[Namespace],
+) -> Result<axum::Json<Invalidated>, ApiError> {
+    if !app.cache().invalidate(namespaces).await {
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "service-unavailable",
+            "Redis is unavailable; the invalidation is queued in this container and retried with its next cache access",
+        ));
+    }
+    Ok(axum::Json(Invalidated {
+        namespaces: namespaces.iter().filter_map(Namespace::name).collect(),
+    }))
+}
+
+async fn invalidate_user(
+    State(app): State<App>,
+    IdPath(id): IdPath,
+) -> Result<axum::Json<Invalidated>, ApiError> {
+    if users::get(app.db(), id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no user with id {id}")));
+    }
+    invalidate(&app, &[Namespace::User(id)]).await
+}
+
+async fn invalidate_pool(
+    State(app): State<App>,
+    IdPath(id): IdPath,
+) -> Result<axum::Json<Invalidated>, ApiError> {
+    if pools::summary_of(app.db(), id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no pool with id {id}")));
+    }
+    invalidate(&app, &[Namespace::Pool(id), Namespace::Pools]).await
 }
 
 async fn session_stats(State(app): State<App>) -> Result<axum::Json<SessionCounts>, ApiError> {

@@ -6,19 +6,21 @@ use axum::Router;
 use axum::extract::{FromRequest, Request};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::ApiError;
 use super::access::ClientMeta;
-use super::extract::{Json, Query};
+use super::extract::{IdPath, Json, Query};
 use crate::App;
 use crate::auth::accounts::{self, Login, Registration};
 use crate::auth::oidc::{self, Callback};
 use crate::auth::sessions::{self, Extended, SessionView};
-use crate::auth::{Caller, Session};
+use crate::auth::{Caller, Session, Use};
+use crate::cache::Namespace;
+use crate::store::users;
 
 /// The function's router.
 pub fn router(app: App) -> Router {
@@ -29,6 +31,7 @@ pub fn router(app: App) -> Router {
 pub fn routes() -> Router<App> {
     Router::new()
         .route("/v1/users", post(register))
+        .route("/v1/users/{id}", get(profile))
         .route(
             "/v1/sessions",
             post(login).get(list).delete(logout_everywhere),
@@ -76,6 +79,21 @@ async fn list(
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let sessions = sessions::list(&app, &caller).await?;
     Ok(axum::Json(json!({ "sessions": sessions })))
+}
+
+/// A user's profile: for the user, teachers and admins; to anyone else there is no such user.
+async fn profile(
+    State(app): State<App>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<Response, ApiError> {
+    let missing = || ApiError::not_found(format!("no user with id {id}"));
+    caller.may(Some(id), Use::Read).map_err(|_| missing())?;
+    let user = app
+        .cache()
+        .get_or_load_opt(&Namespace::User(id), "profile", || users::get(app.db(), id))
+        .await?;
+    super::shared_option(user, missing)
 }
 
 async fn current(caller: Caller) -> axum::Json<SessionView> {

@@ -95,6 +95,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<std::sync::Arc<StoreError>> for ApiError {
+    fn from(e: std::sync::Arc<StoreError>) -> Self {
+        Self::from(&*e)
+    }
+}
+
 impl From<&StoreError> for ApiError {
     fn from(e: &StoreError) -> Self {
         match e.root() {

@@ -77,6 +77,7 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/pools/{id}/items", "pools", Staff),
     route("GET", "/v1/health", "health", Public),
     route("POST", "/v1/users", "auth", Open),
+    route("GET", "/v1/users/{id}", "auth", OwnerOrStaff),
     route("POST", "/v1/sessions", "auth", Public),
     route("GET", "/v1/sessions", "auth", Signed),
     route("GET", "/v1/sessions/current", "auth", Signed),
@@ -91,6 +92,20 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/admin/tests/{id}/extend", "cache-admin", Admin),
     route("GET", "/v1/admin/redis/stats", "cache-admin", Admin),
     route("GET", "/v1/admin/sessions/stats", "cache-admin", Admin),
+    route("GET", "/v1/admin/cache/stats", "cache-admin", Admin),
+    route(
+        "POST",
+        "/v1/admin/cache/invalidate/user/{id}",
+        "cache-admin",
+        Admin,
+    ),
+    route(
+        "POST",
+        "/v1/admin/cache/invalidate/pool/{id}",
+        "cache-admin",
+        Admin,
+    ),
+    route("POST", "/v1/admin/cache/cleanup", "cache-admin", Admin),
 ];
 
 /// Builds one function's routes (before the shared layers).
@@ -128,6 +143,24 @@ pub fn finish(routes: Router<App>, app: App) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app)
+}
+
+/// A shared (cached) body as a JSON response.
+pub fn shared_json<T: serde::Serialize>(body: std::sync::Arc<T>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    axum::Json(&*body).into_response()
+}
+
+/// A shared (cached) body that may be absent: JSON, or the error `missing` makes.
+pub fn shared_option<T: serde::Serialize>(
+    body: std::sync::Arc<Option<T>>,
+    missing: impl FnOnce() -> ApiError,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    match &*body {
+        Some(body) => Ok(axum::Json(body).into_response()),
+        None => Err(missing()),
+    }
 }
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::ApiError;
 use super::extract::{IdPath, Json, Page};
 use crate::App;
+use crate::cache::Namespace;
 use crate::engine::ItemParams;
 use crate::store::StoreError;
 use crate::store::pools::{self, Item, NewItem, PoolSummary};
@@ -202,7 +203,7 @@ struct CreateBody {
 }
 
 /// A pool without its items, as returned.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct PoolView {
     pool_id: Uuid,
     name: String,
@@ -247,6 +248,7 @@ async fn create(
     )
     .await
     .map_err(duplicate_id)?;
+    app.cache().invalidate(&[Namespace::Pools]).await;
     let location = format!("/v1/pools/{}", pool.id);
     Ok((
         StatusCode::CREATED,
@@ -258,19 +260,26 @@ async fn create(
 /// Pools per page: 50 unless asked, at most 200.
 type PoolPage = Page<50, 200>;
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct PoolList {
     pools: Vec<PoolView>,
 }
 
-async fn list(State(app): State<App>, page: PoolPage) -> Result<axum::Json<PoolList>, ApiError> {
-    let pools = pools::list(app.db(), page.limit, page.offset).await?;
-    Ok(axum::Json(PoolList {
-        pools: pools.into_iter().map(PoolView::from).collect(),
-    }))
+async fn list(State(app): State<App>, page: PoolPage) -> Result<Response, ApiError> {
+    let key = format!("{}:{}", page.limit, page.offset);
+    let list = app
+        .cache()
+        .get_or_load(&Namespace::Pools, &key, || async {
+            let pools = pools::list(app.db(), page.limit, page.offset).await?;
+            Ok::<_, StoreError>(PoolList {
+                pools: pools.into_iter().map(PoolView::from).collect(),
+            })
+        })
+        .await?;
+    Ok(super::shared_json(list))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct ItemView {
     id: String,
     content: String,
@@ -283,20 +292,28 @@ struct ItemView {
     exposure: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct PoolDetail {
     #[serde(flatten)]
     pool: PoolView,
     items: Vec<ItemView>,
 }
 
-async fn show(
-    State(app): State<App>,
-    IdPath(id): IdPath,
-) -> Result<axum::Json<PoolDetail>, ApiError> {
-    let (pool, items) = pools::with_items(app.db(), id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no pool with id {id}")))?;
+async fn show(State(app): State<App>, IdPath(id): IdPath) -> Result<Response, ApiError> {
+    let detail = app
+        .cache()
+        .get_or_load_opt(&Namespace::Pool(id), "detail", || detail(&app, id))
+        .await?;
+    super::shared_option(detail, || {
+        ApiError::not_found(format!("no pool with id {id}"))
+    })
+}
+
+/// A pool with its current items, from PostgreSQL.
+async fn detail(app: &App, id: Uuid) -> Result<Option<PoolDetail>, StoreError> {
+    let Some((pool, items)) = pools::with_items(app.db(), id).await? else {
+        return Ok(None);
+    };
     let items = items
         .into_iter()
         .map(
@@ -320,7 +337,7 @@ async fn show(
             },
         )
         .collect();
-    Ok(axum::Json(PoolDetail {
+    Ok(Some(PoolDetail {
         pool: pool.into(),
         items,
     }))
@@ -342,5 +359,8 @@ async fn add_items(
         .await
         .map_err(duplicate_id)?
         .ok_or_else(|| ApiError::not_found(format!("no pool with id {id}")))?;
+    app.cache()
+        .invalidate(&[Namespace::Pool(id), Namespace::Pools])
+        .await;
     Ok(axum::Json(pool.into()))
 }

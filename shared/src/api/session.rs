@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use axum::Router;
 use axum::extract::State;
+use axum::response::Response;
 use axum::routing::get;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -14,7 +15,9 @@ use super::ApiError;
 use super::extract::{IdPath, Page};
 use crate::App;
 use crate::auth::{Caller, Use};
+use crate::cache::Namespace;
 use crate::cat::{self, Report};
+use crate::store::StoreError;
 use crate::store::students::{self, Ability, TestSummary};
 
 /// The function's router.
@@ -50,12 +53,12 @@ fn may_read(caller: &Caller, student: Uuid) -> Result<(), ApiError> {
 type TestsPage = Page<20, 100>;
 
 /// One test in a student's history.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct TestSummaryView {
     test_id: Uuid,
     pool_id: Uuid,
     pool_version: i32,
-    status: &'static str,
+    status: String,
     items_answered: i32,
     correct_responses: i32,
     theta: f64,
@@ -72,7 +75,7 @@ impl From<TestSummary> for TestSummaryView {
             test_id: t.id,
             pool_id: t.pool_id,
             pool_version: t.pool_version,
-            status: t.status.as_str(),
+            status: t.status.as_str().to_owned(),
             items_answered: t.items_answered,
             correct_responses: t.correct_count,
             theta: t.theta,
@@ -84,7 +87,7 @@ impl From<TestSummary> for TestSummaryView {
 }
 
 /// One page of a student's tests.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct TestHistory {
     tests: Vec<TestSummaryView>,
     limit: i64,
@@ -97,21 +100,26 @@ async fn tests(
     caller: Caller,
     IdPath(student): IdPath,
     page: TestsPage,
-) -> Result<axum::Json<TestHistory>, ApiError> {
+) -> Result<Response, ApiError> {
     may_read(&caller, student)?;
-    let found = students::tests(app.db(), student, page.limit, page.offset)
-        .await?
-        .ok_or_else(|| no_student(student))?;
-    Ok(axum::Json(TestHistory {
-        tests: found.tests.into_iter().map(Into::into).collect(),
-        limit: page.limit,
-        offset: page.offset,
-        total: found.total,
-    }))
+    let key = format!("tests:{}:{}", page.limit, page.offset);
+    let history = app
+        .cache()
+        .get_or_load_opt(&Namespace::User(student), &key, || async {
+            let found = students::tests(app.db(), student, page.limit, page.offset).await?;
+            Ok::<_, StoreError>(found.map(|found| TestHistory {
+                tests: found.tests.into_iter().map(Into::into).collect(),
+                limit: page.limit,
+                offset: page.offset,
+                total: found.total,
+            }))
+        })
+        .await?;
+    super::shared_option(history, || no_student(student))
 }
 
 /// One long-term ability.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct AbilityView {
     theta: f64,
     se: f64,
@@ -121,7 +129,7 @@ pub struct AbilityView {
 }
 
 /// A student's long-term proficiency, overall and by concept.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct StudentProficiency {
     student_id: Uuid,
     overall: Option<AbilityView>,
@@ -132,11 +140,25 @@ async fn proficiency(
     State(app): State<App>,
     caller: Caller,
     IdPath(student): IdPath,
-) -> Result<axum::Json<StudentProficiency>, ApiError> {
+) -> Result<Response, ApiError> {
     may_read(&caller, student)?;
-    let abilities = students::proficiency(app.db(), student)
-        .await?
-        .ok_or_else(|| no_student(student))?;
+    let body = app
+        .cache()
+        .get_or_load_opt(&Namespace::User(student), "proficiency", || {
+            proficiency_of(&app, student)
+        })
+        .await?;
+    super::shared_option(body, || no_student(student))
+}
+
+/// A student's long-term proficiency from PostgreSQL; `None` when no such user.
+async fn proficiency_of(
+    app: &App,
+    student: Uuid,
+) -> Result<Option<StudentProficiency>, StoreError> {
+    let Some(abilities) = students::proficiency(app.db(), student).await? else {
+        return Ok(None);
+    };
     let mut body = StudentProficiency {
         student_id: student,
         overall: None,
@@ -163,7 +185,7 @@ async fn proficiency(
             body.concepts.insert(concept, view);
         }
     }
-    Ok(axum::Json(body))
+    Ok(Some(body))
 }
 
 fn no_student(id: Uuid) -> ApiError {

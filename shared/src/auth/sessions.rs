@@ -344,6 +344,11 @@ pub async fn stats(app: &App) -> Result<SessionCounts, StoreError> {
     stored::counts(app.redis(), now_ms(), ACTIVE_WINDOW).await
 }
 
+/// Drops expired members from every session index (`POST /v1/admin/cache/cleanup`).
+pub async fn prune_indexes(app: &App) -> Result<u64, StoreError> {
+    stored::prune_indexes(app.redis(), now_ms(), ACTIVE_WINDOW).await
+}
+
 /// Sessions this process accepted lately: they keep working through a Redis
 /// outage for the configured grace (a logout elsewhere in that time may be missed).
 pub type Recent = moka::future::Cache<String, Session>;

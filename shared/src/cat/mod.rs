@@ -17,6 +17,7 @@ pub use view::{
 
 use crate::App;
 use crate::auth::{Caller, Denied, Use};
+use crate::cache::Namespace;
 use crate::engine::{Estimate, FromProficiency, Initializer, StopReason};
 use crate::store::StoreError;
 use crate::store::pools::PoolBank;
@@ -134,11 +135,13 @@ pub async fn start(app: &App, req: StartRequest) -> Result<Started, Error> {
         config: req.config.clone(),
     };
     // PostgreSQL has the test; without Redis it is served from there until Redis is back.
-    if let Err(e) = app
-        .redis()
-        .put_test_state(id, &state.encode(), app.config().test_state_ttl)
-        .await
-    {
+    let encoded = state.encode();
+    let (written, _) = tokio::join!(
+        app.redis()
+            .put_test_state(id, &encoded, app.config().test_state_ttl),
+        history_changed(app, req.student_id)
+    );
+    if let Err(e) = written {
         tracing::warn!(test = %id, error = %e, "live state not written at start");
     }
     Ok(Started {
@@ -153,6 +156,14 @@ pub async fn start(app: &App, req: StartRequest) -> Result<Started, Error> {
         items_answered: 0,
         config: req.config,
     })
+}
+
+/// A student's cached history and proficiency are out of date once PostgreSQL
+/// changed one of their tests (sent alongside the Redis write that follows).
+pub async fn history_changed(app: &App, student: Option<Uuid>) {
+    if let Some(student) = student {
+        app.cache().invalidate(&[Namespace::User(student)]).await;
+    }
 }
 
 /// Question `index` of `bank` as served at `position`.
@@ -425,16 +436,17 @@ async fn record(
     state.se = step.estimate.se;
     state.current = step.next.map(|i| i as u32);
     // PostgreSQL already holds the answer; a Redis write that fails only costs a rebuild later.
-    let written = app
-        .redis()
-        .replace_test_state(
+    let encoded = state.encode();
+    let (written, _) = tokio::join!(
+        app.redis().replace_test_state(
             id,
             expected_seq,
-            &state.encode(),
+            &encoded,
             app.config().test_state_ttl,
             live.lock.as_ref(),
-        )
-        .await;
+        ),
+        history_changed(app, state.student_id)
+    );
     if !matches!(written, Ok(CasOutcome::Written)) {
         app.redis().mark_stale(id);
         if live.via_redis {
@@ -497,7 +509,11 @@ pub async fn end(app: &App, id: Uuid, who: &Caller) -> Result<Ended, Error> {
             concepts: &concepts,
         };
         if let Some(ended_at) = records::finish(app.db(), &replay.record, &finished).await? {
-            if let Err(e) = app.redis().delete_test_state(id).await {
+            let (deleted, _) = tokio::join!(
+                app.redis().delete_test_state(id),
+                history_changed(app, replay.record.student_id)
+            );
+            if let Err(e) = deleted {
                 // The state expires on its own; PostgreSQL already refuses answers to an ended test.
                 app.redis().mark_stale(id);
                 tracing::warn!(test = %id, error = %e, "live state not deleted at end");

@@ -249,6 +249,65 @@ pub async fn counts(
     })
 }
 
+/// Drops expired members from every session index: the global ones and each
+/// user's (found by SCAN). Returns how many went.
+pub async fn prune_indexes(
+    store: &RedisStore,
+    now_ms: i64,
+    active_window: Duration,
+) -> Result<u64, StoreError> {
+    let keys = store.keys();
+    let mut removed = prune_counted(
+        store,
+        &[
+            (keys.all_sessions(), now_ms),
+            (keys.users_signed_in(), now_ms),
+            (keys.sessions_seen(), now_ms - ttl_ms(active_window) as i64),
+        ],
+    )
+    .await?;
+    let pattern = keys.user_sessions_pattern();
+    let mut cursor = 0u64;
+    loop {
+        let (next, found): (u64, Vec<String>) = store
+            .round_trip(async |c| {
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        let batch: Vec<(String, i64)> = found.into_iter().map(|k| (k, now_ms)).collect();
+        removed += prune_counted(store, &batch).await?;
+        cursor = next;
+        if cursor == 0 {
+            return Ok(removed);
+        }
+    }
+}
+
+/// `ZREMRANGEBYSCORE key -inf (before` on each key (one round trip); members removed.
+async fn prune_counted(store: &RedisStore, keys: &[(String, i64)]) -> Result<u64, StoreError> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let mut pipe = redis::pipe();
+    for (key, before_ms) in keys {
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(key)
+            .arg("-inf")
+            .arg(format!("({before_ms}"));
+    }
+    let removed: Vec<u64> = store
+        .round_trip(async |c| pipe.query_async(c).await)
+        .await?;
+    Ok(removed.iter().sum())
+}
+
 /// One failed-or-pending sign-in counted against an account and a client
 /// address; returns each counter with the milliseconds left in its window.
 pub async fn count_attempt(

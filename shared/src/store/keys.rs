@@ -95,6 +95,62 @@ impl Keys {
     pub fn oauth_state(&self, state: &str) -> String {
         format!("{}oauth:state:{state}", self.prefix)
     }
+
+    /// SCAN pattern matching every user's session index.
+    pub fn user_sessions_pattern(&self) -> String {
+        format!("{}auth:user:{{*}}:sessions", self.prefix)
+    }
+
+    /// `cache:{<ns>}:version`: the namespace's version; bumping it invalidates
+    /// every entry of the namespace at once.
+    pub fn cache_version(&self, ns: &str) -> String {
+        format!("{}cache:{{{ns}}}:version", self.prefix)
+    }
+
+    /// `cache:{<ns>}:entry:<key>`: one cached value, stored with the namespace
+    /// version it was computed under.
+    pub fn cache_entry(&self, ns: &str, key: &str) -> String {
+        format!("{}cache:{{{ns}}}:entry:{key}", self.prefix)
+    }
+
+    /// `cache:{<ns>}:lease:<key>`: held by the one container computing a missing entry.
+    pub fn cache_lease(&self, ns: &str, key: &str) -> String {
+        format!("{}cache:{{{ns}}}:lease:{key}", self.prefix)
+    }
+
+    /// SCAN pattern matching every key of every cache namespace.
+    pub fn cache_pattern(&self) -> String {
+        format!("{}cache:{{*", self.prefix)
+    }
+
+    /// The namespace and the part after it (`version`, `entry:<key>`, `lease:<key>`)
+    /// of a key made by one of the `cache_*` builders.
+    pub fn cache_key_parts<'k>(&self, key: &'k str) -> Option<(&'k str, &'k str)> {
+        let rest = key.strip_prefix(&self.prefix)?.strip_prefix("cache:{")?;
+        let (ns, tail) = rest.split_once("}:")?;
+        Some((ns, tail))
+    }
+
+    /// `cache:stats`: hit and miss counters per namespace kind, and the AI counters.
+    pub fn cache_stats(&self) -> String {
+        format!("{}cache:stats", self.prefix)
+    }
+
+    /// `ai:<op>:<model>:<sha256>`: one cached AI response (content-addressed,
+    /// so never invalidated; it ages out).
+    pub fn ai_response(&self, op: &str, model: &str, hash: &str) -> String {
+        format!("{}ai:{op}:{model}:{hash}", self.prefix)
+    }
+
+    /// `ai:<op>:<model>:<sha256>:lease`: held by the one container asking upstream.
+    pub fn ai_lease(&self, op: &str, model: &str, hash: &str) -> String {
+        format!("{}ai:{op}:{model}:{hash}:lease", self.prefix)
+    }
+
+    /// SCAN pattern matching every cached AI response (and lease).
+    pub fn ai_pattern(&self) -> String {
+        format!("{}ai:*", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -120,6 +176,22 @@ mod tests {
         assert_eq!(keys.test_lock(id, "q7"), format!("p:test:{tag}:lock:q7"));
         assert_eq!(keys.question("q7"), "p:question:{q7}");
         assert_eq!(keys.pool(id, 3), format!("p:pool:{tag}:v3"));
+    }
+
+    #[test]
+    fn cache_keys_share_their_namespace_tag_and_parse_back() {
+        let keys = Keys::new("p:");
+        let ns = "user:42";
+        assert_eq!(keys.cache_version(ns), "p:cache:{user:42}:version");
+        let entry = keys.cache_entry(ns, "tests:20:0");
+        assert_eq!(entry, "p:cache:{user:42}:entry:tests:20:0");
+        assert_eq!(keys.cache_key_parts(&entry), Some((ns, "entry:tests:20:0")));
+        assert_eq!(
+            keys.cache_key_parts(&keys.cache_lease(ns, "k")),
+            Some((ns, "lease:k"))
+        );
+        assert_eq!(keys.cache_key_parts(&keys.cache_stats()), None);
+        assert_eq!(keys.cache_key_parts("q:cache:{user:42}:version"), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! module talks to a server directly.
 
 pub mod auth;
+pub mod cache;
 pub mod catalog;
 pub mod db;
 pub mod keys;

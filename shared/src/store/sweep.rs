@@ -62,12 +62,13 @@ pub async fn live_states(redis: &RedisStore, tests: &[Uuid]) -> Result<Vec<bool>
 }
 
 /// Marks abandoned those of `tests` that are still idle (a submit that landed
-/// since they were picked keeps its test alive); returns the ids marked.
+/// since they were picked keeps its test alive); returns the tests marked,
+/// each with its student.
 pub async fn abandon(
     db: &Pool,
     tests: &[Uuid],
     idle_limit: Duration,
-) -> Result<Vec<Uuid>, StoreError> {
+) -> Result<Vec<(Uuid, Option<Uuid>)>, StoreError> {
     if tests.is_empty() {
         return Ok(Vec::new());
     }
@@ -77,10 +78,10 @@ pub async fn abandon(
             &format!(
                 "UPDATE test_sessions SET status = 'abandoned', updated_at = now()
                  WHERE id = ANY($1) AND {IDLE}
-                 RETURNING id"
+                 RETURNING id, student_id"
             ),
             &[&tests, &idle_limit.as_secs_f64()],
         )
         .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }

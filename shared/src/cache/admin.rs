@@ -1,0 +1,238 @@
+//! What operators see of the cache and how they tidy it:
+//! `GET /v1/admin/cache/stats` and `POST /v1/admin/cache/cleanup`.
+//! Keys are found with `SCAN … COUNT`, never `KEYS`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use super::Kind;
+use crate::App;
+use crate::auth::sessions;
+use crate::store::StoreError;
+use crate::store::cache::{self as stored, ScannedKey};
+use crate::store::redis::ttl_ms;
+
+/// `cache:stats` field: requests sent upstream to the AI API (retries included).
+pub const AI_CALLS: &str = "ai:calls";
+/// `cache:stats` field: tokens those requests used.
+pub const AI_TOKENS_USED: &str = "ai:tokens_used";
+/// `cache:stats` field: tokens of the responses served from the cache instead.
+pub const AI_TOKENS_SAVED: &str = "ai:tokens_saved";
+
+/// Keys looked at per SCAN step.
+const SCAN_COUNT: usize = 1_000;
+
+/// One namespace kind's figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct KindStats {
+    /// Reads that asked the cache.
+    pub lookups: u64,
+    /// Reads the cache answered (lookups that needed no load).
+    pub hits: u64,
+    /// Loads from the source (PostgreSQL, the AI API).
+    pub misses: u64,
+    /// `hits / lookups`; null before the first lookup.
+    pub hit_ratio: Option<f64>,
+    /// Keys held now (entries, versions, leases).
+    pub keys: u64,
+    /// Their keys' and values' bytes (Redis's own overhead not included).
+    pub bytes_estimate: u64,
+}
+
+/// The AI response cache's savings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AiStats {
+    /// Requests sent to the AI API (retries included).
+    pub upstream_calls: u64,
+    /// Responses served from the cache instead.
+    pub cached_responses: u64,
+    /// Tokens the upstream requests used.
+    pub tokens_used: u64,
+    /// Tokens the cached responses would have cost.
+    pub tokens_saved: u64,
+}
+
+/// `GET /v1/admin/cache/stats`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CacheStats {
+    /// False when `CACHE_ENABLED=false` (nothing is cached or counted).
+    pub enabled: bool,
+    /// By namespace kind: `user`, `pool`, `pools`, `ai`.
+    pub namespaces: BTreeMap<&'static str, KindStats>,
+    /// AI calls and tokens.
+    pub ai: AiStats,
+    /// Keys looked at to count keys and bytes.
+    pub scanned: u64,
+    /// False when the scan stopped at its limit (key counts are then lower bounds).
+    pub complete: bool,
+}
+
+/// Counters since they were first written (they live 30 days past their last
+/// change), and keys and bytes now, from a scan of at most `max_keys` keys.
+pub async fn stats(app: &App, max_keys: u64) -> Result<CacheStats, StoreError> {
+    let counters = stored::counters(app.redis()).await?;
+    let counter = |field: &str| counters.get(field).copied().unwrap_or(0).max(0) as u64;
+    let mut namespaces: BTreeMap<&'static str, KindStats> = Kind::ALL
+        .iter()
+        .map(|&kind| {
+            let lookups = counter(&kind.lookups_field());
+            let misses = counter(&kind.misses_field()).min(lookups);
+            let hits = lookups - misses;
+            let stats = KindStats {
+                lookups,
+                hits,
+                misses,
+                hit_ratio: (lookups > 0).then(|| hits as f64 / lookups as f64),
+                ..KindStats::default()
+            };
+            (kind.name(), stats)
+        })
+        .collect();
+    let keys = app.redis().keys();
+    let mut scanned = 0u64;
+    let mut complete = true;
+    for pattern in [keys.cache_pattern(), keys.ai_pattern()] {
+        let mut cursor = 0;
+        loop {
+            let (next, batch) = stored::scan(app.redis(), &pattern, cursor, SCAN_COUNT).await?;
+            for k in &batch {
+                if let Some(kind) = kind_of(app, &k.key) {
+                    let stats = namespaces.get_mut(kind.name()).expect("every kind listed");
+                    stats.keys += 1;
+                    stats.bytes_estimate += k.bytes + k.key.len() as u64;
+                }
+            }
+            scanned += batch.len() as u64;
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+            if scanned >= max_keys {
+                complete = false;
+                break;
+            }
+        }
+    }
+    let ai = &namespaces[Kind::Ai.name()];
+    Ok(CacheStats {
+        enabled: app.cache().config().enabled,
+        ai: AiStats {
+            upstream_calls: counter(AI_CALLS),
+            cached_responses: ai.hits,
+            tokens_used: counter(AI_TOKENS_USED),
+            tokens_saved: counter(AI_TOKENS_SAVED),
+        },
+        namespaces,
+        scanned,
+        complete,
+    })
+}
+
+/// The kind a cache or AI key belongs to.
+fn kind_of(app: &App, key: &str) -> Option<Kind> {
+    let keys = app.redis().keys();
+    match keys.cache_key_parts(key) {
+        Some((ns, _)) => Kind::of(ns),
+        None => key
+            .strip_prefix(keys.prefix())?
+            .starts_with("ai:")
+            .then_some(Kind::Ai),
+    }
+}
+
+/// `POST /v1/admin/cache/cleanup`: what was removed or repaired.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CleanupReport {
+    /// Entries stored under a namespace version since superseded (they would
+    /// have aged out; now their memory is back).
+    pub stale_entries: u64,
+    /// Cache and AI keys that had no TTL (every key should have one): entries
+    /// and leases deleted, version keys given their TTL back.
+    pub keys_without_ttl: u64,
+    /// Members of the auth session indexes whose session has expired.
+    pub index_entries: u64,
+    /// Keys looked at.
+    pub scanned: u64,
+    /// False when the scan stopped at its limit; call again to go on.
+    pub complete: bool,
+}
+
+/// Prunes the cache and the session indexes, looking at most at `max_keys` keys.
+pub async fn cleanup(app: &App, max_keys: u64) -> Result<CleanupReport, StoreError> {
+    let mut report = CleanupReport {
+        complete: true,
+        ..CleanupReport::default()
+    };
+    let keys = app.redis().keys();
+    for pattern in [keys.cache_pattern(), keys.ai_pattern()] {
+        let mut cursor = 0;
+        loop {
+            let (next, batch) = stored::scan(app.redis(), &pattern, cursor, SCAN_COUNT).await?;
+            report.scanned += batch.len() as u64;
+            tidy(app, &batch, &mut report).await?;
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+            if report.scanned >= max_keys {
+                report.complete = false;
+                break;
+            }
+        }
+        tracing::info!(pattern, scanned = report.scanned, "cache cleanup pass done");
+    }
+    report.index_entries = sessions::prune_indexes(app).await?;
+    tracing::info!(?report, "cache cleanup done");
+    Ok(report)
+}
+
+/// Cleans one scanned batch.
+async fn tidy(
+    app: &App,
+    batch: &[ScannedKey],
+    report: &mut CleanupReport,
+) -> Result<(), StoreError> {
+    let keys = app.redis().keys();
+    // The current version of every namespace with an entry in the batch.
+    let mut namespaces: Vec<&str> = batch
+        .iter()
+        .filter_map(|k| keys.cache_key_parts(&k.key))
+        .filter(|(_, tail)| tail.starts_with("entry:"))
+        .map(|(ns, _)| ns)
+        .collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    let version_keys: Vec<String> = namespaces.iter().map(|ns| keys.cache_version(ns)).collect();
+    let current: HashMap<&str, i64> = namespaces
+        .iter()
+        .copied()
+        .zip(stored::versions(app.redis(), &version_keys).await?)
+        .collect();
+    let mut doomed: Vec<&str> = Vec::new();
+    let mut revive: Vec<(&str, u64)> = Vec::new();
+    for k in batch {
+        let parts = keys.cache_key_parts(&k.key);
+        if k.ttl_ms == -1 {
+            report.keys_without_ttl += 1;
+            match parts {
+                Some((ns, "version")) => {
+                    let kind = Kind::of(ns).unwrap_or(Kind::Pool);
+                    revive.push((&k.key, ttl_ms(kind.ttl(app.cache().config()))));
+                }
+                _ => doomed.push(&k.key),
+            }
+            continue;
+        }
+        if let (Some((ns, tail)), Some(version)) = (parts, k.version)
+            && tail.starts_with("entry:")
+            && current.get(ns).is_some_and(|&now| version != now)
+        {
+            report.stale_entries += 1;
+            doomed.push(&k.key);
+        }
+    }
+    stored::delete(app.redis(), &doomed).await?;
+    stored::expire(app.redis(), &revive).await?;
+    Ok(())
+}
