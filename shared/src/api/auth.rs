@@ -89,11 +89,8 @@ async fn profile(
 ) -> Result<Response, ApiError> {
     let missing = || ApiError::not_found(format!("no user with id {id}"));
     caller.may(Some(id), Use::Read).map_err(|_| missing())?;
-    let user = app
-        .cache()
-        .get_or_load_opt(&Namespace::User(id), "profile", || users::get(app.db(), id))
-        .await?;
-    super::shared_option(user, missing)
+    let load = || users::get(app.db(), id);
+    super::cached_json(&app, &Namespace::User(id), "profile", load, missing).await
 }
 
 async fn current(caller: Caller) -> axum::Json<SessionView> {

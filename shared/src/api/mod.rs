@@ -16,13 +16,16 @@ pub mod submit;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, Uri};
+use axum::http::{Method, Uri, header};
 use axum::middleware;
+use axum::response::{IntoResponse, Response};
 
 pub use access::Access;
 pub use error::ApiError;
 
 use crate::App;
+use crate::cache::Namespace;
+use crate::store::StoreError;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -145,20 +148,36 @@ pub fn finish(routes: Router<App>, app: App) -> Router {
         .with_state(app)
 }
 
-/// A shared (cached) body as a JSON response.
-pub fn shared_json<T: serde::Serialize>(body: std::sync::Arc<T>) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    axum::Json(&*body).into_response()
-}
-
-/// A shared (cached) body that may be absent: JSON, or the error `missing` makes.
-pub fn shared_option<T: serde::Serialize>(
-    body: std::sync::Arc<Option<T>>,
+/// A read served through the cache as the JSON body it was stored as, so a
+/// hit is passed through without decoding or re-encoding. `load` reads the
+/// source; `None` (nothing there, remembered for the negative TTL) becomes
+/// `missing`'s error.
+pub async fn cached_json<V, Fut>(
+    app: &App,
+    ns: &Namespace,
+    key: &str,
+    load: impl FnOnce() -> Fut,
     missing: impl FnOnce() -> ApiError,
-) -> Result<axum::response::Response, ApiError> {
-    use axum::response::IntoResponse;
+) -> Result<Response, ApiError>
+where
+    V: serde::Serialize,
+    Fut: Future<Output = Result<Option<V>, StoreError>>,
+{
+    let body = app
+        .cache()
+        .get_or_load_opt(ns, key, || async {
+            let found = load().await?;
+            Ok::<_, StoreError>(
+                found.map(|v| serde_json::value::to_raw_value(&v).expect("views serialise")),
+            )
+        })
+        .await?;
     match &*body {
-        Some(body) => Ok(axum::Json(body).into_response()),
+        Some(raw) => Ok((
+            [(header::CONTENT_TYPE, "application/json")],
+            raw.get().to_owned(),
+        )
+            .into_response()),
         None => Err(missing()),
     }
 }

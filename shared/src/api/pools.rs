@@ -203,7 +203,7 @@ struct CreateBody {
 }
 
 /// A pool without its items, as returned.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 pub struct PoolView {
     pool_id: Uuid,
     name: String,
@@ -260,26 +260,26 @@ async fn create(
 /// Pools per page: 50 unless asked, at most 200.
 type PoolPage = Page<50, 200>;
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct PoolList {
     pools: Vec<PoolView>,
 }
 
 async fn list(State(app): State<App>, page: PoolPage) -> Result<Response, ApiError> {
     let key = format!("{}:{}", page.limit, page.offset);
-    let list = app
-        .cache()
-        .get_or_load(&Namespace::Pools, &key, || async {
-            let pools = pools::list(app.db(), page.limit, page.offset).await?;
-            Ok::<_, StoreError>(PoolList {
-                pools: pools.into_iter().map(PoolView::from).collect(),
-            })
-        })
-        .await?;
-    Ok(super::shared_json(list))
+    let load = || async {
+        let pools = pools::list(app.db(), page.limit, page.offset).await?;
+        Ok(Some(PoolList {
+            pools: pools.into_iter().map(PoolView::from).collect(),
+        }))
+    };
+    super::cached_json(&app, &Namespace::Pools, &key, load, || {
+        unreachable!("a list is never missing")
+    })
+    .await
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct ItemView {
     id: String,
     content: String,
@@ -292,7 +292,7 @@ struct ItemView {
     exposure: f64,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct PoolDetail {
     #[serde(flatten)]
     pool: PoolView,
@@ -300,13 +300,14 @@ struct PoolDetail {
 }
 
 async fn show(State(app): State<App>, IdPath(id): IdPath) -> Result<Response, ApiError> {
-    let detail = app
-        .cache()
-        .get_or_load_opt(&Namespace::Pool(id), "detail", || detail(&app, id))
-        .await?;
-    super::shared_option(detail, || {
-        ApiError::not_found(format!("no pool with id {id}"))
-    })
+    super::cached_json(
+        &app,
+        &Namespace::Pool(id),
+        "detail",
+        || detail(&app, id),
+        || ApiError::not_found(format!("no pool with id {id}")),
+    )
+    .await
 }
 
 /// A pool with its current items, from PostgreSQL.

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -53,12 +53,12 @@ fn may_read(caller: &Caller, student: Uuid) -> Result<(), ApiError> {
 type TestsPage = Page<20, 100>;
 
 /// One test in a student's history.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 pub struct TestSummaryView {
     test_id: Uuid,
     pool_id: Uuid,
     pool_version: i32,
-    status: String,
+    status: &'static str,
     items_answered: i32,
     correct_responses: i32,
     theta: f64,
@@ -75,7 +75,7 @@ impl From<TestSummary> for TestSummaryView {
             test_id: t.id,
             pool_id: t.pool_id,
             pool_version: t.pool_version,
-            status: t.status.as_str().to_owned(),
+            status: t.status.as_str(),
             items_answered: t.items_answered,
             correct_responses: t.correct_count,
             theta: t.theta,
@@ -87,7 +87,7 @@ impl From<TestSummary> for TestSummaryView {
 }
 
 /// One page of a student's tests.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 pub struct TestHistory {
     tests: Vec<TestSummaryView>,
     limit: i64,
@@ -103,23 +103,21 @@ async fn tests(
 ) -> Result<Response, ApiError> {
     may_read(&caller, student)?;
     let key = format!("tests:{}:{}", page.limit, page.offset);
-    let history = app
-        .cache()
-        .get_or_load_opt(&Namespace::User(student), &key, || async {
-            let found = students::tests(app.db(), student, page.limit, page.offset).await?;
-            Ok::<_, StoreError>(found.map(|found| TestHistory {
-                tests: found.tests.into_iter().map(Into::into).collect(),
-                limit: page.limit,
-                offset: page.offset,
-                total: found.total,
-            }))
-        })
-        .await?;
-    super::shared_option(history, || no_student(student))
+    let load = || async {
+        let found = students::tests(app.db(), student, page.limit, page.offset).await?;
+        Ok(found.map(|found| TestHistory {
+            tests: found.tests.into_iter().map(Into::into).collect(),
+            limit: page.limit,
+            offset: page.offset,
+            total: found.total,
+        }))
+    };
+    let missing = || no_student(student);
+    super::cached_json(&app, &Namespace::User(student), &key, load, missing).await
 }
 
 /// One long-term ability.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 pub struct AbilityView {
     theta: f64,
     se: f64,
@@ -129,7 +127,7 @@ pub struct AbilityView {
 }
 
 /// A student's long-term proficiency, overall and by concept.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 pub struct StudentProficiency {
     student_id: Uuid,
     overall: Option<AbilityView>,
@@ -142,13 +140,16 @@ async fn proficiency(
     IdPath(student): IdPath,
 ) -> Result<Response, ApiError> {
     may_read(&caller, student)?;
-    let body = app
-        .cache()
-        .get_or_load_opt(&Namespace::User(student), "proficiency", || {
-            proficiency_of(&app, student)
-        })
-        .await?;
-    super::shared_option(body, || no_student(student))
+    let load = || proficiency_of(&app, student);
+    let missing = || no_student(student);
+    super::cached_json(
+        &app,
+        &Namespace::User(student),
+        "proficiency",
+        load,
+        missing,
+    )
+    .await
 }
 
 /// A student's long-term proficiency from PostgreSQL; `None` when no such user.

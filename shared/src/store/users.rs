@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::StoreError;
 
 /// A user as the API shows it (never the password hash).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct User {
     /// Id.
     pub id: Uuid,
