@@ -86,7 +86,7 @@ async fn run(app: &App, batch: i64, report: &mut SweepReport) -> Result<(), Stor
         }
         let mut students: Vec<Namespace> = abandoned
             .iter()
-            .filter_map(|&(_, student)| student.map(Namespace::User))
+            .filter_map(|&(_, student)| student.map(Namespace::History))
             .collect();
         students.dedup();
         app.cache().invalidate(&students).await;

@@ -62,7 +62,7 @@ fn counts(stats: &Value, kind: &str) -> (u64, u64, u64) {
 async fn hit_and_miss_counts_are_exact_over_a_scripted_sequence() {
     let env = TestEnv::new().await;
     let fresh = stats(&env).await;
-    for kind in ["user", "pool", "pools", "ai"] {
+    for kind in ["user", "history", "proficiency", "pool", "pools", "ai"] {
         assert_eq!(counts(&fresh, kind), (0, 0, 0), "{kind}");
         assert!(fresh["namespaces"][kind]["hit_ratio"].is_null());
     }
@@ -87,7 +87,9 @@ async fn hit_and_miss_counts_are_exact_over_a_scripted_sequence() {
     assert_eq!(counts(&s, "pool"), (6, 3, 3));
     assert_eq!(s["namespaces"]["pool"]["hit_ratio"], 0.5);
     assert_eq!(counts(&s, "pools"), (4, 1, 3));
-    assert_eq!(counts(&s, "user"), (0, 0, 0));
+    for kind in ["user", "history", "proficiency"] {
+        assert_eq!(counts(&s, kind), (0, 0, 0), "{kind}");
+    }
     // One detail entry (current version), one version key; bytes are counted.
     assert!(
         s["namespaces"]["pool"]["keys"].as_u64().unwrap() >= 2,
@@ -219,7 +221,8 @@ async fn the_admin_invalidations_drop_a_user_or_a_pool() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(r.body["namespaces"], json!([format!("user:{student}")]));
+    let mine = ["user", "history", "proficiency"].map(|kind| format!("{kind}:{student}"));
+    assert_eq!(r.body["namespaces"], json!(mine));
     assert_eq!(read_profile().await.body["display_name"], "Renamed");
     let r = env
         .call(
@@ -263,7 +266,11 @@ async fn the_admin_invalidations_drop_a_user_or_a_pool() {
     )
     .await
     .unwrap();
-    assert_eq!(versions.len(), 3, "user, pool and pools only: {versions:?}");
+    assert_eq!(
+        versions.len(),
+        5,
+        "the user's three, pool and pools: {versions:?}"
+    );
 }
 
 /// Cleanup removes entries of superseded versions, keys without a TTL and
@@ -312,7 +319,7 @@ async fn cleanup_removes_what_is_stale_and_reports_it() {
     assert_eq!(
         left,
         [format!(
-            "{}cache:{{user:{}}}:entry:tests:20:0",
+            "{}cache:{{history:{}}}:entry:tests:20:0",
             env.prefix, env.admin
         )]
     );

@@ -62,3 +62,79 @@ async fn a_load_run_leaves_only_expiring_keys_and_no_answers_in_redis() {
         "pool, questions and nothing of the ended tests: {checked}"
     );
 }
+
+/// With dashboard reads after each test and an admin token: the four reads
+/// succeed, and the cache section counts the window's lookups; a token that
+/// is refused leaves the section out with a warning and the run goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_run_with_reads_reports_the_cache() {
+    let env = TestEnv::new().await;
+    let pool = env.token_pool(40).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = env.router.clone();
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let config = LoadConfig {
+        url: format!("http://{addr}"),
+        students: 4,
+        stop: Stop::Tests(12),
+        pool: Some(pool),
+        max_items: 5,
+        warmup: Duration::ZERO,
+        with_reads: true,
+        admin_token: Some(env.admin_token()),
+        ..LoadConfig::default()
+    };
+    let report = lectern_loadtest::run(&config, |_| {}).await.unwrap();
+    // A token that is not an admin's costs the cache section, never the run.
+    let refused = LoadConfig {
+        students: 1,
+        stop: Stop::Tests(1),
+        admin_token: Some("not-a-token".into()),
+        ..config.clone()
+    };
+    let without = lectern_loadtest::run(&refused, |_| {}).await.unwrap();
+    server.abort();
+    assert_eq!((without.error_count, without.tests_completed), (0, 1));
+    assert_eq!(without.cache, None);
+    let warning = without.cache_warning.expect("a warning");
+    assert!(warning.contains("status 401"), "{warning}");
+    assert!(!warning.contains("not-a-token"), "{warning}");
+    assert!(!format!("{refused:?}").contains("not-a-token"));
+
+    assert_eq!(report.error_count, 0, "{report}");
+    assert_eq!(report.cache_warning, None, "{report}");
+    let completed = report.tests_completed;
+    assert!(completed >= 12, "{report}");
+    for read in [
+        Endpoint::History,
+        Endpoint::Proficiency,
+        Endpoint::Profile,
+        Endpoint::Pools,
+    ] {
+        let stats = &report.endpoints[&read];
+        // One of each after every completed test.
+        assert_eq!(
+            (stats.count, stats.errors),
+            (completed, 0),
+            "{read}: {report}"
+        );
+    }
+    let cache = report.cache.as_ref().expect("a cache section");
+    // History and proficiency are never hits here: start, every answer and
+    // end invalidate the history, end the proficiency, so each read after an
+    // end is the first. A profile changes with no test: after each student's
+    // first read (4 students), every one is a hit.
+    for kind in ["history", "proficiency"] {
+        let c = cache.get(kind).expect("lookups");
+        assert_eq!((c.lookups, c.hits), (completed, 0), "{kind}: {report}");
+    }
+    let profile = cache.get("user").expect("profile lookups");
+    assert_eq!(profile.lookups, completed, "{report}");
+    assert!(profile.misses <= 4, "{report}");
+    // The pool list is shared by every student and changes with no test.
+    let pools = cache.get("pools").expect("pool-list lookups");
+    assert!(pools.lookups >= completed, "{report}");
+    assert!(pools.hits > 0, "{report}");
+}

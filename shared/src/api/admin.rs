@@ -87,7 +87,7 @@ async fn invalidate_user(
     if users::get(app.db(), id).await?.is_none() {
         return Err(ApiError::not_found(format!("no user with id {id}")));
     }
-    invalidate(&app, &[Namespace::User(id)]).await
+    invalidate(&app, &Namespace::all_of_user(id)).await
 }
 
 async fn invalidate_pool(

@@ -113,7 +113,7 @@ async fn tests(
         }))
     };
     let missing = || no_student(student);
-    super::cached_json(&app, &Namespace::User(student), &key, load, missing).await
+    super::cached_json(&app, &Namespace::History(student), &key, load, missing).await
 }
 
 /// One long-term ability.
@@ -144,7 +144,7 @@ async fn proficiency(
     let missing = || no_student(student);
     super::cached_json(
         &app,
-        &Namespace::User(student),
+        &Namespace::Proficiency(student),
         "proficiency",
         load,
         missing,

@@ -3,7 +3,7 @@
 //! Redis is out of reach.
 //!
 //! - **Versioned namespaces.** Every entry belongs to a [`Namespace`] (one
-//!   user's data, one pool, the pool list). An entry is stored with the
+//!   user's profile, one student's history or proficiency, one pool, the pool list). An entry is stored with the
 //!   namespace's version at the time it was read; a write bumps the version
 //!   (one `INCR`) and every older entry stops counting at once, in every
 //!   container, then ages out by its TTL. Django's versioned cache keys, with
@@ -43,8 +43,12 @@ use crate::store::{Keys, StoreError};
 /// What a namespace holds, for TTLs and counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
-    /// One user's profile, proficiency and test history (TTL class: user data).
+    /// One user's profile (TTL class: user data).
     User,
+    /// One student's test history, every page (TTL class: user data).
+    History,
+    /// One student's long-term proficiency (TTL class: user data).
+    Proficiency,
     /// One pool with its items (TTL class: static data).
     Pool,
     /// The list of pools (TTL class: dynamic lists).
@@ -55,12 +59,21 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order stats show them.
-    pub const ALL: [Kind; 4] = [Kind::User, Kind::Pool, Kind::Pools, Kind::Ai];
+    pub const ALL: [Kind; 6] = [
+        Kind::User,
+        Kind::History,
+        Kind::Proficiency,
+        Kind::Pool,
+        Kind::Pools,
+        Kind::Ai,
+    ];
 
     /// The name in keys and stats.
     pub fn name(self) -> &'static str {
         match self {
             Kind::User => "user",
+            Kind::History => "history",
+            Kind::Proficiency => "proficiency",
             Kind::Pool => "pool",
             Kind::Pools => "pools",
             Kind::Ai => "ai",
@@ -76,7 +89,7 @@ impl Kind {
     /// How long this kind's entries live.
     pub fn ttl(self, config: &CacheConfig) -> Duration {
         match self {
-            Kind::User => config.user_ttl,
+            Kind::User | Kind::History | Kind::Proficiency => config.user_ttl,
             Kind::Pool => config.static_ttl,
             Kind::Pools => config.list_ttl,
             Kind::Ai => config.ai_ttl,
@@ -105,8 +118,12 @@ impl Kind {
 /// A group of entries invalidated together.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Namespace {
-    /// A user's profile, proficiency and test history.
+    /// A user's profile.
     User(Uuid),
+    /// A student's test history (changes with every start, answer and end).
+    History(Uuid),
+    /// A student's long-term proficiency (changes when a test ends).
+    Proficiency(Uuid),
     /// A pool and its items.
     Pool(Uuid),
     /// The pool list (every page).
@@ -122,10 +139,21 @@ pub enum Namespace {
 }
 
 impl Namespace {
+    /// Every namespace of one user: what `POST /v1/admin/cache/invalidate/user/{id}` drops.
+    pub fn all_of_user(id: Uuid) -> [Namespace; 3] {
+        [
+            Namespace::User(id),
+            Namespace::History(id),
+            Namespace::Proficiency(id),
+        ]
+    }
+
     /// What it holds.
     pub fn kind(&self) -> Kind {
         match self {
             Namespace::User(_) => Kind::User,
+            Namespace::History(_) => Kind::History,
+            Namespace::Proficiency(_) => Kind::Proficiency,
             Namespace::Pool(_) => Kind::Pool,
             Namespace::Pools => Kind::Pools,
             Namespace::Ai { .. } => Kind::Ai,
@@ -136,6 +164,8 @@ impl Namespace {
     pub fn name(&self) -> Option<String> {
         match self {
             Namespace::User(id) => Some(format!("user:{id}")),
+            Namespace::History(id) => Some(format!("history:{id}")),
+            Namespace::Proficiency(id) => Some(format!("proficiency:{id}")),
             Namespace::Pool(id) => Some(format!("pool:{id}")),
             Namespace::Pools => Some("pools".into()),
             Namespace::Ai { .. } => None,
@@ -263,24 +293,11 @@ impl Cache {
         let keys = self.redis.keys();
         let entry = ns.entry_key(keys, key);
         let version_key = ns.version_key(keys);
-        let retry = self.pending();
-        let found = match stored::lookup(
-            &self.redis,
-            version_key.as_deref(),
-            std::slice::from_ref(&entry),
-            &ns.kind().lookups_field(),
-            &retry,
-        )
-        .await
-        {
-            Ok(found) => {
-                self.sent(&retry);
-                found
-            }
-            Err(e) => {
-                self.bypassed(&e);
-                return load().await.map(Arc::new).map_err(Arc::new);
-            }
+        let Some(found) = self
+            .lookup(ns, version_key.as_deref(), std::slice::from_ref(&entry))
+            .await
+        else {
+            return load().await.map(Arc::new).map_err(Arc::new);
         };
         if let Some(value) = found.payloads[0].as_deref().and_then(decode::<T>) {
             return Ok(Arc::new(value));
@@ -322,25 +339,7 @@ impl Cache {
         let version_key = ns.version_key(names);
         let entries: Vec<String> = keys.iter().map(|k| ns.entry_key(names, k)).collect();
         let found = if self.config.enabled && !keys.is_empty() {
-            let retry = self.pending();
-            match stored::lookup(
-                &self.redis,
-                version_key.as_deref(),
-                &entries,
-                &ns.kind().lookups_field(),
-                &retry,
-            )
-            .await
-            {
-                Ok(found) => {
-                    self.sent(&retry);
-                    Some(found)
-                }
-                Err(e) => {
-                    self.bypassed(&e);
-                    None
-                }
-            }
+            self.lookup(ns, version_key.as_deref(), &entries).await
         } else {
             None
         };
@@ -430,6 +429,28 @@ impl Cache {
     pub async fn count(&self, counts: &[(&str, i64)]) {
         if let Err(e) = stored::add_counts(&self.redis, counts).await {
             self.bypassed(&e);
+        }
+    }
+
+    /// Reads entries and their namespace's version (one round trip, carrying
+    /// any invalidation still owed); `None` when Redis does not answer.
+    async fn lookup(
+        &self,
+        ns: &Namespace,
+        version_key: Option<&str>,
+        entries: &[String],
+    ) -> Option<stored::Found> {
+        let retry = self.pending();
+        let lookups = ns.kind().lookups_field();
+        match stored::lookup(&self.redis, version_key, entries, &lookups, &retry).await {
+            Ok(found) => {
+                self.sent(&retry);
+                Some(found)
+            }
+            Err(e) => {
+                self.bypassed(&e);
+                None
+            }
         }
     }
 
@@ -583,7 +604,13 @@ mod tests {
     #[test]
     fn namespace_names_carry_their_kind() {
         let id = Uuid::new_v4();
-        for ns in [Namespace::User(id), Namespace::Pool(id), Namespace::Pools] {
+        for ns in [
+            Namespace::User(id),
+            Namespace::History(id),
+            Namespace::Proficiency(id),
+            Namespace::Pool(id),
+            Namespace::Pools,
+        ] {
             let name = ns.name().unwrap();
             assert_eq!(Kind::of(&name), Some(ns.kind()), "{name}");
         }

@@ -139,7 +139,7 @@ pub async fn start(app: &App, req: StartRequest) -> Result<Started, Error> {
     let (written, _) = tokio::join!(
         app.redis()
             .put_test_state(id, &encoded, app.config().test_state_ttl),
-        history_changed(app, req.student_id)
+        history_changed(app, req.student_id, false)
     );
     if let Err(e) = written {
         tracing::warn!(test = %id, error = %e, "live state not written at start");
@@ -158,11 +158,14 @@ pub async fn start(app: &App, req: StartRequest) -> Result<Started, Error> {
     })
 }
 
-/// A student's cached history and proficiency are out of date once PostgreSQL
-/// changed one of their tests (sent alongside the Redis write that follows).
-pub async fn history_changed(app: &App, student: Option<Uuid>) {
+/// A student's cached history is out of date once PostgreSQL changed one of
+/// their tests, and their proficiency too when a test `ended` (sent alongside
+/// the Redis write that follows).
+async fn history_changed(app: &App, student: Option<Uuid>, ended: bool) {
     if let Some(student) = student {
-        app.cache().invalidate(&[Namespace::User(student)]).await;
+        let changed = [Namespace::History(student), Namespace::Proficiency(student)];
+        let n = if ended { 2 } else { 1 };
+        app.cache().invalidate(&changed[..n]).await;
     }
 }
 
@@ -445,7 +448,7 @@ async fn record(
             app.config().test_state_ttl,
             live.lock.as_ref(),
         ),
-        history_changed(app, state.student_id)
+        history_changed(app, state.student_id, false)
     );
     if !matches!(written, Ok(CasOutcome::Written)) {
         app.redis().mark_stale(id);
@@ -511,7 +514,7 @@ pub async fn end(app: &App, id: Uuid, who: &Caller) -> Result<Ended, Error> {
         if let Some(ended_at) = records::finish(app.db(), &replay.record, &finished).await? {
             let (deleted, _) = tokio::join!(
                 app.redis().delete_test_state(id),
-                history_changed(app, replay.record.student_id)
+                history_changed(app, replay.record.student_id, true)
             );
             if let Err(e) = deleted {
                 // The state expires on its own; PostgreSQL already refuses answers to an ended test.

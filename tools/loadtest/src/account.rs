@@ -1,6 +1,8 @@
 //! Set-up, before the run starts and never measured: every simulated student
 //! signs up as a new user (`POST /v1/users`) and logs in (`POST /v1/sessions`)
 //! on its own connection, which then sends the bearer token with every request.
+//! The user id the sign-up returns is kept: the student's own history,
+//! proficiency and profile are read by it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +28,21 @@ pub const EMAIL_DOMAIN: &str = "loadtest.invalid";
 const CONCURRENCY: usize = 8;
 
 #[derive(Deserialize)]
+struct Registered {
+    id: Uuid,
+}
+
+#[derive(Deserialize)]
 struct Opened {
     token: String,
+}
+
+/// A signed-in student.
+pub(crate) struct SignedIn {
+    /// Sends the student's token.
+    pub conn: Conn,
+    /// The student's user id (`id` of the sign-up's answer).
+    pub user_id: Uuid,
 }
 
 /// Why a set-up request did not get the expected status, in one line.
@@ -49,7 +64,7 @@ fn reason(
 }
 
 /// A new student account, logged in: a connection that sends its token.
-async fn sign_in(target: Arc<Target>, timeout: Duration) -> Result<Conn, LoadError> {
+async fn sign_in(target: Arc<Target>, timeout: Duration) -> Result<SignedIn, LoadError> {
     let mut conn = Conn::new(target.clone());
     let id = Uuid::new_v4().simple().to_string();
     let email = format!("loadtest-{id}@{EMAIL_DOMAIN}");
@@ -65,10 +80,13 @@ async fn sign_in(target: Arc<Target>, timeout: Duration) -> Result<Conn, LoadErr
     let sent = conn
         .send(Method::POST, "/v1/users", Some(&body), timeout)
         .await;
-    reason(sent, StatusCode::CREATED, timeout).map_err(|reason| LoadError::SignUp {
+    let sign_up_error = |reason: String| LoadError::SignUp {
         url: target.url.clone(),
         reason,
-    })?;
+    };
+    let reply = reason(sent, StatusCode::CREATED, timeout).map_err(sign_up_error)?;
+    let registered: Registered = serde_json::from_slice(&reply.body)
+        .map_err(|e| sign_up_error(format!("unexpected body: {e}")))?;
 
     let body = serde_json::to_vec(&json!({"email": email, "password": password}))
         .expect("a JSON value serializes");
@@ -83,16 +101,19 @@ async fn sign_in(target: Arc<Target>, timeout: Duration) -> Result<Conn, LoadErr
     let opened: Opened = serde_json::from_slice(&reply.body)
         .map_err(|e| login_error(format!("unexpected body: {e}")))?;
     conn.authorize(&opened.token).map_err(login_error)?;
-    Ok(conn)
+    Ok(SignedIn {
+        conn,
+        user_id: registered.id,
+    })
 }
 
 /// Signs up and logs in `students` new users, a few at a time; their
-/// connections, or the first failure.
+/// connections and ids, or the first failure.
 pub(crate) async fn sign_in_all(
     target: &Arc<Target>,
     students: usize,
     timeout: Duration,
-) -> Result<Vec<Conn>, LoadError> {
+) -> Result<Vec<SignedIn>, LoadError> {
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     let mut tasks = JoinSet::new();
     for _ in 0..students {

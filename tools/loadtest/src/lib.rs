@@ -18,6 +18,15 @@
 //! that test (unmeasured) and starts another. Requests sent during the
 //! warm-up are not counted.
 //!
+//! With [`LoadConfig::with_reads`], after each ended test the student also
+//! reads what a dashboard shows, each its own [`Endpoint`]: its history
+//! (`GET /v1/students/{me}/tests`), its proficiency
+//! (`GET /v1/students/{me}/proficiency`), its profile (`GET /v1/users/{me}`)
+//! and the pool list (`GET /v1/pools?limit=20`), all cached by the server.
+//! With [`LoadConfig::admin_token`], the server cache's counters
+//! (`GET /v1/admin/cache/stats`) are read when the measured window begins and
+//! when the run ends, and [`Report::cache`] has their growth per namespace kind.
+//!
 //! ```no_run
 //! # async fn example() -> Result<(), lectern_loadtest::LoadError> {
 //! use std::time::Duration;
@@ -39,6 +48,7 @@
 #![warn(missing_docs)]
 
 mod account;
+mod cache;
 mod client;
 mod error;
 mod report;
@@ -58,8 +68,11 @@ use uuid::Uuid;
 
 pub use account::EMAIL_DOMAIN;
 pub use error::LoadError;
-pub use report::{Endpoint, EndpointStats, ErrorCount, ErrorKind, Latency, Report, percentile};
+pub use report::{
+    CacheDelta, Endpoint, EndpointStats, ErrorCount, ErrorKind, Latency, Report, percentile,
+};
 
+use cache::Snapshot;
 use client::{Conn, Failure, Target};
 use student::{Live, Shared, Student, Tally};
 
@@ -75,8 +88,8 @@ pub enum Stop {
     Tests(u64),
 }
 
-/// What a run does.
-#[derive(Debug, Clone)]
+/// What a run does. Its `Debug` never shows the admin token.
+#[derive(Clone)]
 pub struct LoadConfig {
     /// Base URL of the server, `http://host[:port][/prefix]` (no TLS).
     pub url: String,
@@ -98,13 +111,44 @@ pub struct LoadConfig {
     /// Call `GET /v1/tests/{id}/next` before each answer (and check that it
     /// serves the question being answered).
     pub with_next: bool,
+    /// After each ended test, read the dashboard: `GET /v1/students/{me}/tests`,
+    /// `GET /v1/students/{me}/proficiency`, `GET /v1/users/{me}` and
+    /// `GET /v1/pools?limit=20`, each measured as its own endpoint.
+    pub with_reads: bool,
+    /// An admin's bearer token: read `GET /v1/admin/cache/stats` when the
+    /// measured window begins and when the run ends, for [`Report::cache`].
+    /// If that fails the report has no cache section and says why in
+    /// [`Report::cache_warning`]; the run goes on.
+    pub admin_token: Option<String>,
     /// Longest wait for one complete response; a request over it is an error.
     pub timeout: Duration,
 }
 
+impl std::fmt::Debug for LoadConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadConfig")
+            .field("url", &self.url)
+            .field("students", &self.students)
+            .field("stop", &self.stop)
+            .field("pool", &self.pool)
+            .field("max_items", &self.max_items)
+            .field("think", &self.think)
+            .field("warmup", &self.warmup)
+            .field("with_next", &self.with_next)
+            .field("with_reads", &self.with_reads)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
 impl Default for LoadConfig {
     /// 32 students for 20 s after a 2 s warm-up on `http://127.0.0.1:3000`,
-    /// 20-item tests, no think time, no `next`, 10 s request timeout.
+    /// 20-item tests, no think time, no `next`, no reads, no cache stats, 10 s
+    /// request timeout.
     fn default() -> Self {
         LoadConfig {
             url: "http://127.0.0.1:3000".to_string(),
@@ -115,6 +159,8 @@ impl Default for LoadConfig {
             think: Duration::ZERO,
             warmup: Duration::from_secs(2),
             with_next: false,
+            with_reads: false,
+            admin_token: None,
             timeout: Duration::from_secs(10),
         }
     }
@@ -193,14 +239,19 @@ pub async fn run_until(
     config.validate()?;
     let target = Arc::new(Target::parse(&config.url)?);
     check_reachable(&target, config).await?;
-    let mut conns = account::sign_in_all(&target, config.students, config.timeout).await?;
+    let mut students_in = account::sign_in_all(&target, config.students, config.timeout).await?;
     let pool = match config.pool {
         Some(pool) => pool,
-        None => first_pool(&target, config, &mut conns[0]).await?,
+        None => first_pool(&target, config, &mut students_in[0].conn).await?,
     };
 
     let t0 = Instant::now();
     let warmup_end = t0 + config.warmup;
+    let mut cache_window = CacheWindow::begin(&target, config, warmup_end);
+    if config.warmup.is_zero() {
+        // The window begins now: read the counters before any student starts.
+        cache_window.settle().await;
+    }
     let shared = Arc::new(Shared {
         config: config.clone(),
         pool,
@@ -210,8 +261,16 @@ pub async fn run_until(
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut students = JoinSet::new();
-    for conn in conns {
-        students.spawn(Student::new(shared.clone(), conn, stop_rx.clone()).run());
+    for signed_in in students_in {
+        students.spawn(
+            Student::new(
+                shared.clone(),
+                signed_in.conn,
+                signed_in.user_id,
+                stop_rx.clone(),
+            )
+            .run(),
+        );
     }
 
     let deadline = match config.stop {
@@ -265,7 +324,102 @@ pub async fn run_until(
     // With `Stop::Tests`, the window ends when the last student is done.
     let window_end = stopped_at.unwrap_or_else(Instant::now);
     let wall = window_end.saturating_duration_since(warmup_end);
-    Ok(build_report(config, &target, pool, wall, tally))
+    let (cache, cache_warning) = cache_window.end(window_end < warmup_end).await;
+    let mut report = build_report(config, &target, pool, wall, tally);
+    report.cache = cache;
+    report.cache_warning = cache_warning;
+    Ok(report)
+}
+
+/// What the first read of the cache stats gives: the admin connection (for
+/// the second) and the counters.
+type CacheStart = (Conn, Result<Snapshot, String>);
+
+/// The cache counters' window, with an admin token.
+enum CacheWindow {
+    /// No admin token.
+    Off,
+    /// It cannot be measured; why.
+    Failed(String),
+    /// The first read, waiting for the end of the warm-up.
+    Pending(tokio::task::JoinHandle<CacheStart>, Duration),
+    /// The first read, done.
+    Begun(Box<CacheStart>, Duration),
+}
+
+impl CacheWindow {
+    /// Reads the counters when the warm-up ends (now, without one), in a task.
+    fn begin(target: &Arc<Target>, config: &LoadConfig, warmup_end: Instant) -> CacheWindow {
+        let Some(token) = &config.admin_token else {
+            return CacheWindow::Off;
+        };
+        let mut conn = match cache::admin_conn(target, token) {
+            Ok(conn) => conn,
+            Err(why) => return CacheWindow::Failed(why),
+        };
+        let timeout = config.timeout;
+        let task = tokio::spawn(async move {
+            tokio::time::sleep_until(warmup_end.into()).await;
+            let start = cache::snapshot(&mut conn, timeout).await;
+            (conn, start)
+        });
+        CacheWindow::Pending(task, timeout)
+    }
+
+    /// Waits for the first read.
+    async fn settle(&mut self) {
+        if let CacheWindow::Pending(task, timeout) = self {
+            let timeout = *timeout;
+            *self = match task.await {
+                Ok(start) => CacheWindow::Begun(Box::new(start), timeout),
+                Err(e) => CacheWindow::Failed(format!("reading the stats failed: {e}")),
+            };
+        }
+    }
+
+    /// Reads the counters again; their growth per kind, or why there is none.
+    /// `early`: the run ended before the warm-up did, so there is no window.
+    async fn end(mut self, early: bool) -> (Option<BTreeMap<String, CacheDelta>>, Option<String>) {
+        if let CacheWindow::Off = self {
+            return (None, None);
+        }
+        if early {
+            if let CacheWindow::Pending(task, _) = &self {
+                task.abort();
+            }
+            let why = "no cache section: the run ended before the warm-up did";
+            return (None, Some(why.to_string()));
+        }
+        self.settle().await;
+        let failed = |why: String| {
+            (
+                None,
+                Some(format!(
+                    "no cache section: GET {}: {why}",
+                    cache::STATS_PATH
+                )),
+            )
+        };
+        match self {
+            CacheWindow::Off => (None, None),
+            CacheWindow::Failed(why) => failed(why),
+            CacheWindow::Pending(..) => unreachable!("settled above"),
+            CacheWindow::Begun(start, timeout) => {
+                let (mut conn, start) = *start;
+                let start = match start {
+                    Ok(start) => start,
+                    Err(why) => return failed(why),
+                };
+                match cache::snapshot(&mut conn, timeout).await {
+                    Ok(end) => (
+                        Some(cache::window(&start.namespaces, &end.namespaces)),
+                        None,
+                    ),
+                    Err(why) => failed(why),
+                }
+            }
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -377,6 +531,7 @@ fn build_report(
         max_items: config.max_items,
         think_ms: config.think.as_secs_f64() * 1000.0,
         with_next: config.with_next,
+        with_reads: config.with_reads,
         warmup_secs: config.warmup.as_secs_f64(),
         wall_secs,
         requests,
@@ -395,5 +550,7 @@ fn build_report(
         warmup_requests: tally.warmup_requests,
         warmup_errors: tally.warmup_errors,
         reconnects: tally.reconnects,
+        cache: None,
+        cache_warning: None,
     }
 }

@@ -22,7 +22,12 @@ use uuid::Uuid;
 /// Any non-2xx status (409 included), transport error, timeout or malformed body is an
 /// error; the student ends that test and starts another. Requests sent during the
 /// warm-up are not counted. Ctrl-C stops early and still prints the report.
-#[derive(Debug, Parser)]
+///
+/// With --with-reads, each student also reads its dashboard after each ended test (its
+/// history, proficiency and profile, and the pool list: endpoints the server caches),
+/// each measured as its own endpoint. With --admin-token, the report gains the server
+/// cache's lookups, hits, misses and hit ratio per namespace over the measured window.
+#[derive(Parser)]
 #[command(name = "lectern-loadtest", version)]
 struct Cli {
     /// Base URL of the server (plain http).
@@ -53,6 +58,23 @@ struct Cli {
     /// Also GET /v1/tests/{id}/next before each answer.
     #[arg(long)]
     with_next: bool,
+    /// After each ended test, also GET the student's history (/v1/students/{me}/tests),
+    /// proficiency (/v1/students/{me}/proficiency), profile (/v1/users/{me}) and the pool
+    /// list (/v1/pools?limit=20), each measured as its own endpoint (history, proficiency,
+    /// profile, pools).
+    #[arg(long)]
+    with_reads: bool,
+    /// An admin's bearer token: read GET /v1/admin/cache/stats when the measured window
+    /// begins and when the run ends, and report the cache's lookups, hits, misses and hit
+    /// ratio per namespace over the window. If that fails, a warning is printed and the
+    /// run goes on without a cache section.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "LECTERN_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    admin_token: Option<String>,
     /// A request without a complete response after this long is an error.
     #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "10")]
     timeout_secs: Duration,
@@ -101,6 +123,8 @@ impl Cli {
             think: Duration::from_millis(self.think_ms),
             warmup: self.warmup_secs.unwrap_or(default_warmup),
             with_next: self.with_next,
+            with_reads: self.with_reads,
+            admin_token: self.admin_token.clone(),
             timeout: self.timeout_secs,
         }
     }
@@ -165,6 +189,11 @@ async fn main() {
     let result = lectern_loadtest::run_until(&config, progress, ctrl_c).await;
     if show_progress {
         eprint!("\r\x1b[2K");
+    }
+    if let Ok(report) = &result {
+        if let Some(warning) = &report.cache_warning {
+            eprintln!("warning: {warning}");
+        }
     }
     match result {
         Ok(report) if cli.json => println!(

@@ -1,5 +1,6 @@
-//! What a run measured: latency percentiles per endpoint, throughput, errors;
-//! as a table (`Display`) or JSON (`Serialize`).
+//! What a run measured: latency percentiles per endpoint, throughput, errors
+//! and, with an admin token, the server cache's hits and misses; as a table
+//! (`Display`) or JSON (`Serialize`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -7,7 +8,9 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
-/// The endpoints a simulated student calls.
+/// The endpoints a simulated student calls: the steps of a test, then (with
+/// [`LoadConfig::with_reads`](crate::LoadConfig::with_reads)) the reads of a
+/// dashboard after each ended test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Endpoint {
@@ -19,24 +22,44 @@ pub enum Endpoint {
     Next,
     /// `POST /v1/tests/{id}/end`.
     End,
+    /// `GET /v1/students/{id}/tests`: the student's own history (cached).
+    History,
+    /// `GET /v1/students/{id}/proficiency`: the student's own proficiency (cached).
+    Proficiency,
+    /// `GET /v1/users/{id}`: the student's own profile (cached).
+    Profile,
+    /// `GET /v1/pools?limit=20`: the pool list (cached).
+    Pools,
 }
 
 impl Endpoint {
-    /// Every endpoint, in the order of a test.
-    pub const ALL: [Endpoint; 4] = [
+    /// How many endpoints there are.
+    pub const COUNT: usize = 8;
+
+    /// Every endpoint, in the order of a test, then of the dashboard reads.
+    pub const ALL: [Endpoint; Endpoint::COUNT] = [
         Endpoint::Start,
         Endpoint::Submit,
         Endpoint::Next,
         Endpoint::End,
+        Endpoint::History,
+        Endpoint::Proficiency,
+        Endpoint::Profile,
+        Endpoint::Pools,
     ];
 
-    /// The short name: `start`, `submit`, `next`, `end`.
+    /// The short name: `start`, `submit`, `next`, `end`, `history`,
+    /// `proficiency`, `profile`, `pools`.
     pub fn name(self) -> &'static str {
         match self {
             Endpoint::Start => "start",
             Endpoint::Submit => "submit",
             Endpoint::Next => "next",
             Endpoint::End => "end",
+            Endpoint::History => "history",
+            Endpoint::Proficiency => "proficiency",
+            Endpoint::Profile => "profile",
+            Endpoint::Pools => "pools",
         }
     }
 
@@ -47,7 +70,19 @@ impl Endpoint {
             Endpoint::Submit => "POST /v1/tests/{id}/responses",
             Endpoint::Next => "GET /v1/tests/{id}/next",
             Endpoint::End => "POST /v1/tests/{id}/end",
+            Endpoint::History => "GET /v1/students/{id}/tests",
+            Endpoint::Proficiency => "GET /v1/students/{id}/proficiency",
+            Endpoint::Profile => "GET /v1/users/{id}",
+            Endpoint::Pools => "GET /v1/pools?limit=20",
         }
+    }
+
+    /// Whether this is one of the dashboard reads (not a step of a test).
+    pub fn is_read(self) -> bool {
+        matches!(
+            self,
+            Endpoint::History | Endpoint::Proficiency | Endpoint::Profile | Endpoint::Pools
+        )
     }
 
     pub(crate) fn index(self) -> usize {
@@ -163,6 +198,22 @@ pub struct ErrorCount {
     pub example: String,
 }
 
+/// One namespace kind's cache counters over the measured window: the
+/// difference between `GET /v1/admin/cache/stats` read when the window began
+/// and when the run ended. The server's counters are shared by every client
+/// of its Redis key prefix, so anything else using the server then counts too.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CacheDelta {
+    /// Cache lookups.
+    pub lookups: u64,
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that loaded from the source.
+    pub misses: u64,
+    /// `hits / lookups` (a kind is listed only when `lookups` > 0).
+    pub hit_ratio: f64,
+}
+
 /// The result of a run. Only requests sent after the warm-up count; a
 /// request's latency runs from sending it to having read its whole response.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -179,6 +230,9 @@ pub struct Report {
     pub think_ms: f64,
     /// Whether students called `GET next` before each answer.
     pub with_next: bool,
+    /// Whether students read their dashboard (history, proficiency, profile,
+    /// pool list) after each ended test.
+    pub with_reads: bool,
     /// Length of the warm-up, whose requests are not counted, in seconds.
     pub warmup_secs: f64,
     /// Length of the measured window, in seconds (the throughputs' denominator).
@@ -198,7 +252,8 @@ pub struct Report {
     pub mean_items_per_test: f64,
     /// Failed requests in the measured window (the sum of `errors`' counts).
     pub error_count: u64,
-    /// Per endpoint (all four, `next` with count 0 unless it was called).
+    /// Per endpoint (all eight: `next` has count 0 unless it was called, the
+    /// four reads unless `with_reads`).
     pub endpoints: BTreeMap<Endpoint, EndpointStats>,
     /// Failed requests by endpoint and kind, most frequent first.
     pub errors: Vec<ErrorCount>,
@@ -209,6 +264,15 @@ pub struct Report {
     /// TCP connections made beyond the first of each student (the server
     /// closed one, or a request failed or timed out).
     pub reconnects: u64,
+    /// With an admin token, the server cache's counters over the measured
+    /// window by namespace kind (`user`, `pool`, `pools`, `ai`), only kinds
+    /// with lookups in it; `None` (JSON `null`) without a token or when the
+    /// stats could not be read (see `cache_warning`).
+    pub cache: Option<BTreeMap<String, CacheDelta>>,
+    /// Why `cache` is `None` although an admin token was given (the stats
+    /// call failed, the cache is disabled…); never holds the token. Not in the JSON.
+    #[serde(skip)]
+    pub cache_warning: Option<String>,
 }
 
 impl Report {
@@ -216,6 +280,30 @@ impl Report {
     pub fn endpoint(&self, endpoint: Endpoint) -> &EndpointStats {
         &self.endpoints[&endpoint]
     }
+}
+
+/// The cache section of the table (after a line of its own).
+fn write_cache(f: &mut fmt::Formatter<'_>, cache: &BTreeMap<String, CacheDelta>) -> fmt::Result {
+    if cache.is_empty() {
+        return write!(f, "\n\ncache       no lookups in the measured window");
+    }
+    write!(
+        f,
+        "\n\ncache       over the measured window (GET /v1/admin/cache/stats)\n  {:<9} {:>9} {:>9} {:>9} {:>9}",
+        "namespace", "lookups", "hits", "misses", "hit ratio"
+    )?;
+    for (kind, d) in cache {
+        write!(
+            f,
+            "\n  {:<9} {:>9} {:>9} {:>9} {:>8.1}%",
+            kind,
+            d.lookups,
+            d.hits,
+            d.misses,
+            100.0 * d.hit_ratio
+        )?;
+    }
+    Ok(())
 }
 
 fn cell(value: Option<f64>) -> String {
@@ -227,7 +315,7 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} students on {} (pool {}), max {} items per test, think {} ms{}",
+            "{} students on {} (pool {}), max {} items per test, think {} ms{}{}",
             self.students,
             self.url,
             self.pool_id,
@@ -235,6 +323,11 @@ impl fmt::Display for Report {
             self.think_ms,
             if self.with_next {
                 ", GET next before each answer"
+            } else {
+                ""
+            },
+            if self.with_reads {
+                ", dashboard reads after each test"
             } else {
                 ""
             }
@@ -247,14 +340,14 @@ impl fmt::Display for Report {
         writeln!(f)?;
         writeln!(
             f,
-            "{:<8} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "{:<11} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
             "endpoint", "count", "errors", "p50 ms", "p95 ms", "p99 ms", "max ms", "mean ms"
         )?;
         for (endpoint, stats) in &self.endpoints {
             let l = stats.latency;
             writeln!(
                 f,
-                "{:<8} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "{:<11} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
                 endpoint.name(),
                 stats.count,
                 stats.errors,
@@ -289,7 +382,7 @@ impl fmt::Display for Report {
             for e in &self.errors {
                 write!(
                     f,
-                    "\n  {:<8} {:<16} {:>7}  {}",
+                    "\n  {:<11} {:<16} {:>7}  {}",
                     e.endpoint.name(),
                     e.kind.to_string(),
                     e.count,
@@ -299,6 +392,9 @@ impl fmt::Display for Report {
         }
         if self.reconnects > 0 {
             write!(f, "\nreconnects  {}", self.reconnects)?;
+        }
+        if let Some(cache) = &self.cache {
+            write_cache(f, cache)?;
         }
         Ok(())
     }
@@ -372,6 +468,7 @@ mod tests {
             max_items: 20,
             think_ms: 0.0,
             with_next: false,
+            with_reads: false,
             warmup_secs: 2.0,
             wall_secs: 10.0,
             requests: 1002,
@@ -391,7 +488,45 @@ mod tests {
             warmup_requests: 7,
             warmup_errors: 0,
             reconnects: 0,
+            cache: None,
+            cache_warning: None,
         }
+    }
+
+    /// `sample` with dashboard reads and a cache section.
+    fn with_reads_and_cache() -> Report {
+        let mut report = sample();
+        report.with_reads = true;
+        report.endpoints.insert(
+            Endpoint::Proficiency,
+            EndpointStats {
+                count: 50,
+                errors: 0,
+                latency: Latency::from_sorted_micros(&[1500; 50]),
+            },
+        );
+        report.cache = Some(BTreeMap::from([
+            (
+                "pools".to_string(),
+                CacheDelta {
+                    lookups: 50,
+                    hits: 49,
+                    misses: 1,
+                    hit_ratio: 0.98,
+                },
+            ),
+            (
+                "user".to_string(),
+                CacheDelta {
+                    lookups: 150,
+                    hits: 60,
+                    misses: 90,
+                    hit_ratio: 0.4,
+                },
+            ),
+        ]));
+        report.cache_warning = Some("never shown".into());
+        report
     }
 
     #[test]
@@ -413,6 +548,11 @@ mod tests {
             ]
         );
         assert_eq!(row("next"), ["next", "0", "0", "-", "-", "-", "-", "-"]);
+        for read in ["history", "proficiency", "profile", "pools"] {
+            assert_eq!(row(read), [read, "0", "0", "-", "-", "-", "-", "-"]);
+        }
+        assert!(!table.contains("cache"), "{table}");
+        assert!(!table.contains("dashboard"), "{table}");
         assert!(table.contains("100.2 requests/s, 5.00 tests/s"), "{table}");
         assert!(
             table.contains("errors      2 of 1002 requests (0.20%)"),
@@ -420,7 +560,7 @@ mod tests {
         );
         assert!(
             table.contains(
-                "submit   409                    2  urn:lectern:problem:already-answered"
+                "submit      409                    2  urn:lectern:problem:already-answered"
             ),
             "{table}"
         );
@@ -437,5 +577,82 @@ mod tests {
         assert_eq!(json["errors"][0]["kind"], "409");
         assert_eq!(json["errors"][0]["endpoint"], "submit");
         assert_eq!(json["tests_completed"], 50);
+        assert_eq!(json["with_reads"], false);
+        assert_eq!(json["cache"], serde_json::Value::Null);
+        assert!(json.get("cache_warning").is_none());
+        let names: Vec<&String> = json["endpoints"].as_object().unwrap().keys().collect();
+        assert_eq!(
+            names,
+            [
+                "end",
+                "history",
+                "next",
+                "pools",
+                "proficiency",
+                "profile",
+                "start",
+                "submit"
+            ]
+        );
+    }
+
+    #[test]
+    fn reads_and_cache_in_the_table() {
+        let table = with_reads_and_cache().to_string();
+        assert!(
+            table
+                .lines()
+                .next()
+                .unwrap()
+                .ends_with("think 0 ms, dashboard reads after each test"),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "proficiency        50       0      1.50      1.50      1.50      1.50      1.50"
+            ),
+            "{table}"
+        );
+        let tail: Vec<&str> = table.lines().rev().take(4).collect();
+        assert_eq!(
+            tail,
+            [
+                "  user            150        60        90     40.0%",
+                "  pools            50        49         1     98.0%",
+                "  namespace   lookups      hits    misses hit ratio",
+                "cache       over the measured window (GET /v1/admin/cache/stats)",
+            ],
+            "{table}"
+        );
+        assert!(!table.contains("never shown"), "{table}");
+
+        let mut empty = with_reads_and_cache();
+        empty.cache = Some(BTreeMap::new());
+        assert!(
+            empty
+                .to_string()
+                .ends_with("\n\ncache       no lookups in the measured window"),
+            "{empty}"
+        );
+    }
+
+    #[test]
+    fn cache_json_shape() {
+        let json = serde_json::to_value(with_reads_and_cache()).unwrap();
+        assert_eq!(json["with_reads"], true);
+        assert_eq!(
+            json["cache"],
+            serde_json::json!({
+                "pools": {"lookups": 50, "hits": 49, "misses": 1, "hit_ratio": 0.98},
+                "user": {"lookups": 150, "hits": 60, "misses": 90, "hit_ratio": 0.4},
+            })
+        );
+        assert_eq!(json["endpoints"]["proficiency"]["count"], 50);
+        assert_eq!(json["endpoints"]["proficiency"]["latency"]["p50_ms"], 1.5);
+        assert_eq!(
+            json["endpoints"]["history"]["latency"],
+            serde_json::Value::Null
+        );
+        assert!(json.get("cache_warning").is_none(), "{json}");
     }
 }

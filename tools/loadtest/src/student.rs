@@ -1,6 +1,6 @@
 //! One simulated student: takes whole tests, one after another, on its own
-//! keep-alive connection (signed in, see [`crate::account`]), and tallies
-//! what it measured.
+//! keep-alive connection (signed in, see [`crate::account`]), with
+//! `with_reads` reads its dashboard after each, and tallies what it measured.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,9 +57,9 @@ pub(crate) struct ErrorTally {
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
     /// Per endpoint ([`Endpoint::index`]), successful requests' latency in µs.
-    pub latencies: [Vec<u32>; 4],
+    pub latencies: [Vec<u32>; Endpoint::COUNT],
     /// Per endpoint, failed requests.
-    pub errors: [u64; 4],
+    pub errors: [u64; Endpoint::COUNT],
     pub error_kinds: HashMap<(Endpoint, ErrorKind), ErrorTally>,
     pub tests_completed: u64,
     pub items_in_completed: u64,
@@ -124,6 +124,40 @@ struct Ended {
     status: String,
 }
 
+/// `GET /v1/students/{id}/tests`.
+#[derive(Deserialize)]
+struct History {
+    tests: Vec<serde::de::IgnoredAny>,
+    total: i64,
+}
+
+/// `GET /v1/students/{id}/proficiency`.
+#[derive(Deserialize)]
+struct StudentProficiency {
+    student_id: Uuid,
+}
+
+/// `GET /v1/users/{id}`.
+#[derive(Deserialize)]
+struct Profile {
+    id: Uuid,
+}
+
+/// `GET /v1/pools`.
+#[derive(Deserialize)]
+struct Pools {
+    #[allow(dead_code)] // Only its presence is checked.
+    pools: Vec<serde::de::IgnoredAny>,
+}
+
+fn check_owner(what: &str, got: Uuid, me: Uuid) -> Result<(), String> {
+    if got == me {
+        Ok(())
+    } else {
+        Err(format!("{what} of {got}, asked for {me}"))
+    }
+}
+
 fn check_question(q: &Question) -> Result<(), String> {
     if q.options.is_empty() {
         Err(format!("question {:?} has no options", q.id))
@@ -160,6 +194,8 @@ fn truncate(mut text: String) -> String {
 pub(crate) struct Student {
     shared: Arc<Shared>,
     conn: Conn,
+    /// The student's user id.
+    me: Uuid,
     stop: watch::Receiver<bool>,
     tally: Tally,
     /// Whether a request was sent and the next one waits for the think time.
@@ -167,10 +203,11 @@ pub(crate) struct Student {
 }
 
 impl Student {
-    /// A student on `conn`, which already sends the student's token.
-    pub fn new(shared: Arc<Shared>, conn: Conn, stop: watch::Receiver<bool>) -> Student {
+    /// Student `me` on `conn`, which already sends the student's token.
+    pub fn new(shared: Arc<Shared>, conn: Conn, me: Uuid, stop: watch::Receiver<bool>) -> Student {
         Student {
             conn,
+            me,
             shared,
             stop,
             tally: Tally::default(),
@@ -194,7 +231,11 @@ impl Student {
                 .tests_started
                 .fetch_add(1, Ordering::Relaxed);
             let mut test_id = None;
-            match self.take_test(&mut test_id).await {
+            let mut taken = self.take_test(&mut test_id).await;
+            if taken.is_ok() && self.shared.config.with_reads {
+                taken = self.read_dashboard().await;
+            }
+            match taken {
                 Ok(()) => {}
                 Err(Abort::Stopped) => {
                     self.close(test_id).await;
@@ -303,6 +344,55 @@ impl Student {
         Ok(())
     }
 
+    /// What a dashboard shows after a test: the student's history,
+    /// proficiency and profile, and the pool list; the first failure stops it.
+    async fn read_dashboard(&mut self) -> Result<(), Abort> {
+        let me = self.me;
+        self.call(
+            Endpoint::History,
+            Method::GET,
+            &format!("/v1/students/{me}/tests"),
+            None,
+            |h: &History| {
+                if h.total < 1 || h.total < h.tests.len() as i64 {
+                    Err(format!(
+                        "history of {} tests (total {}) after a test ended",
+                        h.tests.len(),
+                        h.total
+                    ))
+                } else {
+                    Ok(())
+                }
+            },
+        )
+        .await?;
+        self.call(
+            Endpoint::Proficiency,
+            Method::GET,
+            &format!("/v1/students/{me}/proficiency"),
+            None,
+            |p: &StudentProficiency| check_owner("proficiency", p.student_id, me),
+        )
+        .await?;
+        self.call(
+            Endpoint::Profile,
+            Method::GET,
+            &format!("/v1/users/{me}"),
+            None,
+            |p: &Profile| check_owner("profile", p.id, me),
+        )
+        .await?;
+        self.call(
+            Endpoint::Pools,
+            Method::GET,
+            "/v1/pools?limit=20",
+            None,
+            |_: &Pools| Ok(()),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Sends one request after the think time, checks and records its
     /// outcome; returns the parsed body and whether the request was measured.
     async fn call<T: DeserializeOwned>(
@@ -356,7 +446,10 @@ impl Student {
                 live.errors.fetch_add(1, Ordering::Relaxed);
                 if measured {
                     self.tally.errors[endpoint.index()] += 1;
-                    self.tally.tests_failed += 1;
+                    if !endpoint.is_read() {
+                        // A read comes after its test ended.
+                        self.tally.tests_failed += 1;
+                    }
                     self.tally
                         .error_kinds
                         .entry((endpoint, kind))
