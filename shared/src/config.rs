@@ -335,7 +335,8 @@ fn required(
     })
 }
 
-fn number(
+/// A whole number in `range`, or `default` when `var` is unset.
+pub(crate) fn number(
     get: &impl Fn(&'static str) -> Option<String>,
     var: &'static str,
     default: u64,

@@ -7,14 +7,27 @@ use std::time::Duration;
 use lectern_loadtest::{EMAIL_DOMAIN, Endpoint, LoadConfig, Stop};
 use lectern_tests::TestEnv;
 
+/// The env's routes over real HTTP on a free loopback port.
+async fn serve(
+    env: &TestEnv,
+) -> (
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = env.router.clone();
+    (
+        addr,
+        tokio::spawn(async move { axum::serve(listener, router).await }),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_run_leaves_only_expiring_keys_and_no_answers_in_redis() {
     let env = TestEnv::new().await;
     let pool = env.token_pool(80).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = env.router.clone();
-    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let (addr, server) = serve(&env).await;
 
     let config = LoadConfig {
         url: format!("http://{addr}"),
@@ -70,10 +83,7 @@ async fn a_load_run_leaves_only_expiring_keys_and_no_answers_in_redis() {
 async fn a_load_run_with_reads_reports_the_cache() {
     let env = TestEnv::new().await;
     let pool = env.token_pool(40).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = env.router.clone();
-    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let (addr, server) = serve(&env).await;
 
     let config = LoadConfig {
         url: format!("http://{addr}"),

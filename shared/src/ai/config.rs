@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, number};
 
 /// The model used when a request names none and `AI_MODEL` is unset.
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
@@ -180,29 +180,6 @@ fn checked_url(raw: &str) -> Result<String, String> {
         ));
     }
     Ok(url.to_owned())
-}
-
-/// A whole number in `range`, or `default` when unset (as in `crate::config`).
-fn number(
-    get: &impl Fn(&'static str) -> Option<String>,
-    var: &'static str,
-    default: u64,
-    range: std::ops::RangeInclusive<u64>,
-) -> Result<u64, ConfigError> {
-    let Some(raw) = get(var) else {
-        return Ok(default);
-    };
-    match raw.trim().parse::<u64>() {
-        Ok(n) if range.contains(&n) => Ok(n),
-        _ => Err(ConfigError {
-            var,
-            problem: format!(
-                "must be a whole number from {} to {} (got {raw:?})",
-                range.start(),
-                range.end()
-            ),
-        }),
-    }
 }
 
 #[cfg(test)]
