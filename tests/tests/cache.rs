@@ -42,6 +42,12 @@ async fn add_items(env: &TestEnv, router: &axum::Router, pool: &str, n: usize) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
+/// `POST /v1/admin/cache/invalidate/{kind}/{id}` as the admin.
+async fn invalidate(env: &TestEnv, kind: &str, id: &str) -> lectern_tests::Resp {
+    let path = format!("/v1/admin/cache/invalidate/{kind}/{id}");
+    env.call(Method::POST, &path, None).await
+}
+
 /// `GET /v1/admin/cache/stats`.
 async fn stats(env: &TestEnv) -> Value {
     let r = env.get("/v1/admin/cache/stats").await;
@@ -213,24 +219,12 @@ async fn the_admin_invalidations_drop_a_user_or_a_pool() {
         "cached"
     );
 
-    let r = env
-        .call(
-            Method::POST,
-            &format!("/v1/admin/cache/invalidate/user/{student}"),
-            None,
-        )
-        .await;
+    let r = invalidate(&env, "user", &student.to_string()).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let mine = ["user", "history", "proficiency"].map(|kind| format!("{kind}:{student}"));
     assert_eq!(r.body["namespaces"], json!(mine));
     assert_eq!(read_profile().await.body["display_name"], "Renamed");
-    let r = env
-        .call(
-            Method::POST,
-            &format!("/v1/admin/cache/invalidate/pool/{id}"),
-            None,
-        )
-        .await;
+    let r = invalidate(&env, "pool", &id.to_string()).await;
     assert_eq!(r.body["namespaces"], json!([format!("pool:{id}"), "pools"]));
     assert_eq!(
         env.get(&format!("/v1/pools/{id}")).await.body["name"],
@@ -243,22 +237,10 @@ async fn the_admin_invalidations_drop_a_user_or_a_pool() {
 
     // Unknown and malformed ids are 404 and bump nothing.
     for kind in ["user", "pool"] {
-        let r = env
-            .call(
-                Method::POST,
-                &format!("/v1/admin/cache/invalidate/{kind}/{}", Uuid::new_v4()),
-                None,
-            )
-            .await;
-        assert_eq!(r.slug(), "not-found", "{kind}: {}", r.body);
-        let r = env
-            .call(
-                Method::POST,
-                &format!("/v1/admin/cache/invalidate/{kind}/nope"),
-                None,
-            )
-            .await;
-        assert_eq!(r.slug(), "not-found", "{kind}: {}", r.body);
+        for id in [Uuid::new_v4().to_string(), "nope".into()] {
+            let r = invalidate(&env, kind, &id).await;
+            assert_eq!(r.slug(), "not-found", "{kind} {id}: {}", r.body);
+        }
     }
     let versions = lectern_tests::keys_under(
         &mut env.redis().await,
@@ -291,13 +273,7 @@ async fn cleanup_removes_what_is_stale_and_reports_it() {
             .status,
         StatusCode::OK
     );
-    let r = env
-        .call(
-            Method::POST,
-            &format!("/v1/admin/cache/invalidate/pool/{id}"),
-            None,
-        )
-        .await;
+    let r = invalidate(&env, "pool", &id.to_string()).await;
     assert_eq!(r.status, StatusCode::OK);
     let mut redis = env.redis().await;
     let junk = format!("{}cache:{{pools}}:entry:junk", env.prefix);
