@@ -15,6 +15,7 @@ pub mod engine;
 pub mod lambda;
 pub mod local;
 pub mod migrate;
+pub mod orchestrator;
 pub mod store;
 pub mod sweep;
 pub mod telemetry;
