@@ -35,6 +35,8 @@ pub struct Config {
     pub test_max_ttl: Duration,
     /// How long an active test may go untouched (its live state gone) before the sweeper abandons it.
     pub test_idle_limit: Duration,
+    /// Time-to-live of a tutoring session's Redis state, refreshed by every use.
+    pub teaching_state_ttl: Duration,
     /// Auth sessions, sign-in throttling and OpenID Connect providers.
     pub auth: AuthConfig,
     /// The cache layer: TTL classes, negative caching, leases.
@@ -131,6 +133,7 @@ impl std::fmt::Debug for Config {
             .field("test_state_ttl", &self.test_state_ttl)
             .field("test_max_ttl", &self.test_max_ttl)
             .field("test_idle_limit", &self.test_idle_limit)
+            .field("teaching_state_ttl", &self.teaching_state_ttl)
             .field("auth", &self.auth)
             .field("cache", &self.cache)
             .field("ai", &self.ai)
@@ -229,6 +232,12 @@ impl Config {
                 "TEST_IDLE_LIMIT_SECS",
                 1_800,
                 60..=604_800,
+            )?),
+            teaching_state_ttl: Duration::from_secs(number(
+                &get,
+                "TEACHING_STATE_TTL_SECS",
+                1_800,
+                60..=86_400,
             )?),
             auth: auth(&get)?,
             cache: cache(&get)?,

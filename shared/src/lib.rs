@@ -18,6 +18,7 @@ pub mod migrate;
 pub mod orchestrator;
 pub mod store;
 pub mod sweep;
+pub mod teach;
 pub mod telemetry;
 
 pub use app::App;

@@ -16,6 +16,7 @@ use crate::cat::admin::{self, ActivePage, Extended, Inspection};
 use crate::store::auth::SessionCounts;
 use crate::store::redis::RedisStats;
 use crate::store::{pools, users};
+use crate::teach;
 
 /// The function's router.
 pub fn router(app: App) -> Router {
@@ -41,6 +42,25 @@ pub fn routes() -> Router<App> {
             post(invalidate_pool),
         )
         .route("/v1/admin/cache/cleanup", post(cache_cleanup))
+        .route("/v1/admin/teaching/stats", get(teaching_stats))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Window {
+    hours: Option<u32>,
+}
+
+/// Live tutoring sessions, and what the sessions of the last `hours` (default 24, at most 720) did.
+async fn teaching_stats(
+    State(app): State<App>,
+    Query(window): Query<Window>,
+) -> Result<axum::Json<teach::Stats>, ApiError> {
+    let hours = window.hours.unwrap_or(24);
+    if !(1..=720).contains(&hours) {
+        return Err(ApiError::invalid("hours must be from 1 to 720"));
+    }
+    Ok(axum::Json(teach::stats(&app, hours).await?))
 }
 
 /// Most keys one cache scan looks at (stats, or one cleanup call).

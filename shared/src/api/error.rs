@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::store::StoreError;
-use crate::{auth, cat};
+use crate::{auth, cat, teach};
 
 /// An HTTP error with a stable problem type.
 #[derive(Debug)]
@@ -150,6 +150,21 @@ impl From<cat::Error> for ApiError {
             E::SubmitInProgress(_) => Self::conflict("submit-in-progress", detail),
             E::Contended(_) => Self::conflict("conflict", detail),
             E::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            E::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<teach::Error> for ApiError {
+    fn from(e: teach::Error) -> Self {
+        use teach::Error as E;
+        let detail = e.to_string();
+        match e {
+            E::NotFound(_) => Self::not_found(detail),
+            E::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            E::Ended(_) => Self::conflict("session-ended", detail),
+            E::Contended(_) => Self::conflict("conflict", detail),
+            E::Invalid(_) => Self::invalid(detail),
             E::Store(s) => s.into(),
         }
     }

@@ -13,6 +13,7 @@ pub mod pools;
 pub mod session;
 pub mod start;
 pub mod submit;
+pub mod teach;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -78,6 +79,10 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/v1/pools", "pools", Signed),
     route("GET", "/v1/pools/{id}", "pools", Staff),
     route("POST", "/v1/pools/{id}/items", "pools", Staff),
+    route("POST", "/v1/teaching/sessions", "teach", Signed),
+    route("GET", "/v1/teaching/sessions/{id}", "teach", OwnerOrStaff),
+    route("POST", "/v1/teaching/sessions/{id}/input", "teach", Owner),
+    route("POST", "/v1/teaching/sessions/{id}/end", "teach", Owner),
     route("GET", "/v1/health", "health", Public),
     route("POST", "/v1/users", "auth", Open),
     route("GET", "/v1/users/{id}", "auth", OwnerOrStaff),
@@ -109,6 +114,7 @@ pub const ROUTES: &[Route] = &[
         Admin,
     ),
     route("POST", "/v1/admin/cache/cleanup", "cache-admin", Admin),
+    route("GET", "/v1/admin/teaching/stats", "cache-admin", Admin),
 ];
 
 /// Builds one function's routes (before the shared layers).
@@ -122,6 +128,7 @@ pub const FUNCTIONS: &[(&str, Routes)] = &[
     ("end", end::routes),
     ("session", session::routes),
     ("pools", pools::routes),
+    ("teach", teach::routes),
     ("health", health::routes),
     ("auth", auth::routes),
     ("cache-admin", admin::routes),

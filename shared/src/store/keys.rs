@@ -56,6 +56,36 @@ impl Keys {
         format!("{}pool:{{{pool}}}:v{version}", self.prefix)
     }
 
+    /// `teaching:session:{<id>}:context`: a tutoring session's TeachingContext.
+    pub fn teaching_context(&self, session: Uuid) -> String {
+        format!("{}teaching:session:{{{session}}}:context", self.prefix)
+    }
+
+    /// `teaching:session:{<id>}:history`: its last transitions, newest first.
+    pub fn teaching_history(&self, session: Uuid) -> String {
+        format!("{}teaching:session:{{{session}}}:history", self.prefix)
+    }
+
+    /// `teaching:session:{<id>}:metrics`: its counters (a hash).
+    pub fn teaching_metrics(&self, session: Uuid) -> String {
+        format!("{}teaching:session:{{{session}}}:metrics", self.prefix)
+    }
+
+    /// `teaching:session:{<id>}:connections`: the WebSocket connections following it (a set).
+    pub fn teaching_connections(&self, session: Uuid) -> String {
+        format!("{}teaching:session:{{{session}}}:connections", self.prefix)
+    }
+
+    /// `teaching:sessions`: live tutoring sessions scored by when their state expires.
+    pub fn teaching_sessions(&self) -> String {
+        format!("{}teaching:sessions", self.prefix)
+    }
+
+    /// `teaching:ws:<connection id>`: who a WebSocket connection is, and the session it follows.
+    pub fn ws_connection(&self, connection: &str) -> String {
+        format!("{}teaching:ws:{connection}", self.prefix)
+    }
+
     /// `auth:session:<sha256(token)>`: one auth session; the raw token is never stored.
     pub fn auth_session(&self, token_hash: &str) -> String {
         format!("{}auth:session:{token_hash}", self.prefix)
@@ -176,6 +206,14 @@ mod tests {
         assert_eq!(keys.test_lock(id, "q7"), format!("p:test:{tag}:lock:q7"));
         assert_eq!(keys.question("q7"), "p:question:{q7}");
         assert_eq!(keys.pool(id, 3), format!("p:pool:{tag}:v3"));
+        for key in [
+            keys.teaching_context(id),
+            keys.teaching_history(id),
+            keys.teaching_metrics(id),
+            keys.teaching_connections(id),
+        ] {
+            assert!(key.starts_with(&format!("p:teaching:session:{tag}:")), "{key}");
+        }
     }
 
     #[test]

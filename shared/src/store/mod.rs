@@ -10,6 +10,7 @@ pub mod pools;
 pub mod redis;
 pub mod students;
 pub mod sweep;
+pub mod teaching;
 pub mod tests;
 pub mod users;
 
