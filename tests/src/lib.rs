@@ -447,9 +447,14 @@ impl TestEnv {
                 .unwrap();
             assert!(ttl > 0, "{k} has no TTL ({ttl})");
             // The auth indexes are sorted sets of token hashes and user ids; the
-            // cache's counters are a hash.
+            // cache's counters are a hash; a tutoring session keeps a list, a
+            // hash and a set beside its context, and the live sessions a sorted set.
+            let teaching = format!("{}teaching:", self.prefix);
             let not_string = k.starts_with(&format!("{}auth:", self.prefix))
-                || *k == format!("{}cache:stats", self.prefix);
+                || *k == format!("{}cache:stats", self.prefix)
+                || (k.starts_with(&teaching)
+                    && !k.ends_with(":context")
+                    && !k.starts_with(&format!("{teaching}ws:")));
             let Some(v) = v.as_deref() else {
                 assert!(not_string, "{k} is not a string");
                 continue;
