@@ -71,7 +71,9 @@ async fn input(
     IdPath(id): IdPath,
     Json(body): Json<NewInput>,
 ) -> Result<axum::Json<Reply>, ApiError> {
-    Ok(axum::Json(teach::input(&app, &caller, id, &body.text).await?))
+    Ok(axum::Json(
+        teach::input(&app, &caller, id, &body.text).await?,
+    ))
 }
 
 async fn view(

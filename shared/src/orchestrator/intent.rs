@@ -440,12 +440,18 @@ mod tests {
 
     #[test]
     fn rule_3_short_commands_for_every_command_intent() {
-        all(Intent::End, &["end", "Bye!", "stop", "that's all", "end the lesson"]);
+        all(
+            Intent::End,
+            &["end", "Bye!", "stop", "that's all", "end the lesson"],
+        );
         all(Intent::Pause, &["pause", "wait", "brb", "give me a minute"]);
         all(Intent::Resume, &["resume", "I'm back", "where were we?"]);
         all(Intent::Repeat, &["again", "come again?", "one more time"]);
         all(Intent::Skip, &["skip", "move on", "I already know this"]);
-        all(Intent::Continue, &["next", "got it", "yes", "go on", "makes sense"]);
+        all(
+            Intent::Continue,
+            &["next", "got it", "yes", "go on", "makes sense"],
+        );
         // A phrase must be the whole input: these mention a command word.
         all(
             Intent::Question,

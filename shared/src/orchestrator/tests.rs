@@ -68,7 +68,12 @@ fn a_session_starts_teaching_its_first_segment() {
 fn every_state_and_intent_goes_where_the_table_says() {
     use Intent as I;
     let table: &[(State, Intent, ActionKind, State)] = &[
-        (S::Teaching, I::Question, A::AnswerQuestion, S::AnsweringQuestion),
+        (
+            S::Teaching,
+            I::Question,
+            A::AnswerQuestion,
+            S::AnsweringQuestion,
+        ),
         (S::Teaching, I::Continue, A::TeachSegment, S::Teaching),
         (S::Teaching, I::Skip, A::TeachSegment, S::Teaching),
         (S::Teaching, I::Repeat, A::RepeatSegment, S::Teaching),
@@ -77,16 +82,41 @@ fn every_state_and_intent_goes_where_the_table_says() {
         (S::Teaching, I::Resume, A::Resume, S::Teaching),
         (S::Teaching, I::End, A::EndSession, S::Ended),
         (S::Teaching, I::Other, A::Acknowledge, S::Teaching),
-        (S::AnsweringQuestion, I::Question, A::AnswerQuestion, S::AnsweringQuestion),
+        (
+            S::AnsweringQuestion,
+            I::Question,
+            A::AnswerQuestion,
+            S::AnsweringQuestion,
+        ),
         (S::AnsweringQuestion, I::Continue, A::Resume, S::Teaching),
         (S::AnsweringQuestion, I::Skip, A::TeachSegment, S::Teaching),
-        (S::AnsweringQuestion, I::Repeat, A::RepeatSegment, S::Teaching),
-        (S::AnsweringQuestion, I::Confused, A::AnswerQuestion, S::AnsweringQuestion),
+        (
+            S::AnsweringQuestion,
+            I::Repeat,
+            A::RepeatSegment,
+            S::Teaching,
+        ),
+        (
+            S::AnsweringQuestion,
+            I::Confused,
+            A::AnswerQuestion,
+            S::AnsweringQuestion,
+        ),
         (S::AnsweringQuestion, I::Pause, A::Pause, S::Paused),
         (S::AnsweringQuestion, I::Resume, A::Resume, S::Teaching),
         (S::AnsweringQuestion, I::End, A::EndSession, S::Ended),
-        (S::AnsweringQuestion, I::Other, A::Acknowledge, S::AnsweringQuestion),
-        (S::Paused, I::Question, A::AnswerQuestion, S::AnsweringQuestion),
+        (
+            S::AnsweringQuestion,
+            I::Other,
+            A::Acknowledge,
+            S::AnsweringQuestion,
+        ),
+        (
+            S::Paused,
+            I::Question,
+            A::AnswerQuestion,
+            S::AnsweringQuestion,
+        ),
         (S::Paused, I::Continue, A::Resume, S::Teaching),
         (S::Paused, I::Skip, A::TeachSegment, S::Teaching),
         (S::Paused, I::Repeat, A::RepeatSegment, S::Teaching),
@@ -95,7 +125,12 @@ fn every_state_and_intent_goes_where_the_table_says() {
         (S::Paused, I::Resume, A::Resume, S::Teaching),
         (S::Paused, I::End, A::EndSession, S::Ended),
         (S::Paused, I::Other, A::Pause, S::Paused),
-        (S::Completed, I::Question, A::AnswerQuestion, S::AnsweringQuestion),
+        (
+            S::Completed,
+            I::Question,
+            A::AnswerQuestion,
+            S::AnsweringQuestion,
+        ),
         (S::Completed, I::Continue, A::Summarize, S::Completed),
         (S::Completed, I::Skip, A::Summarize, S::Completed),
         (S::Completed, I::Repeat, A::RepeatSegment, S::Teaching),
@@ -126,11 +161,12 @@ fn every_state_and_intent_goes_where_the_table_says() {
             assert_eq!(d.transition.intent, Some(intent));
             assert_eq!(d.delta.inputs, 1);
             let interrupts = state == S::Teaching
-                && matches!(
-                    intent,
-                    I::Question | I::Repeat | I::Confused | I::Pause
-                );
-            assert_eq!(d.delta.interruptions, u32::from(interrupts), "{state:?} × {intent:?}");
+                && matches!(intent, I::Question | I::Repeat | I::Confused | I::Pause);
+            assert_eq!(
+                d.delta.interruptions,
+                u32::from(interrupts),
+                "{state:?} × {intent:?}"
+            );
         }
     }
 }
@@ -163,10 +199,18 @@ fn continuing_walks_the_segments_then_summarizes() {
 fn a_question_is_answered_then_the_segment_resumes() {
     let (ctx, ds) = say(
         new_session(3),
-        &["What is a fraction?", "and what is a decimal?", "ok", "next"],
+        &[
+            "What is a fraction?",
+            "and what is a decimal?",
+            "ok",
+            "next",
+        ],
     );
     assert_eq!(ds[0].action.kind, A::AnswerQuestion);
-    assert_eq!(ds[0].action.question.as_deref(), Some("What is a fraction?"));
+    assert_eq!(
+        ds[0].action.question.as_deref(),
+        Some("What is a fraction?")
+    );
     assert_eq!(ds[1].action.recent_questions.len(), 2);
     assert_eq!(ds[0].delta.interruptions, 1);
     // A follow-up while answering is a question, not another interruption.
@@ -186,7 +230,13 @@ fn recent_questions_keep_the_latest_five() {
     let (ctx, _) = say(new_session(2), &refs);
     assert_eq!(
         ctx.recent_questions,
-        ["question 3?", "question 4?", "question 5?", "question 6?", "question 7?"]
+        [
+            "question 3?",
+            "question 4?",
+            "question 5?",
+            "question 6?",
+            "question 7?"
+        ]
     );
 }
 
@@ -208,10 +258,7 @@ fn confusion_rises_caps_and_falls_as_the_student_moves_on() {
 
 #[test]
 fn a_confused_question_raises_confusion_and_confusion_while_answering_reanswers() {
-    let (_, ds) = say(
-        new_session(3),
-        &["I don't get why the sign flips", "what?"],
-    );
+    let (_, ds) = say(new_session(3), &["I don't get why the sign flips", "what?"]);
     assert_eq!(ds[0].action.kind, A::AnswerQuestion);
     assert_eq!(ds[0].action.confusion_level, 1);
     assert_eq!(ds[0].delta.confusions, 1);
@@ -241,7 +288,10 @@ fn pace_follows_repeats_and_skips() {
 
 #[test]
 fn pause_and_resume_return_to_where_the_lesson_was() {
-    let (ctx, ds) = say(new_session(2), &["next", "hold on", "whatever", "hello?", "I'm back"]);
+    let (ctx, ds) = say(
+        new_session(2),
+        &["next", "hold on", "whatever", "hello?", "I'm back"],
+    );
     assert_eq!(ds[1].action.kind, A::Pause);
     assert_eq!(ds[1].delta.pauses, 1);
     // A remark keeps the pause (not counted again); a question is answered.
@@ -284,7 +334,9 @@ fn end_is_the_same_step_as_saying_end() {
 fn metrics_add_up_and_give_the_interruption_rate() {
     let (_, ds) = say(
         new_session(4),
-        &["why?", "ok", "repeat", "next", "pause", "resume", "skip", "next"],
+        &[
+            "why?", "ok", "repeat", "next", "pause", "resume", "skip", "next",
+        ],
     );
     let mut m = Metrics::default();
     for d in &ds {

@@ -212,7 +212,10 @@ mod tests {
             keys.teaching_metrics(id),
             keys.teaching_connections(id),
         ] {
-            assert!(key.starts_with(&format!("p:teaching:session:{tag}:")), "{key}");
+            assert!(
+                key.starts_with(&format!("p:teaching:session:{tag}:")),
+                "{key}"
+            );
         }
     }
 

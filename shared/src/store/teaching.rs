@@ -362,9 +362,7 @@ fn transition_json(t: &Transition) -> Vec<u8> {
 
 /// The context alone (what an input decides on). `None`: not in Redis, or unreadable.
 pub async fn context(store: &RedisStore, id: Uuid) -> Result<Option<TeachingContext>, StoreError> {
-    let raw = store
-        .get_bytes(&store.keys().teaching_context(id))
-        .await?;
+    let raw = store.get_bytes(&store.keys().teaching_context(id)).await?;
     Ok(raw.as_deref().and_then(decode))
 }
 
@@ -485,7 +483,12 @@ pub async fn replace(store: &RedisStore, s: &Snapshot, ttl: Duration) -> Result<
 
 /// Notes the session as live until `ttl` from now in the index the admin
 /// stats count (a key of its own slot, so a command of its own).
-pub async fn index(store: &RedisStore, id: Uuid, now_ms: i64, ttl: Duration) -> Result<(), StoreError> {
+pub async fn index(
+    store: &RedisStore,
+    id: Uuid,
+    now_ms: i64,
+    ttl: Duration,
+) -> Result<(), StoreError> {
     let key = store.keys().teaching_sessions();
     let until = now_ms + ttl_ms(ttl) as i64;
     store

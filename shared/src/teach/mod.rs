@@ -22,8 +22,7 @@ use crate::auth::{Caller, Denied, Use};
 use crate::cache::ai::{self as ai_cache, Operation};
 use crate::orchestrator::prompt::{self, PromptMessage};
 use crate::orchestrator::{
-    self, Action, ActionKind, Decision, Input, Intent, Lesson, Metrics, TeachingContext,
-    Transition,
+    self, Action, ActionKind, Decision, Input, Intent, Lesson, Metrics, TeachingContext, Transition,
 };
 use crate::store::StoreError;
 use crate::store::teaching::{self as records, Advanced, Snapshot};
@@ -252,8 +251,10 @@ fn allowed(caller: &Caller, id: Uuid, owner: Uuid, use_: Use) -> Result<(), Erro
 pub async fn input(app: &App, caller: &Caller, id: Uuid, text: &str) -> Result<Reply, Error> {
     check_text(text)?;
     let input = Input::new(text);
-    let (d, from_seq, snapshot) =
-        apply(app, caller, id, |ctx| orchestrator::decide(ctx, &input, now_ms())).await?;
+    let (d, from_seq, snapshot) = apply(app, caller, id, |ctx| {
+        orchestrator::decide(ctx, &input, now_ms())
+    })
+    .await?;
     let ended = d.context.state == orchestrator::State::Ended;
     let mut out = reply(d.clone(), Some(input.intent));
     if ended {
@@ -266,16 +267,13 @@ pub async fn input(app: &App, caller: &Caller, id: Uuid, text: &str) -> Result<R
         return Ok(out);
     }
     let answering = d.action.kind == ActionKind::AnswerQuestion;
-    let (_, answer) = tokio::join!(
-        follow(app, from_seq, &d, snapshot),
-        async {
-            if answering {
-                Some(answer(app, &d).await)
-            } else {
-                None
-            }
+    let (_, answer) = tokio::join!(follow(app, from_seq, &d, snapshot), async {
+        if answering {
+            Some(answer(app, &d).await)
+        } else {
+            None
         }
-    );
+    });
     match answer {
         Some(Ok(Some(a))) => out.answer = Some(a),
         Some(Ok(None)) => out.prompt = Some(prompt::answer_question(&d.action)),
