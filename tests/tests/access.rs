@@ -101,6 +101,23 @@ impl World {
         )
     }
 
+    /// A new tutoring session of the owner's: its id.
+    async fn owned_session(&self) -> String {
+        let token = self.token(Who::Owner).await;
+        let body = json!({ "course_id": "c", "module_index": 0, "sub_topic_index": 0, "total_segments": 3 });
+        let r = self
+            .env
+            .call_as(
+                token.as_deref(),
+                Method::POST,
+                "/v1/teaching/sessions",
+                Some(body),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["session_id"].as_str().unwrap().to_owned()
+    }
+
     /// What changes when a request does something.
     async fn footprint(&self) -> Vec<i64> {
         let sql = self.env.sql().await;
@@ -114,6 +131,8 @@ impl World {
             "SELECT count(*) FROM test_responses",
             "SELECT coalesce(sum(version), 0)::bigint FROM item_pools",
             "SELECT count(*) FROM test_sessions WHERE keep_until IS NOT NULL",
+            "SELECT count(*) FROM teaching_sessions",
+            "SELECT count(*) FROM teaching_transitions",
         ] {
             counts.push(sql.query_one(query, &[]).await.unwrap().get(0));
         }
@@ -162,6 +181,23 @@ async fn request(w: &World, route: &Route) -> (String, Option<Value>, u16) {
             201,
         ),
         ("GET", "/v1/pools") | ("GET", "/v1/health") => (route.path.into(), None, 200),
+        ("POST", "/v1/teaching/sessions") => (
+            route.path.into(),
+            Some(
+                json!({ "course_id": "c", "module_index": 0, "sub_topic_index": 0, "total_segments": 3 }),
+            ),
+            201,
+        ),
+        ("GET", "/v1/teaching/sessions/{id}") => (test_path(&w.owned_session().await), None, 200),
+        ("POST", "/v1/teaching/sessions/{id}/input") => (
+            test_path(&w.owned_session().await),
+            Some(json!({ "text": "next" })),
+            200,
+        ),
+        ("POST", "/v1/teaching/sessions/{id}/end") => {
+            (test_path(&w.owned_session().await), None, 200)
+        }
+        ("GET", "/v1/admin/teaching/stats") => (route.path.into(), None, 200),
         ("GET", "/v1/pools/{id}") => (test_path(&w.pool.to_string()), None, 200),
         ("POST", "/v1/pools/{id}/items") => (
             test_path(&w.pool.to_string()),
