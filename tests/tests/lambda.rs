@@ -49,6 +49,31 @@ async fn api_gateway_events_reach_the_functions() {
     assert_eq!(env.count("questions").await, 1);
 }
 
+/// A tutoring input arrives through the teach function's router as API Gateway sends it.
+#[tokio::test]
+async fn a_teaching_input_event_reaches_the_teach_function() {
+    let env = TestEnv::new().await;
+    let teach = lectern::api::teach::router(env.app.clone());
+    let started = env
+        .post(
+            "/v1/teaching/sessions",
+            serde_json::json!({ "course_id": "c", "module_index": 0, "sub_topic_index": 0, "total_segments": 2 }),
+        )
+        .await;
+    let session = started.body["session_id"].as_str().unwrap();
+    let event = fixture("apigw-v2-post-teaching-input.json")
+        .replace("00000000-0000-0000-0000-000000000000", session);
+    let mut event: Value = serde_json::from_str(&event).unwrap();
+    invoke(&teach, &event.to_string()).await.problem(401);
+    event["headers"]["authorization"] = format!("Bearer {}", env.admin_token()).into();
+    let r = invoke(&teach, &event.to_string()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["intent"], "question");
+    assert_eq!(r.body["action"]["type"], "answer_question");
+    assert_eq!(r.body["action"]["question"], "What is a fraction?");
+    assert_eq!(env.count("teaching_transitions").await, 2);
+}
+
 /// A one-route HTTP server that records the body of every PUT.
 async fn response_url() -> (String, Arc<Mutex<Vec<(Option<String>, Value)>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -91,7 +116,7 @@ async fn migrate_applies_on_create_and_update_and_answers_cloudformation() {
     let env = TestEnv::new().await;
     let (url, seen) = response_url().await;
     let sql = env.sql().await;
-    sql.batch_execute("DROP TABLE user_identities, student_proficiencies, test_responses, test_sessions, questions, item_pools, users, refinery_schema_history")
+    sql.batch_execute("DROP TABLE teaching_questions, teaching_transitions, teaching_sessions, user_identities, student_proficiencies, test_responses, test_sessions, questions, item_pools, users, refinery_schema_history")
         .await
         .unwrap();
 
