@@ -398,6 +398,29 @@ async fn concurrent_inputs_are_all_applied_in_order() {
     );
 }
 
+/// An input on a warm process: the session lookup, one round trip for the
+/// context (with the live-index update), one for the `ADVANCE` script, and
+/// one PostgreSQL statement.
+#[tokio::test]
+async fn an_input_keeps_its_io_budget() {
+    let env = TestEnv::new().await;
+    let s = Student::new(&env).await;
+    let session = s.start(6).await;
+    s.ok(&session, "next").await;
+    for text in ["next", "What is a ratio?", "ok", "repeat"] {
+        let before = env.app.io_counts();
+        s.ok(&session, text).await;
+        let used = env.app.io_counts() - before;
+        assert_eq!(used.redis_round_trips, 3, "{text:?}");
+        assert_eq!(used.pg_checkouts, 1, "{text:?}");
+    }
+    // A view is the session lookup and one pipeline; nothing from PostgreSQL.
+    let before = env.app.io_counts();
+    assert_eq!(s.view(&session).await.body["live"], true);
+    let used = env.app.io_counts() - before;
+    assert_eq!((used.redis_round_trips, used.pg_checkouts), (2, 0));
+}
+
 /// Every input and every view refreshes the TTL of the context, history and
 /// metrics together (30 minutes).
 #[tokio::test]

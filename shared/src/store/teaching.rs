@@ -360,9 +360,21 @@ fn transition_json(t: &Transition) -> Vec<u8> {
     serde_json::to_vec(t).expect("a transition serialises")
 }
 
-/// The context alone (what an input decides on). `None`: not in Redis, or unreadable.
-pub async fn context(store: &RedisStore, id: Uuid) -> Result<Option<TeachingContext>, StoreError> {
-    let raw = store.get_bytes(&store.keys().teaching_context(id)).await?;
+/// The context alone (what an input decides on; `None`: not in Redis, or
+/// unreadable), noting the session in the live index in the same round trip.
+pub async fn context(
+    store: &RedisStore,
+    id: Uuid,
+    now_ms: i64,
+    ttl: Duration,
+) -> Result<Option<TeachingContext>, StoreError> {
+    let key = store.keys().teaching_context(id);
+    let mut pipe = redis::pipe();
+    pipe.cmd("GET").arg(&key);
+    index_into(&mut pipe, store, id, now_ms, ttl);
+    let (raw,): (Option<Vec<u8>>,) = store
+        .round_trip(async |c| pipe.query_async(c).await)
+        .await?;
     Ok(raw.as_deref().and_then(decode))
 }
 
@@ -482,31 +494,37 @@ pub async fn replace(store: &RedisStore, s: &Snapshot, ttl: Duration) -> Result<
 }
 
 /// Notes the session as live until `ttl` from now in the index the admin
-/// stats count (a key of its own slot, so a command of its own).
+/// stats count (a key of its own slot, so never inside a session's script).
 pub async fn index(
     store: &RedisStore,
     id: Uuid,
     now_ms: i64,
     ttl: Duration,
 ) -> Result<(), StoreError> {
-    let key = store.keys().teaching_sessions();
-    let until = now_ms + ttl_ms(ttl) as i64;
+    let mut pipe = redis::pipe();
+    index_into(&mut pipe, store, id, now_ms, ttl);
     store
-        .round_trip(async |c| {
-            redis::pipe()
-                .cmd("ZADD")
-                .arg(&key)
-                .arg(until)
-                .arg(id.to_string())
-                .ignore()
-                .cmd("PEXPIRE")
-                .arg(&key)
-                .arg(ttl_ms(ttl))
-                .ignore()
-                .query_async::<()>(c)
-                .await
-        })
+        .round_trip(async |c| pipe.query_async::<()>(c).await)
         .await
+}
+
+fn index_into(
+    pipe: &mut redis::Pipeline,
+    store: &RedisStore,
+    id: Uuid,
+    now_ms: i64,
+    ttl: Duration,
+) {
+    let key = store.keys().teaching_sessions();
+    pipe.cmd("ZADD")
+        .arg(&key)
+        .arg(now_ms + ttl_ms(ttl) as i64)
+        .arg(id.to_string())
+        .ignore()
+        .cmd("PEXPIRE")
+        .arg(&key)
+        .arg(ttl_ms(ttl))
+        .ignore();
 }
 
 /// Drops an ended session from Redis: its keys and its index entry.

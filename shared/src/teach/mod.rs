@@ -10,6 +10,8 @@
 //! same `seq`; a copy that is missing or behind is rebuilt from PostgreSQL,
 //! and one already ahead is left alone.
 
+pub mod ws;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -214,14 +216,8 @@ pub async fn create(app: &App, caller: &Caller, lesson: Lesson) -> Result<Reply,
     let now = now_ms();
     let d = orchestrator::start(Uuid::new_v4(), caller.user_id, lesson, now);
     records::insert(app.db(), &d).await?;
-    let snapshot = Snapshot::new(&d);
-    let (written, indexed) = tokio::join!(
-        records::replace(app.redis(), &snapshot, ttl(app)),
-        records::index(app.redis(), d.context.session_id, now, ttl(app)),
-    );
-    if let Err(e) = written.and(indexed) {
-        tracing::warn!(session = %d.context.session_id, error = %e, "teaching state not written to Redis at start");
-    }
+    // PostgreSQL has it; without Redis it is served from there until Redis is back.
+    rebuild(app, &Snapshot::new(&d)).await;
     Ok(reply(d, None))
 }
 
@@ -375,7 +371,7 @@ async fn apply_from(
     let mut hot = if snapshot.is_some() {
         None
     } else {
-        match records::context(app.redis(), id).await {
+        match records::context(app.redis(), id, now_ms(), ttl(app)).await {
             Ok(ctx) => ctx,
             Err(e) if e.is_redis() => None,
             Err(e) => return Err(e.into()),
@@ -411,15 +407,10 @@ async fn apply_from(
     Err(Error::Contended(id))
 }
 
-/// Brings Redis up to a decision PostgreSQL has recorded, and keeps the
-/// session in the live index.
+/// Brings Redis up to a decision PostgreSQL has recorded.
 async fn follow(app: &App, from_seq: u32, d: &Decision, snapshot: Option<Snapshot>) {
     let id = d.context.session_id;
-    let (advanced, indexed) = tokio::join!(
-        records::advance(app.redis(), from_seq, d, ttl(app)),
-        records::index(app.redis(), id, now_ms(), ttl(app)),
-    );
-    let outcome = match advanced.and_then(|a| indexed.map(|_| a)) {
+    let outcome = match records::advance(app.redis(), from_seq, d, ttl(app)).await {
         Ok(a) => a,
         Err(e) => {
             // PostgreSQL has it; the next request finds Redis behind and rebuilds.
@@ -439,10 +430,16 @@ async fn follow(app: &App, from_seq: u32, d: &Decision, snapshot: Option<Snapsho
     }
 }
 
-/// Puts a snapshot in Redis (unless Redis already has it or later).
+/// Puts a snapshot in Redis (unless Redis already has it or later), and the
+/// session in the live index.
 async fn rebuild(app: &App, s: &Snapshot) {
-    if let Err(e) = records::replace(app.redis(), s, ttl(app)).await {
-        tracing::warn!(session = %s.context.session_id, error = %e, "teaching state not rebuilt in Redis");
+    let id = s.context.session_id;
+    let (written, indexed) = tokio::join!(
+        records::replace(app.redis(), s, ttl(app)),
+        records::index(app.redis(), id, now_ms(), ttl(app)),
+    );
+    if let Err(e) = written.and(indexed) {
+        tracing::warn!(session = %id, error = %e, "teaching state not rebuilt in Redis");
     }
 }
 
