@@ -1,11 +1,13 @@
 //! What every Lambda `main` does: logging, config, then serve one router (or,
-//! for the scheduled sweeper, one event handler).
+//! for the scheduled sweeper and the WebSocket API, one event handler).
 
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use axum::Router;
 use lambda_runtime::{LambdaEvent, service_fn};
 
 use crate::store::StoreError;
 use crate::sweep::{self, SweepReport};
+use crate::teach::ws::gateway::{self, Gateway};
 use crate::{App, config::Config};
 
 /// Builds the app from the environment and serves `router` on the Lambda
@@ -35,6 +37,24 @@ pub async fn serve_sweeper() -> Result<(), lambda_runtime::Error> {
 /// sweep fails the invocation, so it shows in the function's error metrics.
 pub async fn on_schedule(app: &App, _event: serde_json::Value) -> Result<SweepReport, StoreError> {
     sweep::sweep(app).await
+}
+
+/// Builds the app and the Management API client from the environment and
+/// answers the WebSocket API's `$connect`, `$disconnect` and `$default`
+/// events (see [`crate::teach::ws::gateway`]).
+pub async fn serve_ws() -> Result<(), lambda_runtime::Error> {
+    crate::telemetry::init();
+    let app = &app_or_exit();
+    let gateway = &Gateway::from_env().unwrap_or_else(|line| {
+        eprintln!("{line}");
+        std::process::exit(1);
+    });
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+            Ok::<_, lambda_runtime::Error>(gateway::handle(app, gateway, event.payload).await)
+        },
+    ))
+    .await
 }
 
 fn app_or_exit() -> App {

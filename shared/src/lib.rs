@@ -7,6 +7,7 @@ pub mod ai;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod aws;
 pub mod cache;
 pub mod cat;
 pub mod config;

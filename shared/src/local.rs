@@ -59,7 +59,7 @@ pub async fn run() -> Result<(), String> {
     // What the sweeper Lambda does on its schedule; the task ends with the process.
     tokio::spawn(sweep_every(app.clone(), sweep::PERIOD));
     // The peer address is the client address sign-in throttling counts by.
-    let service = api::router(app).into_make_service_with_connect_info::<SocketAddr>();
+    let service = api::local_router(app).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -421,6 +421,37 @@ async fn an_input_keeps_its_io_budget() {
     assert_eq!((used.redis_round_trips, used.pg_checkouts), (2, 0));
 }
 
+/// What a busy session costs Redis: its three keys after 25 inputs (the
+/// history holds 20) stay small.
+#[tokio::test]
+async fn a_session_costs_redis_a_few_kilobytes() {
+    let env = TestEnv::new().await;
+    let s = Student::new(&env).await;
+    let session = s.start(30).await;
+    for i in 0..25 {
+        let text = if i % 3 == 0 {
+            format!("why does step {i} work like that?")
+        } else {
+            "next".into()
+        };
+        s.ok(&session, &text).await;
+    }
+    let mut conn = env.redis().await;
+    let mut total = 0;
+    for key in session_keys(&env, &session) {
+        let bytes: i64 = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        println!("{key}: {bytes} bytes");
+        total += bytes;
+    }
+    println!("total: {total} bytes");
+    assert!(total <= 8 * 1024, "{total} bytes");
+}
+
 /// Every input and every view refreshes the TTL of the context, history and
 /// metrics together (30 minutes).
 #[tokio::test]

@@ -66,18 +66,26 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// The problem+json body as a JSON value, for transports without an HTTP
+    /// response of their own (a WebSocket frame).
+    pub fn problem(&self) -> serde_json::Value {
+        serde_json::to_value(self.body()).expect("a problem serialises")
+    }
+
+    fn body(&self) -> Problem<'_> {
+        Problem {
+            r#type: format!("urn:lectern:problem:{}", self.slug),
+            title: self.status.canonical_reason().unwrap_or("Error"),
+            status: self.status.as_u16(),
+            detail: &self.detail,
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let title = self.status.canonical_reason().unwrap_or("Error");
-        let body = Problem {
-            r#type: format!("urn:lectern:problem:{}", self.slug),
-            title,
-            status: self.status.as_u16(),
-            detail: &self.detail,
-        };
-        let mut response = (self.status, Json(body)).into_response();
+        let mut response = (self.status, Json(self.body())).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

@@ -14,6 +14,7 @@ pub mod session;
 pub mod start;
 pub mod submit;
 pub mod teach;
+pub mod ws;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -142,6 +143,12 @@ pub fn router(app: App) -> Router {
             .fold(Router::new(), |all, (_, routes)| all.merge(routes())),
         app,
     )
+}
+
+/// What the local server serves: [`router`] and the WebSocket endpoint
+/// ([`ws`], which authenticates itself; API Gateway's WebSocket API in AWS).
+pub fn local_router(app: App) -> Router {
+    router(app.clone()).merge(ws::router(app))
 }
 
 /// The layers every function shares: access checks, body limit, problem+json

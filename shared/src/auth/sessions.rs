@@ -208,7 +208,14 @@ pub async fn authenticate(app: &App, token: &str) -> Result<Caller, Error> {
     if !well_formed(token) {
         return Err(Error::Unauthenticated);
     }
-    let hash = sha256_hex(token);
+    authenticate_hash(app, &sha256_hex(token)).await
+}
+
+/// [`authenticate`] from the token's SHA-256 (hex), for a caller whose token
+/// was checked once and is known since by its hash only (a WebSocket
+/// connection): a log-out ends its access at its next message.
+pub async fn authenticate_hash(app: &App, token_hash: &str) -> Result<Caller, Error> {
+    let hash = token_hash.to_owned();
     let now = now_ms();
     let recent = app.recent_sessions();
     let raw = match stored::get(app.redis(), &hash).await {

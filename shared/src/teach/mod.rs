@@ -254,11 +254,7 @@ pub async fn input(app: &App, caller: &Caller, id: Uuid, text: &str) -> Result<R
     let ended = d.context.state == orchestrator::State::Ended;
     let mut out = reply(d.clone(), Some(input.intent));
     if ended {
-        let snapshot = match snapshot {
-            Some(s) => s.after(&d),
-            None => load(app, id).await?,
-        };
-        out.summary = Some(summary(&snapshot));
+        out.summary = Some(summary(&after(app, &d, snapshot).await?));
         forget(app, id).await;
         return Ok(out);
     }
@@ -290,19 +286,26 @@ pub async fn end(app: &App, caller: &Caller, id: Uuid) -> Result<Summary, Error>
         forget(app, id).await;
         return Ok(summary(&snapshot));
     }
-    match apply_from(app, caller, id, Some(snapshot), |ctx| {
+    let applied = apply_from(app, caller, id, Some(snapshot), |ctx| {
         orchestrator::end(ctx, now_ms())
     })
-    .await
-    {
-        Ok((d, _, Some(s))) => {
-            forget(app, id).await;
-            Ok(summary(&s.after(&d)))
-        }
-        Ok((_, _, None)) => unreachable!("an end decides on a PostgreSQL snapshot"),
+    .await;
+    let (d, _, snapshot) = match applied {
+        Ok(applied) => applied,
         // Ended meanwhile by another request: the same summary.
-        Err(Error::Ended(_)) => Ok(summary(&load(app, id).await?)),
-        Err(e) => Err(e),
+        Err(Error::Ended(_)) => return Ok(summary(&load(app, id).await?)),
+        Err(e) => return Err(e),
+    };
+    forget(app, id).await;
+    Ok(summary(&after(app, &d, snapshot).await?))
+}
+
+/// The session after `d`: from the snapshot it was decided on, when there is
+/// one, else from PostgreSQL.
+async fn after(app: &App, d: &Decision, snapshot: Option<Snapshot>) -> Result<Snapshot, Error> {
+    match snapshot {
+        Some(s) => Ok(s.after(d)),
+        None => load(app, d.context.session_id).await,
     }
 }
 
@@ -419,11 +422,7 @@ async fn follow(app: &App, from_seq: u32, d: &Decision, snapshot: Option<Snapsho
         }
     };
     if outcome == Advanced::NeedsRebuild {
-        let after = match snapshot {
-            Some(s) => Ok(s.after(d)),
-            None => load(app, id).await,
-        };
-        match after {
+        match after(app, d, snapshot).await {
             Ok(s) => rebuild(app, &s).await,
             Err(e) => tracing::warn!(session = %id, error = %e, "teaching state not rebuilt"),
         }
