@@ -7,7 +7,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 use crate::store::StoreError;
 use crate::sweep::{self, SweepReport};
-use crate::teach::ws::gateway::{self, Gateway};
+use crate::api::ws::gateway::{self, Gateway};
 use crate::{App, config::Config};
 
 /// Builds the app from the environment and serves `router` on the Lambda
@@ -41,7 +41,7 @@ pub async fn on_schedule(app: &App, _event: serde_json::Value) -> Result<SweepRe
 
 /// Builds the app and the Management API client from the environment and
 /// answers the WebSocket API's `$connect`, `$disconnect` and `$default`
-/// events (see [`crate::teach::ws::gateway`]).
+/// events (see [`crate::api::ws::gateway`]).
 pub async fn serve_ws() -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init();
     let app = &app_or_exit();

@@ -16,7 +16,7 @@ use lambda_http::aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use lectern::auth::Role;
 use lectern::aws::Credentials;
 use lectern::aws::sigv4;
-use lectern::teach::ws::gateway::{self, Gateway};
+use lectern::api::ws::gateway::{self, Gateway};
 use lectern_tests::TestEnv;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

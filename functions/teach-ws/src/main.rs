@@ -1,4 +1,4 @@
-//! The `teach-ws` Lambda function: see `lectern::teach::ws::gateway`.
+//! The `teach-ws` Lambda function: see `lectern::api::ws::gateway`.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

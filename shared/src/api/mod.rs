@@ -148,7 +148,7 @@ pub fn router(app: App) -> Router {
 /// What the local server serves: [`router`] and the WebSocket endpoint
 /// ([`ws`], which authenticates itself; API Gateway's WebSocket API in AWS).
 pub fn local_router(app: App) -> Router {
-    router(app.clone()).merge(ws::router(app))
+    router(app.clone()).merge(ws::local::router(app))
 }
 
 /// The layers every function shares: access checks, body limit, problem+json

@@ -10,8 +10,6 @@
 //! same `seq`; a copy that is missing or behind is rebuilt from PostgreSQL,
 //! and one already ahead is left alone.
 
-pub mod ws;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;

@@ -1,6 +1,6 @@
 //! Tutoring over WebSockets, whatever carries them: API Gateway's WebSocket
 //! API ([`gateway`], the `teach-ws` function) or the local server's endpoint
-//! ([`hub`], `api::ws`).
+//! ([`hub`], [`local`]).
 //!
 //! - **connect** with a bearer token: Redis keeps `teaching:ws:<connection>`
 //!   = who it is (user, role, the token's SHA-256 — never the token) and the
@@ -15,38 +15,25 @@
 //!   Errors go to the sender alone, as `{"error": <problem+json>}`.
 //! - **disconnect**: the mapping goes, and the connection leaves its session's set.
 
-pub mod connections;
 pub mod gateway;
 pub mod hub;
+pub mod local;
 
 use std::future::Future;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::App;
-use crate::api::ApiError;
-use crate::auth::{self, Caller, Role, sessions};
+use super::ApiError;
+use crate::auth::{self, Caller, sessions};
 use crate::store::StoreError;
+use crate::store::connections::{self, Connection};
 
 /// How long a connection's record lives: API Gateway closes a WebSocket after 2 h.
 pub const CONNECTION_TTL: Duration = Duration::from_secs(2 * 60 * 60);
-
-/// A connection as Redis keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Connection {
-    /// Who connected.
-    pub user_id: Uuid,
-    /// Their role at connect.
-    pub role: Role,
-    /// SHA-256 (hex) of the token it connected with: every message is
-    /// authenticated again from it.
-    pub token_hash: String,
-    /// The session it follows (the one it last sent an input to).
-    pub session_id: Option<Uuid>,
-}
 
 /// One message from a client: an input to a session.
 #[derive(Debug, Clone, Deserialize)]

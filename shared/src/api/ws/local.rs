@@ -1,9 +1,9 @@
 //! `GET /v1/teaching/ws`: the local server's stand-in for the API Gateway
-//! WebSocket API (`teach::ws::gateway` in AWS). Same logic, same frames: each
+//! WebSocket API ([`super::gateway`] in AWS). Same logic, same frames: each
 //! text frame is a `$default` message; replies and pushes come back as text
 //! frames.
 //!
-//! Not in [`super::ROUTES`] (that table mirrors the HTTP API), and merged
+//! Not in [`crate::api::ROUTES`] (that table mirrors the HTTP API), and merged
 //! after the access layer: it authenticates itself, with an `Authorization:
 //! Bearer` header or, for browsers (which cannot set headers on a
 //! WebSocket), an `access_token` query parameter. No valid token: 401, before
@@ -19,10 +19,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::{ApiError, MAX_BODY_BYTES};
+use super::hub::Hub;
+use crate::api::{ApiError, MAX_BODY_BYTES};
 use crate::App;
 use crate::auth::{self, sessions};
-use crate::teach::ws::{self, hub::Hub};
+use crate::api::ws;
 
 /// The endpoint's path.
 pub const PATH: &str = "/v1/teaching/ws";

@@ -10,9 +10,25 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::Connection;
-use crate::store::StoreError;
-use crate::store::redis::{RedisStore, ttl_ms};
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use super::redis::{RedisStore, ttl_ms};
+use crate::auth::Role;
+
+/// A connection as Redis keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    /// Who connected.
+    pub user_id: Uuid,
+    /// Their role at connect.
+    pub role: Role,
+    /// SHA-256 (hex) of the token it connected with: every message is
+    /// authenticated again from it.
+    pub token_hash: String,
+    /// The session it follows (the one it last sent an input to).
+    pub session_id: Option<Uuid>,
+}
 
 fn encode(c: &Connection) -> String {
     serde_json::to_string(c).expect("a connection serialises")
