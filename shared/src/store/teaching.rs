@@ -388,7 +388,9 @@ pub async fn hot(store: &RedisStore, id: Uuid, ttl: Duration) -> Result<Option<H
         keys.teaching_metrics(id),
     );
     let ms = ttl_ms(ttl);
-    let (raw, history, fields): (Option<Vec<u8>>, Vec<Vec<u8>>, Vec<(String, u32)>) = store
+    // Context, transitions, counters as they come off the wire.
+    type Raw = (Option<Vec<u8>>, Vec<Vec<u8>>, Vec<(String, u32)>);
+    let (raw, history, fields): Raw = store
         .round_trip(async |c| {
             redis::pipe()
                 .cmd("GET")
