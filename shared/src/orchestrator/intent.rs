@@ -4,7 +4,7 @@
 //! 1. **Normalise**: lower case, typographic apostrophes made plain, anything
 //!    but letters, digits, `'` and spaces dropped, spaces collapsed. Whether the
 //!    text held a `?` is kept aside.
-//! 2. **Politeness is peeled off** the front ("please", "ok so", "can you",
+//! 2. **Politeness is peeled off** the front ("please", "ok", "can you",
 //!    "could we", "let's", "i want to", …) and the back ("please", "now",
 //!    "thanks", …), as long as something is left.
 //! 3. **A short command**: what is left equals one of the phrases of
@@ -18,7 +18,7 @@
 //!    don't get *why* it halves") it is [`Intent::Question`], and
 //!    [`sounds_confused`] tells the orchestrator to raise the confusion level
 //!    all the same.
-//! 5. **A question**: a `?` anywhere, or a first word that opens a question
+//! 5. **A question**: a `?` anywhere, or a first word (after politeness) that opens a question
 //!    ("why", "how", "is", "can", "explain", "tell me", …) → [`Intent::Question`].
 //! 6. Anything else is [`Intent::Other`].
 
@@ -282,6 +282,10 @@ const LEADING: &[&str] = &[
     "please",
     "ok so",
     "okay so",
+    "ok",
+    "okay",
+    "alright",
+    "well",
     "so",
     "um",
     "uh",
@@ -311,7 +315,7 @@ pub fn classify(text: &str) -> Intent {
             Intent::Confused
         };
     }
-    if text.contains('?') || opens_question(&norm) {
+    if text.contains('?') || opens_question(core) {
         return Intent::Question;
     }
     Intent::Other
@@ -433,7 +437,11 @@ mod tests {
             ],
         );
         all(Intent::Skip, &["let's skip this", "I want to skip ahead"]);
-        all(Intent::Continue, &["ok so next please", "next, thanks"]);
+        all(
+            Intent::Continue,
+            &["ok so next please", "next, thanks", "ok, go on", "okay next"],
+        );
+        all(Intent::Question, &["ok, what is a ratio"]);
         // Nothing is peeled when nothing would be left.
         all(Intent::Continue, &["ok", "okay"]);
     }
