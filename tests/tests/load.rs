@@ -1,11 +1,15 @@
 //! A load run through real HTTP against the whole API: every student signs up
-//! and logs in, no errors, every answer recorded once, and Redis left as the
-//! design says (every key with a TTL, no key of any question in it).
+//! and logs in, no errors, every answer (or tutoring input) recorded once, and
+//! Redis left as the design says (every key with a TTL, no key of any question
+//! in it).
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use lectern_loadtest::{EMAIL_DOMAIN, Endpoint, LoadConfig, Stop};
+use lectern::orchestrator::{self, Input, Intent, Lesson, State};
+use lectern_loadtest::{EMAIL_DOMAIN, Endpoint, LoadConfig, Stop, TEACH_COURSE_ID, TEACH_SCRIPT};
 use lectern_tests::TestEnv;
+use uuid::Uuid;
 
 /// The env's routes over real HTTP on a free loopback port.
 async fn serve(
@@ -147,4 +151,106 @@ async fn a_load_run_with_reads_reports_the_cache() {
     let pools = cache.get("pools").expect("pool-list lookups");
     assert!(pools.lookups >= completed, "{report}");
     assert!(pools.hits > 0, "{report}");
+}
+
+/// Tutoring sessions under load: the script says every intent but `end` and,
+/// from any line, completes a session within the bound the tool holds it to;
+/// then a short run has no errors, every input it counted is one transition
+/// with an intent, every session it held is ended, and Redis keeps nothing
+/// of them but what expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_teaching_load_run_records_every_input_once() {
+    let said: BTreeSet<&str> = TEACH_SCRIPT
+        .iter()
+        .map(|line| orchestrator::classify(line).as_str())
+        .collect();
+    let wanted: BTreeSet<&str> = Intent::ALL
+        .iter()
+        .filter(|i| **i != Intent::End)
+        .map(|i| i.as_str())
+        .collect();
+    assert_eq!(said, wanted);
+    for segments in 1..=40 {
+        for first in 0..TEACH_SCRIPT.len() {
+            let lesson = Lesson {
+                course_id: TEACH_COURSE_ID.into(),
+                module_index: 0,
+                sub_topic_index: 0,
+                total_segments: segments,
+            };
+            let mut ctx = orchestrator::start(Uuid::nil(), Uuid::nil(), lesson, 0).context;
+            let mut inputs = 0;
+            while ctx.state != State::Completed {
+                let line = TEACH_SCRIPT[(first + inputs) % TEACH_SCRIPT.len()];
+                ctx = orchestrator::decide(&ctx, &Input::new(line), 0)
+                    .unwrap()
+                    .context;
+                inputs += 1;
+            }
+            assert!(
+                inputs <= 2 * segments as usize + TEACH_SCRIPT.len(),
+                "{segments} segments from line {first}: {inputs} inputs"
+            );
+        }
+    }
+
+    let env = TestEnv::new().await;
+    let (addr, server) = serve(&env).await;
+    let config = LoadConfig {
+        url: format!("http://{addr}"),
+        students: 4,
+        stop: Stop::Tests(12),
+        teach: true,
+        segments: 6,
+        warmup: Duration::ZERO,
+        ..LoadConfig::default()
+    };
+    let report = lectern_loadtest::run(&config, |_| {}).await.unwrap();
+    server.abort();
+    assert_eq!(report.error_count, 0, "{report}");
+    assert_eq!(report.sessions_completed, 12, "{report}");
+    let inputs = report.endpoint(Endpoint::TeachInput).count;
+    for (endpoint, count) in [(Endpoint::TeachStart, 12), (Endpoint::TeachEnd, 12)] {
+        assert_eq!(report.endpoint(endpoint).count, count, "{report}");
+    }
+    assert_eq!(report.endpoint(Endpoint::Start).count, 0, "{report}");
+    assert!(inputs >= 12 * 6, "{report}");
+
+    let sql = env.sql().await;
+    let transitions: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM teaching_transitions WHERE intent IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(transitions as u64, inputs, "{report}");
+    let sessions: Vec<(String, String, bool)> = sql
+        .query(
+            "SELECT course_id, state, ended_at IS NOT NULL FROM teaching_sessions",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(sessions.len(), 12);
+    for session in &sessions {
+        assert_eq!(
+            session,
+            &(TEACH_COURSE_ID.to_string(), "ended".into(), true)
+        );
+    }
+    env.assert_redis_clean().await;
+    let teaching = format!("{}teaching:session:", env.prefix);
+    let left: Vec<String> = env
+        .redis_entries()
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with(&teaching))
+        .collect();
+    assert!(left.is_empty(), "ended sessions left in Redis: {left:?}");
 }

@@ -1,6 +1,7 @@
 //! `lectern-loadtest`: concurrent simulated students take whole adaptive tests
-//! through lectern's HTTP API, and the run reports latency percentiles per
-//! endpoint, throughput and errors.
+//! (or, with [`LoadConfig::teach`], hold whole tutoring sessions) through
+//! lectern's HTTP API, and the run reports latency percentiles per endpoint,
+//! throughput and errors.
 //!
 //! The API requires authentication, so before the run starts (not measured,
 //! warm-up not begun) each student signs up as a new user (`POST /v1/users`,
@@ -26,6 +27,23 @@
 //! With [`LoadConfig::admin_token`], the server cache's counters
 //! (`GET /v1/admin/cache/stats`) are read when the measured window begins and
 //! when the run ends, and [`Report::cache`] has their growth per namespace kind.
+//!
+//! With [`LoadConfig::teach`], each student holds tutoring sessions instead,
+//! one after another, and no pool is needed: `POST /v1/teaching/sessions`
+//! (course `loadtest`, module 0, sub-topic 0, [`LoadConfig::segments`]
+//! segments) → `POST …/input` with the lines of [`TEACH_SCRIPT`] in turn
+//! (from a random line; mostly "next", with a question, a repeat, a
+//! confusion, a pause and its resume, a skip and a remark), until the reply's
+//! `context.state` is `completed` → `POST …/end`. Each reply is held to the
+//! API's promises: the session's `seq` rises by exactly 1 per input, every
+//! input has an `intent` and a question is answered (`answer_question`), no
+//! input ends the session, it completes within 2·segments +
+//! `TEACH_SCRIPT.len()` inputs, and the end's summary counts exactly the
+//! inputs, questions, repeats and skips sent and every segment done. A
+//! violation is an error like any other; the student ends that session
+//! (unmeasured) and starts another. The report has them as the endpoints
+//! `teach_start`, `teach_input` and `teach_end`, and
+//! [`Report::sessions_completed`]. [`Stop::Tests`] then counts sessions.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), lectern_loadtest::LoadError> {
@@ -71,6 +89,7 @@ pub use error::LoadError;
 pub use report::{
     CacheDelta, Endpoint, EndpointStats, ErrorCount, ErrorKind, Latency, Report, percentile,
 };
+pub use student::teach::{COURSE_ID as TEACH_COURSE_ID, SCRIPT as TEACH_SCRIPT};
 
 use cache::Snapshot;
 use client::{Conn, Failure, Target};
@@ -81,10 +100,11 @@ use student::{Live, Shared, Student, Tally};
 pub enum Stop {
     /// After this long, measured from the end of the warm-up. Students then
     /// stop at once (a request in flight completes and counts) and end their
-    /// unfinished tests unmeasured.
+    /// unfinished tests (or tutoring sessions) unmeasured.
     Duration(Duration),
-    /// Once this many tests, warm-up included, have been started and run to
-    /// their end (or their first error).
+    /// Once this many tests (with [`LoadConfig::teach`]: tutoring sessions),
+    /// warm-up included, have been started and run to their end (or their
+    /// first error).
     Tests(u64),
 }
 
@@ -98,8 +118,14 @@ pub struct LoadConfig {
     pub students: usize,
     /// When to stop.
     pub stop: Stop,
+    /// Hold tutoring sessions (`/v1/teaching/sessions`) instead of taking
+    /// tests; `pool`, `max_items`, `with_next` and `with_reads` then do not
+    /// apply (the last two must be false, `pool` `None`).
+    pub teach: bool,
+    /// With `teach`: `total_segments` of every session (1–1000).
+    pub segments: u32,
     /// The pool to take tests on; `None`: the first of `GET /v1/pools` (asked
-    /// as the first student).
+    /// as the first student). Not asked for with `teach`.
     pub pool: Option<Uuid>,
     /// `config.max_items` of every test (1–200).
     pub max_items: u32,
@@ -130,6 +156,8 @@ impl std::fmt::Debug for LoadConfig {
             .field("url", &self.url)
             .field("students", &self.students)
             .field("stop", &self.stop)
+            .field("teach", &self.teach)
+            .field("segments", &self.segments)
             .field("pool", &self.pool)
             .field("max_items", &self.max_items)
             .field("think", &self.think)
@@ -147,13 +175,15 @@ impl std::fmt::Debug for LoadConfig {
 
 impl Default for LoadConfig {
     /// 32 students for 20 s after a 2 s warm-up on `http://127.0.0.1:3000`,
-    /// 20-item tests, no think time, no `next`, no reads, no cache stats, 10 s
-    /// request timeout.
+    /// 20-item tests (not tutoring sessions; those would have 8 segments), no
+    /// think time, no `next`, no reads, no cache stats, 10 s request timeout.
     fn default() -> Self {
         LoadConfig {
             url: "http://127.0.0.1:3000".to_string(),
             students: 32,
             stop: Stop::Duration(Duration::from_secs(20)),
+            teach: false,
+            segments: 8,
             pool: None,
             max_items: 20,
             think: Duration::ZERO,
@@ -175,8 +205,19 @@ impl LoadConfig {
         if !(1..=200).contains(&self.max_items) {
             return invalid("max_items must be within 1..=200");
         }
+        if self.teach {
+            if !(1..=1000).contains(&self.segments) {
+                return invalid("segments must be within 1..=1000");
+            }
+            if self.with_next || self.with_reads || self.pool.is_some() {
+                return invalid("pool, with_next and with_reads apply to tests, not to teach");
+            }
+        }
         match self.stop {
             Stop::Duration(d) if d.is_zero() => return invalid("the duration must be positive"),
+            Stop::Tests(0) if self.teach => {
+                return invalid("the number of sessions must be at least 1");
+            }
             Stop::Tests(0) => return invalid("the number of tests must be at least 1"),
             _ => {}
         }
@@ -195,7 +236,7 @@ pub enum Phase {
     /// Requests are counted.
     Measuring,
     /// The duration is over (or the run was interrupted); students are
-    /// ending their unfinished tests.
+    /// ending their unfinished tests (or tutoring sessions).
     Stopping,
 }
 
@@ -211,16 +252,16 @@ pub struct Progress {
     pub requests: u64,
     /// Of which failed.
     pub errors: u64,
-    /// Tests started.
+    /// Tests (with [`LoadConfig::teach`]: tutoring sessions) started.
     pub tests_started: u64,
-    /// Tests ended successfully.
+    /// Tests (or tutoring sessions) ended successfully.
     pub tests_completed: u64,
 }
 
 /// Runs a load test until `config.stop`; `progress` is called about once a
 /// second once the students have signed in. Fails only when the run cannot
 /// start (bad configuration, server unreachable, a student cannot sign up or
-/// log in, no pool); errors of requests are counted in the report.
+/// log in, no pool without `teach`); errors of requests are counted in the report.
 pub async fn run(
     config: &LoadConfig,
     progress: impl Fn(&Progress) + Send + Sync,
@@ -241,8 +282,9 @@ pub async fn run_until(
     check_reachable(&target, config).await?;
     let mut students_in = account::sign_in_all(&target, config.students, config.timeout).await?;
     let pool = match config.pool {
-        Some(pool) => pool,
-        None => first_pool(&target, config, &mut students_in[0].conn).await?,
+        _ if config.teach => None,
+        Some(pool) => Some(pool),
+        None => Some(first_pool(&target, config, &mut students_in[0].conn).await?),
     };
 
     let t0 = Instant::now();
@@ -485,7 +527,7 @@ async fn first_pool(
 fn build_report(
     config: &LoadConfig,
     target: &Target,
-    pool: Uuid,
+    pool: Option<Uuid>,
     wall: Duration,
     mut tally: Tally,
 ) -> Report {
@@ -524,11 +566,14 @@ fn build_report(
     let error_count: u64 = tally.errors.iter().sum();
     let successes: u64 = endpoints.values().map(|s| s.count).sum();
     let requests = successes + error_count;
+    let mean = |sum: u64, n: u64| if n > 0 { sum as f64 / n as f64 } else { 0.0 };
     Report {
         url: target.url.clone(),
         pool_id: pool,
         students: config.students,
+        teach: config.teach,
         max_items: config.max_items,
+        segments: config.segments,
         think_ms: config.think.as_secs_f64() * 1000.0,
         with_next: config.with_next,
         with_reads: config.with_reads,
@@ -539,11 +584,11 @@ fn build_report(
         tests_completed: tally.tests_completed,
         tests_per_sec: per_sec(tally.tests_completed),
         tests_failed: tally.tests_failed,
-        mean_items_per_test: if tally.tests_completed > 0 {
-            tally.items_in_completed as f64 / tally.tests_completed as f64
-        } else {
-            0.0
-        },
+        mean_items_per_test: mean(tally.items_in_completed, tally.tests_completed),
+        sessions_completed: tally.sessions_completed,
+        sessions_per_sec: per_sec(tally.sessions_completed),
+        sessions_failed: tally.sessions_failed,
+        mean_inputs_per_session: mean(tally.inputs_in_completed, tally.sessions_completed),
         error_count,
         endpoints,
         errors,

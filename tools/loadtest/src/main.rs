@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 /// Load test of a running lectern server: concurrent simulated students take whole
 /// adaptive tests through the HTTP API (start, answer a random option of each question
-/// until the test completes, end), then latency percentiles per endpoint, throughput and
-/// errors are printed.
+/// until the test completes, end), or with --teach hold whole tutoring sessions, then
+/// latency percentiles per endpoint, throughput and errors are printed.
 ///
 /// The API requires authentication: before the run starts (not measured), each student
 /// signs up as a new user (POST /v1/users, email loadtest-<hex>@loadtest.invalid, random
@@ -20,13 +20,24 @@ use uuid::Uuid;
 /// per student behind in PostgreSQL.
 ///
 /// Any non-2xx status (409 included), transport error, timeout or malformed body is an
-/// error; the student ends that test and starts another. Requests sent during the
-/// warm-up are not counted. Ctrl-C stops early and still prints the report.
+/// error; the student ends that test (or session) and starts another. Requests sent
+/// during the warm-up are not counted. Ctrl-C stops early and still prints the report.
 ///
 /// With --with-reads, each student also reads its dashboard after each ended test (its
 /// history, proficiency and profile, and the pool list: endpoints the server caches),
 /// each measured as its own endpoint. With --admin-token, the report gains the server
 /// cache's lookups, hits, misses and hit ratio per namespace over the measured window.
+///
+/// With --teach, each student holds tutoring sessions instead of taking tests (no pool
+/// needed): POST /v1/teaching/sessions (course "loadtest", --segments segments), then
+/// POST .../input with the lines of a fixed 16-line script in turn (mostly "next", and a
+/// question, a repeat, a confusion, a pause and its resume, a skip and a remark) until
+/// the reply's context.state is "completed", then POST .../end. A reply that breaks the
+/// API's promises is an error: context.seq must rise by exactly 1 per input, every input
+/// has an intent and a question is answered, no input ends the session, it completes
+/// within 2*segments+16 inputs, and the end's summary counts exactly the inputs,
+/// questions, repeats and skips sent and every segment. The report then has the
+/// endpoints teach_start, teach_input and teach_end, and sessions completed.
 #[derive(Parser)]
 #[command(name = "lectern-loadtest", version)]
 struct Cli {
@@ -40,9 +51,23 @@ struct Cli {
     /// Measure for this many seconds, after the warm-up [default: 20].
     #[arg(long, value_name = "SECS", value_parser = seconds, conflicts_with = "tests")]
     duration_secs: Option<Duration>,
-    /// Instead of a duration: run this many tests in all, then stop.
+    /// Instead of a duration: run this many tests (with --teach: tutoring sessions) in
+    /// all, then stop.
     #[arg(long, value_name = "N", value_parser = positive)]
     tests: Option<u64>,
+    /// Hold tutoring sessions (/v1/teaching/sessions) instead of taking tests, each
+    /// until it is completed, then end it; measured as teach_start, teach_input and
+    /// teach_end.
+    #[arg(long, conflicts_with_all = ["pool", "with_next", "with_reads", "max_items"])]
+    teach: bool,
+    /// With --teach: total_segments of each tutoring session [default: 8].
+    #[arg(
+        long,
+        value_name = "S",
+        requires = "teach",
+        value_parser = clap::value_parser!(u32).range(1..=1000)
+    )]
+    segments: Option<u32>,
     /// `config.max_items` of each test.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200))]
     max_items: u32,
@@ -118,6 +143,8 @@ impl Cli {
             url: self.url.clone(),
             students: self.students,
             stop,
+            teach: self.teach,
+            segments: self.segments.unwrap_or(8),
             pool: self.pool,
             max_items: self.max_items,
             think: Duration::from_millis(self.think_ms),
@@ -137,6 +164,7 @@ fn progress_line(config: &LoadConfig, p: &Progress, rate: f64) -> String {
         Phase::Measuring => "measuring",
         Phase::Stopping => "stopping",
     };
+    let what = if config.teach { "sessions" } else { "tests" };
     let target = match config.stop {
         Stop::Duration(d) => format!(
             "{:.0}/{:.0} s",
@@ -144,13 +172,13 @@ fn progress_line(config: &LoadConfig, p: &Progress, rate: f64) -> String {
             (config.warmup + d).as_secs_f64()
         ),
         Stop::Tests(n) => format!(
-            "{:.0} s, {}/{n} tests started",
+            "{:.0} s, {}/{n} {what} started",
             p.elapsed.as_secs_f64(),
             p.tests_started
         ),
     };
     format!(
-        "{phase:<9} {target}  {} requests ({rate:.0}/s)  {} tests completed  {} errors",
+        "{phase:<9} {target}  {} requests ({rate:.0}/s)  {} {what} completed  {} errors",
         p.requests, p.tests_completed, p.errors
     )
 }

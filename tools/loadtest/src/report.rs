@@ -1,6 +1,6 @@
-//! What a run measured: latency percentiles per endpoint, throughput, errors
-//! and, with an admin token, the server cache's hits and misses; as a table
-//! (`Display`) or JSON (`Serialize`).
+//! What a run measured: latency percentiles per endpoint, throughput, tests
+//! or tutoring sessions completed, errors and, with an admin token, the server
+//! cache's hits and misses; as a table (`Display`) or JSON (`Serialize`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,7 +10,9 @@ use uuid::Uuid;
 
 /// The endpoints a simulated student calls: the steps of a test, then (with
 /// [`LoadConfig::with_reads`](crate::LoadConfig::with_reads)) the reads of a
-/// dashboard after each ended test.
+/// dashboard after each ended test, then (with
+/// [`LoadConfig::teach`](crate::LoadConfig::teach), instead of tests) the
+/// steps of a tutoring session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Endpoint {
@@ -30,13 +32,20 @@ pub enum Endpoint {
     Profile,
     /// `GET /v1/pools?limit=20`: the pool list (cached).
     Pools,
+    /// `POST /v1/teaching/sessions`: a new tutoring session.
+    TeachStart,
+    /// `POST /v1/teaching/sessions/{id}/input`: one input of the student's.
+    TeachInput,
+    /// `POST /v1/teaching/sessions/{id}/end`: the session's end and summary.
+    TeachEnd,
 }
 
 impl Endpoint {
     /// How many endpoints there are.
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 11;
 
-    /// Every endpoint, in the order of a test, then of the dashboard reads.
+    /// Every endpoint, in the order of a test, then of the dashboard reads,
+    /// then of a tutoring session.
     pub const ALL: [Endpoint; Endpoint::COUNT] = [
         Endpoint::Start,
         Endpoint::Submit,
@@ -46,10 +55,14 @@ impl Endpoint {
         Endpoint::Proficiency,
         Endpoint::Profile,
         Endpoint::Pools,
+        Endpoint::TeachStart,
+        Endpoint::TeachInput,
+        Endpoint::TeachEnd,
     ];
 
     /// The short name: `start`, `submit`, `next`, `end`, `history`,
-    /// `proficiency`, `profile`, `pools`.
+    /// `proficiency`, `profile`, `pools`, `teach_start`, `teach_input`,
+    /// `teach_end`.
     pub fn name(self) -> &'static str {
         match self {
             Endpoint::Start => "start",
@@ -60,6 +73,9 @@ impl Endpoint {
             Endpoint::Proficiency => "proficiency",
             Endpoint::Profile => "profile",
             Endpoint::Pools => "pools",
+            Endpoint::TeachStart => "teach_start",
+            Endpoint::TeachInput => "teach_input",
+            Endpoint::TeachEnd => "teach_end",
         }
     }
 
@@ -74,6 +90,9 @@ impl Endpoint {
             Endpoint::Proficiency => "GET /v1/students/{id}/proficiency",
             Endpoint::Profile => "GET /v1/users/{id}",
             Endpoint::Pools => "GET /v1/pools?limit=20",
+            Endpoint::TeachStart => "POST /v1/teaching/sessions",
+            Endpoint::TeachInput => "POST /v1/teaching/sessions/{id}/input",
+            Endpoint::TeachEnd => "POST /v1/teaching/sessions/{id}/end",
         }
     }
 
@@ -82,6 +101,14 @@ impl Endpoint {
         matches!(
             self,
             Endpoint::History | Endpoint::Proficiency | Endpoint::Profile | Endpoint::Pools
+        )
+    }
+
+    /// Whether this is a step of a tutoring session.
+    pub fn is_teach(self) -> bool {
+        matches!(
+            self,
+            Endpoint::TeachStart | Endpoint::TeachInput | Endpoint::TeachEnd
         )
     }
 
@@ -108,7 +135,9 @@ pub enum ErrorKind {
     Timeout,
     /// A 2xx response whose body is not what the API promises (unparsable
     /// JSON, a missing question, a test that does not complete within
-    /// `max_items` answers, `next` serving another question…).
+    /// `max_items` answers, `next` serving another question, a tutoring
+    /// session's `seq` not rising by one per input, an end summary that
+    /// does not count the inputs sent…).
     InvalidResponse,
 }
 
@@ -220,12 +249,16 @@ pub struct CacheDelta {
 pub struct Report {
     /// The server's base URL.
     pub url: String,
-    /// The pool the tests were taken on.
-    pub pool_id: Uuid,
+    /// The pool the tests were taken on; `None` (JSON `null`) with `teach`.
+    pub pool_id: Option<Uuid>,
     /// Concurrent simulated students.
     pub students: usize,
-    /// `config.max_items` of each test.
+    /// Whether students held tutoring sessions instead of taking tests.
+    pub teach: bool,
+    /// `config.max_items` of each test (unused with `teach`).
     pub max_items: u32,
+    /// `total_segments` of each tutoring session (used only with `teach`).
+    pub segments: u32,
     /// Mean think time between a student's requests, in milliseconds.
     pub think_ms: f64,
     /// Whether students called `GET next` before each answer.
@@ -250,10 +283,23 @@ pub struct Report {
     pub tests_failed: u64,
     /// Mean number of answers in the completed tests.
     pub mean_items_per_test: f64,
+    /// With `teach`: tutoring sessions ended successfully (start, every input
+    /// and end all 2xx and as the API promises) whose `end` was sent in the
+    /// measured window.
+    pub sessions_completed: u64,
+    /// `sessions_completed / wall_secs`.
+    pub sessions_per_sec: f64,
+    /// Tutoring sessions abandoned in the measured window because one of
+    /// their requests failed.
+    pub sessions_failed: u64,
+    /// Mean number of inputs in the completed sessions.
+    pub mean_inputs_per_session: f64,
     /// Failed requests in the measured window (the sum of `errors`' counts).
     pub error_count: u64,
-    /// Per endpoint (all eight: `next` has count 0 unless it was called, the
-    /// four reads unless `with_reads`).
+    /// Per endpoint (all eleven: `next` has count 0 unless it was called, the
+    /// four reads unless `with_reads`, the three `teach_` ones unless
+    /// `teach`, the others with `teach`). The table shows only the endpoints
+    /// of the run's kind.
     pub endpoints: BTreeMap<Endpoint, EndpointStats>,
     /// Failed requests by endpoint and kind, most frequent first.
     pub errors: Vec<ErrorCount>,
@@ -313,25 +359,34 @@ fn cell(value: Option<f64>) -> String {
 impl fmt::Display for Report {
     /// The report as a table, for people.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{} students on {} (pool {}), max {} items per test, think {} ms{}{}",
-            self.students,
-            self.url,
-            self.pool_id,
-            self.max_items,
-            self.think_ms,
-            if self.with_next {
-                ", GET next before each answer"
-            } else {
-                ""
-            },
-            if self.with_reads {
-                ", dashboard reads after each test"
-            } else {
-                ""
-            }
-        )?;
+        if self.teach {
+            writeln!(
+                f,
+                "{} students on {}, tutoring sessions of {} segments, think {} ms",
+                self.students, self.url, self.segments, self.think_ms
+            )?;
+        } else {
+            writeln!(
+                f,
+                "{} students on {} (pool {}), max {} items per test, think {} ms{}{}",
+                self.students,
+                self.url,
+                self.pool_id
+                    .map_or_else(|| "-".to_string(), |p| p.to_string()),
+                self.max_items,
+                self.think_ms,
+                if self.with_next {
+                    ", GET next before each answer"
+                } else {
+                    ""
+                },
+                if self.with_reads {
+                    ", dashboard reads after each test"
+                } else {
+                    ""
+                }
+            )?;
+        }
         writeln!(
             f,
             "measured {:.1} s after a {:.1} s warm-up ({} requests, {} errors, not counted)",
@@ -343,7 +398,11 @@ impl fmt::Display for Report {
             "{:<11} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
             "endpoint", "count", "errors", "p50 ms", "p95 ms", "p99 ms", "max ms", "mean ms"
         )?;
-        for (endpoint, stats) in &self.endpoints {
+        let ours = self
+            .endpoints
+            .iter()
+            .filter(|(e, _)| e.is_teach() == self.teach);
+        for (endpoint, stats) in ours {
             let l = stats.latency;
             writeln!(
                 f,
@@ -359,16 +418,29 @@ impl fmt::Display for Report {
             )?;
         }
         writeln!(f)?;
-        writeln!(
-            f,
-            "throughput  {:.1} requests/s, {:.2} tests/s",
-            self.requests_per_sec, self.tests_per_sec
-        )?;
-        writeln!(
-            f,
-            "tests       {} completed ({:.1} items on average), {} failed",
-            self.tests_completed, self.mean_items_per_test, self.tests_failed
-        )?;
+        if self.teach {
+            writeln!(
+                f,
+                "throughput  {:.1} requests/s, {:.2} sessions/s",
+                self.requests_per_sec, self.sessions_per_sec
+            )?;
+            writeln!(
+                f,
+                "sessions    {} completed ({:.1} inputs on average), {} failed",
+                self.sessions_completed, self.mean_inputs_per_session, self.sessions_failed
+            )?;
+        } else {
+            writeln!(
+                f,
+                "throughput  {:.1} requests/s, {:.2} tests/s",
+                self.requests_per_sec, self.tests_per_sec
+            )?;
+            writeln!(
+                f,
+                "tests       {} completed ({:.1} items on average), {} failed",
+                self.tests_completed, self.mean_items_per_test, self.tests_failed
+            )?;
+        }
         if self.errors.is_empty() {
             write!(f, "errors      none")?;
         } else {
@@ -463,9 +535,11 @@ mod tests {
         );
         Report {
             url: "http://127.0.0.1:3999".into(),
-            pool_id: Uuid::nil(),
+            pool_id: Some(Uuid::nil()),
             students: 4,
+            teach: false,
             max_items: 20,
+            segments: 8,
             think_ms: 0.0,
             with_next: false,
             with_reads: false,
@@ -477,6 +551,10 @@ mod tests {
             tests_per_sec: 5.0,
             tests_failed: 2,
             mean_items_per_test: 20.0,
+            sessions_completed: 0,
+            sessions_per_sec: 0.0,
+            sessions_failed: 0,
+            mean_inputs_per_session: 0.0,
             error_count: 2,
             endpoints,
             errors: vec![ErrorCount {
@@ -553,6 +631,8 @@ mod tests {
         }
         assert!(!table.contains("cache"), "{table}");
         assert!(!table.contains("dashboard"), "{table}");
+        assert!(!table.contains("teach"), "{table}");
+        assert!(!table.contains("session"), "{table}");
         assert!(table.contains("100.2 requests/s, 5.00 tests/s"), "{table}");
         assert!(
             table.contains("errors      2 of 1002 requests (0.20%)"),
@@ -591,9 +671,107 @@ mod tests {
                 "proficiency",
                 "profile",
                 "start",
-                "submit"
+                "submit",
+                "teach_end",
+                "teach_input",
+                "teach_start"
             ]
         );
+        assert_eq!(json["teach"], false);
+        assert_eq!(json["sessions_completed"], 0);
+        assert_eq!(
+            json["endpoints"]["teach_input"]["latency"],
+            serde_json::Value::Null
+        );
+    }
+
+    /// `sample` as a run of tutoring sessions.
+    fn teaching() -> Report {
+        let mut report = sample();
+        report.teach = true;
+        report.pool_id = None;
+        report.tests_completed = 0;
+        report.tests_per_sec = 0.0;
+        report.tests_failed = 0;
+        report.mean_items_per_test = 0.0;
+        report.sessions_completed = 30;
+        report.sessions_per_sec = 3.0;
+        report.sessions_failed = 1;
+        report.mean_inputs_per_session = 14.5;
+        report.endpoints.insert(
+            Endpoint::Submit,
+            EndpointStats {
+                count: 0,
+                errors: 0,
+                latency: None,
+            },
+        );
+        report.endpoints.insert(
+            Endpoint::TeachInput,
+            EndpointStats {
+                count: 435,
+                errors: 1,
+                latency: Latency::from_sorted_micros(&[2500; 435]),
+            },
+        );
+        report.errors = vec![ErrorCount {
+            endpoint: Endpoint::TeachInput,
+            kind: ErrorKind::InvalidResponse,
+            count: 1,
+            example: "seq 3 after seq 1".into(),
+        }];
+        report.error_count = 1;
+        report
+    }
+
+    #[test]
+    fn a_teaching_table_shows_the_session_endpoints_only() {
+        let table = teaching().to_string();
+        assert!(
+            table.starts_with(
+                "4 students on http://127.0.0.1:3999, tutoring sessions of 8 segments, think 0 ms\n"
+            ),
+            "{table}"
+        );
+        let names: Vec<&str> = table
+            .lines()
+            .skip_while(|l| !l.starts_with("endpoint"))
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["teach_start", "teach_input", "teach_end"],
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "teach_input       435       1      2.50      2.50      2.50      2.50      2.50"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains("100.2 requests/s, 3.00 sessions/s"),
+            "{table}"
+        );
+        assert!(
+            table.contains("sessions    30 completed (14.5 inputs on average), 1 failed"),
+            "{table}"
+        );
+        assert!(
+            table.contains("  teach_input invalid-response       1  seq 3 after seq 1"),
+            "{table}"
+        );
+        assert!(!table.contains("tests"), "{table}");
+
+        let json = serde_json::to_value(teaching()).unwrap();
+        assert_eq!(json["teach"], true);
+        assert_eq!(json["pool_id"], serde_json::Value::Null);
+        assert_eq!(json["segments"], 8);
+        assert_eq!(json["sessions_completed"], 30);
+        assert_eq!(json["endpoints"]["teach_input"]["latency"]["p99_ms"], 2.5);
+        assert_eq!(json["endpoints"]["submit"]["count"], 0);
     }
 
     #[test]

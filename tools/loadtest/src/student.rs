@@ -1,6 +1,9 @@
 //! One simulated student: takes whole tests, one after another, on its own
 //! keep-alive connection (signed in, see [`crate::account`]), with
 //! `with_reads` reads its dashboard after each, and tallies what it measured.
+//! With `teach` it holds whole tutoring sessions instead ([`teach`]).
+
+pub(crate) mod teach;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,7 +24,7 @@ use crate::{LoadConfig, Stop};
 /// Pause after a transport error or a timeout, so that a dead server is not
 /// hammered in a tight loop.
 const BACKOFF: Duration = Duration::from_millis(100);
-/// Timeout of the unmeasured `end` that closes an abandoned test.
+/// Timeout of the unmeasured `end` that closes an abandoned test or session.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest example kept per kind of error.
 const EXAMPLE_CHARS: usize = 160;
@@ -29,10 +32,11 @@ const EXAMPLE_CHARS: usize = 160;
 /// What every student shares.
 pub(crate) struct Shared {
     pub config: LoadConfig,
-    pub pool: Uuid,
+    /// The pool of the tests; `None` with `teach`.
+    pub pool: Option<Uuid>,
     /// Requests sent from then on are measured.
     pub warmup_end: Instant,
-    /// Tests started so far, for [`Stop::Tests`].
+    /// Tests (or tutoring sessions) started so far, for [`Stop::Tests`].
     pub tickets: AtomicU64,
     pub live: Live,
 }
@@ -64,6 +68,9 @@ pub(crate) struct Tally {
     pub tests_completed: u64,
     pub items_in_completed: u64,
     pub tests_failed: u64,
+    pub sessions_completed: u64,
+    pub inputs_in_completed: u64,
+    pub sessions_failed: u64,
     pub warmup_requests: u64,
     pub warmup_errors: u64,
     pub reconnects: u64,
@@ -87,13 +94,16 @@ impl Tally {
         self.tests_completed += other.tests_completed;
         self.items_in_completed += other.items_in_completed;
         self.tests_failed += other.tests_failed;
+        self.sessions_completed += other.sessions_completed;
+        self.inputs_in_completed += other.inputs_in_completed;
+        self.sessions_failed += other.sessions_failed;
         self.warmup_requests += other.warmup_requests;
         self.warmup_errors += other.warmup_errors;
         self.reconnects += other.reconnects;
     }
 }
 
-/// Why a test was left before its end.
+/// Why a test (or tutoring session) was left before its end.
 enum Abort {
     /// A request failed (already recorded); `backoff` after connection-level failures.
     Failed { backoff: bool },
@@ -215,7 +225,8 @@ impl Student {
         }
     }
 
-    /// Takes tests until the run stops or, with [`Stop::Tests`], no test is left.
+    /// Takes tests (or holds tutoring sessions) until the run stops or, with
+    /// [`Stop::Tests`], none is left.
     pub async fn run(mut self) -> Tally {
         loop {
             if *self.stop.borrow() {
@@ -230,19 +241,24 @@ impl Student {
                 .live
                 .tests_started
                 .fetch_add(1, Ordering::Relaxed);
-            let mut test_id = None;
-            let mut taken = self.take_test(&mut test_id).await;
+            // The `end` that closes what is open, while something is.
+            let mut open = None;
+            let mut taken = if self.shared.config.teach {
+                self.hold_session(&mut open).await
+            } else {
+                self.take_test(&mut open).await
+            };
             if taken.is_ok() && self.shared.config.with_reads {
                 taken = self.read_dashboard().await;
             }
             match taken {
                 Ok(()) => {}
                 Err(Abort::Stopped) => {
-                    self.close(test_id).await;
+                    self.close(open).await;
                     break;
                 }
                 Err(Abort::Failed { backoff }) => {
-                    self.close(test_id).await;
+                    self.close(open).await;
                     if backoff && self.pause(BACKOFF).await {
                         break;
                     }
@@ -253,11 +269,13 @@ impl Student {
         self.tally
     }
 
-    /// One whole test: start, (next,) answer until completed, end.
-    async fn take_test(&mut self, test_id: &mut Option<Uuid>) -> Result<(), Abort> {
+    /// One whole test: start, (next,) answer until completed, end. `open` is
+    /// the path of its `end` while it is open.
+    async fn take_test(&mut self, open: &mut Option<String>) -> Result<(), Abort> {
         let config = &self.shared.config;
         let (max_items, with_next) = (config.max_items, config.with_next);
-        let body = json!({"pool_id": self.shared.pool, "config": {"max_items": max_items}});
+        let pool = self.shared.pool.expect("tests have a pool");
+        let body = json!({"pool_id": pool, "config": {"max_items": max_items}});
         let (started, _): (Started, _) = self
             .call(
                 Endpoint::Start,
@@ -267,8 +285,8 @@ impl Student {
                 |s: &Started| check_question(&s.question),
             )
             .await?;
-        *test_id = Some(started.test_id);
         let base = format!("/v1/tests/{}", started.test_id);
+        *open = Some(format!("{base}/end"));
         let mut question = started.question;
         let mut answered: u32 = 0;
         loop {
@@ -332,7 +350,7 @@ impl Student {
                 },
             )
             .await?;
-        *test_id = None;
+        *open = None;
         self.shared
             .live
             .tests_completed
@@ -446,7 +464,9 @@ impl Student {
                 live.errors.fetch_add(1, Ordering::Relaxed);
                 if measured {
                     self.tally.errors[endpoint.index()] += 1;
-                    if !endpoint.is_read() {
+                    if endpoint.is_teach() {
+                        self.tally.sessions_failed += 1;
+                    } else if !endpoint.is_read() {
                         // A read comes after its test ended.
                         self.tally.tests_failed += 1;
                     }
@@ -489,12 +509,11 @@ impl Student {
         woken || *self.stop.borrow()
     }
 
-    /// Ends a test left before its end, unmeasured, so it leaves no live state
-    /// behind on the server.
-    async fn close(&mut self, test_id: Option<Uuid>) {
-        if let Some(id) = test_id {
+    /// Ends a test (or tutoring session) left before its end, unmeasured, so
+    /// it leaves no live state behind on the server; `end` is the path of its end.
+    async fn close(&mut self, end: Option<String>) {
+        if let Some(path) = end {
             let timeout = CLEANUP_TIMEOUT.min(self.shared.config.timeout);
-            let path = format!("/v1/tests/{id}/end");
             let _ = self.conn.send(Method::POST, &path, None, timeout).await;
         }
     }
