@@ -5,9 +5,9 @@ use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use axum::Router;
 use lambda_runtime::{LambdaEvent, service_fn};
 
+use crate::api::ws::gateway::{self, Gateway};
 use crate::store::StoreError;
 use crate::sweep::{self, SweepReport};
-use crate::api::ws::gateway::{self, Gateway};
 use crate::{App, config::Config};
 
 /// Builds the app from the environment and serves `router` on the Lambda

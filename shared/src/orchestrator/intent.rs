@@ -439,7 +439,12 @@ mod tests {
         all(Intent::Skip, &["let's skip this", "I want to skip ahead"]);
         all(
             Intent::Continue,
-            &["ok so next please", "next, thanks", "ok, go on", "okay next"],
+            &[
+                "ok so next please",
+                "next, thanks",
+                "ok, go on",
+                "okay next",
+            ],
         );
         all(Intent::Question, &["ok, what is a ratio"]);
         // Nothing is peeled when nothing would be left.

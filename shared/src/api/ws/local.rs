@@ -20,10 +20,10 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use super::hub::Hub;
-use crate::api::{ApiError, MAX_BODY_BYTES};
 use crate::App;
-use crate::auth::{self, sessions};
 use crate::api::ws;
+use crate::api::{ApiError, MAX_BODY_BYTES};
+use crate::auth::{self, sessions};
 
 /// The endpoint's path.
 pub const PATH: &str = "/v1/teaching/ws";

@@ -26,8 +26,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::App;
 use super::ApiError;
+use crate::App;
 use crate::auth::{self, Caller, sessions};
 use crate::store::StoreError;
 use crate::store::connections::{self, Connection};
