@@ -123,6 +123,26 @@ impl TestEnv {
         Self::with_settings(redis, database, &[]).await
     }
 
+    /// An environment whose app reaches PostgreSQL through a [`Proxy`] the test
+    /// can cut; the schema lives in the returned `healthy` environment, which
+    /// must outlive it.
+    pub async fn behind_database_proxy() -> (TestEnv, Proxy, TestEnv) {
+        let healthy = TestEnv::new().await;
+        let upstream = healthy
+            .database_url
+            .split('@')
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .expect("a host:port in the test database URL")
+            .to_owned();
+        let proxy = Proxy::start(&upstream).await;
+        let proxied = healthy
+            .database_url
+            .replacen(&upstream, &proxy.addr.to_string(), 1);
+        let env = TestEnv::with_urls(&redis_url(), Some(&proxied)).await;
+        (healthy, proxy, env)
+    }
+
     /// A fresh environment whose app also gets these settings (e.g. short session timeouts).
     pub async fn with_vars(vars: &[(&str, String)]) -> Self {
         Self::with_settings(&redis_url(), None, vars).await

@@ -2,7 +2,7 @@
 //! problem+json, and nothing half-done is left behind.
 
 use axum::http::{Method, StatusCode};
-use lectern_tests::{DEAD_DATABASE_URL, DEAD_REDIS_URL, OwnRedis, Proxy, TestEnv, redis_url};
+use lectern_tests::{DEAD_DATABASE_URL, DEAD_REDIS_URL, OwnRedis, TestEnv, redis_url};
 use serde_json::json;
 
 #[tokio::test]
@@ -186,19 +186,7 @@ async fn redis_stopped_mid_test_degrades_then_rewarms() {
 /// submit goes through and the test carries on.
 #[tokio::test]
 async fn postgres_cut_mid_test_leaves_redis_alone_and_resumes() {
-    let healthy = TestEnv::new().await;
-    let upstream = healthy
-        .database_url
-        .split('@')
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap()
-        .to_owned();
-    let proxy = Proxy::start(&upstream).await;
-    let proxied = healthy
-        .database_url
-        .replacen(&upstream, &proxy.addr.to_string(), 1);
-    let env = TestEnv::with_urls(&redis_url(), Some(&proxied)).await;
+    let (_healthy, proxy, env) = TestEnv::behind_database_proxy().await;
     let pool = env.demo_pool(30).await;
     let started = env.post("/v1/tests", json!({ "pool_id": pool })).await;
     let test = started.body["test_id"].as_str().unwrap().to_owned();

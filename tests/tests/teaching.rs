@@ -5,7 +5,7 @@
 use axum::http::{Method, StatusCode};
 use lectern::auth::Role;
 use lectern_tests::fake_ai::FakeAi;
-use lectern_tests::{OwnRedis, Proxy, Resp, TestEnv, redis_url};
+use lectern_tests::{OwnRedis, Resp, TestEnv};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -882,19 +882,7 @@ async fn redis_stopped_mid_session_goes_on_from_postgresql() {
 /// back, the same input goes through.
 #[tokio::test]
 async fn postgresql_down_refuses_input_and_leaves_redis_alone() {
-    let healthy = TestEnv::new().await;
-    let upstream = healthy
-        .database_url
-        .split('@')
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap()
-        .to_owned();
-    let proxy = Proxy::start(&upstream).await;
-    let proxied = healthy
-        .database_url
-        .replacen(&upstream, &proxy.addr.to_string(), 1);
-    let env = TestEnv::with_urls(&redis_url(), Some(&proxied)).await;
+    let (_healthy, proxy, env) = TestEnv::behind_database_proxy().await;
     let s = Student::new(&env).await;
     let session = s.start(4).await;
     s.ok(&session, "next").await;

@@ -441,17 +441,15 @@ fn connect_event(connection: &str, token: Option<&str>) -> ApiGatewayWebsocketPr
             v["headers"]["Authorization"] = format!("Bearer {t}").into();
             v["multiValueHeaders"]["Authorization"] = json!([format!("Bearer {t}")]);
         }
-        None => {
-            v["headers"]
-                .as_object_mut()
-                .unwrap()
-                .remove("Authorization");
-            v["multiValueHeaders"]
-                .as_object_mut()
-                .unwrap()
-                .remove("Authorization");
-        }
+        None => without_authorization(v),
     })
+}
+
+/// The event without its `Authorization` header (in both of API Gateway's header maps).
+fn without_authorization(v: &mut Value) {
+    for map in ["headers", "multiValueHeaders"] {
+        v[map].as_object_mut().unwrap().remove("Authorization");
+    }
 }
 
 fn message_event(connection: &str, body: String) -> ApiGatewayWebsocketProxyRequest {
@@ -538,14 +536,7 @@ async fn the_lambda_handler_connects_pushes_through_the_management_api_and_drops
     );
     // The browser way: the token as a query parameter.
     let by_query = event("apigw-ws-connect.json", b, |v| {
-        v["headers"]
-            .as_object_mut()
-            .unwrap()
-            .remove("Authorization");
-        v["multiValueHeaders"]
-            .as_object_mut()
-            .unwrap()
-            .remove("Authorization");
+        without_authorization(v);
         v["queryStringParameters"] = json!({ "access_token": token });
         v["multiValueQueryStringParameters"] = json!({ "access_token": [token] });
     });
