@@ -55,7 +55,10 @@ pub async fn run() -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    tracing::info!("lectern listening on http://{addr}");
+    tracing::info!(
+        "lectern listening on http://{addr} (tutoring WebSocket: ws://{addr}{})",
+        api::ws::local::PATH
+    );
     // What the sweeper Lambda does on its schedule; the task ends with the process.
     tokio::spawn(sweep_every(app.clone(), sweep::PERIOD));
     // The peer address is the client address sign-in throttling counts by.
