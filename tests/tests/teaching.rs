@@ -822,7 +822,12 @@ async fn admin_stats_count_live_sessions_questions_and_interruptions() {
     // one: question + repeat while teaching; two: the first question.
     assert_eq!(stats.body["interruption_rate"], 3.0 / 8.0);
     assert_eq!(stats.body["window_hours"], 24);
+    // Redis's own view: three keys a live session.
+    let redis = env.get("/v1/admin/redis/stats").await;
+    assert_eq!(redis.body["keys"]["teaching_session"], 6, "{}", redis.body);
     s.end(&one).await;
+    let redis = env.get("/v1/admin/redis/stats").await;
+    assert_eq!(redis.body["keys"]["teaching_session"], 3, "{}", redis.body);
     let stats = env.get("/v1/admin/teaching/stats?hours=1").await;
     assert_eq!(stats.body["active_sessions"], 1);
     assert_eq!(stats.body["ended"], 1);

@@ -156,6 +156,10 @@ pub struct KeyCounts {
     pub pool: u64,
     /// `auth:session:<hash>`.
     pub auth_session: u64,
+    /// `teaching:session:{<id>}:*` (context, history, metrics, followers).
+    pub teaching_session: u64,
+    /// `teaching:ws:<connection>`.
+    pub ws_connection: u64,
     /// Anything else.
     pub other: u64,
     /// Keys looked at.
@@ -177,6 +181,10 @@ impl KeyCounts {
             &mut self.pool
         } else if key.starts_with("auth:session:") {
             &mut self.auth_session
+        } else if key.starts_with("teaching:session:{") {
+            &mut self.teaching_session
+        } else if key.starts_with("teaching:ws:") {
+            &mut self.ws_connection
         } else {
             &mut self.other
         };
