@@ -329,6 +329,15 @@ impl TestEnv {
             .unwrap()
     }
 
+    /// Milliseconds a key has left (-1: no TTL, -2: no key), on the real Redis.
+    pub async fn pttl(&self, key: &str) -> i64 {
+        redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut self.redis().await)
+            .await
+            .unwrap()
+    }
+
     /// Every key under this environment's prefix, with its value when it is a string.
     pub async fn redis_entries(&self) -> Vec<(String, Option<Vec<u8>>)> {
         self.entries_under(&self.prefix).await

@@ -115,14 +115,6 @@ fn session_keys(env: &TestEnv, session: &str) -> [String; 3] {
     ]
 }
 
-async fn pttl(env: &TestEnv, key: &str) -> i64 {
-    redis::cmd("PTTL")
-        .arg(key)
-        .query_async(&mut env.redis().await)
-        .await
-        .unwrap()
-}
-
 /// Every intent, every action, through the API; each transition recorded in
 /// PostgreSQL in order; the summary counts what happened; Redis forgets the
 /// session at its end, and PostgreSQL still shows it.
@@ -461,7 +453,7 @@ async fn every_use_refreshes_the_ttl_of_all_three_keys() {
     let session = s.start(3).await;
     let keys = session_keys(&env, &session);
     for key in &keys {
-        let ttl = pttl(&env, key).await;
+        let ttl = env.pttl(key).await;
         assert!((1_790_000..=1_800_000).contains(&ttl), "{key}: {ttl}");
     }
     let mut conn = env.redis().await;
@@ -480,17 +472,14 @@ async fn every_use_refreshes_the_ttl_of_all_three_keys() {
     s.ok(&session, "next").await;
     for key in &keys {
         assert!(
-            pttl(&env, key).await > 1_790_000,
+            env.pttl(key).await > 1_790_000,
             "{key} refreshed by an input"
         );
     }
     shorten(&mut conn).await;
     assert_eq!(s.view(&session).await.body["live"], true);
     for key in &keys {
-        assert!(
-            pttl(&env, key).await > 1_790_000,
-            "{key} refreshed by a view"
-        );
+        assert!(env.pttl(key).await > 1_790_000, "{key} refreshed by a view");
     }
     env.assert_redis_clean().await;
 }

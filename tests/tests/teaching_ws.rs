@@ -164,14 +164,6 @@ async fn followers(env: &TestEnv, session: Uuid) -> BTreeSet<String> {
         .unwrap()
 }
 
-async fn pttl(env: &TestEnv, key: &str) -> i64 {
-    redis::cmd("PTTL")
-        .arg(key)
-        .query_async(&mut env.redis().await)
-        .await
-        .unwrap()
-}
-
 /// Waits until no connection record is left (the server cleans up after a close).
 async fn until_no_records(env: &TestEnv) {
     for _ in 0..100 {
@@ -219,7 +211,7 @@ async fn a_local_socket_carries_inputs_and_replies() {
     assert_eq!(record["role"], "student");
     assert_eq!(record["session_id"], session.to_string());
     assert_eq!(record["token_hash"], sha256_hex(&token));
-    let ttl = pttl(&env, key).await;
+    let ttl = env.pttl(key).await;
     assert!(ttl > 0 && ttl <= 2 * 3600 * 1000, "record TTL {ttl}");
     let set = format!("{}teaching:session:{{{session}}}:connections", env.prefix);
     let connection = key.rsplit(':').next().unwrap();
@@ -227,7 +219,7 @@ async fn a_local_socket_carries_inputs_and_replies() {
         followers(&env, session).await,
         BTreeSet::from([connection.to_owned()])
     );
-    let ttl = pttl(&env, &set).await;
+    let ttl = env.pttl(&set).await;
     let state_ttl = env.app.config().teaching_state_ttl.as_millis() as i64;
     assert!(ttl > 0 && ttl <= state_ttl, "set TTL {ttl}");
     for (k, v) in env.redis_entries().await {
@@ -546,7 +538,7 @@ async fn the_lambda_handler_connects_pushes_through_the_management_api_and_drops
     for (key, record) in &stored {
         assert_eq!(record["user_id"], student.to_string());
         assert_eq!(record["token_hash"], sha256_hex(&token));
-        assert!(pttl(&env, key).await > 0);
+        assert!(env.pttl(key).await > 0);
     }
 
     // $default from A: the reply goes to A, signed, with the connection id encoded.

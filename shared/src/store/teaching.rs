@@ -437,6 +437,20 @@ pub async fn hot(store: &RedisStore, id: Uuid, ttl: Duration) -> Result<Option<H
     }))
 }
 
+/// `script` on a session's three keys: context, history, metrics.
+fn on_session<'s>(
+    script: &'s redis::Script,
+    store: &RedisStore,
+    id: Uuid,
+) -> redis::ScriptInvocation<'s> {
+    let keys = store.keys();
+    let mut invocation = script.key(keys.teaching_context(id));
+    invocation
+        .key(keys.teaching_history(id))
+        .key(keys.teaching_metrics(id));
+    invocation
+}
+
 /// Applies one decided transition to the Redis copy (see [`ADVANCE`]).
 pub async fn advance(
     store: &RedisStore,
@@ -444,12 +458,8 @@ pub async fn advance(
     d: &Decision,
     ttl: Duration,
 ) -> Result<Advanced, StoreError> {
-    let keys = store.keys();
-    let id = d.context.session_id;
-    let mut invocation = ADVANCE.key(keys.teaching_context(id));
+    let mut invocation = on_session(&ADVANCE, store, d.context.session_id);
     invocation
-        .key(keys.teaching_history(id))
-        .key(keys.teaching_metrics(id))
         .arg(from_seq)
         .arg(encode(&d.context))
         .arg(transition_json(&d.transition))
@@ -473,12 +483,8 @@ pub async fn advance(
 /// Writes a whole snapshot to Redis unless it already holds this seq or a
 /// later one; true when written.
 pub async fn replace(store: &RedisStore, s: &Snapshot, ttl: Duration) -> Result<bool, StoreError> {
-    let keys = store.keys();
-    let id = s.context.session_id;
-    let mut invocation = REPLACE.key(keys.teaching_context(id));
+    let mut invocation = on_session(&REPLACE, store, s.context.session_id);
     invocation
-        .key(keys.teaching_history(id))
-        .key(keys.teaching_metrics(id))
         .arg(s.context.seq)
         .arg(encode(&s.context))
         .arg(ttl_ms(ttl))
