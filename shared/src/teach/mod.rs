@@ -245,7 +245,7 @@ fn allowed(caller: &Caller, id: Uuid, owner: Uuid, use_: Use) -> Result<(), Erro
 pub async fn input(app: &App, caller: &Caller, id: Uuid, text: &str) -> Result<Reply, Error> {
     check_text(text)?;
     let input = Input::new(text);
-    let (d, from_seq, snapshot) = apply(app, caller, id, |ctx| {
+    let (d, from_seq, snapshot) = apply(app, caller, id, None, |ctx| {
         orchestrator::decide(ctx, &input, now_ms())
     })
     .await?;
@@ -284,7 +284,7 @@ pub async fn end(app: &App, caller: &Caller, id: Uuid) -> Result<Summary, Error>
         forget(app, id).await;
         return Ok(summary(&snapshot));
     }
-    let applied = apply_from(app, caller, id, Some(snapshot), |ctx| {
+    let applied = apply(app, caller, id, Some(snapshot), |ctx| {
         orchestrator::end(ctx, now_ms())
     })
     .await;
@@ -348,20 +348,12 @@ async fn load(app: &App, id: Uuid) -> Result<Snapshot, Error> {
         .ok_or(Error::NotFound(id))
 }
 
-/// Decides with `decide` on the session's latest context and records the
-/// result, deciding again on PostgreSQL's copy each time another input got
-/// there first. Returns the decision, the seq it was decided on, and the
-/// PostgreSQL snapshot it was decided on (when it was).
+/// Decides with `decide` on the session's latest context (`snapshot` when
+/// given, else Redis's copy) and records the result, deciding again on
+/// PostgreSQL's copy each time another input got there first. Returns the
+/// decision, the seq it was decided on, and the PostgreSQL snapshot it was
+/// decided on (when it was).
 async fn apply(
-    app: &App,
-    caller: &Caller,
-    id: Uuid,
-    decide: impl Fn(&TeachingContext) -> Result<Decision, orchestrator::Ended>,
-) -> Result<(Decision, u32, Option<Snapshot>), Error> {
-    apply_from(app, caller, id, None, decide).await
-}
-
-async fn apply_from(
     app: &App,
     caller: &Caller,
     id: Uuid,
