@@ -2,7 +2,8 @@
 # lectern's local stack. Makes sure PostgreSQL and Redis are installed (from
 # Debian's packages) and running on their standard loopback ports, then:
 #   infra/local.sh serve   the whole API on http://127.0.0.1:3000 (LECTERN_ADDR)
-#   infra/local.sh test    every test, on a database made for this run
+#   infra/local.sh test    every test, on a database made for this run; then the
+#                          integration suite again against a 3-primary Redis Cluster
 #   infra/local.sh up      only the services
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,8 @@ cd "$(dirname "$0")/.."
 PGHOST=127.0.0.1 PGPORT=5432 PGUSER=${PGUSER:-postgres}
 export PGHOST PGPORT PGUSER
 REDIS_PORT=6379
+# The Redis Cluster the integration suite runs against once more (loopback only).
+CLUSTER_PORTS=${LECTERN_CLUSTER_PORTS:-"7101 7102 7103"}
 
 log() { printf '[local] %s\n' "$*" >&2; }
 
@@ -61,6 +64,38 @@ ensure_redis() {
   redis-cli -p "$REDIS_PORT" ping >/dev/null || { log "Redis did not come up on port $REDIS_PORT"; exit 1; }
 }
 
+cluster_ok() {
+  local first=${CLUSTER_PORTS%% *}
+  redis-cli -p "$first" cluster info 2>/dev/null | grep -q '^cluster_state:ok' &&
+    [ "$(redis-cli -p "$first" cluster nodes 2>/dev/null | grep -c master)" -eq "$(wc -w <<<"$CLUSTER_PORTS")" ]
+}
+
+ensure_redis_cluster() {
+  local port dir nodes=()
+  for port in $CLUSTER_PORTS; do
+    nodes+=("127.0.0.1:$port")
+    redis-cli -p "$port" ping >/dev/null 2>&1 && continue
+    dir=/tmp/lectern-redis-cluster/$port
+    mkdir -p "$dir" && rm -f "$dir/nodes.conf"
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --cluster-enabled yes \
+      --cluster-config-file "$dir/nodes.conf" --save "" --appendonly no --dir "$dir" --logfile "$dir/redis.log"
+  done
+  for port in $CLUSTER_PORTS; do
+    for _ in $(seq 1 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  cluster_ok && return
+  log "creating a Redis Cluster of ${nodes[*]}"
+  # Nodes left from an earlier cluster (or a half-made one) start again empty.
+  for port in $CLUSTER_PORTS; do
+    redis-cli -p "$port" flushall >/dev/null 2>&1 || true
+    redis-cli -p "$port" cluster reset hard >/dev/null
+  done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
+  for _ in $(seq 1 100); do cluster_ok && return; sleep 0.1; done
+  log "the Redis Cluster did not come up on ports $CLUSTER_PORTS"
+  exit 1
+}
+
 ensure_database() {
   psql -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1 ||
     psql -d postgres -qc "CREATE DATABASE \"$1\""
@@ -91,11 +126,20 @@ case "${1:-}" in
     trap 'psql -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
     export LECTERN_TEST_DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$db"
     export LECTERN_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
-    if cargo nextest --version >/dev/null 2>&1; then
-      cargo nextest run --workspace --no-fail-fast
-    else
-      cargo test --workspace --no-fail-fast
-    fi
+    run_tests() {
+      if cargo nextest --version >/dev/null 2>&1; then
+        cargo nextest run --no-fail-fast "$@"
+      else
+        cargo test --no-fail-fast "$@"
+      fi
+    }
+    # The function binaries, which the Lambda emulator tests run as Lambda would.
+    cargo build --workspace --bins --quiet
+    run_tests --workspace
+    log "the integration suite again, against a Redis Cluster"
+    ensure_redis_cluster
+    LECTERN_TEST_REDIS_URL="redis://127.0.0.1:${CLUSTER_PORTS%% *}" LECTERN_TEST_REDIS_CLUSTER=true \
+      run_tests -p lectern-tests
     ;;
   *)
     echo "usage: infra/local.sh serve|test|up" >&2

@@ -11,6 +11,7 @@ use crate::auth::sessions::{self, Recent};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::store::catalog::Catalog;
+use crate::store::conn::Target;
 use crate::store::pools::{PoolBank, QuestionText};
 use crate::store::redis::RedisStore;
 use crate::store::{self, IoCounts, IoStats, Keys, StoreError};
@@ -37,16 +38,23 @@ impl App {
     pub fn new(config: Config) -> Result<Self, StoreError> {
         let stats = Arc::new(IoStats::default());
         let redis = Arc::new(RedisStore::new(
-            &config.redis_url,
+            Target {
+                url: config.redis_url.clone(),
+                cluster: config.redis_cluster,
+                timeout: config.redis_timeout,
+            },
+            config
+                .redis_auth_secret_arn
+                .clone()
+                .map(|arn| (arn, config.secrets.clone())),
             Keys::new(config.redis_key_prefix.clone()),
-            config.redis_timeout,
             stats.clone(),
         )?);
         let db = store::db::counted_pool(
-            &config.database_url,
+            &config.database,
             config.db_pool_max,
             config.db_timeout,
-            stats.clone(),
+            Some(stats.clone()),
         )?;
         Ok(Self {
             inner: Arc::new(Inner {

@@ -1,10 +1,13 @@
 //! Calling AWS APIs without the AWS SDK: the credentials Lambda gives a
-//! function, and Signature Version 4 ([`sigv4`]) to sign requests with them.
+//! function, Signature Version 4 ([`sigv4`]) to sign requests with them, and
+//! secrets through the Parameters and Secrets extension ([`secrets`]).
 //!
-//! The one call made so far (API Gateway's Management API, to push WebSocket
-//! frames) is a signed POST; the SDK and the `aws-sigv4` crate would bring the
-//! smithy runtime into every build, on 2 cores, for that.
+//! The calls made (API Gateway's Management API, to push WebSocket frames;
+//! secrets from a local extension) are one signed POST and one local GET; the
+//! SDK would bring the smithy runtime into every build, and into every cold
+//! start, for that.
 
+pub mod secrets;
 pub mod sigv4;
 
 use std::fmt;

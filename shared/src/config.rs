@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::ai::AiConfig;
+use crate::aws::secrets::Extension;
 
 /// A setting that is missing or malformed; its `Display` is the one line an operator reads.
 #[derive(Debug, thiserror::Error)]
@@ -17,14 +18,24 @@ pub struct ConfigError {
 /// Everything lectern reads from its environment.
 #[derive(Clone)]
 pub struct Config {
-    /// `redis://` URL of the hot-state store.
+    /// `redis://` (or `rediss://`, TLS) URL of the hot-state store; with
+    /// cluster mode, any node's (the configuration endpoint in AWS).
     pub redis_url: String,
+    /// `REDIS_CLUSTER=true`: Redis Cluster (ElastiCache cluster mode), through the cluster client.
+    pub redis_cluster: bool,
+    /// Secrets Manager secret holding the Redis AUTH token (`REDIS_AUTH_SECRET_ARN`),
+    /// read at the first connection.
+    pub redis_auth_secret_arn: Option<String>,
     /// Put in front of every Redis key (lets many deployments or test runs share one Redis).
     pub redis_key_prefix: String,
     /// How long one Redis command may take before it fails.
     pub redis_timeout: Duration,
-    /// `postgres://` URL of the system of record.
-    pub database_url: String,
+    /// The system of record.
+    pub database: DatabaseConfig,
+    /// Where `REDIS_AUTH_SECRET_ARN` is read (the Parameters and Secrets extension).
+    pub secrets: Extension,
+    /// CloudWatch namespace of the metrics the functions log (`METRICS_NAMESPACE`).
+    pub metrics_namespace: String,
     /// Most connections one process keeps; a Lambda container serves one request at a time.
     pub db_pool_max: usize,
     /// How long to wait for a PostgreSQL connection before answering 503.
@@ -43,6 +54,78 @@ pub struct Config {
     pub cache: CacheConfig,
     /// The AI chat-completions API (off unless `AI_BASE_URL` is set).
     pub ai: AiConfig,
+}
+
+/// Where PostgreSQL is, and where its credentials are when not in the URL.
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL`; `sslmode=require` means TLS with the server's certificate verified.
+    pub url: String,
+    /// Secrets Manager secret (RDS's JSON: `username`, `password`) whose
+    /// credentials replace the URL's (`DB_SECRET_ARN`), read at the first connection.
+    pub secret_arn: Option<String>,
+    /// Where that secret is read.
+    pub secrets: Extension,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    // The URL may carry a password: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("secret_arn", &self.secret_arn)
+            .field("secrets", &self.secrets)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DatabaseConfig {
+    /// A database reached with the credentials in its URL.
+    pub fn url(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            secret_arn: None,
+            secrets: Extension::default(),
+        }
+    }
+
+    /// Reads `DATABASE_URL`, `DB_SECRET_ARN` and the extension's settings.
+    pub fn from_lookup(get: &impl Fn(&'static str) -> Option<String>) -> Result<Self, ConfigError> {
+        let url = required(get, "DATABASE_URL")?;
+        if let Err(e) = url.parse::<tokio_postgres::Config>() {
+            return Err(ConfigError {
+                var: "DATABASE_URL",
+                problem: format!("not a PostgreSQL URL ({e})"),
+            });
+        }
+        let secrets = Extension::from_lookup(get)?;
+        Ok(Self {
+            url,
+            secret_arn: secret_arn(get, &secrets, "DB_SECRET_ARN")?,
+            secrets,
+        })
+    }
+
+    /// Reads the process environment (blank values count as unset).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    }
+}
+
+/// An optional `*_SECRET_ARN` setting, which needs the extension's session token.
+fn secret_arn(
+    get: &impl Fn(&'static str) -> Option<String>,
+    secrets: &Extension,
+    var: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    let Some(arn) = get(var) else { return Ok(None) };
+    if !arn.trim().starts_with("arn:") {
+        return Err(ConfigError {
+            var,
+            problem: "must be a Secrets Manager secret ARN (arn:aws:secretsmanager:...)".into(),
+        });
+    }
+    secrets.require_token(var)?;
+    Ok(Some(arn.trim().to_owned()))
 }
 
 /// How the cache layer behaves (`lectern::cache`).
@@ -126,6 +209,11 @@ impl std::fmt::Debug for Config {
     // URLs may carry passwords: never print them.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
+            .field("redis_cluster", &self.redis_cluster)
+            .field("redis_auth_secret_arn", &self.redis_auth_secret_arn)
+            .field("database", &self.database)
+            .field("secrets", &self.secrets)
+            .field("metrics_namespace", &self.metrics_namespace)
             .field("redis_key_prefix", &self.redis_key_prefix)
             .field("redis_timeout", &self.redis_timeout)
             .field("db_pool_max", &self.db_pool_max)
@@ -174,27 +262,20 @@ impl Config {
     /// Reads settings through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |var: &'static str| lookup(var).filter(|v| !v.trim().is_empty());
-        if get("DB_SECRET_ARN").is_some() && get("DATABASE_URL").is_none() {
-            return Err(ConfigError {
-                var: "DB_SECRET_ARN",
-                problem: "Secrets Manager credentials are not supported yet; set DATABASE_URL"
-                    .into(),
-            });
-        }
         let redis_url = required(&get, "REDIS_URL")?;
-        if !redis_url.starts_with("redis://") {
+        if !redis_url.starts_with("redis://") && !redis_url.starts_with("rediss://") {
             return Err(ConfigError {
                 var: "REDIS_URL",
-                problem: "must start with redis:// (TLS via rediss:// is not supported yet)".into(),
+                problem: "must start with redis:// or rediss:// (TLS)".into(),
             });
         }
-        let database_url = required(&get, "DATABASE_URL")?;
-        if let Err(e) = database_url.parse::<tokio_postgres::Config>() {
-            return Err(ConfigError {
-                var: "DATABASE_URL",
-                problem: format!("not a PostgreSQL URL ({e})"),
-            });
-        }
+        let database = DatabaseConfig::from_lookup(&get)?;
+        let secrets = Extension::from_lookup(&get)?;
+        let redis_auth_secret_arn = secret_arn(&get, &secrets, "REDIS_AUTH_SECRET_ARN")?;
+        let redis_cluster = flag(&get, "REDIS_CLUSTER", false)?;
+        let metrics_namespace = get("METRICS_NAMESPACE")
+            .map(|n| n.trim().to_owned())
+            .unwrap_or_else(|| "Lectern".into());
         let redis_key_prefix = get("REDIS_KEY_PREFIX").unwrap_or_default();
         if redis_key_prefix.contains(['{', '}', ' ']) {
             return Err(ConfigError {
@@ -205,6 +286,8 @@ impl Config {
         }
         Ok(Self {
             redis_url,
+            redis_cluster,
+            redis_auth_secret_arn,
             redis_key_prefix,
             redis_timeout: Duration::from_millis(number(
                 &get,
@@ -212,7 +295,9 @@ impl Config {
                 1_000,
                 1..=60_000,
             )?),
-            database_url,
+            database,
+            secrets,
+            metrics_namespace,
             db_pool_max: number(&get, "DB_POOL_MAX", 2, 1..=64)? as usize,
             db_timeout: Duration::from_millis(number(&get, "DB_TIMEOUT_MS", 3_000, 1..=60_000)?),
             test_state_ttl: Duration::from_secs(number(
@@ -270,16 +355,7 @@ fn auth(get: &impl Fn(&'static str) -> Option<String>) -> Result<AuthConfig, Con
 
 fn cache(get: &impl Fn(&'static str) -> Option<String>) -> Result<CacheConfig, ConfigError> {
     let secs = |var, default, range| number(get, var, default, range).map(Duration::from_secs);
-    let enabled = match get("CACHE_ENABLED").as_deref().map(str::trim) {
-        None | Some("true" | "1") => true,
-        Some("false" | "0") => false,
-        Some(other) => {
-            return Err(ConfigError {
-                var: "CACHE_ENABLED",
-                problem: format!("must be true or false (got {other:?})"),
-            });
-        }
-    };
+    let enabled = flag(get, "CACHE_ENABLED", true)?;
     Ok(CacheConfig {
         enabled,
         user_ttl: secs("CACHE_TTL_USER_SECS", 300, 1..=86_400)?,
@@ -344,6 +420,23 @@ fn required(
     })
 }
 
+/// A true/false setting (`1`/`0` too); unset means `default`.
+fn flag(
+    get: &impl Fn(&'static str) -> Option<String>,
+    var: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(var).as_deref().map(str::trim) {
+        None => Ok(default),
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(other) => Err(ConfigError {
+            var,
+            problem: format!("must be true or false (got {other:?})"),
+        }),
+    }
+}
+
 /// A whole number in `range`, or `default` when `var` is unset.
 pub(crate) fn number(
     get: &impl Fn(&'static str) -> Option<String>,
@@ -365,6 +458,36 @@ pub(crate) fn number(
             ),
         }),
     }
+}
+
+/// Checks a base URL (https, or http on loopback; no credentials, query or
+/// fragment) and drops trailing slashes.
+pub(crate) fn checked_url(raw: &str) -> Result<String, String> {
+    let url = raw.trim().trim_end_matches('/');
+    let (secure, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        return Err(format!("{url:?} must be an https:// URL"));
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() || url.contains(['?', '#', '@', ' ']) {
+        return Err(format!(
+            "{url:?} must be a plain URL (a host, no credentials, query or fragment)"
+        ));
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().map(|h| format!("[{h}]")),
+        None => authority.split(':').next().map(str::to_owned),
+    }
+    .unwrap_or_default();
+    if !secure && !["127.0.0.1", "localhost", "[::1]"].contains(&host.as_str()) {
+        return Err(format!(
+            "{url:?} must be an https:// URL (http only on loopback)"
+        ));
+    }
+    Ok(url.to_owned())
 }
 
 #[cfg(test)]
@@ -422,6 +545,47 @@ mod tests {
         assert_eq!(e.var, "REDIS_URL");
         let e = parse(&[BASE[0], BASE[1], ("REDIS_KEY_PREFIX", "a{b}")]).unwrap_err();
         assert_eq!(e.var, "REDIS_KEY_PREFIX");
+    }
+
+    #[test]
+    fn production_settings_tls_cluster_and_secrets() {
+        let c = parse(&BASE).unwrap();
+        assert!(!c.redis_cluster);
+        assert_eq!(
+            (c.redis_auth_secret_arn, c.database.secret_arn),
+            (None, None)
+        );
+        assert_eq!(c.metrics_namespace, "Lectern");
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:lectern-db-AbCdEf";
+        let c = parse(&[
+            (
+                "REDIS_URL",
+                "rediss://cfg.lectern.use1.cache.amazonaws.com:6379",
+            ),
+            (
+                "DATABASE_URL",
+                "postgres://lectern@proxy.example:5432/lectern?sslmode=require",
+            ),
+            ("REDIS_CLUSTER", "true"),
+            ("REDIS_AUTH_SECRET_ARN", arn),
+            ("DB_SECRET_ARN", arn),
+            ("AWS_SESSION_TOKEN", "session-token"),
+            ("METRICS_NAMESPACE", "Lectern/dev"),
+        ])
+        .unwrap();
+        assert!(c.redis_cluster);
+        assert_eq!(c.redis_auth_secret_arn.as_deref(), Some(arn));
+        assert_eq!(c.database.secret_arn.as_deref(), Some(arn));
+        assert_eq!(c.metrics_namespace, "Lectern/dev");
+        // A secret needs the session token the extension checks.
+        let e = parse(&[BASE[0], BASE[1], ("DB_SECRET_ARN", arn)]).unwrap_err();
+        assert_eq!(e.var, "AWS_SESSION_TOKEN");
+        assert!(e.to_string().contains("DB_SECRET_ARN"), "{e}");
+        let e = parse(&[BASE[0], BASE[1], ("REDIS_AUTH_SECRET_ARN", "my-token")]).unwrap_err();
+        assert_eq!(e.var, "REDIS_AUTH_SECRET_ARN");
+        assert!(!e.to_string().contains("my-token"), "{e}");
+        let e = parse(&[BASE[0], BASE[1], ("REDIS_CLUSTER", "yes")]).unwrap_err();
+        assert_eq!(e.var, "REDIS_CLUSTER");
     }
 
     #[test]

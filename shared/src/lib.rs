@@ -21,6 +21,7 @@ pub mod store;
 pub mod sweep;
 pub mod teach;
 pub mod telemetry;
+pub mod tls;
 
 pub use app::App;
 pub use config::Config;

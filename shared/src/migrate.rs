@@ -6,6 +6,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::config::DatabaseConfig;
 use crate::store::db;
 
 /// The parts of a custom-resource request lectern reads.
@@ -49,12 +50,15 @@ pub struct CustomResourceResponse {
 
 const PHYSICAL_ID: &str = "lectern-schema";
 
-/// Carries out the request against the database at `database_url`.
-pub async fn respond(req: &CustomResourceRequest, database_url: &str) -> CustomResourceResponse {
+/// Carries out the request against `database`.
+pub async fn respond(
+    req: &CustomResourceRequest,
+    database: &DatabaseConfig,
+) -> CustomResourceResponse {
     let outcome = match req.request_type.as_str() {
         // The schema outlives the stack's custom resource: dropping data on Delete would be a disaster.
         "Delete" => Ok(json!({ "Applied": "" })),
-        "Create" | "Update" => apply(database_url).await,
+        "Create" | "Update" => apply(database).await,
         other => Err(format!("unknown RequestType {other:?}")),
     };
     let (status, reason, data) = match outcome {
@@ -78,9 +82,9 @@ pub async fn respond(req: &CustomResourceRequest, database_url: &str) -> CustomR
     }
 }
 
-async fn apply(database_url: &str) -> Result<serde_json::Value, String> {
-    let pool =
-        db::pool(database_url, 1, std::time::Duration::from_secs(10)).map_err(|e| e.to_string())?;
+async fn apply(database: &DatabaseConfig) -> Result<serde_json::Value, String> {
+    let pool = db::counted_pool(database, 1, std::time::Duration::from_secs(10), None)
+        .map_err(|e| e.to_string())?;
     let applied = db::migrate(&pool).await.map_err(|e| e.to_string())?;
     tracing::info!(?applied, "migrations applied");
     Ok(json!({ "Applied": applied.join(",") }))
@@ -104,28 +108,24 @@ pub async fn send(url: &str, response: &CustomResourceResponse) -> Result<(), St
 /// Handles one event end to end.
 pub async fn handle(
     req: CustomResourceRequest,
-    database_url: &str,
+    database: &DatabaseConfig,
 ) -> Result<CustomResourceResponse, String> {
-    let response = respond(&req, database_url).await;
+    let response = respond(&req, database).await;
     send(&req.response_url, &response).await?;
     Ok(response)
 }
 
-/// The Lambda entry point: reads `DATABASE_URL`, then serves custom-resource events.
+/// The Lambda entry point: reads `DATABASE_URL` (and `DB_SECRET_ARN`), then
+/// serves custom-resource events.
 pub async fn serve() -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init();
-    let database_url = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => {
-            let line = "configuration error: DATABASE_URL: is required but not set";
-            eprintln!("{line}");
-            std::process::exit(1);
-        }
-    };
-    let database_url = &database_url;
+    let database = &DatabaseConfig::from_env().unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(1);
+    });
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<CustomResourceRequest>| async move {
-            handle(event.payload, database_url)
+            handle(event.payload, database)
                 .await
                 .map_err(lambda_runtime::Error::from)
         },

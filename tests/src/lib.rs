@@ -7,6 +7,7 @@
 
 pub mod fake_ai;
 pub mod oidc;
+pub mod runtime;
 
 use axum::Router;
 use axum::body::Body;
@@ -15,6 +16,7 @@ use http_body_util::BodyExt;
 use lectern::auth::Role;
 use lectern::auth::sessions::{self, Meta};
 use lectern::store::StoreError;
+use lectern::store::conn::{Conn, Target};
 use lectern::{App, Config};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -26,9 +28,30 @@ pub fn database_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/lectern_test".into())
 }
 
-/// Redis URL of the test server.
+/// Redis URL of the test server (any node, when it is a cluster).
 pub fn redis_url() -> String {
     std::env::var("LECTERN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Whether the test Redis is a Redis Cluster (`LECTERN_TEST_REDIS_CLUSTER=true`);
+/// environments then run with `REDIS_CLUSTER=true`.
+pub fn redis_cluster() -> bool {
+    std::env::var("LECTERN_TEST_REDIS_CLUSTER").is_ok_and(|v| v == "true")
+}
+
+/// A connection to the test Redis (the cluster client when it is a cluster).
+pub async fn redis_conn() -> Conn {
+    let target = Target {
+        url: redis_url(),
+        cluster: redis_cluster(),
+        timeout: std::time::Duration::from_secs(5),
+    };
+    Conn::connect(&target, None).await.unwrap_or_else(|e| {
+        panic!(
+            "cannot reach the test Redis {}: {e} (run infra/local.sh up)",
+            target.url
+        )
+    })
 }
 
 /// A URL with no server behind it (a closed port on loopback).
@@ -167,7 +190,10 @@ impl TestEnv {
         let app_db = database
             .map(str::to_owned)
             .unwrap_or_else(|| database_url.clone());
+        // The shared test Redis may be a cluster; a test's own server (outages) never is.
+        let cluster = redis == redis_url() && redis_cluster();
         let vars = [
+            ("REDIS_CLUSTER", cluster.to_string()),
             ("REDIS_URL", redis.to_owned()),
             ("DATABASE_URL", app_db.clone()),
             ("REDIS_KEY_PREFIX", prefix.clone()),
@@ -321,12 +347,8 @@ impl TestEnv {
     }
 
     /// A connection to the real Redis.
-    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(redis_url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
+    pub async fn redis(&self) -> Conn {
+        redis_conn().await
     }
 
     /// Milliseconds a key has left (-1: no TTL, -2: no key), on the real Redis.
@@ -668,11 +690,12 @@ impl Drop for TestEnv {
                         .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
                         .await;
                 }
-                if let Ok(mut conn) = redis::Client::open(redis_url())
-                    .unwrap()
-                    .get_multiplexed_async_connection()
-                    .await
-                {
+                let target = Target {
+                    url: redis_url(),
+                    cluster: redis_cluster(),
+                    timeout: std::time::Duration::from_secs(5),
+                };
+                if let Ok(mut conn) = Conn::connect(&target, None).await {
                     if let Ok(keys) = keys_under(&mut conn, &prefix).await
                         && !keys.is_empty()
                     {
@@ -686,22 +709,13 @@ impl Drop for TestEnv {
     }
 }
 
-/// Every key starting with `prefix` (SCAN, never KEYS).
-pub async fn keys_under(
-    conn: &mut redis::aio::MultiplexedConnection,
-    prefix: &str,
-) -> redis::RedisResult<Vec<String>> {
+/// Every key starting with `prefix` (SCAN, never KEYS; every primary of a cluster).
+pub async fn keys_under(conn: &mut Conn, prefix: &str) -> redis::RedisResult<Vec<String>> {
     let mut keys = Vec::new();
     let mut cursor = 0u64;
+    let pattern = format!("{prefix}*");
     loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await?;
+        let (next, batch) = conn.scan_step(cursor, &pattern, 1000, None).await?;
         keys.extend(batch);
         if next == 0 {
             return Ok(keys);

@@ -482,7 +482,7 @@ async fn touches_slide_the_ttl_and_never_shorten_an_extension() {
     );
 }
 
-async fn pttl(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
+async fn pttl(conn: &mut lectern::store::conn::Conn, key: &str) -> i64 {
     redis::cmd("PTTL").arg(key).query_async(conn).await.unwrap()
 }
 

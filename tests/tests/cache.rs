@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use lectern::App;
 use lectern::cache::Namespace;
-use lectern_tests::{Proxy, TestEnv, items_json, redis_url};
+use lectern_tests::{OwnRedis, Proxy, TestEnv, items_json};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -278,7 +278,7 @@ async fn cleanup_removes_what_is_stale_and_reports_it() {
     let mut redis = env.redis().await;
     let junk = format!("{}cache:{{pools}}:entry:junk", env.prefix);
     let _: () = redis.set(&junk, "no ttl").await.unwrap();
-    let index = format!("{}auth:sessions", env.prefix);
+    let index = format!("{}auth:{{index}}:sessions", env.prefix);
     let _: () = redis.zadd(&index, "expired-long-ago", 1).await.unwrap();
 
     let r = env
@@ -358,7 +358,9 @@ async fn a_batch_read_loads_only_the_missing_keys() {
 /// served after the outage.
 #[tokio::test]
 async fn redis_down_bypasses_the_cache_and_catches_up_after() {
-    let upstream = redis_url().trim_start_matches("redis://").to_owned();
+    // A server of the test's own behind the proxy: one node, whatever the shared Redis is.
+    let own = OwnRedis::start();
+    let upstream = own.url().trim_start_matches("redis://").to_owned();
     let proxy = Proxy::start(&upstream).await;
     let env = TestEnv::with_urls(&format!("redis://{}", proxy.addr), None).await;
     let id = pool(&env, 2).await;
@@ -393,11 +395,7 @@ async fn redis_down_bypasses_the_cache_and_catches_up_after() {
         "no stale entry after the outage: {}",
         r.body
     );
-    let mut redis = redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut redis = own.conn().await;
     let version: i64 = redis
         .get(format!("{}cache:{{pool:{id}}}:version", env.prefix))
         .await

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::http::StatusCode;
+use lectern::config::DatabaseConfig;
 use lectern::migrate::{self, CustomResourceRequest};
 use lectern_tests::{DEAD_DATABASE_URL, TestEnv};
 use serde_json::Value;
@@ -120,14 +121,20 @@ async fn migrate_applies_on_create_and_update_and_answers_cloudformation() {
         .await
         .unwrap();
 
-    let created = migrate::handle(request("Create", &url), &env.database_url)
-        .await
-        .unwrap();
+    let created = migrate::handle(
+        request("Create", &url),
+        &DatabaseConfig::url(&env.database_url),
+    )
+    .await
+    .unwrap();
     assert_eq!(created.status, "SUCCESS", "{}", created.reason);
     assert_eq!(env.count("test_responses").await, 0, "tables exist again");
-    let updated = migrate::handle(request("Update", &url), &env.database_url)
-        .await
-        .unwrap();
+    let updated = migrate::handle(
+        request("Update", &url),
+        &DatabaseConfig::url(&env.database_url),
+    )
+    .await
+    .unwrap();
     assert_eq!(updated.status, "SUCCESS");
     assert_eq!(updated.data["Applied"], "", "nothing left to apply");
 
@@ -154,15 +161,21 @@ async fn migrate_applies_on_create_and_update_and_answers_cloudformation() {
 #[tokio::test]
 async fn migrate_reports_failure_and_ignores_delete() {
     let (url, seen) = response_url().await;
-    let failed = migrate::handle(request("Create", &url), DEAD_DATABASE_URL)
-        .await
-        .unwrap();
+    let failed = migrate::handle(
+        request("Create", &url),
+        &DatabaseConfig::url(DEAD_DATABASE_URL),
+    )
+    .await
+    .unwrap();
     assert_eq!(failed.status, "FAILED");
     assert!(!failed.reason.is_empty());
     // Delete never touches the database, so an unreachable one still succeeds.
-    let deleted = migrate::handle(request("Delete", &url), DEAD_DATABASE_URL)
-        .await
-        .unwrap();
+    let deleted = migrate::handle(
+        request("Delete", &url),
+        &DatabaseConfig::url(DEAD_DATABASE_URL),
+    )
+    .await
+    .unwrap();
     assert_eq!(deleted.status, "SUCCESS");
     let seen = seen.lock().unwrap();
     assert_eq!(

@@ -457,7 +457,7 @@ async fn every_use_refreshes_the_ttl_of_all_three_keys() {
         assert!((1_790_000..=1_800_000).contains(&ttl), "{key}: {ttl}");
     }
     let mut conn = env.redis().await;
-    let shorten = |conn: &mut redis::aio::MultiplexedConnection| {
+    let shorten = |conn: &mut lectern::store::conn::Conn| {
         let mut pipe = redis::pipe();
         for key in &keys {
             pipe.cmd("PEXPIRE").arg(key).arg(5_000).ignore();

@@ -3,14 +3,11 @@
 
 use std::time::Duration;
 
-use crate::config::{ConfigError, number};
+use crate::aws::secrets::Extension;
+use crate::config::{ConfigError, checked_url, number};
 
 /// The model used when a request names none and `AI_MODEL` is unset.
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
-
-/// The Lambda Parameters and Secrets extension's port when
-/// `PARAMETERS_SECRETS_EXTENSION_HTTP_PORT` is unset.
-pub const DEFAULT_EXTENSION_PORT: u64 = 2773;
 
 /// How lectern reaches an OpenAI-compatible chat-completions API.
 ///
@@ -27,11 +24,8 @@ pub struct AiConfig {
     /// Secrets Manager secret holding the key (`AI_API_KEY_SECRET_ARN`), read
     /// through the Lambda extension at first use when `api_key` is unset.
     pub api_key_secret_arn: Option<String>,
-    /// Base URL of the Parameters and Secrets extension (`AI_SECRETS_ENDPOINT`,
-    /// default `http://localhost:{PARAMETERS_SECRETS_EXTENSION_HTTP_PORT or 2773}`).
-    pub secrets_endpoint: String,
-    /// `AWS_SESSION_TOKEN`, which the extension wants in `X-Aws-Parameters-Secrets-Token`.
-    pub session_token: Option<String>,
+    /// Where that secret is read (the Parameters and Secrets extension).
+    pub secrets: Extension,
     /// How long one upstream call may take, the reply's body included.
     pub timeout: Duration,
     /// Retries after a 429, a 5xx, a timeout or a connection error.
@@ -48,8 +42,7 @@ impl Default for AiConfig {
             model: DEFAULT_MODEL.into(),
             api_key: None,
             api_key_secret_arn: None,
-            secrets_endpoint: format!("http://localhost:{DEFAULT_EXTENSION_PORT}"),
-            session_token: None,
+            secrets: Extension::default(),
             timeout: Duration::from_secs(30),
             max_retries: 2,
             retry_base: Duration::from_millis(250),
@@ -66,8 +59,7 @@ impl std::fmt::Debug for AiConfig {
             .field("model", &self.model)
             .field("api_key", &redacted(&self.api_key))
             .field("api_key_secret_arn", &self.api_key_secret_arn)
-            .field("secrets_endpoint", &self.secrets_endpoint)
-            .field("session_token", &redacted(&self.session_token))
+            .field("secrets", &self.secrets)
             .field("timeout", &self.timeout)
             .field("max_retries", &self.max_retries)
             .field("retry_base", &self.retry_base)
@@ -99,17 +91,7 @@ impl AiConfig {
         }
         let api_key = get("AI_API_KEY").map(|k| k.trim().to_owned());
         let api_key_secret_arn = get("AI_API_KEY_SECRET_ARN").map(|a| a.trim().to_owned());
-        let session_token = get("AWS_SESSION_TOKEN");
-        let port = number(
-            &get,
-            "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT",
-            DEFAULT_EXTENSION_PORT,
-            1..=65_535,
-        )?;
-        let secrets_endpoint = match get("AI_SECRETS_ENDPOINT") {
-            Some(raw) => checked_url(&raw).map_err(|p| bad("AI_SECRETS_ENDPOINT", &p))?,
-            None => format!("http://localhost:{port}"),
-        };
+        let secrets = Extension::from_lookup(&get)?;
         if base_url.is_some() {
             match (&api_key, &api_key_secret_arn) {
                 (None, None) => {
@@ -124,12 +106,7 @@ impl AiConfig {
                         "set AI_API_KEY or AI_API_KEY_SECRET_ARN, not both",
                     ));
                 }
-                (None, Some(_)) if session_token.is_none() => {
-                    return Err(bad(
-                        "AWS_SESSION_TOKEN",
-                        "is required to read AI_API_KEY_SECRET_ARN through the Lambda extension",
-                    ));
-                }
+                (None, Some(_)) => secrets.require_token("AI_API_KEY_SECRET_ARN")?,
                 _ => {}
             }
         }
@@ -138,8 +115,7 @@ impl AiConfig {
             model,
             api_key,
             api_key_secret_arn,
-            secrets_endpoint,
-            session_token,
+            secrets,
             timeout: Duration::from_millis(number(&get, "AI_TIMEOUT_MS", 30_000, 1..=300_000)?),
             max_retries: number(&get, "AI_MAX_RETRIES", 2, 0..=10)? as u32,
             retry_base: Duration::from_millis(number(&get, "AI_RETRY_BASE_MS", 250, 1..=60_000)?),
@@ -150,36 +126,6 @@ impl AiConfig {
     pub fn is_enabled(&self) -> bool {
         self.base_url.is_some()
     }
-}
-
-/// Checks a base URL (https, or http on loopback; no credentials, query or
-/// fragment) and drops trailing slashes.
-fn checked_url(raw: &str) -> Result<String, String> {
-    let url = raw.trim().trim_end_matches('/');
-    let (secure, rest) = if let Some(rest) = url.strip_prefix("https://") {
-        (true, rest)
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        (false, rest)
-    } else {
-        return Err(format!("{url:?} must be an https:// URL"));
-    };
-    let authority = rest.split('/').next().unwrap_or_default();
-    if authority.is_empty() || url.contains(['?', '#', '@', ' ']) {
-        return Err(format!(
-            "{url:?} must be a plain URL (a host, no credentials, query or fragment)"
-        ));
-    }
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().map(|h| format!("[{h}]")),
-        None => authority.split(':').next().map(str::to_owned),
-    }
-    .unwrap_or_default();
-    if !secure && !["127.0.0.1", "localhost", "[::1]"].contains(&host.as_str()) {
-        return Err(format!(
-            "{url:?} must be an https:// URL (http only on loopback)"
-        ));
-    }
-    Ok(url.to_owned())
 }
 
 #[cfg(test)]
@@ -208,7 +154,7 @@ mod tests {
         assert_eq!(c.timeout, Duration::from_secs(30));
         assert_eq!(c.max_retries, 2);
         assert_eq!(c.retry_base, Duration::from_millis(250));
-        assert_eq!(c.secrets_endpoint, "http://localhost:2773");
+        assert_eq!(c.secrets.endpoint, "http://localhost:2773");
         let d = AiConfig::default();
         assert_eq!(
             (
@@ -216,14 +162,14 @@ mod tests {
                 d.timeout,
                 d.max_retries,
                 d.retry_base,
-                d.secrets_endpoint
+                d.secrets.endpoint
             ),
             (
                 c.model,
                 c.timeout,
                 c.max_retries,
                 c.retry_base,
-                c.secrets_endpoint
+                c.secrets.endpoint
             )
         );
         // Blank counts as unset.
@@ -317,7 +263,7 @@ mod tests {
             ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "2999"),
         ])
         .unwrap();
-        assert_eq!(c.secrets_endpoint, "http://localhost:2999");
+        assert_eq!(c.secrets.endpoint, "http://localhost:2999");
         assert_eq!(c.api_key, None);
         let c = parse(&[
             ON[0],
@@ -326,7 +272,7 @@ mod tests {
             ("AI_SECRETS_ENDPOINT", "http://127.0.0.1:4000/"),
         ])
         .unwrap();
-        assert_eq!(c.secrets_endpoint, "http://127.0.0.1:4000");
+        assert_eq!(c.secrets.endpoint, "http://127.0.0.1:4000");
         let e = parse(&[("AI_SECRETS_ENDPOINT", "http://evil.example")]).unwrap_err();
         assert_eq!(e.var, "AI_SECRETS_ENDPOINT");
         // Off: no key needed.

@@ -25,7 +25,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-pub use config::{AiConfig, DEFAULT_EXTENSION_PORT, DEFAULT_MODEL};
+pub use config::{AiConfig, DEFAULT_MODEL};
 
 /// The longest wait between two attempts, whatever `Retry-After` or the backoff say.
 pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(20);
@@ -391,13 +391,16 @@ impl Client {
         let Some(arn) = &self.config.api_key_secret_arn else {
             return Ok(None);
         };
-        let token = self.config.session_token.as_deref().ok_or_else(|| {
-            Error::Secret("AWS_SESSION_TOKEN is unset; the extension cannot be asked".into())
-        })?;
         let key = self
             .key
-            .get_or_try_init(|| {
-                secrets::fetch(&self.agent, &self.config.secrets_endpoint, arn, token)
+            .get_or_try_init(|| async {
+                let secret = self
+                    .config
+                    .secrets
+                    .secret_string(arn)
+                    .await
+                    .map_err(Error::Secret)?;
+                secrets::parse_secret(&secret)
             })
             .await?;
         Ok(Some(key))
@@ -717,7 +720,10 @@ mod tests {
         let config = AiConfig {
             base_url: Some("https://api.example.com/v1".into()),
             api_key: Some("sk-do-not-print".into()),
-            session_token: Some("token-do-not-print".into()),
+            secrets: crate::aws::secrets::Extension {
+                session_token: Some("token-do-not-print".into()),
+                ..Default::default()
+            },
             ..AiConfig::default()
         };
         let client = Client::new(config);

@@ -1,62 +1,11 @@
-//! The API key from Secrets Manager, through the AWS Parameters and Secrets
-//! Lambda Extension (`GET {endpoint}/secretsmanager/get?secretId=...` with the
-//! session token in `X-Aws-Parameters-Secrets-Token`).
+//! The API key in a Secrets Manager secret (read through
+//! [`crate::aws::secrets::Extension`]): the key itself, or JSON with `api_key`.
 //!
 //! Nothing here puts the secret in an error or a log line.
 
 use serde::Deserialize;
 
 use super::Error;
-
-/// The header the extension checks against the function's `AWS_SESSION_TOKEN`.
-const TOKEN_HEADER: &str = "X-Aws-Parameters-Secrets-Token";
-
-/// The part of the extension's reply (Secrets Manager's `GetSecretValue`) we read.
-#[derive(Deserialize)]
-struct Reply {
-    #[serde(rename = "SecretString")]
-    secret_string: Option<String>,
-}
-
-/// Reads the key stored in secret `arn` through the extension at `endpoint`.
-pub(super) async fn fetch(
-    agent: &ureq::Agent,
-    endpoint: &str,
-    arn: &str,
-    session_token: &str,
-) -> Result<String, Error> {
-    let query = serde_urlencoded::to_string([("secretId", arn)]).expect("a string encodes");
-    let url = format!("{endpoint}/secretsmanager/get?{query}");
-    let (agent, token) = (agent.clone(), session_token.to_owned());
-    let answer = tokio::task::spawn_blocking(move || {
-        let mut response = agent
-            .get(&url)
-            .header(TOKEN_HEADER, &token)
-            .header("Accept", "application/json")
-            .call()?;
-        let status = response.status().as_u16();
-        let body = response.body_mut().read_to_string()?;
-        Ok::<_, ureq::Error>((status, body))
-    })
-    .await
-    .map_err(|e| Error::Secret(format!("the lookup did not finish ({e})")))?;
-    let (status, body) = answer.map_err(|e| match e {
-        ureq::Error::Timeout(_) => Error::Secret("the secrets extension timed out".into()),
-        e => Error::Secret(format!("the secrets extension is unreachable ({e})")),
-    })?;
-    if status != 200 {
-        // The body may echo the request; the status says enough.
-        return Err(Error::Secret(format!(
-            "the secrets extension answered {status}"
-        )));
-    }
-    let reply: Reply = serde_json::from_str(&body)
-        .map_err(|_| Error::Secret("the secrets extension's reply is not JSON".into()))?;
-    let secret = reply
-        .secret_string
-        .ok_or_else(|| Error::Secret("the secret has no SecretString".into()))?;
-    parse_secret(&secret)
-}
 
 /// The key in a secret string: the key itself, or a JSON object with an `api_key` field.
 pub(super) fn parse_secret(secret: &str) -> Result<String, Error> {

@@ -184,8 +184,10 @@ pub async fn delete(
     let index_key = keys.user_sessions(user);
     let mut pipe = redis::pipe();
     if !token_hashes.is_empty() {
-        let session_keys: Vec<String> = token_hashes.iter().map(|h| keys.auth_session(h)).collect();
-        pipe.cmd("DEL").arg(&session_keys);
+        // One DEL per session: each key is in a slot of its own in a cluster.
+        for hash in token_hashes {
+            pipe.cmd("DEL").arg(keys.auth_session(hash));
+        }
         for key in [&index_key, &keys.all_sessions(), &keys.sessions_seen()] {
             pipe.cmd("ZREM").arg(key).arg(token_hashes).ignore();
         }
@@ -200,7 +202,7 @@ pub async fn delete(
     let deleted: Vec<u64> = store
         .round_trip(async |c| pipe.query_async(c).await)
         .await?;
-    Ok(deleted.first().copied().unwrap_or(0))
+    Ok(deleted.iter().sum())
 }
 
 /// Every hash in a user's index (to log them all out).
@@ -269,18 +271,7 @@ pub async fn prune_indexes(
     let pattern = keys.user_sessions_pattern();
     let mut cursor = 0u64;
     loop {
-        let (next, found): (u64, Vec<String>) = store
-            .round_trip(async |c| {
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query_async(c)
-                    .await
-            })
-            .await?;
+        let (next, found) = store.scan(&pattern, cursor, 1000, None).await?;
         let batch: Vec<(String, i64)> = found.into_iter().map(|k| (k, now_ms)).collect();
         removed += prune_counted(store, &batch).await?;
         cursor = next;

@@ -247,20 +247,7 @@ pub async fn scan(
     cursor: u64,
     count: usize,
 ) -> Result<(u64, Vec<ScannedKey>), StoreError> {
-    let (next, keys): (u64, Vec<String>) = store
-        .round_trip(async |c| {
-            redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(count)
-                .arg("TYPE")
-                .arg("string")
-                .query_async(c)
-                .await
-        })
-        .await?;
+    let (next, keys) = store.scan(pattern, cursor, count, Some("string")).await?;
     if keys.is_empty() {
         return Ok((next, Vec::new()));
     }

@@ -96,19 +96,21 @@ impl Keys {
         format!("{}auth:user:{{{user}}}:sessions", self.prefix)
     }
 
-    /// `auth:sessions`: every session (token hash) scored by expiry, for counts without KEYS.
+    /// `auth:{index}:sessions`: every session (token hash) scored by expiry, for
+    /// counts without KEYS. The three global indexes share the `{index}` hash
+    /// tag, so one ZINTERCARD (and one pipeline) can reach them in a cluster.
     pub fn all_sessions(&self) -> String {
-        format!("{}auth:sessions", self.prefix)
+        format!("{}auth:{{index}}:sessions", self.prefix)
     }
 
-    /// `auth:sessions:seen`: every session scored by when it was last used.
+    /// `auth:{index}:seen`: every session scored by when it was last used.
     pub fn sessions_seen(&self) -> String {
-        format!("{}auth:sessions:seen", self.prefix)
+        format!("{}auth:{{index}}:seen", self.prefix)
     }
 
-    /// `auth:users`: every user with a session, scored by their latest expiry.
+    /// `auth:{index}:users`: every user with a session, scored by their latest expiry.
     pub fn users_signed_in(&self) -> String {
-        format!("{}auth:users", self.prefix)
+        format!("{}auth:{{index}}:users", self.prefix)
     }
 
     /// `auth:throttle:account:<sha256(email)>`: recent failed sign-ins to one account.

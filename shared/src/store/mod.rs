@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cache;
 pub mod catalog;
+pub mod conn;
 pub mod connections;
 pub mod db;
 pub mod keys;

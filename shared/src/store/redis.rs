@@ -1,5 +1,5 @@
-//! The Redis side: one lazily made, self-reconnecting connection per process,
-//! a short circuit breaker so an unreachable Redis costs one timeout rather than
+//! The Redis side: one lazily made, self-reconnecting connection per process
+//! (to one server or a cluster: see [`super::conn`]), a short circuit breaker so an unreachable Redis costs one timeout rather than
 //! one per request, and the test-state commands.
 //!
 //! A test's state is stored framed: its `seq` as 4 big-endian bytes, then the
@@ -10,11 +10,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::IntoConnectionInfo;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
+use super::conn::{Conn, Target};
 use super::{IoStats, Keys, StoreError};
+use crate::aws::secrets::Extension;
 
 /// How long requests skip Redis after it failed to answer.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -194,9 +196,10 @@ impl KeyCounts {
 
 /// Redis access for one process.
 pub struct RedisStore {
-    client: redis::Client,
-    timeout: Duration,
-    conn: OnceCell<ConnectionManager>,
+    target: Target,
+    /// The secret holding the AUTH token, and where to read it.
+    auth_secret: Option<(String, Extension)>,
+    conn: OnceCell<Conn>,
     keys: Keys,
     stats: Arc<IoStats>,
     started: Instant,
@@ -208,16 +211,18 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Parses the URL; connects on first use, not here.
+    /// Checks the URL; connects (reading the AUTH token first, when it is in
+    /// `auth_secret`) on first use, not here.
     pub fn new(
-        url: &str,
+        target: Target,
+        auth_secret: Option<(String, Extension)>,
         keys: Keys,
-        timeout: Duration,
         stats: Arc<IoStats>,
     ) -> Result<Self, StoreError> {
+        target.url.as_str().into_connection_info()?;
         Ok(Self {
-            client: redis::Client::open(url)?,
-            timeout,
+            target,
+            auth_secret,
             conn: OnceCell::new(),
             keys,
             stats,
@@ -242,26 +247,43 @@ impl RedisStore {
     }
 
     /// A handle on the shared connection, connecting the first time.
-    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+    async fn conn(&self) -> Result<Conn, StoreError> {
         if self.is_skipped() {
             return Err(StoreError::RedisUnavailable);
         }
         self.connect().await
     }
 
-    async fn connect(&self) -> Result<ConnectionManager, StoreError> {
+    async fn connect(&self) -> Result<Conn, StoreError> {
         let conn = self
             .conn
             .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(Some(self.timeout))
-                    .set_number_of_retries(1);
-                ConnectionManager::new_with_config(self.client.clone(), config).await
+                let password = match &self.auth_secret {
+                    Some((arn, extension)) => Some(self.auth_token(arn, extension).await?),
+                    None => None,
+                };
+                Conn::connect(&self.target, password.as_deref())
+                    .await
+                    .inspect_err(|e| self.note(e))
+                    .map_err(StoreError::from)
             })
-            .await
-            .inspect_err(|e| self.note(e))?;
+            .await?;
         Ok(conn.clone())
+    }
+
+    /// The AUTH token in `arn`'s secret (a plain string).
+    async fn auth_token(&self, arn: &str, extension: &Extension) -> Result<String, StoreError> {
+        match extension.secret_string(arn).await {
+            Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_owned()),
+            outcome => {
+                let problem = outcome
+                    .err()
+                    .unwrap_or_else(|| "the secret is empty".into());
+                tracing::error!(%problem, "REDIS_AUTH_SECRET_ARN: the AUTH token could not be read");
+                self.skip_for_a_while();
+                Err(StoreError::RedisUnavailable)
+            }
+        }
     }
 
     /// Records a failure that says Redis is out of reach.
@@ -271,15 +293,19 @@ impl RedisStore {
             || e.is_connection_dropped()
             || e.is_connection_refusal()
         {
-            let until = self.now_ms() + RETRY_AFTER.as_millis() as u64;
-            self.skip_until_ms.store(until, Ordering::Relaxed);
+            self.skip_for_a_while();
         }
+    }
+
+    fn skip_for_a_while(&self) {
+        let until = self.now_ms() + RETRY_AFTER.as_millis() as u64;
+        self.skip_until_ms.store(until, Ordering::Relaxed);
     }
 
     /// Runs one request (a command, pipeline or script: one round trip), counted.
     pub async fn round_trip<T>(
         &self,
-        request: impl AsyncFnOnce(&mut ConnectionManager) -> redis::RedisResult<T>,
+        request: impl AsyncFnOnce(&mut Conn) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
         let mut conn = self.conn().await?;
         self.stats.redis_round_trip();
@@ -481,24 +507,17 @@ impl RedisStore {
         Ok(())
     }
 
-    /// One step of `SCAN cursor MATCH pattern COUNT count`: the next cursor (0 at the end) and keys.
-    async fn scan(
+    /// One step of `SCAN cursor MATCH pattern COUNT count [TYPE kind]` (over
+    /// every primary of a cluster): the next cursor (0 at the end) and keys.
+    pub async fn scan(
         &self,
         pattern: &str,
         cursor: u64,
         count: usize,
+        kind: Option<&str>,
     ) -> Result<(u64, Vec<String>), StoreError> {
-        self.round_trip(async |c| {
-            redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(count)
-                .query_async(c)
-                .await
-        })
-        .await
+        self.round_trip(async |c| c.scan_step(cursor, pattern, count, kind).await)
+            .await
     }
 
     /// One step of a SCAN over the test states: the next cursor (0 at the end) and the tests found.
@@ -508,7 +527,7 @@ impl RedisStore {
         count: usize,
     ) -> Result<(u64, Vec<Uuid>), StoreError> {
         let (next, keys) = self
-            .scan(&self.keys.test_state_pattern(), cursor, count)
+            .scan(&self.keys.test_state_pattern(), cursor, count, None)
             .await?;
         let tests = keys
             .iter()
@@ -541,32 +560,38 @@ impl RedisStore {
     /// Server figures and a count of this deployment's keys by kind (SCAN, at
     /// most `max_keys` keys looked at).
     pub async fn stats(&self, max_keys: usize) -> Result<RedisStats, StoreError> {
-        let (memory, activity, clients): (String, String, String) = self
-            .round_trip(async |c| {
-                redis::pipe()
-                    .cmd("INFO")
-                    .arg("memory")
-                    .cmd("INFO")
-                    .arg("stats")
-                    .cmd("INFO")
-                    .arg("clients")
-                    .query_async(c)
-                    .await
-            })
+        // INFO's default sections hold memory, stats and clients; a cluster's
+        // figures are the sum over its primaries.
+        let replies = self
+            .round_trip(async |c| c.on_each_primary(&redis::cmd("INFO")).await)
             .await?;
-        let info = |text: &str, field: &str| -> Option<String> {
-            text.lines()
+        let infos: Vec<String> = replies
+            .into_iter()
+            .map(redis::from_redis_value)
+            .collect::<Result<_, _>>()
+            .map_err(redis::RedisError::from)?;
+        let info = |field: &str| -> Option<String> {
+            infos
+                .first()?
+                .lines()
                 .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
                 .map(|v| v.trim().to_owned())
         };
-        let number = |text: &str, field: &str| -> u64 {
-            info(text, field).and_then(|v| v.parse().ok()).unwrap_or(0)
+        let number = |field: &str| -> u64 {
+            infos
+                .iter()
+                .filter_map(|text| {
+                    text.lines()
+                        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                })
+                .sum()
         };
         let mut keys = KeyCounts::default();
         let mut cursor = 0u64;
         let pattern = format!("{}*", self.keys.prefix());
         loop {
-            let (next, batch) = self.scan(&pattern, cursor, 1000).await?;
+            let (next, batch) = self.scan(&pattern, cursor, 1000, None).await?;
             for key in &batch {
                 keys.count(key.strip_prefix(self.keys.prefix()).unwrap_or(key));
             }
@@ -577,17 +602,17 @@ impl RedisStore {
         }
         keys.complete = cursor == 0;
         Ok(RedisStats {
-            used_memory_bytes: number(&memory, "used_memory"),
-            used_memory_peak_bytes: number(&memory, "used_memory_peak"),
-            maxmemory_bytes: number(&memory, "maxmemory"),
-            maxmemory_policy: info(&memory, "maxmemory_policy").unwrap_or_default(),
-            ops_per_sec: number(&activity, "instantaneous_ops_per_sec"),
-            total_commands_processed: number(&activity, "total_commands_processed"),
-            keyspace_hits: number(&activity, "keyspace_hits"),
-            keyspace_misses: number(&activity, "keyspace_misses"),
-            expired_keys: number(&activity, "expired_keys"),
-            evicted_keys: number(&activity, "evicted_keys"),
-            connected_clients: number(&clients, "connected_clients"),
+            used_memory_bytes: number("used_memory"),
+            used_memory_peak_bytes: number("used_memory_peak"),
+            maxmemory_bytes: number("maxmemory"),
+            maxmemory_policy: info("maxmemory_policy").unwrap_or_default(),
+            ops_per_sec: number("instantaneous_ops_per_sec"),
+            total_commands_processed: number("total_commands_processed"),
+            keyspace_hits: number("keyspace_hits"),
+            keyspace_misses: number("keyspace_misses"),
+            expired_keys: number("expired_keys"),
+            evicted_keys: number("evicted_keys"),
+            connected_clients: number("connected_clients"),
             keys,
         })
     }
