@@ -6,6 +6,7 @@
 //! and `LECTERN_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`) pick the servers.
 
 pub mod fake_ai;
+pub mod fake_secrets;
 pub mod oidc;
 pub mod runtime;
 
@@ -728,23 +729,37 @@ pub async fn keys_under(conn: &mut Conn, prefix: &str) -> redis::RedisResult<Vec
 /// flushing it leaves the shared one alone. It keeps nothing on disk.
 pub struct OwnRedis {
     port: u16,
+    password: Option<String>,
     child: Option<std::process::Child>,
 }
 
 impl OwnRedis {
     /// Starts one on a free port.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Starts one that wants `AUTH password` (`requirepass`).
+    pub fn start_with_password(password: &str) -> Self {
+        Self::start_with(Some(password.to_owned()))
+    }
+
+    fn start_with(password: Option<String>) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let mut own = Self { port, child: None };
+        let mut own = Self {
+            port,
+            password,
+            child: None,
+        };
         own.revive();
         own
     }
 
-    /// Its URL.
+    /// Its URL (without the password).
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
@@ -764,6 +779,11 @@ impl OwnRedis {
             std::process::Command::new("redis-server")
                 .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no"])
+                .args(
+                    self.password
+                        .iter()
+                        .flat_map(|p| ["--requirepass", p.as_str()]),
+                )
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .expect("redis-server on PATH (infra/local.sh installs it)"),
@@ -779,7 +799,11 @@ impl OwnRedis {
 
     /// A connection to it.
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url())
+        let url = match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => self.url(),
+        };
+        redis::Client::open(url)
             .unwrap()
             .get_multiplexed_async_connection()
             .await
