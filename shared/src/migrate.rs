@@ -5,6 +5,7 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::config::DatabaseConfig;
 use crate::store::db;
@@ -125,7 +126,9 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
     });
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<CustomResourceRequest>| async move {
+            let span = crate::telemetry::invocation(&event.context.request_id, "custom-resource");
             handle(event.payload, database)
+                .instrument(span)
                 .await
                 .map_err(lambda_runtime::Error::from)
         },

@@ -210,6 +210,9 @@ pub struct Cache {
     retry: Mutex<HashSet<Bump>>,
     started: Instant,
     next_warning_ms: AtomicU64,
+    /// Entries this process found in Redis, and entries it loaded from the source.
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl Cache {
@@ -226,7 +229,24 @@ impl Cache {
             retry: Mutex::new(HashSet::new()),
             started: Instant::now(),
             next_warning_ms: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
+    }
+
+    /// Entries this process found in Redis and entries it loaded from the
+    /// source (Redis unreachable included), since it started; nothing while
+    /// the cache is off. The request metrics report the difference per request.
+    pub fn hit_counts(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    fn tally(&self, hits: usize, misses: usize) {
+        self.hits.fetch_add(hits as u64, Ordering::Relaxed);
+        self.misses.fetch_add(misses as u64, Ordering::Relaxed);
     }
 
     /// The settings in force.
@@ -297,11 +317,14 @@ impl Cache {
             .lookup(ns, version_key.as_deref(), std::slice::from_ref(&entry))
             .await
         else {
+            self.tally(0, 1);
             return load().await.map(Arc::new).map_err(Arc::new);
         };
         if let Some(value) = found.payloads[0].as_deref().and_then(decode::<T>) {
+            self.tally(1, 0);
             return Ok(Arc::new(value));
         }
+        self.tally(0, 1);
         let flight = (entry.clone(), found.version, TypeId::of::<T>());
         let shared = self
             .flights
@@ -352,6 +375,9 @@ impl Cache {
             None => keys.iter().map(|_| None).collect(),
         };
         let missing: Vec<usize> = (0..keys.len()).filter(|&i| values[i].is_none()).collect();
+        if self.config.enabled {
+            self.tally(keys.len() - missing.len(), missing.len());
+        }
         if missing.is_empty() {
             return Ok(values.into_iter().flatten().collect());
         }

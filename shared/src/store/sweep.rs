@@ -37,6 +37,18 @@ pub async fn idle_tests(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// How many tests are active (the partial index on active tests answers it).
+pub async fn active_tests(db: &Pool) -> Result<i64, StoreError> {
+    let client = db.get().await?;
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM test_sessions WHERE status = 'active'",
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// Whether each test still has its live state in Redis, in the order given:
 /// one pipeline of single-key EXISTS (one round trip, and each key stays in
 /// its own cluster slot).
