@@ -43,12 +43,10 @@ pub fn observed(router: Router, app: App) -> Router {
 /// time, so the process's counters moved for this request only).
 async fn observe(State(app): State<App>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let request_id = request
-        .lambda_context_ref()
-        .map(|c| c.request_id.clone())
-        .unwrap_or_default();
+    let context = request.lambda_context_ref();
+    let request_id = context.map(|c| c.request_id.clone()).unwrap_or_default();
     let route = route_of(&request);
-    let span = telemetry::invocation(&request_id, &route);
+    let span = telemetry::invocation(context, &route);
     let (hits, misses) = app.cache().hit_counts();
     let response = next.run(request).instrument(span.clone()).await;
     let (hits_after, misses_after) = app.cache().hit_counts();
@@ -98,7 +96,7 @@ pub async fn serve_sweeper() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
             on_schedule(app, event.payload)
-                .instrument(telemetry::invocation(&event.context.request_id, "schedule"))
+                .instrument(telemetry::invocation(Some(&event.context), "schedule"))
                 .await
                 .map_err(lambda_runtime::Error::from)
         },
@@ -140,7 +138,7 @@ pub async fn serve_ws() -> Result<(), lambda_runtime::Error> {
                 .route_key
                 .clone()
                 .unwrap_or_else(|| "$default".into());
-            let span = telemetry::invocation(&event.context.request_id, &route);
+            let span = telemetry::invocation(Some(&event.context), &route);
             let response = gateway::handle(app, gateway, event.payload)
                 .instrument(span.clone())
                 .await;

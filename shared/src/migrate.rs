@@ -126,7 +126,7 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
     });
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<CustomResourceRequest>| async move {
-            let span = crate::telemetry::invocation(&event.context.request_id, "custom-resource");
+            let span = crate::telemetry::invocation(Some(&event.context), "custom-resource");
             handle(event.payload, database)
                 .instrument(span)
                 .await

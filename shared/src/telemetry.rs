@@ -43,13 +43,17 @@ pub fn init() {
     };
 }
 
-/// The span every line logged while handling one invocation belongs to.
-pub fn invocation(request_id: &str, route: &str) -> tracing::Span {
+/// The span every line logged while handling one invocation belongs to: its
+/// request id, the function, the route, and the X-Ray trace when tracing is on.
+pub fn invocation(context: Option<&lambda_runtime::Context>, route: &str) -> tracing::Span {
+    let request_id = context.map_or("", |c| c.request_id.as_str());
+    let trace = context.and_then(|c| c.xray_trace_id.as_deref());
     tracing::info_span!(
         "invocation",
         request_id = %request_id,
         function = %function_name(),
-        route = %route
+        route = %route,
+        xray_trace_id = trace
     )
 }
 
