@@ -126,6 +126,107 @@ async fn health_answers_from_its_own_process() {
     assert!(health.stderr().is_empty(), "{}", health.output());
 }
 
+/// The log lines and the EMF record one invocation left: exactly one
+/// `request` line in its span, and one metrics record, both checked against
+/// the route and status; returns the record.
+fn observed(function: &Function, invocation: &Invocation, route: &str, status: u16) -> Value {
+    let logs = function.logs();
+    let mine = |v: &&Value| {
+        v["span"]["request_id"] == invocation.request_id.as_str()
+            || v["RequestId"] == invocation.request_id.as_str()
+    };
+    let lines: Vec<&Value> = logs
+        .iter()
+        .filter(mine)
+        .filter(|v| v["fields"]["message"] == "request")
+        .collect();
+    assert_eq!(lines.len(), 1, "one access line: {logs:#?}");
+    let span = &lines[0]["span"];
+    assert_eq!(
+        span["function"],
+        format!("lectern-test-{}", function.name())
+    );
+    assert_eq!(span["route"], route);
+    assert_eq!(lines[0]["fields"]["status"], status);
+    let records: Vec<&Value> = logs
+        .iter()
+        .filter(mine)
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    assert_eq!(records.len(), 1, "one EMF record: {logs:#?}");
+    let record = records[0].clone();
+    let declared = &record["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(declared["Namespace"], "Lectern");
+    assert_eq!(declared["Dimensions"], json!([["Function", "Route"]]));
+    let names: Vec<&str> = declared["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Requests",
+            "Latency",
+            "Errors",
+            "ClientErrors",
+            "CacheHits",
+            "CacheMisses"
+        ]
+    );
+    assert!(record["_aws"]["Timestamp"].as_u64().unwrap() > 1_700_000_000_000);
+    assert_eq!(record["Function"], span["function"]);
+    assert_eq!(record["Route"], route);
+    assert_eq!(record["Requests"], 1.0);
+    assert!(record["Latency"].as_f64().unwrap() > 0.0);
+    assert_eq!(record["Status"], status);
+    assert_eq!(record["Errors"], if status >= 500 { 1.0 } else { 0.0 });
+    assert_eq!(
+        record["ClientErrors"],
+        if (400..500).contains(&status) {
+            1.0
+        } else {
+            0.0
+        }
+    );
+    record
+}
+
+/// Every request leaves one JSON access line in its invocation's span
+/// (request id, function, route) and one EMF record with its figures,
+/// cache hits and misses included.
+#[tokio::test]
+async fn every_request_logs_its_span_and_one_metrics_record() {
+    let env = TestEnv::new().await;
+    let pools = start("pools", &env).await;
+    let mut event = fixture("apigw-v2-post-pools.json");
+    let refused = pools.invoke(event.clone()).await;
+    observed(&pools, &refused, "POST /v1/pools", 401);
+    event["headers"]["authorization"] = format!("Bearer {}", env.admin_token()).into();
+    let created = pools.invoke(event.clone()).await;
+    observed(&pools, &created, "POST /v1/pools", 201);
+    let id = created.http().body["pool_id"].as_str().unwrap().to_owned();
+
+    // The same pool read twice: loaded from PostgreSQL, then found in Redis.
+    let path = format!("/v1/pools/{id}");
+    event["routeKey"] = "GET /v1/pools/{id}".into();
+    event["rawPath"] = path.clone().into();
+    event["requestContext"]["routeKey"] = "GET /v1/pools/{id}".into();
+    event["requestContext"]["http"]["method"] = "GET".into();
+    event["requestContext"]["http"]["path"] = path.into();
+    event["pathParameters"] = json!({ "id": id });
+    event.as_object_mut().unwrap().remove("body");
+    event["isBase64Encoded"] = false.into();
+    let first = pools.invoke(event.clone()).await;
+    let cold = observed(&pools, &first, "GET /v1/pools/{id}", 200);
+    let second = pools.invoke(event).await;
+    let warm = observed(&pools, &second, "GET /v1/pools/{id}", 200);
+    assert!(cold["CacheMisses"].as_f64().unwrap() >= 1.0, "{cold}");
+    assert_eq!(warm["CacheMisses"], 0.0, "{warm}");
+    assert!(warm["CacheHits"].as_f64().unwrap() >= 1.0, "{warm}");
+}
+
 #[tokio::test]
 async fn pools_creates_a_pool_for_staff_and_refuses_anonymous_callers() {
     let env = TestEnv::new().await;
@@ -746,6 +847,22 @@ async fn the_sweeper_abandons_idle_tests_and_answers_with_its_report() {
     // A manual `aws lambda invoke` with `{}` sweeps too; nothing is left to abandon.
     let again = sweeper.invoke(json!({})).await;
     assert_eq!(again.response()["abandoned"], 0);
+    // Each sweep writes one EMF record: the tests still active, and those abandoned.
+    let records: Vec<Value> = sweeper
+        .logs()
+        .into_iter()
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    assert_eq!(records.len(), 2, "{records:#?}");
+    for (record, abandoned) in records.iter().zip([1.0, 0.0]) {
+        assert_eq!(
+            record["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Function"]])
+        );
+        assert_eq!(record["Function"], "lectern-test-sweeper");
+        assert_eq!(record["ActiveTests"], 1.0, "{record}");
+        assert_eq!(record["TestsAbandoned"], abandoned, "{record}");
+    }
 }
 
 // ---- teach-ws ---------------------------------------------------------------
