@@ -8,7 +8,9 @@ use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// True inside an AWS Lambda execution environment.
 pub fn on_lambda() -> bool {
@@ -23,23 +25,31 @@ pub fn function_name() -> &'static str {
     &NAME
 }
 
-/// Installs the global subscriber once; `RUST_LOG` filters (default `info`).
+/// Installs the global subscriber once. `RUST_LOG` filters by target and
+/// level (`info`, `info,lectern=debug`; default and fallback `info`): a
+/// `Targets` filter, which needs no regex engine in every bootstrap.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
+    let registry = tracing_subscriber::registry().with(filter);
     // A second call (several tests in one process) keeps the first subscriber.
     let _ = if on_lambda() {
         // The innermost span is the invocation's (see `invocation`): its fields
         // (request_id, function, route) go on every line logged inside it.
-        builder
+        let json = tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
             .with_span_list(false)
-            .without_time()
-            .try_init()
+            .without_time();
+        registry.with(json).try_init()
     } else {
         let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
-        builder.with_target(false).with_ansi(colour).try_init()
+        let text = tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_ansi(colour);
+        registry.with(text).try_init()
     };
 }
 
