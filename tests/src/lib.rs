@@ -623,21 +623,25 @@ pub fn request(
     builder.body(body).unwrap()
 }
 
+/// A reply body as JSON: `null` when empty, a string when not JSON.
+pub fn parse_body(bytes: &[u8]) -> Value {
+    if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into()))
+    }
+}
+
 /// Sends one request to any router and parses the reply.
 pub async fn send(router: &Router, request: Request<Body>) -> Resp {
     let response = router.clone().oneshot(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
-    };
     Resp {
         status: parts.status,
         headers: parts.headers,
-        body,
+        body: parse_body(&bytes),
     }
 }
 

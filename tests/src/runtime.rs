@@ -162,16 +162,10 @@ pub fn http_response(v: &Value) -> Resp {
     } else {
         raw.as_bytes().to_vec()
     };
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
-    };
     Resp {
         status,
         headers,
-        body,
+        body: crate::parse_body(&bytes),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The Redis side: one lazily made, self-reconnecting connection per process
-//! (to one server or a cluster: see [`super::conn`]), a short circuit breaker so an unreachable Redis costs one timeout rather than
-//! one per request, and the test-state commands.
+//! (to one server or a cluster: see [`super::conn`]), a short circuit breaker
+//! so an unreachable Redis costs one timeout rather than one per request, and
+//! the test-state commands.
 //!
 //! A test's state is stored framed: its `seq` as 4 big-endian bytes, then the
 //! caller's body. The scripts read the `seq` without decoding the body.
