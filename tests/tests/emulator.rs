@@ -121,20 +121,37 @@ async fn health_answers_from_its_own_process() {
     assert!(health.violations().is_empty(), "{:?}", health.violations());
     // On Lambda every line on stdout is a JSON record CloudWatch can parse;
     // nothing goes to stderr.
+    // Two requests: an access line and an EMF record each.
+    let logs = logs_until(&health, |logs| logs.len() >= 4).await;
     let stdout = health.stdout();
-    assert_eq!(health.logs().len(), stdout.len(), "{stdout:#?}");
+    assert_eq!(logs.len(), stdout.len(), "{stdout:#?}");
     assert!(health.stderr().is_empty(), "{}", health.output());
+}
+
+/// The function's log lines once `done` says they are all in (or after 2 s):
+/// they are written before the answer is posted, but reach us through a pipe
+/// read on another thread.
+async fn logs_until(function: &Function, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let mut logs = function.logs();
+    for _ in 0..100 {
+        if done(&logs) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        logs = function.logs();
+    }
+    logs
 }
 
 /// The log lines and the EMF record one invocation left: exactly one
 /// `request` line in its span, and one metrics record, both checked against
 /// the route and status; returns the record.
-fn observed(function: &Function, invocation: &Invocation, route: &str, status: u16) -> Value {
-    let logs = function.logs();
+async fn observed(function: &Function, invocation: &Invocation, route: &str, status: u16) -> Value {
     let mine = |v: &&Value| {
         v["span"]["request_id"] == invocation.request_id.as_str()
             || v["RequestId"] == invocation.request_id.as_str()
     };
+    let logs = logs_until(function, |logs| logs.iter().filter(mine).count() >= 2).await;
     let lines: Vec<&Value> = logs
         .iter()
         .filter(mine)
@@ -202,10 +219,10 @@ async fn every_request_logs_its_span_and_one_metrics_record() {
     let pools = start("pools", &env).await;
     let mut event = fixture("apigw-v2-post-pools.json");
     let refused = pools.invoke(event.clone()).await;
-    observed(&pools, &refused, "POST /v1/pools", 401);
+    observed(&pools, &refused, "POST /v1/pools", 401).await;
     event["headers"]["authorization"] = format!("Bearer {}", env.admin_token()).into();
     let created = pools.invoke(event.clone()).await;
-    observed(&pools, &created, "POST /v1/pools", 201);
+    observed(&pools, &created, "POST /v1/pools", 201).await;
     let id = created.http().body["pool_id"].as_str().unwrap().to_owned();
 
     // The same pool read twice: loaded from PostgreSQL, then found in Redis.
@@ -219,9 +236,9 @@ async fn every_request_logs_its_span_and_one_metrics_record() {
     event.as_object_mut().unwrap().remove("body");
     event["isBase64Encoded"] = false.into();
     let first = pools.invoke(event.clone()).await;
-    let cold = observed(&pools, &first, "GET /v1/pools/{id}", 200);
+    let cold = observed(&pools, &first, "GET /v1/pools/{id}", 200).await;
     let second = pools.invoke(event).await;
-    let warm = observed(&pools, &second, "GET /v1/pools/{id}", 200);
+    let warm = observed(&pools, &second, "GET /v1/pools/{id}", 200).await;
     assert!(cold["CacheMisses"].as_f64().unwrap() >= 1.0, "{cold}");
     assert_eq!(warm["CacheMisses"], 0.0, "{warm}");
     assert!(warm["CacheHits"].as_f64().unwrap() >= 1.0, "{warm}");
@@ -760,14 +777,10 @@ async fn migrate_reports_failed_to_cloudformation_when_the_database_is_down() {
         !body["Reason"].as_str().unwrap().is_empty(),
         "a reason for the stack events"
     );
-    assert!(
-        migrate
-            .logs()
-            .iter()
-            .any(|l| l["level"] == "ERROR" && l["fields"]["message"] == "migrations failed"),
-        "{}",
-        migrate.output()
-    );
+    let failure =
+        |l: &Value| l["level"] == "ERROR" && l["fields"]["message"] == "migrations failed";
+    let logs = logs_until(&migrate, |logs| logs.iter().any(failure)).await;
+    assert!(logs.iter().any(failure), "{}", migrate.output());
     // Delete still succeeds: it never needs the database.
     let deleted = migrate.invoke(custom_resource("Delete", &url)).await;
     assert_eq!(told(&sink, &deleted)["Status"], "SUCCESS");
@@ -848,11 +861,9 @@ async fn the_sweeper_abandons_idle_tests_and_answers_with_its_report() {
     let again = sweeper.invoke(json!({})).await;
     assert_eq!(again.response()["abandoned"], 0);
     // Each sweep writes one EMF record: the tests still active, and those abandoned.
-    let records: Vec<Value> = sweeper
-        .logs()
-        .into_iter()
-        .filter(|v| v.get("_aws").is_some())
-        .collect();
+    let emf = |v: &Value| v.get("_aws").is_some();
+    let logs = logs_until(&sweeper, |logs| logs.iter().filter(|v| emf(v)).count() >= 2).await;
+    let records: Vec<Value> = logs.into_iter().filter(emf).collect();
     assert_eq!(records.len(), 2, "{records:#?}");
     for (record, abandoned) in records.iter().zip([1.0, 0.0]) {
         assert_eq!(
@@ -1130,9 +1141,9 @@ async fn every_function_starts_without_connecting_anywhere() {
     assert!(redis_hits.load(Ordering::SeqCst) > 0);
     assert!(postgres_hits.load(Ordering::SeqCst) > 0);
     // Each store's failure is a JSON warning CloudWatch can parse, tied to
-    // the invocation's request and trace ids.
+    // the invocation's request and trace ids (the EMF record is written last).
+    let logs = logs_until(&health, |logs| logs.iter().any(|v| v.get("_aws").is_some())).await;
     let stdout = health.stdout();
-    let logs = health.logs();
     assert_eq!(logs.len(), stdout.len(), "not all JSON: {stdout:#?}");
     let warnings: Vec<&Value> = logs
         .iter()
