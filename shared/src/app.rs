@@ -50,7 +50,7 @@ impl App {
             Keys::new(config.redis_key_prefix.clone()),
             stats.clone(),
         )?);
-        let db = store::db::counted_pool(
+        let db = store::db::pool_for(
             &config.database,
             config.db_pool_max,
             config.db_timeout,

@@ -53,12 +53,7 @@ async fn observe(State(app): State<App>, request: Request, next: Next) -> Respon
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| tracing::info!(status, latency_ms, "request"));
-    Emf::new(&app.config().metrics_namespace)
-        .dimension("Function", telemetry::function_name())
-        .dimension("Route", route)
-        .metric("Requests", Unit::Count, 1.0)
-        .metric("Latency", Unit::Milliseconds, latency_ms)
-        .metric("Errors", Unit::Count, f64::from(u8::from(status >= 500)))
+    request_record(&app, route, latency_ms, status >= 500)
         .metric(
             "ClientErrors",
             Unit::Count,
@@ -70,6 +65,17 @@ async fn observe(State(app): State<App>, request: Request, next: Next) -> Respon
         .property("Status", status)
         .emit();
     response
+}
+
+/// The EMF record every request or message starts with: `Requests`,
+/// `Latency` and `Errors`, by function and route.
+fn request_record(app: &App, route: String, latency_ms: f64, failed: bool) -> Emf {
+    Emf::new(&app.config().metrics_namespace)
+        .dimension("Function", telemetry::function_name())
+        .dimension("Route", route)
+        .metric("Requests", Unit::Count, 1.0)
+        .metric("Latency", Unit::Milliseconds, latency_ms)
+        .metric("Errors", Unit::Count, f64::from(u8::from(failed)))
 }
 
 /// The route as API Gateway matched it (`POST /v1/tests/{id}/responses`), so
@@ -144,16 +150,7 @@ pub async fn serve_ws() -> Result<(), lambda_runtime::Error> {
                 .await;
             let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
             span.in_scope(|| tracing::info!(status = response.status_code, latency_ms, "message"));
-            Emf::new(&app.config().metrics_namespace)
-                .dimension("Function", telemetry::function_name())
-                .dimension("Route", route)
-                .metric("Requests", Unit::Count, 1.0)
-                .metric("Latency", Unit::Milliseconds, latency_ms)
-                .metric(
-                    "Errors",
-                    Unit::Count,
-                    f64::from(u8::from(response.status_code >= 500)),
-                )
+            request_record(app, route, latency_ms, response.status_code >= 500)
                 .property("RequestId", event.context.request_id)
                 .emit();
             Ok::<_, lambda_runtime::Error>(response)

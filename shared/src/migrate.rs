@@ -84,7 +84,7 @@ pub async fn respond(
 }
 
 async fn apply(database: &DatabaseConfig) -> Result<serde_json::Value, String> {
-    let pool = db::counted_pool(database, 1, std::time::Duration::from_secs(10), None)
+    let pool = db::pool_for(database, 1, std::time::Duration::from_secs(10), None)
         .map_err(|e| e.to_string())?;
     let applied = db::migrate(&pool).await.map_err(|e| e.to_string())?;
     tracing::info!(?applied, "migrations applied");

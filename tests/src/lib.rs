@@ -40,13 +40,18 @@ pub fn redis_cluster() -> bool {
     std::env::var("LECTERN_TEST_REDIS_CLUSTER").is_ok_and(|v| v == "true")
 }
 
-/// A connection to the test Redis (the cluster client when it is a cluster).
-pub async fn redis_conn() -> Conn {
-    let target = Target {
+/// The test Redis, as a connection target.
+fn redis_target() -> Target {
+    Target {
         url: redis_url(),
         cluster: redis_cluster(),
         timeout: std::time::Duration::from_secs(5),
-    };
+    }
+}
+
+/// A connection to the test Redis (the cluster client when it is a cluster).
+pub async fn redis_conn() -> Conn {
+    let target = redis_target();
     Conn::connect(&target, None).await.unwrap_or_else(|e| {
         panic!(
             "cannot reach the test Redis {}: {e} (run infra/local.sh up)",
@@ -695,12 +700,7 @@ impl Drop for TestEnv {
                         .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
                         .await;
                 }
-                let target = Target {
-                    url: redis_url(),
-                    cluster: redis_cluster(),
-                    timeout: std::time::Duration::from_secs(5),
-                };
-                if let Ok(mut conn) = Conn::connect(&target, None).await {
+                if let Ok(mut conn) = Conn::connect(&redis_target(), None).await {
                     if let Ok(keys) = keys_under(&mut conn, &prefix).await
                         && !keys.is_empty()
                     {

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use deadpool_postgres::{
     ConfigConnectImpl, Connect, Hook, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime,
@@ -29,7 +29,7 @@ pub fn pool(url: &str, max_size: usize, timeout: Duration) -> Result<Pool, Store
 
 /// Like [`pool`], for a [`DatabaseConfig`] (credentials may come from Secrets
 /// Manager), counting every checkout in `stats` when given.
-pub fn counted_pool(
+pub fn pool_for(
     database: &DatabaseConfig,
     max_size: usize,
     timeout: Duration,
@@ -44,7 +44,8 @@ pub fn counted_pool(
 /// the user and password from Secrets Manager when a secret is configured,
 /// read at the first connection and kept.
 struct Connector {
-    tls: bool,
+    /// Made at the first TLS connection, then shared.
+    tls: Option<OnceLock<MakeRustlsConnect>>,
     secret: Option<(String, Extension)>,
     credentials: OnceCell<(String, String)>,
 }
@@ -83,8 +84,10 @@ impl Connect for Connector {
                     return Err(tokio_postgres::Error::__private_api_timeout());
                 }
             }
-            if self.tls {
-                let tls = MakeRustlsConnect::new((*crate::tls::client_config()).clone());
+            if let Some(tls) = &self.tls {
+                let tls = tls
+                    .get_or_init(|| MakeRustlsConnect::new((*crate::tls::client_config()).clone()))
+                    .clone();
                 ConfigConnectImpl { tls }.connect(&pg_config).await
             } else {
                 ConfigConnectImpl { tls: NoTls }.connect(&pg_config).await
@@ -119,7 +122,7 @@ fn build(
     let mut config: tokio_postgres::Config = database.url.parse()?;
     config.connect_timeout(timeout);
     let connector = Connector {
-        tls: config.get_ssl_mode() == SslMode::Require,
+        tls: (config.get_ssl_mode() == SslMode::Require).then(OnceLock::new),
         secret: database
             .secret_arn
             .clone()
