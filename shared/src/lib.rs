@@ -12,16 +12,19 @@ pub mod cache;
 pub mod cat;
 pub mod config;
 pub mod demo;
-pub mod engine;
 pub mod lambda;
 pub mod local;
 pub mod migrate;
-pub mod orchestrator;
 pub mod store;
 pub mod sweep;
 pub mod teach;
 pub mod telemetry;
 pub mod tls;
+
+/// The psychometric engine (its own crate, pure): `lectern::engine::…` paths keep working.
+pub use lectern_engine as engine;
+/// The teaching orchestrator (its own crate, pure).
+pub use lectern_orchestrator as orchestrator;
 
 pub use app::App;
 pub use config::Config;

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use lectern::engine::{ItemBank, ItemParams};
+use lectern_engine::{ItemBank, ItemParams};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -401,16 +401,16 @@ fn parse_csv(name: &str, text: &str, scale: f64) -> Result<Bank, Error> {
 // Generated banks
 // ---------------------------------------------------------------------------
 
-pub use lectern::engine::sim::GENERATED_RECIPE;
+pub use lectern_engine::sim::GENERATED_RECIPE;
 
 /// A reproducible bank of `n` items drawn from `seed` (the engine's
-/// [`generate_bank`](lectern::engine::sim::generate_bank), see [`GENERATED_RECIPE`]),
+/// [`generate_bank`](lectern_engine::sim::generate_bank), see [`GENERATED_RECIPE`]),
 /// with ids `g001`, `g002`, … and no concepts.
 pub fn generate(n: usize, seed: u64) -> Bank {
     let width = n.to_string().len();
     let ids: Vec<String> = (1..=n).map(|i| format!("g{i:0width$}")).collect();
     Bank {
-        bank: lectern::engine::sim::generate_bank(n, seed),
+        bank: lectern_engine::sim::generate_bank(n, seed),
         index: ids
             .iter()
             .cloned()
@@ -545,7 +545,7 @@ mod tests {
     fn generated_banks_are_reproducible() {
         let x = generate(500, 7);
         assert_eq!(x.bank, generate(500, 7).bank);
-        assert_eq!(x.bank, lectern::engine::sim::generate_bank(500, 7));
+        assert_eq!(x.bank, lectern_engine::sim::generate_bank(500, 7));
         assert_ne!(x.bank, generate(500, 8).bank);
         assert_eq!((x.ids[0].as_str(), x.ids[499].as_str()), ("g001", "g500"));
         assert_eq!(x.index["g042"], 41);

@@ -4,7 +4,7 @@
 //! - `simulate`: Monte Carlo simulation of an adaptive test design on a bank, with
 //!   an optional HTML report.
 //!
-//! Everything is computed by `lectern::engine`; this crate reads files, checks
+//! Everything is computed by `lectern_engine`; this crate reads files, checks
 //! them (every error is one line naming the file, the row or line, and the
 //! problem), and writes JSON, SVG and HTML.
 
@@ -16,7 +16,7 @@ pub mod responses;
 pub mod simulate;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use lectern::engine::{Eap, Estimator, EstimatorKind, NormalPrior};
+use lectern_engine::{Eap, Estimator, EstimatorKind, NormalPrior};
 
 pub use error::Error;
 

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use lectern::engine::sim::{Bin, Simulation};
+use lectern_engine::sim::{Bin, Simulation};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::Serialize;

@@ -99,7 +99,7 @@ pub fn parse(name: &str, text: &str, bank: &Bank) -> Result<Vec<Pattern>, Error>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lectern::engine::{ItemBank, ItemParams};
+    use lectern_engine::{ItemBank, ItemParams};
     use std::collections::HashMap;
 
     fn bank() -> Bank {

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use lectern::engine::sim::{SimConfig, Simulation, Summary, simulate};
-use lectern::engine::{
+use lectern_engine::sim::{SimConfig, Simulation, Summary, simulate};
+use lectern_engine::{
     Cat, Classify, ContentBalanced, EstimatorKind, FixedTheta, Initializer, MaxInfo, Randomesque,
     Selector, StopRule, SympsonHetter,
 };

@@ -2,12 +2,12 @@
 //! (context, input) → (context, action), and the JSON the context travels as
 //! in Redis and PostgreSQL.
 //!
-//! Run: `cargo bench -p lectern --bench orchestrator`.
+//! Run: `cargo bench -p lectern-orchestrator --bench orchestrator`.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use lectern::orchestrator::{self, Input, Lesson, TeachingContext, classify};
+use lectern_orchestrator::{self as orchestrator, Input, Lesson, TeachingContext, classify};
 use uuid::Uuid;
 
 const INPUTS: [&str; 6] = [

@@ -2,13 +2,13 @@
 //! one EAP update with 30 answers ≤ 5 µs; one selection from 5,000 items ≤ 20 µs;
 //! a 1,000-examinee × 20-item simulation on a 500-item 3PL bank ≤ 0.2 s.
 //!
-//! `cargo bench -p lectern --bench engine` (add `-- <filter>` for one group).
+//! `cargo bench -p lectern-engine --bench engine` (add `-- <filter>` for one group).
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use lectern::engine::sim::{SimConfig, generate_bank, simulate};
-use lectern::engine::{
+use lectern_engine::sim::{SimConfig, generate_bank, simulate};
+use lectern_engine::{
     Cat, ContentBalanced, Eap, Estimator, ItemBank, Map, MaxInfo, Mle, Randomesque, Selector,
     StopRule, SympsonHetter, Wle,
 };

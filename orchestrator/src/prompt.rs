@@ -71,7 +71,7 @@ pub fn answer_question(action: &Action) -> Vec<PromptMessage> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::orchestrator::{ActionKind, Segment};
+    use crate::{ActionKind, Segment};
 
     fn action(confusion: u8, pace: Pace, recent: &[&str]) -> Action {
         Action {
