@@ -14,6 +14,7 @@ use crate::store::catalog::Catalog;
 use crate::store::conn::Target;
 use crate::store::pools::{PoolBank, QuestionText};
 use crate::store::redis::RedisStore;
+use crate::store::tests::StaleStates;
 use crate::store::{self, IoCounts, IoStats, Keys, StoreError};
 
 /// Cheap to clone; every clone shares the same connections and caches.
@@ -29,6 +30,7 @@ struct Inner {
     ai: ai::Client,
     db: Pool,
     catalog: Catalog,
+    stale_tests: StaleStates,
     recent_sessions: Recent,
     stats: Arc<IoStats>,
 }
@@ -65,6 +67,7 @@ impl App {
                 redis,
                 db,
                 catalog: Catalog::default(),
+                stale_tests: StaleStates::default(),
                 stats,
             }),
         })
@@ -93,6 +96,11 @@ impl App {
     /// The PostgreSQL pool.
     pub fn db(&self) -> &Pool {
         &self.inner.db
+    }
+
+    /// Tests whose Redis state this process knows to be behind PostgreSQL.
+    pub fn stale_tests(&self) -> &StaleStates {
+        &self.inner.stale_tests
     }
 
     /// Auth sessions this process accepted lately (for Redis outages).

@@ -62,7 +62,9 @@ async fn a_scan_finds_keys_on_every_node() {
     expected.sort();
     assert_eq!(found, expected);
     // The stats endpoint scans the same way.
-    let stats = env.app.redis().stats(10_000).await.unwrap();
+    let stats = lectern::store::redis_stats::stats(env.app.redis(), 10_000)
+        .await
+        .unwrap();
     assert!(stats.keys.complete);
     assert!(stats.keys.other >= 30, "{:?}", stats.keys);
     assert!(stats.used_memory_bytes > 0);

@@ -14,7 +14,7 @@ use crate::cache::Namespace;
 use crate::cache::admin::{self as cache_admin, CacheStats, CleanupReport};
 use crate::cat::admin::{self, ActivePage, Extended, Inspection};
 use crate::store::auth::SessionCounts;
-use crate::store::redis::RedisStats;
+use crate::store::redis_stats::{self, RedisStats};
 use crate::store::{pools, users};
 use crate::teach;
 
@@ -184,5 +184,7 @@ async fn extend(
 }
 
 async fn redis_stats(State(app): State<App>) -> Result<axum::Json<RedisStats>, ApiError> {
-    Ok(axum::Json(app.redis().stats(STATS_SCAN_LIMIT).await?))
+    Ok(axum::Json(
+        redis_stats::stats(app.redis(), STATS_SCAN_LIMIT).await?,
+    ))
 }

@@ -44,21 +44,21 @@ pub async fn active(app: &App, cursor: u64, limit: usize) -> Result<ActivePage, 
     let mut ids = Vec::new();
     let mut cursor = cursor;
     loop {
-        let (next, found) = redis.scan_test_states(cursor, 500).await?;
+        let (next, found) = records::scan_states(redis, cursor, 500).await?;
         ids.extend(found);
         cursor = next;
         if cursor == 0 || ids.len() >= limit {
             break;
         }
     }
-    let states = redis.peek_test_states(&ids).await?;
+    let states = records::peek_states(redis, &ids).await?;
     let tests = ids
         .into_iter()
         .zip(states)
         .filter_map(|(test_id, stored)| {
             // Expired between the scan and the read, or unreadable: not listed.
             let stored = stored?;
-            let s = LiveState::decode(&stored.raw).ok()?;
+            let s = LiveState::decode(&stored.stored).ok()?;
             Some(ActiveTest {
                 test_id,
                 student_id: s.student_id,
@@ -136,7 +136,7 @@ pub struct Inspection {
 /// Puts a test's Redis state and its PostgreSQL record side by side.
 pub async fn inspect(app: &App, id: Uuid) -> Result<Inspection, Error> {
     let replay = Replay::load(app, id).await?;
-    let stored = app.redis().peek_test_state(id).await?;
+    let stored = records::peek_state(app.redis(), id).await?;
     let t = &replay.record;
     let pg = SideView {
         items_answered: t.items_answered as u32,
@@ -153,7 +153,7 @@ pub async fn inspect(app: &App, id: Uuid) -> Result<Inspection, Error> {
     let mut differences = Vec::new();
     let redis = match stored {
         None => None,
-        Some(stored) => match LiveState::decode(&stored.raw) {
+        Some(stored) => match LiveState::decode(&stored.stored) {
             Err(e) => {
                 differences.push(format!("the Redis state does not decode: {e}"));
                 None
@@ -180,7 +180,7 @@ pub async fn inspect(app: &App, id: Uuid) -> Result<Inspection, Error> {
                 Some(RedisSide {
                     state: side,
                     ttl_s: stored.ttl_ms.max(0) as f64 / 1e3,
-                    bytes: stored.raw.len(),
+                    bytes: stored.bytes,
                 })
             }
         },
@@ -248,13 +248,12 @@ pub async fn sync(app: &App, id: Uuid) -> Result<Inspection, Error> {
         TestStatus::Active | TestStatus::Completed => {
             let state = LiveState::rebuild(&replay)?;
             let ttl = state::ttl_for(app, &replay.record);
-            app.redis()
-                .overwrite_test_state(id, &state.encode(), ttl)
-                .await?;
+            records::overwrite_state(app.redis(), id, (state.seq, &state.body()), ttl).await?;
+            app.stale_tests().clear(id);
         }
         TestStatus::Ended | TestStatus::Abandoned => {
-            app.redis().delete_test_state(id).await?;
-            app.redis().clear_stale(id);
+            records::delete_state(app.redis(), id).await?;
+            app.stale_tests().clear(id);
         }
     }
     inspect(app, id).await
@@ -286,12 +285,10 @@ pub async fn extend(app: &App, id: Uuid, seconds: u32) -> Result<Extended, Error
         return Err(Error::NotActive(replay.record.status));
     };
     let ttl = std::time::Duration::from_secs(u64::from(seconds));
-    if !app.redis().extend_test_state(id, ttl).await? {
+    if !records::extend_state(app.redis(), id, ttl).await? {
         sync(app, id).await?;
     }
-    let ttl_s = app
-        .redis()
-        .peek_test_state(id)
+    let ttl_s = records::peek_state(app.redis(), id)
         .await?
         .map_or(0.0, |s| s.ttl_ms.max(0) as f64 / 1e3);
     Ok(Extended {

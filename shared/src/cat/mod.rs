@@ -21,8 +21,7 @@ use crate::cache::Namespace;
 use crate::engine::{Estimate, FromProficiency, Initializer, StopReason};
 use crate::store::StoreError;
 use crate::store::pools::PoolBank;
-use crate::store::redis::{CasOutcome, Lock, unframe};
-use crate::store::tests::{self as records, Answer, TestStatus};
+use crate::store::tests::{self as records, Answer, CasOutcome, Lock, TestStatus};
 use state::{LiveState, Replay};
 use view::{classification, proficiency};
 
@@ -135,10 +134,9 @@ pub async fn start(app: &App, req: StartRequest) -> Result<Started, Error> {
         config: req.config.clone(),
     };
     // PostgreSQL has the test; without Redis it is served from there until Redis is back.
-    let encoded = state.encode();
+    let body = state.body();
     let (written, _) = tokio::join!(
-        app.redis()
-            .put_test_state(id, &encoded, app.config().test_state_ttl),
+        records::put_state(app.redis(), id, 0, &body, app.config().test_state_ttl),
         history_changed(app, req.student_id, false)
     );
     if let Err(e) = written {
@@ -208,8 +206,10 @@ async fn live(app: &App, id: Uuid, who: &Caller, lock: Option<Lock>) -> Result<L
     let redis = app.redis();
     let ttl = app.config().test_state_ttl;
     let fetched = match &lock {
-        Some(lock) => redis.begin_submit(id, lock, ttl).await,
-        None => redis.touch_test_state(id, ttl).await.map(|raw| (true, raw)),
+        Some(lock) => records::begin_submit(redis, id, lock, ttl).await,
+        None => records::touch_state(redis, id, ttl)
+            .await
+            .map(|stored| (true, stored)),
     };
     let raw = match fetched {
         Ok((true, raw)) => raw,
@@ -231,18 +231,18 @@ async fn live(app: &App, id: Uuid, who: &Caller, lock: Option<Lock>) -> Result<L
     };
     let state = match raw {
         None => resync(app, id, who, None).await,
-        Some(raw) => {
-            let decoded = if redis.is_stale(id) {
+        Some(stored) => {
+            let decoded = if app.stale_tests().contains(id) {
                 Err("behind PostgreSQL".to_owned())
             } else {
                 // Unreadable e.g. when written by an older release: PostgreSQL has what it held.
-                LiveState::decode(&raw)
+                LiveState::decode(&stored)
             };
             match decoded {
                 Ok(state) => allowed(who, id, state.student_id, Use::Act).map(|()| state),
                 Err(why) => {
                     tracing::warn!(test = %id, why, "live state unusable; rebuilding it");
-                    resync(app, id, who, unframe(&raw).map(|(seq, _)| seq)).await
+                    resync(app, id, who, stored.seq()).await
                 }
             }
         }
@@ -284,16 +284,17 @@ async fn resync(app: &App, id: Uuid, who: &Caller, over: Option<u32>) -> Result<
 /// so racing rebuilds agree). A failed write only means another rebuild later.
 async fn store_rebuilt(app: &App, replay: &Replay, state: &LiveState, over: Option<u32>) {
     let (id, redis) = (replay.record.id, app.redis());
-    let (raw, ttl) = (state.encode(), state::ttl_for(app, &replay.record));
+    let (body, ttl) = (state.body(), state::ttl_for(app, &replay.record));
     let written = match over {
-        Some(seq) => redis
-            .replace_test_state(id, seq, &raw, ttl, None)
+        Some(seen) => records::replace_state(redis, id, seen, (state.seq, &body), ttl, None)
             .await
             .map(|_| ()),
-        None => redis.put_test_state(id, &raw, ttl).await.map(|_| ()),
+        None => records::put_state(redis, id, state.seq, &body, ttl)
+            .await
+            .map(|_| ()),
     };
     match written {
-        Ok(()) => redis.clear_stale(id),
+        Ok(()) => app.stale_tests().clear(id),
         Err(e) => tracing::warn!(test = %id, error = %e, "rebuilt live state not written"),
     }
     tracing::info!(test = %id, seq = state.seq, "live state rebuilt from PostgreSQL");
@@ -318,7 +319,7 @@ async fn refresh_if_stale(app: &App, id: Uuid, seen_seq: u32) -> Result<Option<L
 }
 
 async fn release(app: &App, id: Uuid, lock: &Lock) {
-    if let Err(e) = app.redis().release(id, lock).await {
+    if let Err(e) = records::release(app.redis(), id, lock).await {
         // It expires by itself within seconds.
         tracing::warn!(test = %id, error = %e, "submission lock not released");
     }
@@ -439,19 +440,20 @@ async fn record(
     state.se = step.estimate.se;
     state.current = step.next.map(|i| i as u32);
     // PostgreSQL already holds the answer; a Redis write that fails only costs a rebuild later.
-    let encoded = state.encode();
+    let body = state.body();
     let (written, _) = tokio::join!(
-        app.redis().replace_test_state(
+        records::replace_state(
+            app.redis(),
             id,
             expected_seq,
-            &encoded,
+            (state.seq, &body),
             app.config().test_state_ttl,
             live.lock.as_ref(),
         ),
         history_changed(app, state.student_id, false)
     );
     if !matches!(written, Ok(CasOutcome::Written)) {
-        app.redis().mark_stale(id);
+        app.stale_tests().mark(id);
         if live.via_redis {
             tracing::warn!(test = %id, outcome = ?written, "live state not replaced after a recorded answer");
         }
@@ -513,12 +515,12 @@ pub async fn end(app: &App, id: Uuid, who: &Caller) -> Result<Ended, Error> {
         };
         if let Some(ended_at) = records::finish(app.db(), &replay.record, &finished).await? {
             let (deleted, _) = tokio::join!(
-                app.redis().delete_test_state(id),
+                records::delete_state(app.redis(), id),
                 history_changed(app, replay.record.student_id, true)
             );
             if let Err(e) = deleted {
                 // The state expires on its own; PostgreSQL already refuses answers to an ended test.
-                app.redis().mark_stale(id);
+                app.stale_tests().mark(id);
                 tracing::warn!(test = %id, error = %e, "live state not deleted at end");
             }
             replay.record.ended_at = Some(ended_at);

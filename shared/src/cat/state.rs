@@ -14,12 +14,11 @@ use crate::App;
 use crate::engine::NormalPrior;
 use crate::store::StoreError;
 use crate::store::pools::PoolBank;
-use crate::store::redis::{frame, unframe};
-use crate::store::tests::{self as records, TestRecord, TestStatus};
+use crate::store::tests::{self as records, Stored, TestRecord, TestStatus};
 
 /// The hot state in Redis (`test:{<id>}:state`): item indexes, never keys or
-/// texts. Stored as the `seq` frame the scripts read, then postcard (compact,
-/// ~300 bytes after 30 answers).
+/// texts. Its body is postcard (compact, ~300 bytes after 30 answers); storage
+/// frames it with the `seq` the scripts compare.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct LiveState {
     /// Responses recorded; the compare-and-set token (kept in the frame).
@@ -74,18 +73,18 @@ impl LiveState {
         })
     }
 
-    pub(super) fn encode(&self) -> Vec<u8> {
-        frame(
-            self.seq,
-            &postcard::to_stdvec(self).expect("live state serialises"),
-        )
+    /// The body storage keeps beside the `seq`.
+    pub(super) fn body(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("live state serialises")
     }
 
-    /// Reads what [`LiveState::encode`] wrote; `Err` names what is wrong.
-    pub(super) fn decode(raw: &[u8]) -> Result<Self, String> {
-        let (seq, body) = unframe(raw).ok_or("shorter than its frame")?;
+    /// Reads what [`LiveState::body`] wrote; `Err` names what is wrong.
+    pub(super) fn decode(stored: &Stored) -> Result<Self, String> {
+        let Stored::Framed { seq, body } = stored else {
+            return Err("shorter than its frame".into());
+        };
         let mut state: Self = postcard::from_bytes(body).map_err(|e| e.to_string())?;
-        state.seq = seq;
+        state.seq = *seq;
         Ok(state)
     }
 }

@@ -3,6 +3,27 @@
 
 use uuid::Uuid;
 
+/// What a key under the prefix holds (for counting keys by kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// `test:{<id>}:state`.
+    TestState,
+    /// `test:{<id>}:lock:<question>`.
+    TestLock,
+    /// `question:{<id>}`.
+    Question,
+    /// `pool:{<id>}:v<version>`.
+    Pool,
+    /// `auth:session:<hash>`.
+    AuthSession,
+    /// `teaching:session:{<id>}:*`.
+    TeachingSession,
+    /// `teaching:ws:<connection>`.
+    WsConnection,
+    /// Anything else (cache, AI, indexes, throttles, …).
+    Other,
+}
+
 /// Builds keys under an optional deployment-wide prefix.
 #[derive(Debug, Clone)]
 pub struct Keys {
@@ -20,6 +41,28 @@ impl Keys {
     /// The prefix every key starts with (used to scope scans and clean-up).
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// The kind of a key built here (the prefix, when present, is skipped).
+    pub fn kind_of(&self, key: &str) -> KeyKind {
+        let key = key.strip_prefix(&self.prefix).unwrap_or(key);
+        if key.starts_with("test:{") && key.ends_with("}:state") {
+            KeyKind::TestState
+        } else if key.starts_with("test:{") && key.contains("}:lock:") {
+            KeyKind::TestLock
+        } else if key.starts_with("question:{") {
+            KeyKind::Question
+        } else if key.starts_with("pool:{") {
+            KeyKind::Pool
+        } else if key.starts_with("auth:session:") {
+            KeyKind::AuthSession
+        } else if key.starts_with("teaching:session:{") {
+            KeyKind::TeachingSession
+        } else if key.starts_with("teaching:ws:") {
+            KeyKind::WsConnection
+        } else {
+            KeyKind::Other
+        }
     }
 
     /// `test:{<id>}:state`: the hot state of an active adaptive test.
@@ -247,5 +290,23 @@ mod tests {
             Keys::new("other:").test_of_state_key(&keys.test_state(id)),
             None
         );
+    }
+
+    #[test]
+    fn every_key_built_here_is_counted_under_its_kind() {
+        let k = Keys::new("p:");
+        let id = Uuid::new_v4();
+        assert_eq!(k.kind_of(&k.test_state(id)), KeyKind::TestState);
+        assert_eq!(k.kind_of(&k.test_lock(id, "q1")), KeyKind::TestLock);
+        assert_eq!(k.kind_of(&k.question("q1")), KeyKind::Question);
+        assert_eq!(k.kind_of(&k.pool(id, 3)), KeyKind::Pool);
+        assert_eq!(k.kind_of(&k.auth_session("ab")), KeyKind::AuthSession);
+        assert_eq!(k.kind_of(&k.teaching_context(id)), KeyKind::TeachingSession);
+        assert_eq!(
+            k.kind_of(&k.teaching_connections(id)),
+            KeyKind::TeachingSession
+        );
+        assert_eq!(k.kind_of(&k.ws_connection("c1")), KeyKind::WsConnection);
+        assert_eq!(k.kind_of(&k.cache_version("pools")), KeyKind::Other);
     }
 }

@@ -2,8 +2,8 @@
 //! question) and their hot copy in Redis (context, last 20 transitions,
 //! counters — three keys in one hash slot, refreshed to one TTL together).
 //!
-//! The context in Redis is framed like a test state (`seq` as 4 big-endian
-//! bytes, then JSON), so the scripts compare `seq` without decoding it.
+//! The context in Redis is framed like a test state (see [`super::framing`]:
+//! `seq`, then JSON), so the scripts compare `seq` without decoding it.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -13,7 +13,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::StoreError;
-use super::redis::{RedisStore, frame, ttl_ms, unframe};
+use super::framing::{frame, unframe};
+use super::redis::{RedisStore, ttl_ms};
 use crate::orchestrator::{Decision, Intent, Metrics, State, TeachingContext, Transition};
 
 /// Transitions kept in Redis (and shown by `GET /v1/teaching/sessions/{id}`).

@@ -1,4 +1,15 @@
-//! Adaptive tests and their responses in PostgreSQL (the system of record).
+//! Adaptive tests: their records and responses in PostgreSQL (the system of
+//! record), then their live state in Redis (`test:{<id>}:state`, the hot copy
+//! any container rebuilds from the record) with the submission lock beside it
+//! (`test:{<id>}:lock:<question>`), the compare-and-set scripts over both, and
+//! this process's memory of states known to be behind.
+//!
+//! A live state is stored framed (see [`super::framing`]): its `seq`, then the
+//! body the service encoded; the scripts compare the `seq` without decoding.
+
+use std::collections::HashSet;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use time::OffsetDateTime;
@@ -6,6 +17,8 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::StoreError;
+use super::framing::{frame, unframe};
+use super::redis::{RedisStore, ttl_ms};
 use crate::engine::{Estimate, NormalPrior};
 
 /// Lifecycle of a test.
@@ -417,4 +430,391 @@ pub async fn keep_until(
         )
         .await?;
     Ok(row.map(|r| r.get(0)))
+}
+
+// ---------------------------------------------------------------------------
+// Redis: the live state, the submission lock.
+
+/// How long a submission lock lives if its holder never releases it.
+pub const LOCK_TTL: Duration = Duration::from_secs(5);
+
+/// Writes a test's state only if the stored one is still at the expected `seq`,
+/// so a slow writer can never roll a test back; never shortens the TTL (an
+/// extended test keeps its extension); releases the submission lock in
+/// `KEYS[2]`, when given, if it still holds our token.
+/// Returns 1 written, 0 no state, -1 another writer moved it on.
+static SET_IF_SEQ: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local cur = redis.call('GET', KEYS[1])
+        local outcome
+        if not cur then
+            outcome = 0
+        elseif struct.unpack('>I4', cur) ~= tonumber(ARGV[1]) then
+            outcome = -1
+        else
+            local ttl = math.max(redis.call('PTTL', KEYS[1]), tonumber(ARGV[3]))
+            redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+            outcome = 1
+        end
+        if KEYS[2] and redis.call('GET', KEYS[2]) == ARGV[4] then
+            redis.call('DEL', KEYS[2])
+        end
+        return outcome
+        ",
+    )
+});
+
+/// Deletes a lock only if it still holds our token (it may have expired and
+/// been taken by someone else).
+static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        if redis.call('GET', KEYS[1]) == ARGV[1] then
+            return redis.call('DEL', KEYS[1])
+        end
+        return 0
+        ",
+    )
+});
+
+/// Outcome of a compare-and-set on a test's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CasOutcome {
+    /// Written.
+    Written,
+    /// The state was gone (expired or deleted by `end`).
+    Missing,
+    /// Another writer moved the state on first.
+    Stale,
+}
+
+/// A submission lock we hold: its question and our token.
+#[derive(Debug, Clone)]
+pub struct Lock {
+    /// The question being answered.
+    pub question_id: String,
+    token: String,
+}
+
+impl Lock {
+    /// A new lock on `question_id` with a random token.
+    pub fn new(question_id: &str) -> Self {
+        Self {
+            question_id: question_id.to_owned(),
+            token: format!("{:032x}", rand::random::<u128>()),
+        }
+    }
+}
+
+/// A test's live state as read from Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// As written: the `seq` writers compare-and-set on, and the body.
+    Framed {
+        /// Responses recorded when it was written.
+        seq: u32,
+        /// The service's encoding of the rest.
+        body: Vec<u8>,
+    },
+    /// Too short to carry a `seq`: not written by lectern.
+    Garbled,
+}
+
+impl Stored {
+    fn read(raw: &[u8]) -> Self {
+        match unframe(raw) {
+            Some((seq, body)) => Stored::Framed {
+                seq,
+                body: body.to_vec(),
+            },
+            None => Stored::Garbled,
+        }
+    }
+
+    /// The `seq` it was written at, when it has one.
+    pub fn seq(&self) -> Option<u32> {
+        match self {
+            Stored::Framed { seq, .. } => Some(*seq),
+            Stored::Garbled => None,
+        }
+    }
+}
+
+/// A test's live state read without touching it, with what an operator sees of it.
+#[derive(Debug, Clone)]
+pub struct Peeked {
+    /// The state.
+    pub stored: Stored,
+    /// Its size in Redis (frame included).
+    pub bytes: usize,
+    /// Milliseconds left.
+    pub ttl_ms: i64,
+}
+
+/// Takes the submission lock and reads the test's state, sliding its TTL (one
+/// round trip). `false` when another submit of this question holds the lock.
+pub async fn begin_submit(
+    store: &RedisStore,
+    test: Uuid,
+    lock: &Lock,
+    ttl: Duration,
+) -> Result<(bool, Option<Stored>), StoreError> {
+    let state_key = store.keys().test_state(test);
+    let lock_key = store.keys().test_lock(test, &lock.question_id);
+    let (locked, state): (Option<String>, Option<Vec<u8>>) = store
+        .round_trip(async |c| {
+            redis::pipe()
+                .cmd("SET")
+                .arg(&lock_key)
+                .arg(&lock.token)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms(LOCK_TTL))
+                .add_command(get(&state_key))
+                .add_command(slide(&state_key, ttl))
+                .ignore()
+                .query_async(c)
+                .await
+        })
+        .await?;
+    Ok((locked.is_some(), state.as_deref().map(Stored::read)))
+}
+
+/// Reads a test's state and slides its TTL (never shortening an extension).
+pub async fn touch_state(
+    store: &RedisStore,
+    test: Uuid,
+    ttl: Duration,
+) -> Result<Option<Stored>, StoreError> {
+    let key = store.keys().test_state(test);
+    let (state,): (Option<Vec<u8>>,) = store
+        .round_trip(async |c| {
+            redis::pipe()
+                .add_command(get(&key))
+                .add_command(slide(&key, ttl))
+                .ignore()
+                .query_async(c)
+                .await
+        })
+        .await?;
+    Ok(state.as_deref().map(Stored::read))
+}
+
+/// Reads a test's state and its TTL without touching either.
+pub async fn peek_state(store: &RedisStore, test: Uuid) -> Result<Option<Peeked>, StoreError> {
+    Ok(peek_states(store, &[test]).await?.pop().flatten())
+}
+
+/// Several tests' states and TTLs, untouched, in one round trip.
+pub async fn peek_states(
+    store: &RedisStore,
+    tests: &[Uuid],
+) -> Result<Vec<Option<Peeked>>, StoreError> {
+    if tests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for &t in tests {
+        let key = store.keys().test_state(t);
+        pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
+    }
+    let replies: Vec<(Option<Vec<u8>>, i64)> = store
+        .round_trip(async |c| pipe.query_async(c).await)
+        .await?;
+    Ok(replies
+        .into_iter()
+        .map(|(raw, ttl_ms)| {
+            raw.map(|raw| Peeked {
+                stored: Stored::read(&raw),
+                bytes: raw.len(),
+                ttl_ms,
+            })
+        })
+        .collect())
+}
+
+/// Stores a test's state unless one is there already (a new test, or a
+/// rebuild racing another rebuild); true when written.
+pub async fn put_state(
+    store: &RedisStore,
+    test: Uuid,
+    seq: u32,
+    body: &[u8],
+    ttl: Duration,
+) -> Result<bool, StoreError> {
+    let key = store.keys().test_state(test);
+    let value = frame(seq, body);
+    let written: Option<String> = store
+        .round_trip(async |c| {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(&value)
+                .arg("PX")
+                .arg(ttl_ms(ttl))
+                .arg("NX")
+                .query_async(c)
+                .await
+        })
+        .await?;
+    Ok(written.is_some())
+}
+
+/// Replaces a test's state with one at `seq` if the stored one is still at
+/// `expected_seq`, releasing `lock` in the same round trip.
+pub async fn replace_state(
+    store: &RedisStore,
+    test: Uuid,
+    expected_seq: u32,
+    (seq, body): (u32, &[u8]),
+    ttl: Duration,
+    lock: Option<&Lock>,
+) -> Result<CasOutcome, StoreError> {
+    let mut invocation = SET_IF_SEQ.key(store.keys().test_state(test));
+    if let Some(lock) = lock {
+        invocation.key(store.keys().test_lock(test, &lock.question_id));
+    }
+    invocation
+        .arg(expected_seq)
+        .arg(frame(seq, body))
+        .arg(ttl_ms(ttl))
+        .arg(lock.map_or("", |l| l.token.as_str()));
+    let outcome: i64 = store
+        .round_trip(async |c| invocation.invoke_async(c).await)
+        .await?;
+    Ok(match outcome {
+        1 => CasOutcome::Written,
+        0 => CasOutcome::Missing,
+        _ => CasOutcome::Stale,
+    })
+}
+
+/// Writes a test's state whatever is there (an administrator's resync).
+pub async fn overwrite_state(
+    store: &RedisStore,
+    test: Uuid,
+    (seq, body): (u32, &[u8]),
+    ttl: Duration,
+) -> Result<(), StoreError> {
+    store
+        .set_bytes(&store.keys().test_state(test), &frame(seq, body), ttl)
+        .await
+}
+
+/// Releases a submission lock if it is still ours.
+pub async fn release(store: &RedisStore, test: Uuid, lock: &Lock) -> Result<(), StoreError> {
+    let key = store.keys().test_lock(test, &lock.question_id);
+    let _: i64 = store
+        .round_trip(async |c| RELEASE.key(&key).arg(&lock.token).invoke_async(c).await)
+        .await?;
+    Ok(())
+}
+
+/// Lets a test's state live at least `ttl` from now; `false` when there is no state.
+pub async fn extend_state(
+    store: &RedisStore,
+    test: Uuid,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
+    let key = store.keys().test_state(test);
+    let (_, left): (i64, i64) = store
+        .round_trip(async |c| {
+            redis::pipe()
+                .cmd("PEXPIRE")
+                .arg(&key)
+                .arg(ttl_ms(ttl))
+                .arg("GT")
+                .cmd("PTTL")
+                .arg(&key)
+                .query_async(c)
+                .await
+        })
+        .await?;
+    Ok(left >= 0)
+}
+
+/// Drops a test's state.
+pub async fn delete_state(store: &RedisStore, test: Uuid) -> Result<(), StoreError> {
+    let key = store.keys().test_state(test);
+    let _: i64 = store
+        .round_trip(async |c| redis::cmd("DEL").arg(&key).query_async(c).await)
+        .await?;
+    Ok(())
+}
+
+/// One step of a SCAN over the test states: the next cursor (0 at the end) and the tests found.
+pub async fn scan_states(
+    store: &RedisStore,
+    cursor: u64,
+    count: usize,
+) -> Result<(u64, Vec<Uuid>), StoreError> {
+    let keys = store.keys();
+    let (next, found) = store
+        .scan(&keys.test_state_pattern(), cursor, count, None)
+        .await?;
+    let tests = found
+        .iter()
+        .filter_map(|k| keys.test_of_state_key(k))
+        .collect();
+    Ok((next, tests))
+}
+
+/// `GET key`.
+fn get(key: &str) -> redis::Cmd {
+    redis::cmd("GET").arg(key).to_owned()
+}
+
+/// Slides a key's TTL up to `ttl`, never down (an extension stays).
+fn slide(key: &str, ttl: Duration) -> redis::Cmd {
+    redis::cmd("PEXPIRE")
+        .arg(key)
+        .arg(ttl_ms(ttl))
+        .arg("GT")
+        .to_owned()
+}
+
+/// Tests this process advanced in PostgreSQL while their Redis state could not
+/// follow: whatever Redis holds for them is behind, and is replaced on their
+/// next request. Process memory (one per `App`), like the catalog: another
+/// container finds out from the `seq` when its compare-and-set fails.
+#[derive(Debug, Default)]
+pub struct StaleStates(Mutex<HashSet<Uuid>>);
+
+impl StaleStates {
+    /// Notes that PostgreSQL moved `test` on while its Redis state could not follow.
+    pub fn mark(&self, test: Uuid) {
+        self.0.lock().expect("stale set").insert(test);
+    }
+
+    /// Whether `test`'s Redis state is known to be behind PostgreSQL.
+    pub fn contains(&self, test: Uuid) -> bool {
+        self.0.lock().expect("stale set").contains(&test)
+    }
+
+    /// Forgets that `test`'s Redis state was behind (it has been replaced).
+    pub fn clear(&self, test: Uuid) {
+        self.0.lock().expect("stale set").remove(&test);
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn lock_tokens_differ() {
+        assert_ne!(Lock::new("q").token, Lock::new("q").token);
+    }
+
+    #[test]
+    fn a_value_too_short_for_a_frame_reads_as_garbled() {
+        assert_eq!(Stored::read(b"abc"), Stored::Garbled);
+        assert_eq!(
+            Stored::read(&frame(3, b"x")),
+            Stored::Framed {
+                seq: 3,
+                body: b"x".to_vec()
+            }
+        );
+    }
 }
