@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::bank::Bank;
 use crate::error::Error;
-use crate::simulate::{Config, Outcome};
+use crate::simulate::{Config, Outcome, Output};
 
 /// Plot size in pixels.
 const SIZE: (u32, u32) = (760, 460);
@@ -746,7 +746,7 @@ fn html(outcome: &Outcome, bins: &[Bin], plots: &[(&str, &str, String)]) -> Stri
 #[derive(Serialize)]
 struct SummaryFile<'a> {
     #[serde(flatten)]
-    output: crate::simulate::Output<'a>,
+    output: Output<'a>,
     conditional: &'a [Bin],
 }
 
@@ -888,11 +888,7 @@ pub fn write(dir: &Path, outcome: &Outcome) -> Result<(), Error> {
         .collect();
     write_file(dir, "index.html", html(outcome, &bins, &refs).as_bytes())?;
     let summary = SummaryFile {
-        output: crate::simulate::Output {
-            summary: &outcome.summary,
-            stop_reasons: outcome.stop_reasons.clone(),
-            config: &outcome.config,
-        },
+        output: outcome.output(),
         conditional: &bins,
     };
     let json = serde_json::to_string_pretty(&summary).expect("the summary serializes");
