@@ -151,13 +151,29 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let result = match cli.command {
         Command::Estimate(args) => estimate::run(&args, &mut out),
-        Command::Simulate(args) => simulate::run(&args, &mut out),
+        Command::Simulate(args) => simulate_and_report(&args, &mut out),
     };
     result
         .and_then(|()| {
             std::io::Write::flush(&mut out).map_err(|e| Error::io("<stdout>", "write", e))
         })
         .or_else(quiet_broken_pipe)
+}
+
+/// Runs `simulate`: the JSON summary goes to `out`, the report (if asked) to its directory.
+fn simulate_and_report(
+    args: &simulate::SimulateArgs,
+    out: &mut dyn std::io::Write,
+) -> Result<(), Error> {
+    if let Some(dir) = &args.report {
+        // Before the simulation, so that a bad directory fails fast.
+        report::prepare(dir)?;
+    }
+    let outcome = simulate::execute(args)?;
+    if let Some(dir) = &args.report {
+        report::write(dir, &outcome)?;
+    }
+    simulate::print(&outcome, out)
 }
 
 /// A closed standard output (`lectern-cat … | head`) is not an error.

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::bank::{self, Bank};
 use crate::error::Error;
-use crate::{EstimatorArgs, EstimatorName, finite, positive, probability, report};
+use crate::{EstimatorArgs, EstimatorName, finite, positive, probability};
 
 /// Extra help text of `simulate`.
 pub const AFTER_HELP: &str = "\
@@ -353,6 +353,17 @@ pub struct Outcome {
     pub stop_reasons: BTreeMap<&'static str, usize>,
 }
 
+impl Outcome {
+    /// What `simulate` prints.
+    pub fn output(&self) -> Output<'_> {
+        Output {
+            summary: &self.summary,
+            stop_reasons: self.stop_reasons.clone(),
+            config: &self.config,
+        }
+    }
+}
+
 /// Runs the simulation described by `args`, with a progress bar on standard error.
 pub fn execute(args: &SimulateArgs) -> Result<Outcome, Error> {
     if args.min_items > args.max_items {
@@ -446,21 +457,8 @@ pub fn execute(args: &SimulateArgs) -> Result<Outcome, Error> {
     })
 }
 
-/// Runs `simulate`: the JSON summary goes to `out`, the report (if asked) to its directory.
-pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<(), Error> {
-    if let Some(dir) = &args.report {
-        // Before the simulation, so that a bad directory fails fast.
-        report::prepare(dir)?;
-    }
-    let outcome = execute(args)?;
-    let output = Output {
-        summary: &outcome.summary,
-        stop_reasons: outcome.stop_reasons.clone(),
-        config: &outcome.config,
-    };
-    if let Some(dir) = &args.report {
-        report::write(dir, &outcome)?;
-    }
-    let text = serde_json::to_string_pretty(&output).expect("the summary serializes");
+/// Prints the JSON summary of `outcome` to `out`.
+pub fn print(outcome: &Outcome, out: &mut dyn Write) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(&outcome.output()).expect("the summary serializes");
     writeln!(out, "{text}").map_err(|e| Error::io("<stdout>", "write", e))
 }

@@ -1,67 +1,7 @@
-//! `lectern-loadtest`: concurrent simulated students take whole adaptive tests
-//! (or, with [`LoadConfig::teach`], hold whole tutoring sessions) through
-//! lectern's HTTP API, and the run reports latency percentiles per endpoint,
-//! throughput and errors.
-//!
-//! The API requires authentication, so before the run starts (not measured,
-//! warm-up not begun) each student signs up as a new user (`POST /v1/users`,
-//! email `loadtest-<hex>@loadtest.invalid`, random password) and logs in
-//! (`POST /v1/sessions`) on its own connection, then sends its bearer token
-//! with every request. A failure there stops the run ([`LoadError::SignUp`],
-//! [`LoadError::Login`]). Runs therefore leave these users behind in
-//! PostgreSQL (one per student; their `.invalid` emails tell them apart).
-//!
-//! Each student has its own keep-alive HTTP/1.1 connection and loops:
-//! `POST /v1/tests` → (`GET …/next` →) `POST …/responses` with a random option
-//! of the served question, until the test's `status` is `completed` →
-//! `POST …/end`. Any non-2xx answer (409 included), transport error, timeout
-//! or body that breaks the API's promises is an error; the student then ends
-//! that test (unmeasured) and starts another. Requests sent during the
-//! warm-up are not counted.
-//!
-//! With [`LoadConfig::with_reads`], after each ended test the student also
-//! reads what a dashboard shows, each its own [`Endpoint`]: its history
-//! (`GET /v1/students/{me}/tests`), its proficiency
-//! (`GET /v1/students/{me}/proficiency`), its profile (`GET /v1/users/{me}`)
-//! and the pool list (`GET /v1/pools?limit=20`), all cached by the server.
-//! With [`LoadConfig::admin_token`], the server cache's counters
-//! (`GET /v1/admin/cache/stats`) are read when the measured window begins and
-//! when the run ends, and [`Report::cache`] has their growth per namespace kind.
-//!
-//! With [`LoadConfig::teach`], each student holds tutoring sessions instead,
-//! one after another, and no pool is needed: `POST /v1/teaching/sessions`
-//! (course `loadtest`, module 0, sub-topic 0, [`LoadConfig::segments`]
-//! segments) → `POST …/input` with the lines of [`TEACH_SCRIPT`] in turn
-//! (from a random line; mostly "next", with a question, a repeat, a
-//! confusion, a pause and its resume, a skip and a remark), until the reply's
-//! `context.state` is `completed` → `POST …/end`. Each reply is held to the
-//! API's promises: the session's `seq` rises by exactly 1 per input, every
-//! input has an `intent` and a question is answered (`answer_question`), no
-//! input ends the session, it completes within 2·segments +
-//! `TEACH_SCRIPT.len()` inputs, and the end's summary counts exactly the
-//! inputs, questions, repeats and skips sent and every segment done. A
-//! violation is an error like any other; the student ends that session
-//! (unmeasured) and starts another. The report has them as the endpoints
-//! `teach_start`, `teach_input` and `teach_end`, and
-//! [`Report::sessions_completed`]. [`Stop::Tests`] then counts sessions.
-//!
-//! ```no_run
-//! # async fn example() -> Result<(), lectern_loadtest::LoadError> {
-//! use std::time::Duration;
-//! use lectern_loadtest::{LoadConfig, Stop, run};
-//!
-//! let config = LoadConfig {
-//!     url: "http://127.0.0.1:3999".into(),
-//!     students: 8,
-//!     stop: Stop::Tests(40),
-//!     warmup: Duration::ZERO,
-//!     ..LoadConfig::default()
-//! };
-//! let report = run(&config, |_progress| {}).await?;
-//! assert_eq!(report.error_count, 0);
-//! println!("{report}");
-//! # Ok(()) }
-//! ```
+//! `lectern-loadtest`: concurrent simulated students take adaptive tests (or hold
+//! tutoring sessions) through lectern's HTTP API, and [`run`] reports latency
+//! percentiles per endpoint, throughput and errors. What a run does, step by step,
+//! is in `tools/loadtest/README.md`.
 
 #![warn(missing_docs)]
 
@@ -262,6 +202,24 @@ pub struct Progress {
 /// second once the students have signed in. Fails only when the run cannot
 /// start (bad configuration, server unreachable, a student cannot sign up or
 /// log in, no pool without `teach`); errors of requests are counted in the report.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), lectern_loadtest::LoadError> {
+/// use std::time::Duration;
+/// use lectern_loadtest::{LoadConfig, Stop, run};
+///
+/// let config = LoadConfig {
+///     url: "http://127.0.0.1:3999".into(),
+///     students: 8,
+///     stop: Stop::Tests(40),
+///     warmup: Duration::ZERO,
+///     ..LoadConfig::default()
+/// };
+/// let report = run(&config, |_progress| {}).await?;
+/// assert_eq!(report.error_count, 0);
+/// println!("{report}");
+/// # Ok(()) }
+/// ```
 pub async fn run(
     config: &LoadConfig,
     progress: impl Fn(&Progress) + Send + Sync,

@@ -1,0 +1,106 @@
+//! The report's raw results: summary.json, examinees.csv, responses.jsonl and bank.csv.
+
+use std::path::Path;
+
+use lectern_engine::sim::{Bin, Simulation};
+use serde::Serialize;
+
+use super::write_file;
+use crate::bank::Bank;
+use crate::error::Error;
+use crate::simulate::{Outcome, Output};
+
+#[derive(Serialize)]
+struct SummaryFile<'a> {
+    #[serde(flatten)]
+    output: Output<'a>,
+    conditional: &'a [Bin],
+}
+
+fn csv_bytes(
+    name: &str,
+    fill: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>,
+) -> Result<Vec<u8>, Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    fill(&mut w).map_err(|e| Error::Options(format!("{name}: {e}")))?;
+    w.into_inner()
+        .map_err(|e| Error::Options(format!("{name}: {e}")))
+}
+
+fn examinees_csv(sim: &Simulation) -> Result<Vec<u8>, Error> {
+    csv_bytes("examinees.csv", |w| {
+        w.write_record(["examinee", "true_theta", "theta", "se", "length", "stop"])?;
+        for (k, e) in sim.examinees.iter().enumerate() {
+            w.write_record([
+                (k + 1).to_string(),
+                e.true_theta.to_string(),
+                e.estimate.theta.to_string(),
+                e.estimate.se.to_string(),
+                e.items.len().to_string(),
+                e.stop.name().to_owned(),
+            ])?;
+        }
+        Ok(())
+    })
+}
+
+fn bank_csv(bank: &Bank) -> Result<Vec<u8>, Error> {
+    csv_bytes("bank.csv", |w| {
+        w.write_record(["id", "a", "b", "c", "d", "concepts", "exposure"])?;
+        for (i, id) in bank.ids.iter().enumerate() {
+            let p = bank.bank.params(i);
+            let concepts: Vec<&str> = bank
+                .bank
+                .concepts(i)
+                .iter()
+                .map(|&c| bank.concepts[usize::from(c)].as_str())
+                .collect();
+            w.write_record([
+                id.clone(),
+                p.a.to_string(),
+                p.b.to_string(),
+                p.c.to_string(),
+                p.d.to_string(),
+                concepts.join(";"),
+                bank.bank.exposure(i).to_string(),
+            ])?;
+        }
+        Ok(())
+    })
+}
+
+fn responses_jsonl(sim: &Simulation, bank: &Bank) -> String {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        items: Vec<&'a str>,
+        answers: Vec<u8>,
+    }
+    let mut out = String::new();
+    for e in &sim.examinees {
+        let line = Line {
+            items: e.items.iter().map(|&i| bank.ids[i].as_str()).collect(),
+            answers: e.answers.iter().map(|&u| u8::from(u)).collect(),
+        };
+        out.push_str(&serde_json::to_string(&line).expect("ids and answers serialize"));
+        out.push('\n');
+    }
+    out
+}
+
+/// Writes the raw results into `dir`.
+pub(super) fn write(dir: &Path, outcome: &Outcome, bins: &[Bin]) -> Result<(), Error> {
+    let summary = SummaryFile {
+        output: outcome.output(),
+        conditional: bins,
+    };
+    let json = serde_json::to_string_pretty(&summary).expect("the summary serializes");
+    write_file(dir, "summary.json", format!("{json}\n").as_bytes())?;
+    write_file(dir, "examinees.csv", &examinees_csv(&outcome.sim)?)?;
+    write_file(
+        dir,
+        "responses.jsonl",
+        responses_jsonl(&outcome.sim, &outcome.bank).as_bytes(),
+    )?;
+    write_file(dir, "bank.csv", &bank_csv(&outcome.bank)?)?;
+    Ok(())
+}
