@@ -5,7 +5,7 @@
 //! Run: `cargo bench -p lectern --bench auth`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use lectern::auth::{password, secret};
+use lectern::services::auth::{password, secret};
 
 fn auth(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -4,15 +4,13 @@
 use std::sync::Arc;
 
 use deadpool_postgres::Pool;
-use uuid::Uuid;
 
 use crate::ai;
-use crate::auth::sessions::{self, Recent};
 use crate::cache::Cache;
 use crate::config::Config;
+use crate::services::auth::sessions::{self, Recent};
 use crate::store::catalog::Catalog;
 use crate::store::conn::Target;
-use crate::store::pools::{PoolBank, QuestionText};
 use crate::store::redis::RedisStore;
 use crate::store::tests::StaleStates;
 use crate::store::{self, IoCounts, IoStats, Keys, StoreError};
@@ -98,6 +96,11 @@ impl App {
         &self.inner.db
     }
 
+    /// Pool versions and questions this process has read (see `services::pools`).
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
     /// Tests whose Redis state this process knows to be behind PostgreSQL.
     pub fn stale_tests(&self) -> &StaleStates {
         &self.inner.stale_tests
@@ -111,33 +114,5 @@ impl App {
     /// Redis round trips and PostgreSQL checkouts made by this process so far.
     pub fn io_counts(&self) -> IoCounts {
         self.inner.stats.read()
-    }
-
-    /// One version of a pool as the engine needs it (process → Redis → PostgreSQL).
-    pub async fn bank(&self, pool_id: Uuid, version: i32) -> Result<Arc<PoolBank>, StoreError> {
-        self.inner
-            .catalog
-            .bank(self.redis(), self.db(), pool_id, version)
-            .await
-    }
-
-    /// The keys of one pool version, in engine order (process → PostgreSQL; never Redis).
-    pub async fn answer_key(
-        &self,
-        pool_id: Uuid,
-        version: i32,
-    ) -> Result<Arc<Vec<String>>, StoreError> {
-        self.inner
-            .catalog
-            .answer_key(self.db(), pool_id, version)
-            .await
-    }
-
-    /// A question's text (process → Redis → PostgreSQL).
-    pub async fn question(&self, id: &str) -> Result<Arc<QuestionText>, StoreError> {
-        self.inner
-            .catalog
-            .question(self.redis(), self.db(), id)
-            .await
     }
 }

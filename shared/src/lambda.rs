@@ -19,8 +19,8 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use tracing::Instrument;
 
 use crate::api::ws::gateway::{self, Gateway};
+use crate::services::sweep::{self, SweepReport};
 use crate::store::StoreError;
-use crate::sweep::{self, SweepReport};
 use crate::telemetry::{self, Emf, Unit};
 use crate::{App, config::Config};
 

@@ -6,18 +6,13 @@
 pub mod ai;
 pub mod api;
 pub mod app;
-pub mod auth;
 pub mod aws;
 pub mod cache;
-pub mod cat;
 pub mod config;
-pub mod demo;
 pub mod lambda;
 pub mod local;
-pub mod migrate;
+pub mod services;
 pub mod store;
-pub mod sweep;
-pub mod teach;
 pub mod telemetry;
 pub mod tls;
 

@@ -3,7 +3,8 @@
 
 use std::net::SocketAddr;
 
-use crate::{App, Config, api, demo, store, sweep};
+use crate::services::{demo, sweep};
+use crate::{App, Config, api, store};
 
 /// Local defaults, used where the environment says nothing.
 const LOCAL_DEFAULTS: [(&str, &str); 4] = [

@@ -14,8 +14,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use lectern::auth::Role;
-use lectern::auth::sessions::{self, Meta};
+use lectern::services::auth::Role;
+use lectern::services::auth::sessions::{self, Meta};
 use lectern::store::StoreError;
 use lectern::store::conn::{Conn, Target};
 use lectern::{App, Config};
@@ -658,7 +658,7 @@ pub fn items_json(n: usize, salt: &str) -> Vec<Value> {
         .rev()
         .take(12)
         .collect();
-    lectern::demo::items(n, 11)
+    lectern::services::demo::items(n, 11)
         .into_iter()
         .map(|it| {
             json!({

@@ -6,7 +6,7 @@
 
 use axum::http::{Method, StatusCode};
 use lectern::api::{Access, ROUTES, Route};
-use lectern::auth::Role;
+use lectern::services::auth::Role;
 use lectern_tests::oidc::{FakeOidc, FakeUser};
 use lectern_tests::{TestEnv, items_json, new_email};
 use serde_json::{Value, json};
@@ -137,7 +137,9 @@ impl World {
             counts.push(sql.query_one(query, &[]).await.unwrap().get(0));
         }
         // Straight from the library: an admin case may have logged the harness's admin out.
-        let stats = lectern::auth::sessions::stats(&self.env.app).await.unwrap();
+        let stats = lectern::services::auth::sessions::stats(&self.env.app)
+            .await
+            .unwrap();
         counts.push(stats.total as i64);
         counts
     }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode, header};
-use lectern::auth::Role;
+use lectern::services::auth::Role;
 use lectern_tests::{Resp, TestEnv, new_email};
 use serde_json::{Value, json};
 
@@ -161,7 +161,7 @@ async fn login_gives_an_opaque_token_and_redis_holds_only_its_hash() {
 
     // Nothing in Redis is the token, or lets one rebuild it.
     let entries = env.redis_entries().await;
-    let hash = lectern::auth::secret::sha256_hex(&token);
+    let hash = lectern::services::auth::secret::sha256_hex(&token);
     assert!(
         entries
             .iter()
@@ -396,7 +396,7 @@ async fn logout_ends_one_session_and_logout_everywhere_ends_them_all() {
     assert_eq!(r.status, StatusCode::OK);
     // Nothing of the ended sessions is left in Redis.
     for token in [&phone, &laptop, &tablet] {
-        let hash = lectern::auth::secret::sha256_hex(token);
+        let hash = lectern::services::auth::secret::sha256_hex(token);
         assert!(
             env.redis_entries()
                 .await
@@ -460,14 +460,19 @@ async fn racing_sign_ups_of_one_email_make_one_account() {
 async fn the_first_admin_comes_from_the_command_not_an_endpoint() {
     let env = TestEnv::new().await;
     let email = new_email();
-    let short = lectern::auth::accounts::create_admin(&env.app, &email, "Root", "short").await;
+    let short =
+        lectern::services::auth::accounts::create_admin(&env.app, &email, "Root", "short").await;
     assert!(short.is_err());
-    let admin = lectern::auth::accounts::create_admin(&env.app, &email, "Root", PASSWORD)
+    let admin = lectern::services::auth::accounts::create_admin(&env.app, &email, "Root", PASSWORD)
         .await
         .unwrap();
     assert_eq!(admin.role, "admin");
-    let again = lectern::auth::accounts::create_admin(&env.app, &email, "Root", PASSWORD).await;
-    assert!(matches!(again, Err(lectern::auth::Error::EmailTaken)));
+    let again =
+        lectern::services::auth::accounts::create_admin(&env.app, &email, "Root", PASSWORD).await;
+    assert!(matches!(
+        again,
+        Err(lectern::services::auth::Error::EmailTaken)
+    ));
     let token = signed_in(&env, &email).await;
     let stats = get(&env, &token, "/v1/admin/sessions/stats").await;
     assert_eq!(stats.status, StatusCode::OK, "{}", stats.body);

@@ -195,7 +195,7 @@ async fn a_write_is_seen_at_once_by_a_second_container() {
 async fn the_admin_invalidations_drop_a_user_or_a_pool() {
     let env = TestEnv::new().await;
     let id = pool(&env, 2).await;
-    let (student, token) = env.user(lectern::auth::Role::Student).await;
+    let (student, token) = env.user(lectern::services::auth::Role::Student).await;
     let profile = format!("/v1/users/{student}");
     let read_profile = || env.call_as(Some(&token), Method::GET, &profile, None);
     assert_eq!(read_profile().await.body["id"], student.to_string());

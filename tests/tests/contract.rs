@@ -73,7 +73,7 @@ fn template_events_match_the_route_table() {
     }
     assert_eq!(events, table());
     // The sweeper has no route: it runs on a schedule (the local server's too), and is the only one that does.
-    let every = lectern::sweep::PERIOD.as_secs() / 60;
+    let every = lectern::services::sweep::PERIOD.as_secs() / 60;
     assert_eq!(
         schedules,
         BTreeSet::from([("sweeper".to_owned(), format!("rate({every} minutes)"))])

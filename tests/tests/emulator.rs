@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
-use lectern::auth::Role;
+use lectern::services::auth::Role;
 use lectern_tests::runtime::{
     self, FUNCTIONS, Failure, Function, Invocation, Launch, Outcome, lambda_env,
 };

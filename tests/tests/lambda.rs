@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::StatusCode;
 use lectern::config::DatabaseConfig;
-use lectern::migrate::{self, CustomResourceRequest};
+use lectern::services::migrate::{self, CustomResourceRequest};
 use lectern_tests::{DEAD_DATABASE_URL, TestEnv};
 use serde_json::Value;
 

@@ -298,12 +298,12 @@ async fn replay(env: &TestEnv, test: &str) -> Vec<(String, f64, f64)> {
         )
         .await
         .unwrap();
-    let config: lectern::cat::TestConfig = serde_json::from_value(row.get("config")).unwrap();
-    let bank = env
-        .app
-        .bank(row.get("pool_id"), row.get("pool_version"))
-        .await
-        .unwrap();
+    let config: lectern::services::cat::TestConfig =
+        serde_json::from_value(row.get("config")).unwrap();
+    let bank =
+        lectern::services::pools::bank(&env.app, row.get("pool_id"), row.get("pool_version"))
+            .await
+            .unwrap();
     let prior = lectern::engine::NormalPrior {
         mean: row.get("prior_mean"),
         sd: row.get("prior_sd"),

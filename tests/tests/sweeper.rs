@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use lectern::sweep::{self, SweepReport};
+use lectern::services::sweep::{self, SweepReport};
 use lectern_tests::{DEAD_REDIS_URL, TestEnv};
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -3,7 +3,7 @@
 //! validation and the admin statistics.
 
 use axum::http::{Method, StatusCode};
-use lectern::auth::Role;
+use lectern::services::auth::Role;
 use lectern_tests::fake_ai::FakeAi;
 use lectern_tests::{OwnRedis, Resp, TestEnv};
 use serde_json::{Value, json};

@@ -1,6 +1,6 @@
-//! The `migrate` Lambda function: see `lectern::migrate`.
+//! The `migrate` Lambda function: see `lectern::services::migrate`.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lectern::migrate::serve().await
+    lectern::services::migrate::serve().await
 }

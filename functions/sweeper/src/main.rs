@@ -1,4 +1,4 @@
-//! The `sweeper` Lambda function: see `lectern::sweep`.
+//! The `sweeper` Lambda function: see `lectern::services::sweep`.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -16,8 +16,8 @@ use lambda_http::request::RequestContext;
 
 use super::{ApiError, ROUTES};
 use crate::App;
-use crate::auth::sessions::{self, Meta};
-use crate::auth::{Caller, Error, Role};
+use crate::services::auth::sessions::{self, Meta};
+use crate::services::auth::{Caller, Error, Role};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,14 +9,14 @@ use serde::Deserialize;
 use super::ApiError;
 use super::extract::{IdPath, Json, Query};
 use crate::App;
-use crate::auth::sessions;
 use crate::cache::Namespace;
 use crate::cache::admin::{self as cache_admin, CacheStats, CleanupReport};
-use crate::cat::admin::{self, ActivePage, Extended, Inspection};
+use crate::services::auth::sessions;
+use crate::services::cat::admin::{self, ActivePage, Extended, Inspection};
+use crate::services::teach;
 use crate::store::auth::SessionCounts;
 use crate::store::redis_stats::{self, RedisStats};
 use crate::store::{pools, users};
-use crate::teach;
 
 /// The function's router.
 pub fn router(app: App) -> Router {

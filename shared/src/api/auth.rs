@@ -6,7 +6,7 @@ use axum::Router;
 use axum::extract::{FromRequest, Request};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
@@ -15,12 +15,11 @@ use super::ApiError;
 use super::access::ClientMeta;
 use super::extract::{IdPath, Json, Query};
 use crate::App;
-use crate::auth::accounts::{self, Login, Registration};
-use crate::auth::oidc::{self, Callback};
-use crate::auth::sessions::{self, Extended, SessionView};
-use crate::auth::{Caller, Session, Use};
-use crate::cache::Namespace;
-use crate::store::users;
+use crate::services::CachedJson;
+use crate::services::auth::accounts::{self, Login, Registration};
+use crate::services::auth::oidc::{self, Callback};
+use crate::services::auth::sessions::{self, Extended, SessionView};
+use crate::services::auth::{Caller, Session};
 
 /// The function's router.
 pub fn router(app: App) -> Router {
@@ -81,16 +80,13 @@ async fn list(
     Ok(axum::Json(json!({ "sessions": sessions })))
 }
 
-/// A user's profile: for the user, teachers and admins; to anyone else there is no such user.
+/// A user's profile (see `accounts::profile`).
 async fn profile(
     State(app): State<App>,
     caller: Caller,
     IdPath(id): IdPath,
-) -> Result<Response, ApiError> {
-    let missing = || ApiError::not_found(format!("no user with id {id}"));
-    caller.may(Some(id), Use::Read).map_err(|_| missing())?;
-    let load = || users::get(app.db(), id);
-    super::cached_json(&app, &Namespace::User(id), "profile", load, missing).await
+) -> Result<CachedJson, ApiError> {
+    Ok(accounts::profile(&app, &caller, id).await?)
 }
 
 async fn current(caller: Caller) -> axum::Json<SessionView> {

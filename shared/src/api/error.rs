@@ -6,8 +6,8 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::services::{auth, cat, pools, students, teach};
 use crate::store::StoreError;
-use crate::{auth, cat, teach};
 
 /// An HTTP error with a stable problem type.
 #[derive(Debug)]
@@ -163,6 +163,28 @@ impl From<cat::Error> for ApiError {
     }
 }
 
+impl From<pools::Error> for ApiError {
+    fn from(e: pools::Error) -> Self {
+        use pools::Error as E;
+        let detail = e.to_string();
+        match e {
+            E::Invalid(_) => Self::invalid(detail),
+            E::NotFound(_) => Self::not_found(detail),
+            E::IdTaken(_) => Self::conflict("conflict", detail),
+            E::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<students::Error> for ApiError {
+    fn from(e: students::Error) -> Self {
+        match e {
+            students::Error::NotFound(_) => Self::not_found(e.to_string()),
+            students::Error::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<teach::Error> for ApiError {
     fn from(e: teach::Error) -> Self {
         use teach::Error as E;
@@ -200,6 +222,7 @@ impl From<auth::Error> for ApiError {
             }
             E::Invalid(_) => Self::invalid(detail),
             E::EmailTaken => Self::conflict("email-taken", detail),
+            E::NoUser(_) => Self::not_found(detail),
             E::AccountConflict(_) => Self::conflict("account-conflict", detail),
             E::UnknownProvider(_) => Self::not_found(detail),
             E::InvalidState => Self::new(StatusCode::BAD_REQUEST, "invalid-oauth-state", detail),

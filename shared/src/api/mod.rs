@@ -10,7 +10,7 @@ pub mod extract;
 pub mod health;
 pub mod next;
 pub mod pools;
-pub mod session;
+pub mod reports;
 pub mod start;
 pub mod submit;
 pub mod teach;
@@ -26,8 +26,7 @@ pub use access::Access;
 pub use error::ApiError;
 
 use crate::App;
-use crate::cache::Namespace;
-use crate::store::StoreError;
+use crate::services::CachedJson;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -68,12 +67,12 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/tests/{id}/responses", "submit", Owner),
     route("GET", "/v1/tests/{id}/next", "next", Owner),
     route("POST", "/v1/tests/{id}/end", "end", Owner),
-    route("GET", "/v1/tests/{id}", "session", OwnerOrStaff),
-    route("GET", "/v1/students/{id}/tests", "session", OwnerOrStaff),
+    route("GET", "/v1/tests/{id}", "reports", OwnerOrStaff),
+    route("GET", "/v1/students/{id}/tests", "reports", OwnerOrStaff),
     route(
         "GET",
         "/v1/students/{id}/proficiency",
-        "session",
+        "reports",
         OwnerOrStaff,
     ),
     route("POST", "/v1/pools", "pools", Staff),
@@ -127,7 +126,7 @@ pub const FUNCTIONS: &[(&str, Routes)] = &[
     ("submit", submit::routes),
     ("next", next::routes),
     ("end", end::routes),
-    ("session", session::routes),
+    ("reports", reports::routes),
     ("pools", pools::routes),
     ("teach", teach::routes),
     ("health", health::routes),
@@ -162,37 +161,14 @@ pub fn finish(routes: Router<App>, app: App) -> Router {
         .with_state(app)
 }
 
-/// A read served through the cache as the JSON body it was stored as, so a
-/// hit is passed through without decoding or re-encoding. `load` reads the
-/// source; `None` (nothing there, remembered for the negative TTL) becomes
-/// `missing`'s error.
-pub async fn cached_json<V, Fut>(
-    app: &App,
-    ns: &Namespace,
-    key: &str,
-    load: impl FnOnce() -> Fut,
-    missing: impl FnOnce() -> ApiError,
-) -> Result<Response, ApiError>
-where
-    V: serde::Serialize,
-    Fut: Future<Output = Result<Option<V>, StoreError>>,
-{
-    let body = app
-        .cache()
-        .get_or_load_opt(ns, key, || async {
-            let found = load().await?;
-            Ok::<_, StoreError>(
-                found.map(|v| serde_json::value::to_raw_value(&v).expect("views serialise")),
-            )
-        })
-        .await?;
-    match &*body {
-        Some(raw) => Ok((
+/// A cached JSON body goes out as stored.
+impl IntoResponse for CachedJson {
+    fn into_response(self) -> Response {
+        (
             [(header::CONTENT_TYPE, "application/json")],
-            raw.get().to_owned(),
+            self.as_str().to_owned(),
         )
-            .into_response()),
-        None => Err(missing()),
+            .into_response()
     }
 }
 

@@ -7,8 +7,8 @@ use axum::routing::get;
 use super::ApiError;
 use super::extract::IdPath;
 use crate::App;
-use crate::auth::Caller;
-use crate::cat::{self, Question};
+use crate::services::auth::Caller;
+use crate::services::cat::{self, Question};
 
 /// The function's router.
 pub fn router(app: App) -> Router {

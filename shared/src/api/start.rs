@@ -11,8 +11,8 @@ use uuid::Uuid;
 use super::ApiError;
 use super::extract::Json;
 use crate::App;
-use crate::auth::{self, Caller};
-use crate::cat::{self, StartRequest, TestConfig, TestConfigInput};
+use crate::services::auth::{self, Caller};
+use crate::services::cat::{self, StartRequest, TestConfig, TestConfigInput};
 
 /// The function's router.
 pub fn router(app: App) -> Router {

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use super::ApiError;
 use super::extract::{IdPath, Json};
 use crate::App;
-use crate::auth::Caller;
-use crate::cat::{self, Submitted};
+use crate::services::auth::Caller;
+use crate::services::cat::{self, Submitted};
 
 /// The function's router.
 pub fn router(app: App) -> Router {

@@ -11,9 +11,9 @@ use serde::Deserialize;
 use super::ApiError;
 use super::extract::{IdPath, Json};
 use crate::App;
-use crate::auth::Caller;
 use crate::orchestrator::Lesson;
-use crate::teach::{self, Reply, SessionView, Summary};
+use crate::services::auth::Caller;
+use crate::services::teach::{self, Reply, SessionView, Summary};
 
 /// The function's router.
 pub fn router(app: App) -> Router {

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::Kind;
 use crate::App;
-use crate::auth::sessions;
+use crate::services::auth::sessions;
 use crate::store::StoreError;
 use crate::store::cache::{self as stored, ScannedKey};
 use crate::store::redis::ttl_ms;

@@ -19,7 +19,7 @@ use super::Namespace;
 use super::admin::{AI_CALLS, AI_TOKENS_SAVED, AI_TOKENS_USED};
 use crate::App;
 use crate::ai::{ChatRequest, ChatResponse, Error};
-use crate::auth::secret::sha256_hex;
+use crate::services::auth::secret::sha256_hex;
 
 /// One kind of AI request: its name (in keys and logs), the version of its
 /// prompt template (bump it when the template changes, so old answers are not

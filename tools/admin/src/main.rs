@@ -44,9 +44,10 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::CreateAdmin { email, name } => {
             let password = password()?;
             let app = lectern::local::app().await?;
-            let user = lectern::auth::accounts::create_admin(&app, &email, &name, &password)
-                .await
-                .map_err(|e| e.to_string())?;
+            let user =
+                lectern::services::auth::accounts::create_admin(&app, &email, &name, &password)
+                    .await
+                    .map_err(|e| e.to_string())?;
             println!("created admin {} ({})", user.email, user.id);
             Ok(())
         }

@@ -23,7 +23,7 @@ use super::hub::Hub;
 use crate::App;
 use crate::api::ws;
 use crate::api::{ApiError, MAX_BODY_BYTES};
-use crate::auth::{self, sessions};
+use crate::services::auth::{self, sessions};
 
 /// The endpoint's path.
 pub const PATH: &str = "/v1/teaching/ws";

@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use super::ApiError;
 use crate::App;
-use crate::auth::{self, Caller, sessions};
+use crate::services::auth::{self, Caller, sessions};
 use crate::store::StoreError;
 use crate::store::connections::{self, Connection};
 
@@ -150,7 +150,7 @@ async fn deliver<P: Pusher>(
         }
         Err(e) => return Err(e.into()),
     };
-    let reply = crate::teach::input(app, &caller, frame.session_id, &frame.text).await?;
+    let reply = crate::services::teach::input(app, &caller, frame.session_id, &frame.text).await?;
     let session = frame.session_id;
     let followers = connections::follow(
         store,

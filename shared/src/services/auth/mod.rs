@@ -120,6 +120,9 @@ pub enum Error {
     /// The email already has an account.
     #[error("an account with this email exists")]
     EmailTaken,
+    /// No user with that id, or none the caller may see.
+    #[error("no user with id {0}")]
+    NoUser(Uuid),
     /// No OpenID Connect provider of that name is configured.
     #[error("no sign-in provider named {0:?}")]
     UnknownProvider(String),

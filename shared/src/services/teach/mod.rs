@@ -18,12 +18,12 @@ use uuid::Uuid;
 
 use crate::App;
 use crate::ai::{ChatRequest, Message};
-use crate::auth::{Caller, Denied, Use};
 use crate::cache::ai::{self as ai_cache, Operation};
 use crate::orchestrator::prompt::{self, PromptMessage};
 use crate::orchestrator::{
     self, Action, ActionKind, Decision, Input, Intent, Lesson, Metrics, TeachingContext, Transition,
 };
+use crate::services::auth::{Caller, Denied, Use};
 use crate::store::StoreError;
 use crate::store::teaching::{self as records, Advanced, Snapshot};
 

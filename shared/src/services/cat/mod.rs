@@ -16,9 +16,10 @@ pub use view::{
 };
 
 use crate::App;
-use crate::auth::{Caller, Denied, Use};
 use crate::cache::Namespace;
 use crate::engine::{Estimate, FromProficiency, Initializer, StopReason};
+use crate::services::auth::{Caller, Denied, Use};
+use crate::services::pools;
 use crate::store::StoreError;
 use crate::store::pools::PoolBank;
 use crate::store::tests::{self as records, Answer, CasOutcome, Lock, TestStatus};
@@ -97,7 +98,7 @@ pub async fn start(app: &App, req: StartRequest) -> Result<Started, Error> {
     }
     .start()
     .prior;
-    let bank = app.bank(req.pool_id, ctx.pool_version).await?;
+    let bank = pools::bank(app, req.pool_id, ctx.pool_version).await?;
     req.config.check_against(&bank)?;
     let seed: u64 = rand::random();
     let cat = req.config.engine(prior, &bank);
@@ -174,7 +175,7 @@ async fn question(
     index: usize,
     position: u32,
 ) -> Result<Question, Error> {
-    let text = app.question(&bank.ids[index]).await?;
+    let text = pools::question(app, &bank.ids[index]).await?;
     Ok(view::question(&text, position))
 }
 
@@ -331,7 +332,7 @@ pub async fn current_question(app: &App, id: Uuid, who: &Caller) -> Result<Quest
     let current = state
         .current
         .ok_or(Error::NotActive(TestStatus::Completed))?;
-    let bank = app.bank(state.pool_id, state.pool_version).await?;
+    let bank = pools::bank(app, state.pool_id, state.pool_version).await?;
     question(app, &bank, current as usize, state.seq + 1).await
 }
 
@@ -389,7 +390,7 @@ async fn record(
     let current = state
         .current
         .ok_or(Error::NotActive(TestStatus::Completed))? as usize;
-    let bank = app.bank(state.pool_id, state.pool_version).await?;
+    let bank = pools::bank(app, state.pool_id, state.pool_version).await?;
     match bank.index_of(question_id) {
         Some(i) if i == current => {}
         Some(i) if state.items.contains(&(i as u32)) => {
@@ -397,14 +398,14 @@ async fn record(
         }
         _ => return Err(Error::QuestionNotServed(question_id.into())),
     }
-    let served = app.question(question_id).await?;
+    let served = pools::question(app, question_id).await?;
     if !served.options.iter().any(|o| o == response) {
         return Err(Error::UnknownOption {
             question: question_id.into(),
             response: response.into(),
         });
     }
-    let keys = app.answer_key(state.pool_id, state.pool_version).await?;
+    let keys = pools::answer_key(app, state.pool_id, state.pool_version).await?;
     let correct = keys.get(current).is_some_and(|key| key == response);
     let before = Estimate {
         theta: state.theta,

@@ -1,56 +1,36 @@
-//! `session`: GET /v1/tests/{id}, and a student's history: GET
-//! /v1/students/{id}/tests and GET /v1/students/{id}/proficiency.
+//! A student's records: their tests, page by page, and their long-term
+//! proficiency, each read through the cache. A student's records are theirs,
+//! their teachers' and the admins'; to anyone else the student does not exist.
 
 use std::collections::BTreeMap;
 
-use axum::Router;
-use axum::extract::State;
-use axum::response::Response;
-use axum::routing::get;
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::ApiError;
-use super::extract::{IdPath, Page};
+use super::auth::{Caller, Use};
+use super::{CachedJson, cached_json};
 use crate::App;
-use crate::auth::{Caller, Use};
 use crate::cache::Namespace;
-use crate::cat::{self, Report};
 use crate::store::StoreError;
-use crate::store::students::{self, Ability, TestSummary};
+use crate::store::students::{self as stored, Ability, TestSummary};
 
-/// The function's router.
-pub fn router(app: App) -> Router {
-    super::finish(routes(), app)
+/// What can go wrong reading a student's records.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No such student, or none the caller may see.
+    #[error("no student with id {0}")]
+    NotFound(Uuid),
+    /// A backing service failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-/// The function's routes, before the shared layers.
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/v1/tests/{id}", get(report))
-        .route("/v1/students/{id}/tests", get(tests))
-        .route("/v1/students/{id}/proficiency", get(proficiency))
-}
-
-async fn report(
-    State(app): State<App>,
-    caller: Caller,
-    IdPath(id): IdPath,
-) -> Result<axum::Json<Report>, ApiError> {
-    Ok(axum::Json(cat::report(&app, id, &caller).await?))
-}
-
-/// A student's records are theirs, their teachers' and the admins'; to anyone
-/// else the student does not exist.
-fn may_read(caller: &Caller, student: Uuid) -> Result<(), ApiError> {
+fn may_read(caller: &Caller, student: Uuid) -> Result<(), Error> {
     caller
         .may(Some(student), Use::Read)
-        .map_err(|_| no_student(student))
+        .map_err(|_| Error::NotFound(student))
 }
-
-/// A student's tests per page: 20 unless asked, at most 100.
-type TestsPage = Page<20, 100>;
 
 /// One test in a student's history.
 #[derive(Serialize)]
@@ -95,25 +75,28 @@ pub struct TestHistory {
     total: i64,
 }
 
-async fn tests(
-    State(app): State<App>,
-    caller: Caller,
-    IdPath(student): IdPath,
-    page: TestsPage,
-) -> Result<Response, ApiError> {
-    may_read(&caller, student)?;
-    let key = format!("tests:{}:{}", page.limit, page.offset);
+/// One page of a student's tests, newest first.
+pub async fn tests(
+    app: &App,
+    caller: &Caller,
+    student: Uuid,
+    limit: i64,
+    offset: i64,
+) -> Result<CachedJson, Error> {
+    may_read(caller, student)?;
+    let key = format!("tests:{limit}:{offset}");
     let load = || async {
-        let found = students::tests(app.db(), student, page.limit, page.offset).await?;
+        let found = stored::tests(app.db(), student, limit, offset).await?;
         Ok(found.map(|found| TestHistory {
             tests: found.tests.into_iter().map(Into::into).collect(),
-            limit: page.limit,
-            offset: page.offset,
+            limit,
+            offset,
             total: found.total,
         }))
     };
-    let missing = || no_student(student);
-    super::cached_json(&app, &Namespace::History(student), &key, load, missing).await
+    cached_json(app, &Namespace::History(student), &key, load)
+        .await?
+        .ok_or(Error::NotFound(student))
 }
 
 /// One long-term ability.
@@ -134,30 +117,21 @@ pub struct StudentProficiency {
     concepts: BTreeMap<String, AbilityView>,
 }
 
-async fn proficiency(
-    State(app): State<App>,
-    caller: Caller,
-    IdPath(student): IdPath,
-) -> Result<Response, ApiError> {
-    may_read(&caller, student)?;
-    let load = || proficiency_of(&app, student);
-    let missing = || no_student(student);
-    super::cached_json(
-        &app,
-        &Namespace::Proficiency(student),
-        "proficiency",
-        load,
-        missing,
-    )
-    .await
+/// A student's long-term proficiency.
+pub async fn proficiency(app: &App, caller: &Caller, student: Uuid) -> Result<CachedJson, Error> {
+    may_read(caller, student)?;
+    let load = || load_proficiency(app, student);
+    cached_json(app, &Namespace::Proficiency(student), "proficiency", load)
+        .await?
+        .ok_or(Error::NotFound(student))
 }
 
 /// A student's long-term proficiency from PostgreSQL; `None` when no such user.
-async fn proficiency_of(
+async fn load_proficiency(
     app: &App,
     student: Uuid,
 ) -> Result<Option<StudentProficiency>, StoreError> {
-    let Some(abilities) = students::proficiency(app.db(), student).await? else {
+    let Some(abilities) = stored::proficiency(app.db(), student).await? else {
         return Ok(None);
     };
     let mut body = StudentProficiency {
@@ -187,8 +161,4 @@ async fn proficiency_of(
         }
     }
     Ok(Some(body))
-}
-
-fn no_student(id: Uuid) -> ApiError {
-    ApiError::not_found(format!("no student with id {id}"))
 }

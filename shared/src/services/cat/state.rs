@@ -12,6 +12,7 @@ use super::config::TestConfig;
 use super::view::{Ended, Proficiency, classification, proficiency};
 use crate::App;
 use crate::engine::NormalPrior;
+use crate::services::pools;
 use crate::store::StoreError;
 use crate::store::pools::PoolBank;
 use crate::store::tests::{self as records, Stored, TestRecord, TestStatus};
@@ -115,7 +116,7 @@ impl Replay {
             .ok_or(Error::TestNotFound(id))?;
         let config: TestConfig = serde_json::from_value(record.config.clone())
             .map_err(|e| Error::Store(StoreError::Corrupt(format!("config of test {id}: {e}"))))?;
-        let bank = app.bank(record.pool_id, record.pool_version).await?;
+        let bank = pools::bank(app, record.pool_id, record.pool_version).await?;
         Ok(Self {
             record,
             config,

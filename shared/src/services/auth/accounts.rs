@@ -4,11 +4,14 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+use uuid::Uuid;
 
 use super::secret::sha256_hex;
 use super::sessions::{self, Meta, Opened};
-use super::{Caller, Error, Role, password};
+use super::{Caller, Error, Role, Use, password};
 use crate::App;
+use crate::cache::Namespace;
+use crate::services::{CachedJson, cached_json};
 use crate::store::auth as stored;
 use crate::store::users::{self, NewUser, User};
 
@@ -157,6 +160,19 @@ pub async fn login(app: &App, req: Login, meta: &Meta) -> Result<Opened, Error> 
         tracing::warn!(error = %e, "sign-in counters not reset");
     }
     Ok(sessions::open(app, user.id, role, "password".into(), meta).await?)
+}
+
+/// A user's profile: for the user, teachers and admins; to anyone else there
+/// is no such user. Read through the cache.
+pub async fn profile(app: &App, caller: &Caller, id: Uuid) -> Result<CachedJson, Error> {
+    caller
+        .may(Some(id), Use::Read)
+        .map_err(|_| Error::NoUser(id))?;
+    cached_json(app, &Namespace::User(id), "profile", || {
+        users::get(app.db(), id)
+    })
+    .await?
+    .ok_or(Error::NoUser(id))
 }
 
 #[cfg(test)]
