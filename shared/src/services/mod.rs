@@ -53,5 +53,5 @@ where
         })
         .await
         .map_err(StoreError::Shared)?;
-    Ok(body.is_some().then(|| CachedJson(body)))
+    Ok(body.is_some().then_some(CachedJson(body)))
 }
