@@ -12,6 +12,7 @@ pub mod cache;
 pub mod cat;
 pub mod config;
 pub mod demo;
+mod env;
 pub mod lambda;
 pub mod local;
 pub mod migrate;
