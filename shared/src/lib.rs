@@ -12,6 +12,7 @@ pub mod cache;
 pub mod cat;
 pub mod config;
 pub mod demo;
+pub mod digest;
 mod env;
 pub mod lambda;
 pub mod local;

@@ -45,13 +45,23 @@ async fn ai_stats(env: &TestEnv) -> Value {
 #[tokio::test]
 async fn an_identical_request_is_answered_once() {
     let (fake, env) = setup().await;
-    let first = complete(&env.app, &EXPLAIN, &request("Why is the sky blue?"))
-        .await
-        .unwrap();
+    let first = complete(
+        env.app.cache(),
+        env.app.ai(),
+        &EXPLAIN,
+        &request("Why is the sky blue?"),
+    )
+    .await
+    .unwrap();
     assert!(!first.cached);
-    let again = complete(&env.app, &EXPLAIN, &request("Why is the sky blue?"))
-        .await
-        .unwrap();
+    let again = complete(
+        env.app.cache(),
+        env.app.ai(),
+        &EXPLAIN,
+        &request("Why is the sky blue?"),
+    )
+    .await
+    .unwrap();
     assert!(again.cached);
     assert_eq!(again.response, first.response);
     assert_eq!(fake.calls(), 1);
@@ -85,14 +95,18 @@ async fn an_identical_request_is_answered_once() {
         (hint, request("Why is the sky blue?")),
     ];
     for (i, (op, req)) in changed.iter().enumerate() {
-        let answer = complete(&env.app, op, req).await.unwrap();
+        let answer = complete(env.app.cache(), env.app.ai(), op, req)
+            .await
+            .unwrap();
         assert!(!answer.cached, "change {i} reused an answer");
         assert_eq!(fake.calls(), 2 + i, "change {i}");
     }
     // Each is cached in its own right.
     let mut saved = again.response.usage.total_tokens;
     for (op, req) in &changed {
-        let answer = complete(&env.app, op, req).await.unwrap();
+        let answer = complete(env.app.cache(), env.app.ai(), op, req)
+            .await
+            .unwrap();
         assert!(answer.cached);
         saved += answer.response.usage.total_tokens;
     }
@@ -122,9 +136,14 @@ async fn concurrent_identical_requests_share_one_call() {
             twin.clone()
         };
         tasks.spawn(async move {
-            complete(&app, &EXPLAIN, &request("What is a derivative?"))
-                .await
-                .unwrap()
+            complete(
+                app.cache(),
+                app.ai(),
+                &EXPLAIN,
+                &request("What is a derivative?"),
+            )
+            .await
+            .unwrap()
         });
     }
     let answers = tasks.join_all().await;
@@ -139,22 +158,34 @@ async fn concurrent_identical_requests_share_one_call() {
 async fn failures_are_not_cached() {
     let (fake, env) = setup().await;
     fake.fail_next(400, 1, None);
-    let refused = complete(&env.app, &EXPLAIN, &request("Define a limit."))
-        .await
-        .unwrap_err();
+    let refused = complete(
+        env.app.cache(),
+        env.app.ai(),
+        &EXPLAIN,
+        &request("Define a limit."),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(
         *refused,
         lectern::ai::Error::Upstream { status: 400, .. }
     ));
     fake.fail_next(503, 1, Some(0));
-    let answer = complete(&env.app, &EXPLAIN, &request("Define a limit."))
-        .await
-        .unwrap();
+    let answer = complete(
+        env.app.cache(),
+        env.app.ai(),
+        &EXPLAIN,
+        &request("Define a limit."),
+    )
+    .await
+    .unwrap();
     assert!(!answer.cached);
     assert_eq!(fake.calls(), 3, "the 400, then a 503 retried once");
     let mut invalid = request("Define a limit.");
     invalid.params.temperature = Some(3.0);
-    let e = complete(&env.app, &EXPLAIN, &invalid).await.unwrap_err();
+    let e = complete(env.app.cache(), env.app.ai(), &EXPLAIN, &invalid)
+        .await
+        .unwrap_err();
     assert!(matches!(*e, lectern::ai::Error::InvalidRequest(_)));
     assert_eq!(fake.calls(), 3);
     let s = ai_stats(&env).await;
