@@ -9,6 +9,8 @@ pub mod app;
 pub mod aws;
 pub mod cache;
 pub mod config;
+pub mod digest;
+mod env;
 pub mod lambda;
 pub mod local;
 pub mod services;

@@ -1,10 +1,12 @@
 //! The AI response cache against a loopback OpenAI-compatible server that
 //! counts upstream calls, with Redis and PostgreSQL real.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use lectern::ai::{ChatRequest, Message, Params};
-use lectern::cache::ai::{Operation, complete};
+use lectern::App;
+use lectern::ai::{ChatRequest, Error, Message, Params};
+use lectern::cache::ai::{Completion, Operation, complete};
 use lectern_tests::TestEnv;
 use lectern_tests::fake_ai::FakeAi;
 use serde_json::Value;
@@ -28,6 +30,11 @@ fn request(question: &str) -> ChatRequest {
     req
 }
 
+/// `complete` through the app's cache and AI client.
+async fn ask(app: &App, op: &Operation, req: &ChatRequest) -> Result<Completion, Arc<Error>> {
+    complete(app.cache(), app.ai(), op, req).await
+}
+
 async fn setup() -> (FakeAi, TestEnv) {
     let fake = FakeAi::start().await;
     let env = TestEnv::with_vars(&fake.vars()).await;
@@ -45,11 +52,11 @@ async fn ai_stats(env: &TestEnv) -> Value {
 #[tokio::test]
 async fn an_identical_request_is_answered_once() {
     let (fake, env) = setup().await;
-    let first = complete(&env.app, &EXPLAIN, &request("Why is the sky blue?"))
+    let first = ask(&env.app, &EXPLAIN, &request("Why is the sky blue?"))
         .await
         .unwrap();
     assert!(!first.cached);
-    let again = complete(&env.app, &EXPLAIN, &request("Why is the sky blue?"))
+    let again = ask(&env.app, &EXPLAIN, &request("Why is the sky blue?"))
         .await
         .unwrap();
     assert!(again.cached);
@@ -85,14 +92,14 @@ async fn an_identical_request_is_answered_once() {
         (hint, request("Why is the sky blue?")),
     ];
     for (i, (op, req)) in changed.iter().enumerate() {
-        let answer = complete(&env.app, op, req).await.unwrap();
+        let answer = ask(&env.app, op, req).await.unwrap();
         assert!(!answer.cached, "change {i} reused an answer");
         assert_eq!(fake.calls(), 2 + i, "change {i}");
     }
     // Each is cached in its own right.
     let mut saved = again.response.usage.total_tokens;
     for (op, req) in &changed {
-        let answer = complete(&env.app, op, req).await.unwrap();
+        let answer = ask(&env.app, op, req).await.unwrap();
         assert!(answer.cached);
         saved += answer.response.usage.total_tokens;
     }
@@ -122,7 +129,7 @@ async fn concurrent_identical_requests_share_one_call() {
             twin.clone()
         };
         tasks.spawn(async move {
-            complete(&app, &EXPLAIN, &request("What is a derivative?"))
+            ask(&app, &EXPLAIN, &request("What is a derivative?"))
                 .await
                 .unwrap()
         });
@@ -139,7 +146,7 @@ async fn concurrent_identical_requests_share_one_call() {
 async fn failures_are_not_cached() {
     let (fake, env) = setup().await;
     fake.fail_next(400, 1, None);
-    let refused = complete(&env.app, &EXPLAIN, &request("Define a limit."))
+    let refused = ask(&env.app, &EXPLAIN, &request("Define a limit."))
         .await
         .unwrap_err();
     assert!(matches!(
@@ -147,14 +154,14 @@ async fn failures_are_not_cached() {
         lectern::ai::Error::Upstream { status: 400, .. }
     ));
     fake.fail_next(503, 1, Some(0));
-    let answer = complete(&env.app, &EXPLAIN, &request("Define a limit."))
+    let answer = ask(&env.app, &EXPLAIN, &request("Define a limit."))
         .await
         .unwrap();
     assert!(!answer.cached);
     assert_eq!(fake.calls(), 3, "the 400, then a 503 retried once");
     let mut invalid = request("Define a limit.");
     invalid.params.temperature = Some(3.0);
-    let e = complete(&env.app, &EXPLAIN, &invalid).await.unwrap_err();
+    let e = ask(&env.app, &EXPLAIN, &invalid).await.unwrap_err();
     assert!(matches!(*e, lectern::ai::Error::InvalidRequest(_)));
     assert_eq!(fake.calls(), 3);
     let s = ai_stats(&env).await;

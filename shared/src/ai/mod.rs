@@ -16,7 +16,6 @@
 //! HTTP goes through ureq (blocking) on tokio's blocking pool; the waits
 //! between retries are tokio sleeps.
 
-mod config;
 mod secrets;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +24,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-pub use config::{AiConfig, DEFAULT_MODEL};
+pub use crate::config::ai::{AiConfig, DEFAULT_MODEL};
 
 /// The longest wait between two attempts, whatever `Retry-After` or the backoff say.
 pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(20);

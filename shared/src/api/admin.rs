@@ -68,14 +68,15 @@ const CACHE_SCAN_LIMIT: u64 = 1_000_000;
 
 async fn cache_stats(State(app): State<App>) -> Result<axum::Json<CacheStats>, ApiError> {
     Ok(axum::Json(
-        cache_admin::stats(&app, CACHE_SCAN_LIMIT).await?,
+        cache_admin::stats(app.cache(), CACHE_SCAN_LIMIT).await?,
     ))
 }
 
 async fn cache_cleanup(State(app): State<App>) -> Result<axum::Json<CleanupReport>, ApiError> {
-    Ok(axum::Json(
-        cache_admin::cleanup(&app, CACHE_SCAN_LIMIT).await?,
-    ))
+    let mut report = cache_admin::cleanup(app.cache(), CACHE_SCAN_LIMIT).await?;
+    report.index_entries = sessions::prune_indexes(&app).await?;
+    tracing::info!(?report, "cache cleanup done");
+    Ok(axum::Json(report))
 }
 
 /// What an invalidation bumped.

@@ -6,12 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use super::Kind;
-use crate::App;
-use crate::services::auth::sessions;
-use crate::store::StoreError;
+use super::{Cache, Kind};
 use crate::store::cache::{self as stored, ScannedKey};
 use crate::store::redis::ttl_ms;
+use crate::store::{Keys, StoreError};
 
 /// `cache:stats` field: requests sent upstream to the AI API (retries included).
 pub const AI_CALLS: &str = "ai:calls";
@@ -70,8 +68,8 @@ pub struct CacheStats {
 
 /// Counters since they were first written (they live 30 days past their last
 /// change), and keys and bytes now, from a scan of at most `max_keys` keys.
-pub async fn stats(app: &App, max_keys: u64) -> Result<CacheStats, StoreError> {
-    let counters = stored::counters(app.redis()).await?;
+pub async fn stats(cache: &Cache, max_keys: u64) -> Result<CacheStats, StoreError> {
+    let counters = stored::counters(&cache.redis).await?;
     let counter = |field: &str| counters.get(field).copied().unwrap_or(0).max(0) as u64;
     let mut namespaces: BTreeMap<&'static str, KindStats> = Kind::ALL
         .iter()
@@ -89,15 +87,15 @@ pub async fn stats(app: &App, max_keys: u64) -> Result<CacheStats, StoreError> {
             (kind.name(), stats)
         })
         .collect();
-    let keys = app.redis().keys();
+    let keys = cache.redis.keys();
     let mut scanned = 0u64;
     let mut complete = true;
     for pattern in [keys.cache_pattern(), keys.ai_pattern()] {
         let mut cursor = 0;
         loop {
-            let (next, batch) = stored::scan(app.redis(), &pattern, cursor, SCAN_COUNT).await?;
+            let (next, batch) = stored::scan(&cache.redis, &pattern, cursor, SCAN_COUNT).await?;
             for k in &batch {
-                if let Some(kind) = kind_of(app, &k.key) {
+                if let Some(kind) = kind_of(keys, &k.key) {
                     let stats = namespaces.get_mut(kind.name()).expect("every kind listed");
                     stats.keys += 1;
                     stats.bytes_estimate += k.bytes + k.key.len() as u64;
@@ -116,7 +114,7 @@ pub async fn stats(app: &App, max_keys: u64) -> Result<CacheStats, StoreError> {
     }
     let ai = &namespaces[Kind::Ai.name()];
     Ok(CacheStats {
-        enabled: app.cache().config().enabled,
+        enabled: cache.config().enabled,
         ai: AiStats {
             upstream_calls: counter(AI_CALLS),
             cached_responses: ai.hits,
@@ -130,8 +128,7 @@ pub async fn stats(app: &App, max_keys: u64) -> Result<CacheStats, StoreError> {
 }
 
 /// The kind a cache or AI key belongs to.
-fn kind_of(app: &App, key: &str) -> Option<Kind> {
-    let keys = app.redis().keys();
+fn kind_of(keys: &Keys, key: &str) -> Option<Kind> {
     match keys.cache_key_parts(key) {
         Some((ns, _)) => Kind::of(ns),
         None => key
@@ -158,19 +155,20 @@ pub struct CleanupReport {
     pub complete: bool,
 }
 
-/// Prunes the cache and the session indexes, looking at most at `max_keys` keys.
-pub async fn cleanup(app: &App, max_keys: u64) -> Result<CleanupReport, StoreError> {
+/// Prunes the cache, looking at most at `max_keys` keys. The session indexes
+/// are the auth service's: its caller prunes them and fills `index_entries`.
+pub async fn cleanup(cache: &Cache, max_keys: u64) -> Result<CleanupReport, StoreError> {
     let mut report = CleanupReport {
         complete: true,
         ..CleanupReport::default()
     };
-    let keys = app.redis().keys();
+    let keys = cache.redis.keys();
     for pattern in [keys.cache_pattern(), keys.ai_pattern()] {
         let mut cursor = 0;
         loop {
-            let (next, batch) = stored::scan(app.redis(), &pattern, cursor, SCAN_COUNT).await?;
+            let (next, batch) = stored::scan(&cache.redis, &pattern, cursor, SCAN_COUNT).await?;
             report.scanned += batch.len() as u64;
-            tidy(app, &batch, &mut report).await?;
+            tidy(cache, &batch, &mut report).await?;
             cursor = next;
             if cursor == 0 {
                 break;
@@ -182,18 +180,16 @@ pub async fn cleanup(app: &App, max_keys: u64) -> Result<CleanupReport, StoreErr
         }
         tracing::info!(pattern, scanned = report.scanned, "cache cleanup pass done");
     }
-    report.index_entries = sessions::prune_indexes(app).await?;
-    tracing::info!(?report, "cache cleanup done");
     Ok(report)
 }
 
 /// Cleans one scanned batch.
 async fn tidy(
-    app: &App,
+    cache: &Cache,
     batch: &[ScannedKey],
     report: &mut CleanupReport,
 ) -> Result<(), StoreError> {
-    let keys = app.redis().keys();
+    let keys = cache.redis.keys();
     // The current version of every namespace with an entry in the batch.
     let mut namespaces: Vec<&str> = batch
         .iter()
@@ -207,7 +203,7 @@ async fn tidy(
     let current: HashMap<&str, i64> = namespaces
         .iter()
         .copied()
-        .zip(stored::versions(app.redis(), &version_keys).await?)
+        .zip(stored::versions(&cache.redis, &version_keys).await?)
         .collect();
     let mut doomed: Vec<&str> = Vec::new();
     let mut revive: Vec<(&str, u64)> = Vec::new();
@@ -218,7 +214,7 @@ async fn tidy(
             match parts {
                 Some((ns, "version")) => {
                     let kind = Kind::of(ns).unwrap_or(Kind::Pool);
-                    revive.push((&k.key, ttl_ms(kind.ttl(app.cache().config()))));
+                    revive.push((&k.key, ttl_ms(kind.ttl(cache.config()))));
                 }
                 _ => doomed.push(&k.key),
             }
@@ -232,7 +228,7 @@ async fn tidy(
             doomed.push(&k.key);
         }
     }
-    stored::delete(app.redis(), &doomed).await?;
-    stored::expire(app.redis(), &revive).await?;
+    stored::delete(&cache.redis, &doomed).await?;
+    stored::expire(&cache.redis, &revive).await?;
     Ok(())
 }

@@ -15,11 +15,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::Namespace;
 use super::admin::{AI_CALLS, AI_TOKENS_SAVED, AI_TOKENS_USED};
-use crate::App;
-use crate::ai::{ChatRequest, ChatResponse, Error};
-use crate::services::auth::secret::sha256_hex;
+use super::{Cache, Namespace};
+use crate::ai::{ChatRequest, ChatResponse, Client, Error};
+use crate::digest::sha256_hex;
 
 /// One kind of AI request: its name (in keys and logs), the version of its
 /// prompt template (bump it when the template changes, so old answers are not
@@ -79,11 +78,11 @@ fn canonical(value: &Value) -> String {
 /// answered within the TTL, else from upstream (and cached). Invalid requests
 /// and an unconfigured client fail before the cache is asked.
 pub async fn complete(
-    app: &App,
+    cache: &Cache,
+    client: &Client,
     op: &Operation,
     req: &ChatRequest,
 ) -> Result<Completion, Arc<Error>> {
-    let client = app.ai();
     if !client.is_configured() {
         return Err(Arc::new(Error::NotConfigured));
     }
@@ -94,10 +93,9 @@ pub async fn complete(
         op: op.name.into(),
         model,
     };
-    let ttl = op.ttl.unwrap_or(app.cache().config().ai_ttl);
+    let ttl = op.ttl.unwrap_or(cache.config().ai_ttl);
     let called = AtomicBool::new(false);
-    let response = app
-        .cache()
+    let response = cache
         .get_or_load_with(
             &ns,
             &key,
@@ -107,7 +105,7 @@ pub async fn complete(
                 let mut attempts = 0;
                 let answer = client.chat_counting(req, &mut attempts).await;
                 let tokens = answer.as_ref().map_or(0, |r| r.usage.total_tokens);
-                app.cache()
+                cache
                     .count(&[(AI_CALLS, attempts as i64), (AI_TOKENS_USED, tokens as i64)])
                     .await;
                 answer
@@ -116,7 +114,7 @@ pub async fn complete(
         .await?;
     let cached = !called.load(Ordering::Relaxed);
     if cached {
-        app.cache()
+        cache
             .count(&[(AI_TOKENS_SAVED, response.usage.total_tokens as i64)])
             .await;
     }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use super::redis::{RedisStore, ttl_ms};
-use crate::services::auth::Role;
+use super::users::Role;
 
 /// A connection as Redis keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,12 +1,51 @@
 //! Users: accounts, their password hashes and their OpenID Connect identities.
 
 use deadpool_postgres::Pool;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use super::StoreError;
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Takes tests and sees their own results.
+    Student,
+    /// Reads students' results and manages item pools.
+    Teacher,
+    /// Everything, the admin routes included.
+    Admin,
+}
+
+impl Role {
+    /// As stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Student => "student",
+            Role::Teacher => "teacher",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses a stored or requested role.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "student" => Some(Role::Student),
+            "teacher" => Some(Role::Teacher),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    /// Teachers and admins.
+    pub fn is_staff(self) -> bool {
+        matches!(self, Role::Teacher | Role::Admin)
+    }
+}
 
 /// A user as the API shows it (never the password hash).
 #[derive(Debug, Clone, serde::Serialize)]

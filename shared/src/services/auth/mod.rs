@@ -9,49 +9,11 @@ pub mod sessions;
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::store::StoreError;
+pub use crate::store::users::Role;
 pub use sessions::Session;
-
-/// What a user may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Takes tests and sees their own results.
-    Student,
-    /// Reads students' results and manages item pools.
-    Teacher,
-    /// Everything, the admin routes included.
-    Admin,
-}
-
-impl Role {
-    /// As stored and shown.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Student => "student",
-            Role::Teacher => "teacher",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// Parses a stored or requested role.
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "student" => Some(Role::Student),
-            "teacher" => Some(Role::Teacher),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-
-    /// Teachers and admins.
-    pub fn is_staff(self) -> bool {
-        matches!(self, Role::Teacher | Role::Admin)
-    }
-}
 
 /// What a caller wants with something a user owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

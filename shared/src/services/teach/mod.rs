@@ -475,12 +475,13 @@ async fn answer(app: &App, d: &Decision) -> Result<Option<Answer>, String> {
             _ => Message::user(m.content),
         })
         .collect();
-    let completion = ai_cache::complete(app, &ANSWER, &ChatRequest::new(messages))
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "no AI answer to a student's question");
-            e.to_string()
-        })?;
+    let completion =
+        ai_cache::complete(app.cache(), app.ai(), &ANSWER, &ChatRequest::new(messages))
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "no AI answer to a student's question");
+                e.to_string()
+            })?;
     let a = Answer {
         text: completion.response.content.clone(),
         model: completion.response.model.clone(),

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::aws::secrets::Extension;
-use crate::config::{ConfigError, checked_url, number};
+use super::Extension;
+use crate::env::{ConfigError, checked_url, number};
 
 /// The model used when a request names none and `AI_MODEL` is unset.
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
