@@ -8,7 +8,7 @@ use deadpool_postgres::Pool;
 use crate::ai;
 use crate::cache::Cache;
 use crate::config::Config;
-use crate::services::auth::sessions::{self, Recent};
+use crate::store::auth::{Recent, recent_cache};
 use crate::store::catalog::Catalog;
 use crate::store::conn::Target;
 use crate::store::redis::RedisStore;
@@ -58,7 +58,7 @@ impl App {
         )?;
         Ok(Self {
             inner: Arc::new(Inner {
-                recent_sessions: sessions::recent_cache(config.auth.outage_grace),
+                recent_sessions: recent_cache(config.auth.outage_grace),
                 cache: Cache::new(redis.clone(), config.cache.clone()),
                 ai: ai::Client::new(config.ai.clone()),
                 config,
@@ -69,6 +69,13 @@ impl App {
                 stats,
             }),
         })
+    }
+
+    /// The app on this process's environment; `Err` is one line naming what
+    /// is wrong with the configuration.
+    pub fn from_env() -> Result<Self, String> {
+        let config = Config::from_env().map_err(|e| e.to_string())?;
+        Self::new(config).map_err(|e| e.to_string())
     }
 
     /// The configuration in force.

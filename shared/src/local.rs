@@ -58,7 +58,7 @@ pub async fn run() -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     tracing::info!(
         "lectern listening on http://{addr} (tutoring WebSocket: ws://{addr}{})",
-        api::ws::local::PATH
+        api::teach_ws::local::PATH
     );
     // What the sweeper Lambda does on its schedule; the task ends with the process.
     tokio::spawn(sweep_every(app.clone(), sweep::PERIOD));

@@ -168,6 +168,17 @@ impl Emf {
     }
 }
 
+/// The EMF record every request or message starts with: `Requests`,
+/// `Latency` and `Errors`, by function and route.
+pub fn request_record(namespace: &str, route: String, latency_ms: f64, failed: bool) -> Emf {
+    Emf::new(namespace)
+        .dimension("Function", function_name())
+        .dimension("Route", route)
+        .metric("Requests", Unit::Count, 1.0)
+        .metric("Latency", Unit::Milliseconds, latency_ms)
+        .metric("Errors", Unit::Count, f64::from(u8::from(failed)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::http::StatusCode;
+use lectern::api::migrate::{self, CustomResourceRequest};
 use lectern::config::DatabaseConfig;
-use lectern::services::migrate::{self, CustomResourceRequest};
 use lectern_tests::{DEAD_DATABASE_URL, TestEnv};
 use serde_json::Value;
 
@@ -194,7 +194,9 @@ async fn a_scheduled_event_runs_a_sweep() {
     let env = TestEnv::new().await;
     let event: Value = serde_json::from_str(&fixture("eventbridge-scheduled.json")).unwrap();
     for event in [event, serde_json::json!({})] {
-        let report = lectern::lambda::on_schedule(&env.app, event).await.unwrap();
+        let report = lectern::api::sweeper::on_schedule(&env.app, event)
+            .await
+            .unwrap();
         assert_eq!(
             serde_json::to_value(report).unwrap(),
             serde_json::json!({ "checked": 0, "abandoned": 0, "batches": 0 })

@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use futures_util::{SinkExt, StreamExt};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
-use lectern::api::ws::gateway::{self, Gateway};
+use lectern::api::teach_ws::gateway::{self, Gateway};
 use lectern::aws::Credentials;
 use lectern::aws::sigv4;
 use lectern::services::auth::Role;

@@ -1,6 +1,10 @@
-//! The `migrate` Lambda function: see `lectern::services::migrate`.
+//! The `migrate` Lambda function: see `lectern::api::migrate`.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lectern::services::migrate::serve().await
+    lectern::lambda::serve_events(
+        lectern::api::migrate::from_env,
+        lectern::api::migrate::on_event,
+    )
+    .await
 }

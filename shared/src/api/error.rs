@@ -6,7 +6,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::services::{auth, cat, pools, students, teach};
+use crate::services::{auth, cache_admin, cat, pools, students, teach};
 use crate::store::StoreError;
 
 /// An HTTP error with a stable problem type.
@@ -171,6 +171,22 @@ impl From<pools::Error> for ApiError {
             E::Invalid(_) => Self::invalid(detail),
             E::NotFound(_) => Self::not_found(detail),
             E::IdTaken(_) => Self::conflict("conflict", detail),
+            E::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<cache_admin::Error> for ApiError {
+    fn from(e: cache_admin::Error) -> Self {
+        use cache_admin::Error as E;
+        let detail = e.to_string();
+        match e {
+            E::NoUser(_) | E::NoPool(_) => Self::not_found(detail),
+            E::Queued => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service-unavailable",
+                detail,
+            ),
             E::Store(s) => s.into(),
         }
     }

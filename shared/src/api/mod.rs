@@ -1,20 +1,23 @@
-//! HTTP handlers, one module per Lambda function, and the route table that
-//! template.yaml and openapi.yaml must agree with.
+//! Handlers, one module per Lambda function (`functions/<f>` ↔ `api::<f>`,
+//! the event-driven `sweeper`, `migrate` and `teach_ws` included), and the
+//! route table that template.yaml and openapi.yaml must agree with.
 
 pub mod access;
-pub mod admin;
 pub mod auth;
+pub mod cache_admin;
 pub mod end;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod migrate;
 pub mod next;
 pub mod pools;
 pub mod reports;
 pub mod start;
 pub mod submit;
+pub mod sweeper;
 pub mod teach;
-pub mod ws;
+pub mod teach_ws;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -131,7 +134,7 @@ pub const FUNCTIONS: &[(&str, Routes)] = &[
     ("teach", teach::routes),
     ("health", health::routes),
     ("auth", auth::routes),
-    ("cache-admin", admin::routes),
+    ("cache-admin", cache_admin::routes),
 ];
 
 /// Every route in one router: the local server.
@@ -147,7 +150,7 @@ pub fn router(app: App) -> Router {
 /// What the local server serves: [`router`] and the WebSocket endpoint
 /// ([`ws`], which authenticates itself; API Gateway's WebSocket API in AWS).
 pub fn local_router(app: App) -> Router {
-    router(app.clone()).merge(ws::local::router(app))
+    router(app.clone()).merge(teach_ws::local::router(app))
 }
 
 /// The layers every function shares: access checks, body limit, problem+json

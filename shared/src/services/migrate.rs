@@ -1,137 +1,16 @@
-//! The `migrate` function: a CloudFormation custom resource that applies the
-//! schema migrations on Create and Update, and does nothing on Delete. It must
-//! always answer CloudFormation's pre-signed URL, or the stack waits an hour.
+//! Schema migrations: applied on deploy (the `migrate` function, a
+//! CloudFormation custom resource: see `api::migrate`) and by the local server.
 
-use lambda_runtime::{LambdaEvent, service_fn};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-use tracing::Instrument;
+use std::time::Duration;
 
 use crate::config::DatabaseConfig;
-use crate::store::db;
+use crate::store::{StoreError, db};
 
-/// The parts of a custom-resource request lectern reads.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct CustomResourceRequest {
-    /// Create, Update or Delete.
-    pub request_type: String,
-    /// Pre-signed S3 URL that takes the answer.
-    #[serde(rename = "ResponseURL")]
-    pub response_url: String,
-    /// Echoed back.
-    pub stack_id: String,
-    /// Echoed back.
-    pub request_id: String,
-    /// Echoed back.
-    pub logical_resource_id: String,
-    /// Present on Update and Delete.
-    pub physical_resource_id: Option<String>,
-}
-
-/// The answer CloudFormation expects.
-#[derive(Debug, Serialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
-pub struct CustomResourceResponse {
-    /// SUCCESS or FAILED.
-    pub status: &'static str,
-    /// Shown in the stack events on failure.
-    pub reason: String,
-    /// Stable, so an Update never replaces the resource.
-    pub physical_resource_id: String,
-    /// Echoed.
-    pub stack_id: String,
-    /// Echoed.
-    pub request_id: String,
-    /// Echoed.
-    pub logical_resource_id: String,
-    /// Outputs readable with `Fn::GetAtt`.
-    pub data: serde_json::Value,
-}
-
-const PHYSICAL_ID: &str = "lectern-schema";
-
-/// Carries out the request against `database`.
-pub async fn respond(
-    req: &CustomResourceRequest,
-    database: &DatabaseConfig,
-) -> CustomResourceResponse {
-    let outcome = match req.request_type.as_str() {
-        // The schema outlives the stack's custom resource: dropping data on Delete would be a disaster.
-        "Delete" => Ok(json!({ "Applied": "" })),
-        "Create" | "Update" => apply(database).await,
-        other => Err(format!("unknown RequestType {other:?}")),
-    };
-    let (status, reason, data) = match outcome {
-        Ok(data) => ("SUCCESS", String::new(), data),
-        Err(reason) => {
-            tracing::error!(%reason, "migrations failed");
-            ("FAILED", reason, json!({}))
-        }
-    };
-    CustomResourceResponse {
-        status,
-        reason,
-        physical_resource_id: req
-            .physical_resource_id
-            .clone()
-            .unwrap_or_else(|| PHYSICAL_ID.into()),
-        stack_id: req.stack_id.clone(),
-        request_id: req.request_id.clone(),
-        logical_resource_id: req.logical_resource_id.clone(),
-        data,
-    }
-}
-
-async fn apply(database: &DatabaseConfig) -> Result<serde_json::Value, String> {
-    let pool = db::pool_for(database, 1, std::time::Duration::from_secs(10), None)
-        .map_err(|e| e.to_string())?;
-    let applied = db::migrate(&pool).await.map_err(|e| e.to_string())?;
+/// Applies the migrations not yet applied to `database`, over a connection of
+/// its own; returns the names applied.
+pub async fn apply(database: &DatabaseConfig) -> Result<Vec<String>, StoreError> {
+    let pool = db::pool_for(database, 1, Duration::from_secs(10), None)?;
+    let applied = db::migrate(&pool).await?;
     tracing::info!(?applied, "migrations applied");
-    Ok(json!({ "Applied": applied.join(",") }))
-}
-
-/// PUTs the answer to the pre-signed URL (with no content type, as S3 signed it).
-pub async fn send(url: &str, response: &CustomResourceResponse) -> Result<(), String> {
-    let body = serde_json::to_vec(response).expect("response serialises");
-    let url = url.to_owned();
-    tokio::task::spawn_blocking(move || {
-        ureq::put(&url)
-            .header("content-type", "")
-            .send(&body[..])
-            .map(drop)
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())?
-}
-
-/// Handles one event end to end.
-pub async fn handle(
-    req: CustomResourceRequest,
-    database: &DatabaseConfig,
-) -> Result<CustomResourceResponse, String> {
-    let response = respond(&req, database).await;
-    send(&req.response_url, &response).await?;
-    Ok(response)
-}
-
-/// The Lambda entry point: reads `DATABASE_URL` (and `DB_SECRET_ARN`), then
-/// serves custom-resource events.
-pub async fn serve() -> Result<(), lambda_runtime::Error> {
-    crate::telemetry::init();
-    let database = &DatabaseConfig::from_env().unwrap_or_else(|e| {
-        eprintln!("{e}");
-        std::process::exit(1);
-    });
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<CustomResourceRequest>| async move {
-            let span = crate::telemetry::invocation(Some(&event.context), "custom-resource");
-            handle(event.payload, database)
-                .instrument(span)
-                .await
-                .map_err(lambda_runtime::Error::from)
-        },
-    ))
-    .await
+    Ok(applied)
 }

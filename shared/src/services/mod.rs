@@ -3,6 +3,7 @@
 //! module per use case; the handlers in `api` call one function here each.
 
 pub mod auth;
+pub mod cache_admin;
 pub mod cat;
 pub mod demo;
 pub mod migrate;

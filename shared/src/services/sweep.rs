@@ -32,6 +32,11 @@ pub struct SweepReport {
     pub batches: u64,
 }
 
+/// Tests still active (a count over the partial index on active tests).
+pub async fn active_tests(app: &App) -> Result<i64, StoreError> {
+    store::sweep::active_tests(app.db()).await
+}
+
 /// One sweep over every idle test, in batches of [`BATCH`].
 pub async fn sweep(app: &App) -> Result<SweepReport, StoreError> {
     sweep_in_batches(app, BATCH).await

@@ -9,10 +9,49 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::StoreError;
 use super::redis::{RedisStore, ttl_ms};
+use super::users::Role;
+
+/// One signed-in device or browser, as stored (postcard) under the token's hash.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    /// Public id (the token is never shown again after sign-in).
+    pub id: Uuid,
+    /// Whose.
+    pub user_id: Uuid,
+    /// Their role at sign-in.
+    pub role: Role,
+    /// Sign-in time, ms since the epoch.
+    pub created_at_ms: i64,
+    /// Last use as recorded (written at most once per touch interval).
+    pub last_accessed_ms: i64,
+    /// Dies at this time unless used (never after `absolute_expires_at_ms`).
+    pub expires_at_ms: i64,
+    /// Dies at this time whatever happens.
+    pub absolute_expires_at_ms: i64,
+    /// `password`, or `oidc:<provider>`.
+    pub method: String,
+    /// Client address at sign-in.
+    pub ip: Option<String>,
+    /// `User-Agent` at sign-in (shortened).
+    pub user_agent: Option<String>,
+}
+
+/// Sessions this process accepted lately: they keep working through a Redis
+/// outage for the configured grace (a logout elsewhere in that time may be missed).
+pub type Recent = moka::future::Cache<String, Session>;
+
+/// The cache `App` keeps for `services::auth::sessions::authenticate`.
+pub fn recent_cache(grace: Duration) -> Recent {
+    moka::future::Cache::builder()
+        .max_capacity(10_000)
+        .time_to_live(grace.max(Duration::from_millis(1)))
+        .build()
+}
 
 /// Most sessions one user's list shows (the oldest beyond it still work).
 pub const MAX_LISTED: isize = 100;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -13,34 +13,10 @@ use super::{Caller, Error, Role};
 use crate::App;
 use crate::store::StoreError;
 use crate::store::auth::{self as stored, SessionCounts, StoredSession};
+pub use crate::store::auth::{Recent, Session, recent_cache};
 
 /// Sessions used within this long count as active in the stats.
 pub const ACTIVE_WINDOW: Duration = Duration::from_secs(15 * 60);
-
-/// One signed-in device or browser, as stored (postcard) under the token's hash.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Session {
-    /// Public id (the token is never shown again after sign-in).
-    pub id: Uuid,
-    /// Whose.
-    pub user_id: Uuid,
-    /// Their role at sign-in.
-    pub role: Role,
-    /// Sign-in time, ms since the epoch.
-    pub created_at_ms: i64,
-    /// Last use as recorded (written at most once per touch interval).
-    pub last_accessed_ms: i64,
-    /// Dies at this time unless used (never after `absolute_expires_at_ms`).
-    pub expires_at_ms: i64,
-    /// Dies at this time whatever happens.
-    pub absolute_expires_at_ms: i64,
-    /// `password`, or `oidc:<provider>`.
-    pub method: String,
-    /// Client address at sign-in.
-    pub ip: Option<String>,
-    /// `User-Agent` at sign-in (shortened).
-    pub user_agent: Option<String>,
-}
 
 impl Session {
     fn encode(&self) -> Vec<u8> {
@@ -354,18 +330,6 @@ pub async fn stats(app: &App) -> Result<SessionCounts, StoreError> {
 /// Drops expired members from every session index (`POST /v1/admin/cache/cleanup`).
 pub async fn prune_indexes(app: &App) -> Result<u64, StoreError> {
     stored::prune_indexes(app.redis(), now_ms(), ACTIVE_WINDOW).await
-}
-
-/// Sessions this process accepted lately: they keep working through a Redis
-/// outage for the configured grace (a logout elsewhere in that time may be missed).
-pub type Recent = moka::future::Cache<String, Session>;
-
-/// The cache [`App`] keeps for [`authenticate`].
-pub fn recent_cache(grace: Duration) -> Recent {
-    moka::future::Cache::builder()
-        .max_capacity(10_000)
-        .time_to_live(grace.max(Duration::from_millis(1)))
-        .build()
 }
 
 #[cfg(test)]

@@ -39,10 +39,27 @@ pub struct ActivePage {
 }
 
 /// Tests whose live state is in Redis, by SCAN (never KEYS) from `cursor`.
-pub async fn active(app: &App, cursor: u64, limit: usize) -> Result<ActivePage, Error> {
+pub async fn active(
+    app: &App,
+    cursor: Option<&str>,
+    limit: Option<usize>,
+) -> Result<ActivePage, Error> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Error::InvalidConfig(format!(
+            "limit must be from 1 to 1000 (got {limit})"
+        )));
+    }
+    let mut cursor: u64 = match cursor {
+        None => 0,
+        Some(c) => c.parse().map_err(|_| {
+            Error::InvalidConfig(format!(
+                "cursor must be a next_cursor of an earlier page (got {c:?})"
+            ))
+        })?,
+    };
     let redis = app.redis();
     let mut ids = Vec::new();
-    let mut cursor = cursor;
     loop {
         let (next, found) = records::scan_states(redis, cursor, 500).await?;
         ids.extend(found);

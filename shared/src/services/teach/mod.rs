@@ -514,7 +514,11 @@ pub struct Stats {
 
 /// Live sessions (Redis index, never KEYS or SCAN) and the sessions started in
 /// the last `hours` (PostgreSQL).
-pub async fn stats(app: &App, hours: u32) -> Result<Stats, Error> {
+pub async fn stats(app: &App, hours: Option<u32>) -> Result<Stats, Error> {
+    let hours = hours.unwrap_or(24);
+    if !(1..=720).contains(&hours) {
+        return Err(Error::Invalid("hours must be from 1 to 720".into()));
+    }
     let since = OffsetDateTime::now_utc() - time::Duration::hours(i64::from(hours));
     let (active, window) = tokio::join!(
         records::live_count(app.redis(), now_ms()),

@@ -9,14 +9,13 @@ use serde::Deserialize;
 use super::ApiError;
 use super::extract::{IdPath, Json, Query};
 use crate::App;
-use crate::cache::Namespace;
-use crate::cache::admin::{self as cache_admin, CacheStats, CleanupReport};
+use crate::cache::admin::{CacheStats, CleanupReport};
 use crate::services::auth::sessions;
+use crate::services::cache_admin;
 use crate::services::cat::admin::{self, ActivePage, Extended, Inspection};
 use crate::services::teach;
 use crate::store::auth::SessionCounts;
-use crate::store::redis_stats::{self, RedisStats};
-use crate::store::{pools, users};
+use crate::store::redis_stats::RedisStats;
 
 /// The function's router.
 pub fn router(app: App) -> Router {
@@ -51,32 +50,20 @@ struct Window {
     hours: Option<u32>,
 }
 
-/// Live tutoring sessions, and what the sessions of the last `hours` (default 24, at most 720) did.
+/// Live tutoring sessions, and what the sessions of the last `hours` did.
 async fn teaching_stats(
     State(app): State<App>,
     Query(window): Query<Window>,
 ) -> Result<axum::Json<teach::Stats>, ApiError> {
-    let hours = window.hours.unwrap_or(24);
-    if !(1..=720).contains(&hours) {
-        return Err(ApiError::invalid("hours must be from 1 to 720"));
-    }
-    Ok(axum::Json(teach::stats(&app, hours).await?))
+    Ok(axum::Json(teach::stats(&app, window.hours).await?))
 }
 
-/// Most keys one cache scan looks at (stats, or one cleanup call).
-const CACHE_SCAN_LIMIT: u64 = 1_000_000;
-
 async fn cache_stats(State(app): State<App>) -> Result<axum::Json<CacheStats>, ApiError> {
-    Ok(axum::Json(
-        cache_admin::stats(app.cache(), CACHE_SCAN_LIMIT).await?,
-    ))
+    Ok(axum::Json(cache_admin::cache_stats(&app).await?))
 }
 
 async fn cache_cleanup(State(app): State<App>) -> Result<axum::Json<CleanupReport>, ApiError> {
-    let mut report = cache_admin::cleanup(app.cache(), CACHE_SCAN_LIMIT).await?;
-    report.index_entries = sessions::prune_indexes(&app).await?;
-    tracing::info!(?report, "cache cleanup done");
-    Ok(axum::Json(report))
+    Ok(axum::Json(cache_admin::cleanup(&app).await?))
 }
 
 /// What an invalidation bumped.
@@ -85,48 +72,25 @@ struct Invalidated {
     namespaces: Vec<String>,
 }
 
-async fn invalidate(
-    app: &App,
-    namespaces: &[Namespace],
-) -> Result<axum::Json<Invalidated>, ApiError> {
-    if !app.cache().invalidate(namespaces).await {
-        return Err(ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "service-unavailable",
-            "Redis is unavailable; the invalidation is queued in this container and retried with its next cache access",
-        ));
-    }
-    Ok(axum::Json(Invalidated {
-        namespaces: namespaces.iter().filter_map(Namespace::name).collect(),
-    }))
-}
-
 async fn invalidate_user(
     State(app): State<App>,
     IdPath(id): IdPath,
 ) -> Result<axum::Json<Invalidated>, ApiError> {
-    if users::get(app.db(), id).await?.is_none() {
-        return Err(ApiError::not_found(format!("no user with id {id}")));
-    }
-    invalidate(&app, &Namespace::all_of_user(id)).await
+    let namespaces = cache_admin::invalidate_user(&app, id).await?;
+    Ok(axum::Json(Invalidated { namespaces }))
 }
 
 async fn invalidate_pool(
     State(app): State<App>,
     IdPath(id): IdPath,
 ) -> Result<axum::Json<Invalidated>, ApiError> {
-    if pools::summary_of(app.db(), id).await?.is_none() {
-        return Err(ApiError::not_found(format!("no pool with id {id}")));
-    }
-    invalidate(&app, &[Namespace::Pool(id), Namespace::Pools]).await
+    let namespaces = cache_admin::invalidate_pool(&app, id).await?;
+    Ok(axum::Json(Invalidated { namespaces }))
 }
 
 async fn session_stats(State(app): State<App>) -> Result<axum::Json<SessionCounts>, ApiError> {
     Ok(axum::Json(sessions::stats(&app).await?))
 }
-
-/// Most keys `redis/stats` looks at.
-const STATS_SCAN_LIMIT: usize = 100_000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -139,21 +103,9 @@ async fn active(
     State(app): State<App>,
     Query(q): Query<ActiveQuery>,
 ) -> Result<axum::Json<ActivePage>, ApiError> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid(format!(
-            "limit must be from 1 to 1000 (got {limit})"
-        )));
-    }
-    let cursor = match q.cursor.as_deref() {
-        None => 0,
-        Some(c) => c.parse().map_err(|_| {
-            ApiError::invalid(format!(
-                "cursor must be a next_cursor of an earlier page (got {c:?})"
-            ))
-        })?,
-    };
-    Ok(axum::Json(admin::active(&app, cursor, limit).await?))
+    Ok(axum::Json(
+        admin::active(&app, q.cursor.as_deref(), q.limit).await?,
+    ))
 }
 
 async fn inspect(
@@ -185,7 +137,5 @@ async fn extend(
 }
 
 async fn redis_stats(State(app): State<App>) -> Result<axum::Json<RedisStats>, ApiError> {
-    Ok(axum::Json(
-        redis_stats::stats(app.redis(), STATS_SCAN_LIMIT).await?,
-    ))
+    Ok(axum::Json(cache_admin::redis_stats(&app).await?))
 }

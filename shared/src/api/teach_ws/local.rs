@@ -21,7 +21,6 @@ use serde::Deserialize;
 
 use super::hub::Hub;
 use crate::App;
-use crate::api::ws;
 use crate::api::{ApiError, MAX_BODY_BYTES};
 use crate::services::auth::{self, sessions};
 
@@ -61,7 +60,7 @@ async fn upgrade(
     let upgrade = upgrade
         .map_err(|r| ApiError::new(r.status(), "websocket-upgrade-required", r.body_text()))?;
     let id = Hub::new_id();
-    ws::register(&app, &id, &caller)
+    super::register(&app, &id, &caller)
         .await
         .map_err(auth::Error::from)?;
     let (failed_app, failed_id) = (app.clone(), id.clone());
@@ -91,10 +90,10 @@ async fn serve(app: App, hub: Hub, id: String, mut socket: WebSocket) {
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => {
                     // The outcome (an error included) has been pushed to this socket.
-                    let _ = ws::message(&app, &hub, &id, text.as_bytes()).await;
+                    let _ = super::message(&app, &hub, &id, text.as_bytes()).await;
                 }
                 Some(Ok(Message::Binary(bytes))) => {
-                    let _ = ws::message(&app, &hub, &id, &bytes).await;
+                    let _ = super::message(&app, &hub, &id, &bytes).await;
                 }
                 // Pings are answered by axum; pongs need nothing.
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
@@ -115,7 +114,7 @@ async fn serve(app: App, hub: Hub, id: String, mut socket: WebSocket) {
 }
 
 async fn forget(app: &App, id: &str) {
-    if let Err(e) = ws::disconnect(app, id).await {
+    if let Err(e) = super::disconnect(app, id).await {
         tracing::warn!(connection = id, error = %e, "connection record left until its TTL");
     }
 }

@@ -8,20 +8,23 @@
 //! WebSocket (API Gateway's access logs, when enabled, then hold the query:
 //! keep `$context.requestId`-style formats that leave it out).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use lambda_runtime::LambdaEvent;
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 use super::{Delivery, PushError, Pusher};
 use crate::App;
 use crate::api::ApiError;
 use crate::aws::Credentials;
 use crate::aws::sigv4::{self, Request};
+use crate::telemetry;
 
 /// How long one push may take.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -166,6 +169,38 @@ impl Pusher for ManagementApi<'_> {
             Err(e) => Err(PushError(e.to_string())),
         }
     }
+}
+
+/// The `teach-ws` function's state, read once at start: the app and the
+/// Management API client, both from the environment.
+pub fn from_env() -> Result<(App, Gateway), String> {
+    Ok((App::from_env()?, Gateway::from_env()?))
+}
+
+/// One WebSocket event in its invocation span, then one access line and one
+/// EMF record (`Requests`, `Latency`, `Errors`) for the route.
+pub async fn on_event(
+    (app, gateway): &(App, Gateway),
+    event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
+) -> Result<ApiGatewayProxyResponse, lambda_runtime::Error> {
+    let started = Instant::now();
+    let route = event
+        .payload
+        .request_context
+        .route_key
+        .clone()
+        .unwrap_or_else(|| "$default".into());
+    let span = telemetry::invocation(Some(&event.context), &route);
+    let response = handle(app, gateway, event.payload)
+        .instrument(span.clone())
+        .await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| tracing::info!(status = response.status_code, latency_ms, "message"));
+    let namespace = &app.config().metrics_namespace;
+    telemetry::request_record(namespace, route, latency_ms, response.status_code >= 500)
+        .property("RequestId", event.context.request_id)
+        .emit();
+    Ok(response)
 }
 
 /// One WebSocket event, answered as API Gateway wants: `$connect` 200 accepts
