@@ -19,7 +19,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::App;
+use crate::app::App;
 use crate::telemetry::{self, Unit};
 
 /// Builds the app from the environment and serves `router` on the Lambda

@@ -3,8 +3,10 @@
 
 use std::net::SocketAddr;
 
+use crate::app::App;
+use crate::config::Config;
 use crate::services::{demo, sweep};
-use crate::{App, Config, api, store};
+use crate::{api, store};
 
 /// Local defaults, used where the environment says nothing.
 const LOCAL_DEFAULTS: [(&str, &str); 4] = [

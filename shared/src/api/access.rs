@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use lambda_http::request::RequestContext;
 
 use super::{ApiError, ROUTES};
-use crate::App;
+use crate::app::App;
 use crate::services::auth::sessions::{self, Meta};
 use crate::services::auth::{Caller, Error, Role};
 

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::ApiError;
 use super::access::ClientMeta;
 use super::extract::{IdPath, Json, Query};
-use crate::App;
+use crate::app::App;
 use crate::services::CachedJson;
 use crate::services::auth::accounts::{self, Login, Registration};
 use crate::services::auth::oidc::{self, Callback};

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::ApiError;
 use super::extract::{IdPath, Json, Query};
-use crate::App;
+use crate::app::App;
 use crate::cache::admin::{CacheStats, CleanupReport};
 use crate::services::auth::sessions;
 use crate::services::cache_admin;

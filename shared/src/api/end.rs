@@ -6,7 +6,7 @@ use axum::routing::post;
 
 use super::ApiError;
 use super::extract::IdPath;
-use crate::App;
+use crate::app::App;
 use crate::services::auth::Caller;
 use crate::services::cat::{self, Ended};
 

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use serde::Serialize;
 
-use crate::App;
+use crate::app::App;
 use crate::store::{StoreError, db};
 
 /// The function's router.

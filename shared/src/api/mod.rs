@@ -28,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 pub use access::Access;
 pub use error::ApiError;
 
-use crate::App;
+use crate::app::App;
 use crate::services::CachedJson;
 
 /// Largest request body accepted.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::ApiError;
 use super::extract::{IdPath, Json, Page};
-use crate::App;
+use crate::app::App;
 use crate::services::CachedJson;
 use crate::services::pools::{self, ItemInput, NewPool, PoolView};
 

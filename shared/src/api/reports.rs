@@ -7,7 +7,7 @@ use axum::routing::get;
 
 use super::ApiError;
 use super::extract::{IdPath, Page};
-use crate::App;
+use crate::app::App;
 use crate::services::CachedJson;
 use crate::services::auth::Caller;
 use crate::services::cat::{self, Report};

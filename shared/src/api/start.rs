@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::ApiError;
 use super::extract::Json;
-use crate::App;
+use crate::app::App;
 use crate::services::auth::{self, Caller};
 use crate::services::cat::{self, StartRequest, TestConfig, TestConfigInput};
 

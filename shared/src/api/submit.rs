@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::ApiError;
 use super::extract::{IdPath, Json};
-use crate::App;
+use crate::app::App;
 use crate::services::auth::Caller;
 use crate::services::cat::{self, Submitted};
 

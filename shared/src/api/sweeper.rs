@@ -3,7 +3,7 @@
 use lambda_runtime::LambdaEvent;
 use tracing::Instrument;
 
-use crate::App;
+use crate::app::App;
 use crate::services::sweep::{self, SweepReport};
 use crate::store::StoreError;
 use crate::telemetry::{self, Emf, Unit};

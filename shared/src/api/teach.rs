@@ -10,10 +10,10 @@ use serde::Deserialize;
 
 use super::ApiError;
 use super::extract::{IdPath, Json};
-use crate::App;
-use crate::orchestrator::Lesson;
+use crate::app::App;
 use crate::services::auth::Caller;
 use crate::services::teach::{self, Reply, SessionView, Summary};
+use lectern_orchestrator::Lesson;
 
 /// The function's router.
 pub fn router(app: App) -> Router {

@@ -6,7 +6,7 @@
 use uuid::Uuid;
 
 use super::auth::sessions;
-use crate::App;
+use crate::app::App;
 use crate::cache::Namespace;
 use crate::cache::admin::{self as cache_admin, CacheStats, CleanupReport};
 use crate::store::redis_stats::{self, RedisStats};

@@ -4,9 +4,9 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::engine::ItemParams;
 use crate::store::pools::{self, NewItem, PoolSummary};
 use crate::store::{StoreError, users};
+use lectern_engine::ItemParams;
 
 /// Name of the demo pool.
 pub const POOL_NAME: &str = "Demo: arithmetic and algebra";

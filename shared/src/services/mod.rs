@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
-use crate::App;
+use crate::app::App;
 use crate::cache::Namespace;
 use crate::store::StoreError;
 

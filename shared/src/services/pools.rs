@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{CachedJson, cached_json};
-use crate::App;
+use crate::app::App;
 use crate::cache::Namespace;
-use crate::engine::ItemParams;
 use crate::store::StoreError;
 use crate::store::pools::{self as stored, Item, NewItem, PoolBank, PoolSummary, QuestionText};
+use lectern_engine::ItemParams;
 
 /// Items one request may send.
 const MAX_ITEMS_PER_REQUEST: usize = 5_000;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::auth::{Caller, Use};
 use super::{CachedJson, cached_json};
-use crate::App;
+use crate::app::App;
 use crate::cache::Namespace;
 use crate::store::StoreError;
 use crate::store::students::{self as stored, Ability, TestSummary};

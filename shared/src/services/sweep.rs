@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::App;
+use crate::app::App;
 use crate::cache::Namespace;
 use crate::store::{self, StoreError};
 

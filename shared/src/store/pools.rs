@@ -9,7 +9,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::engine::{ItemBank, ItemParams};
+use lectern_engine::{ItemBank, ItemParams};
 
 /// A validated item about to be stored.
 #[derive(Debug, Clone)]

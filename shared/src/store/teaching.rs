@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::StoreError;
 use super::framing::{frame, unframe};
 use super::redis::{RedisStore, ttl_ms};
-use crate::orchestrator::{Decision, Intent, Metrics, State, TeachingContext, Transition};
+use lectern_orchestrator::{Decision, Intent, Metrics, State, TeachingContext, Transition};
 
 /// Transitions kept in Redis (and shown by `GET /v1/teaching/sessions/{id}`).
 pub const HISTORY_LEN: usize = 20;
@@ -585,7 +585,7 @@ pub async fn live_count(store: &RedisStore, now_ms: i64) -> Result<u64, StoreErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::orchestrator::{self, Input, Lesson};
+    use lectern_orchestrator::{self as orchestrator, Input, Lesson};
 
     #[test]
     fn a_snapshot_advances_as_the_decision_says() {

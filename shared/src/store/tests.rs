@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::StoreError;
 use super::framing::{frame, unframe};
 use super::redis::{RedisStore, ttl_ms};
-use crate::engine::{Estimate, NormalPrior};
+use lectern_engine::{Estimate, NormalPrior};
 
 /// Lifecycle of a test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

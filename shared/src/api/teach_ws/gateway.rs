@@ -20,8 +20,8 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 
 use super::{Delivery, PushError, Pusher};
-use crate::App;
 use crate::api::ApiError;
+use crate::app::App;
 use crate::aws::Credentials;
 use crate::aws::sigv4::{self, Request};
 use crate::telemetry;

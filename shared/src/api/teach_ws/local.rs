@@ -20,8 +20,8 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use super::hub::Hub;
-use crate::App;
 use crate::api::{ApiError, MAX_BODY_BYTES};
+use crate::app::App;
 use crate::services::auth::{self, sessions};
 
 /// The endpoint's path.

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::ApiError;
-use crate::App;
+use crate::app::App;
 use crate::services::auth::{self, Caller, sessions};
 use crate::store::StoreError;
 use crate::store::connections::{self, Connection};

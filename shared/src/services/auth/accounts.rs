@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::secret::sha256_hex;
 use super::sessions::{self, Meta, Opened};
 use super::{Caller, Error, Role, Use, password};
-use crate::App;
+use crate::app::App;
 use crate::cache::Namespace;
 use crate::services::{CachedJson, cached_json};
 use crate::store::auth as stored;

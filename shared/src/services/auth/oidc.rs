@@ -22,7 +22,7 @@ use super::accounts::normalise_email;
 use super::secret::{pkce_challenge, random_token, same};
 use super::sessions::{self, Meta, Opened};
 use super::{Error, Role};
-use crate::App;
+use crate::app::App;
 use crate::config::OidcProvider;
 use crate::store::auth as stored;
 use crate::store::users::{self, Identity, Linked, User};

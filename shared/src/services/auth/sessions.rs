@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::secret::{random_token, sha256_hex};
 use super::{Caller, Error, Role};
-use crate::App;
+use crate::app::App;
 use crate::store::StoreError;
 use crate::store::auth::{self as stored, SessionCounts, StoredSession};
 pub use crate::store::auth::{Recent, Session, recent_cache};

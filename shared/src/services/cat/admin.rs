@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::Error;
 use super::state::{self, LiveState, Replay};
-use crate::App;
+use crate::app::App;
 use crate::store::tests::{self as records, TestStatus};
 
 /// One test with live state in Redis.

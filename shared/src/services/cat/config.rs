@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::Error;
-use crate::engine::{self, EstimatorKind, Start};
 use crate::store::pools::PoolBank;
+use lectern_engine::{self as engine, EstimatorKind, Start};
 
 /// Which rule picks the next item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

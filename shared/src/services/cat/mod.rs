@@ -15,14 +15,14 @@ pub use view::{
     ConceptProficiency, Ended, Proficiency, Question, Report, ResponseView, Started, Submitted,
 };
 
-use crate::App;
+use crate::app::App;
 use crate::cache::Namespace;
-use crate::engine::{Estimate, FromProficiency, Initializer, StopReason};
 use crate::services::auth::{Caller, Denied, Use};
 use crate::services::pools;
 use crate::store::StoreError;
 use crate::store::pools::PoolBank;
 use crate::store::tests::{self as records, Answer, CasOutcome, Lock, TestStatus};
+use lectern_engine::{Estimate, FromProficiency, Initializer, StopReason};
 use state::{LiveState, Replay};
 use view::{classification, proficiency};
 

@@ -10,12 +10,12 @@ use uuid::Uuid;
 use super::Error;
 use super::config::TestConfig;
 use super::view::{Ended, Proficiency, classification, proficiency};
-use crate::App;
-use crate::engine::NormalPrior;
+use crate::app::App;
 use crate::services::pools;
 use crate::store::StoreError;
 use crate::store::pools::PoolBank;
 use crate::store::tests::{self as records, Stored, TestRecord, TestStatus};
+use lectern_engine::NormalPrior;
 
 /// The hot state in Redis (`test:{<id>}:state`): item indexes, never keys or
 /// texts. Its body is postcard (compact, ~300 bytes after 30 answers); storage

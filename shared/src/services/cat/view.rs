@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::config::TestConfig;
-use crate::engine::{self, Estimate, Estimator};
 use crate::store::pools::{PoolBank, QuestionText};
+use lectern_engine::{self as engine, Estimate, Estimator};
 
 /// θ and SE of one concept, from the answers to its items.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

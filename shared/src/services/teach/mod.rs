@@ -16,16 +16,17 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::App;
 use crate::ai::{ChatRequest, Message};
+use crate::app::App;
 use crate::cache::ai::{self as ai_cache, Operation};
-use crate::orchestrator::prompt::{self, PromptMessage};
-use crate::orchestrator::{
-    self, Action, ActionKind, Decision, Input, Intent, Lesson, Metrics, TeachingContext, Transition,
-};
 use crate::services::auth::{Caller, Denied, Use};
 use crate::store::StoreError;
 use crate::store::teaching::{self as records, Advanced, Snapshot};
+use lectern_orchestrator::prompt::{self, PromptMessage};
+use lectern_orchestrator::{
+    self as orchestrator, Action, ActionKind, Decision, Input, Intent, Lesson, Metrics,
+    TeachingContext, Transition,
+};
 
 /// Longest input, in characters.
 pub const MAX_INPUT_CHARS: usize = orchestrator::QUESTION_CHARS;
