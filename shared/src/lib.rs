@@ -20,6 +20,7 @@ pub mod sweep;
 pub mod teach;
 pub mod telemetry;
 pub mod tls;
+pub mod wire;
 
 /// The psychometric engine (its own crate, pure): `lectern::engine::…` paths keep working.
 pub use lectern_engine as engine;

@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::ApiError;
-use super::extract::{IdPath, Json, Query};
+use super::extract::{IdPath, Json, Query, QueryInt};
 use crate::App;
 use crate::auth::sessions;
 use crate::cache::Namespace;
@@ -48,7 +48,7 @@ pub fn routes() -> Router<App> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Window {
-    hours: Option<u32>,
+    hours: Option<QueryInt<u32>>,
 }
 
 /// Live tutoring sessions, and what the sessions of the last `hours` (default 24, at most 720) did.
@@ -56,7 +56,11 @@ async fn teaching_stats(
     State(app): State<App>,
     Query(window): Query<Window>,
 ) -> Result<axum::Json<teach::Stats>, ApiError> {
-    let hours = window.hours.unwrap_or(24);
+    let hours = window
+        .hours
+        .map(|h| h.get("hours"))
+        .transpose()?
+        .unwrap_or(24);
     if !(1..=720).contains(&hours) {
         return Err(ApiError::invalid("hours must be from 1 to 720"));
     }
@@ -131,14 +135,14 @@ const STATS_SCAN_LIMIT: usize = 100_000;
 #[serde(deny_unknown_fields)]
 struct ActiveQuery {
     cursor: Option<String>,
-    limit: Option<usize>,
+    limit: Option<QueryInt<usize>>,
 }
 
 async fn active(
     State(app): State<App>,
     Query(q): Query<ActiveQuery>,
 ) -> Result<axum::Json<ActivePage>, ApiError> {
-    let limit = q.limit.unwrap_or(100);
+    let limit = q.limit.map(|l| l.get("limit")).transpose()?.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid(format!(
             "limit must be from 1 to 1000 (got {limit})"
@@ -172,6 +176,7 @@ async fn sync(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ExtendRequest {
+    #[serde(deserialize_with = "crate::wire::integer")]
     seconds: u32,
 }
 

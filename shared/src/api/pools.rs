@@ -35,6 +35,7 @@ pub fn routes() -> Router<App> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ItemInput {
+    #[serde(default, deserialize_with = "crate::wire::some")]
     id: Option<String>,
     content: String,
     options: Vec<String>,
