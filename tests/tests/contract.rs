@@ -416,6 +416,14 @@ async fn null_is_refused_where_the_spec_does_not_allow_it() {
         json!({ "pool_id": pool, "student_id": null }),
     )
     .await;
+    let described = lectern_tests::items_json(1, "nulldesc");
+    refused_like_the_spec(
+        &env,
+        None,
+        "/v1/pools",
+        json!({ "name": "p", "description": null, "items": described }),
+    )
+    .await;
     for field in [
         "max_items",
         "min_items",

@@ -199,6 +199,7 @@ fn duplicate_id(e: StoreError) -> ApiError {
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     name: String,
+    #[serde(default, deserialize_with = "crate::wire::some")]
     description: Option<String>,
     items: Vec<ItemInput>,
 }
