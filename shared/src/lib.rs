@@ -17,6 +17,7 @@ pub mod services;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod wire;
 
 /// The psychometric engine (its own crate, pure): `lectern::engine::…` paths keep working.
 pub use lectern_engine as engine;

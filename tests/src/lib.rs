@@ -8,6 +8,7 @@
 pub mod fake_ai;
 pub mod fake_secrets;
 pub mod oidc;
+pub mod openapi;
 pub mod runtime;
 
 use axum::Router;
@@ -638,11 +639,21 @@ pub fn parse_body(bytes: &[u8]) -> Value {
     }
 }
 
-/// Sends one request to any router and parses the reply.
+/// Sends one request to any router, holds the reply to openapi.yaml (see
+/// [`openapi`]) and parses it.
 pub async fn send(router: &Router, request: Request<Body>) -> Resp {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     let response = router.clone().oneshot(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
+    let content_type = parts.headers.get(header::CONTENT_TYPE);
+    openapi::assert_conforms(
+        method.as_str(),
+        &path,
+        parts.status.as_u16(),
+        content_type.and_then(|c| c.to_str().ok()),
+        &bytes,
+    );
     Resp {
         status: parts.status,
         headers: parts.headers,

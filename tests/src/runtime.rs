@@ -95,6 +95,9 @@ pub struct Invocation {
     pub outcome: Outcome,
     /// From queueing the event to the function's answer.
     pub duration: Duration,
+    /// Method and path of an HTTP API event, whose answer [`Invocation::http`]
+    /// holds to openapi.yaml as the in-process harness does.
+    pub route: Option<(String, String)>,
 }
 
 impl Invocation {
@@ -119,7 +122,18 @@ impl Invocation {
     /// `isBase64Encoded`) read into a [`Resp`], cookies as `set-cookie`
     /// headers, the body decoded and parsed as JSON (Null when empty).
     pub fn http(&self) -> Resp {
-        http_response(self.response())
+        let resp = http_response(self.response());
+        if let Some((method, path)) = &self.route {
+            let content_type = resp.headers.get(header::CONTENT_TYPE);
+            crate::openapi::assert_conforms(
+                method,
+                path,
+                resp.status.as_u16(),
+                content_type.and_then(|c| c.to_str().ok()),
+                &body_bytes(self.response()),
+            );
+        }
+        resp
     }
 }
 
@@ -154,18 +168,22 @@ pub fn http_response(v: &Value) -> Resp {
         let cookie = cookie.as_str().expect("cookies are strings");
         headers.append(header::SET_COOKIE, header_value(cookie));
     }
+    Resp {
+        status,
+        headers,
+        body: crate::parse_body(&body_bytes(v)),
+    }
+}
+
+/// The body of an API Gateway HTTP API response, decoded.
+fn body_bytes(v: &Value) -> Vec<u8> {
     let raw = v["body"].as_str().unwrap_or("");
-    let bytes = if v["isBase64Encoded"].as_bool().unwrap_or(false) {
+    if v["isBase64Encoded"].as_bool().unwrap_or(false) {
         base64::engine::general_purpose::STANDARD
             .decode(raw)
             .unwrap_or_else(|e| panic!("isBase64Encoded but the body is not base64 ({e}): {v}"))
     } else {
         raw.as_bytes().to_vec()
-    };
-    Resp {
-        status,
-        headers,
-        body: crate::parse_body(&bytes),
     }
 }
 
@@ -552,6 +570,11 @@ impl Function {
             &Uuid::new_v4().simple().to_string()[..24],
             &Uuid::new_v4().simple().to_string()[..16],
         );
+        let http = &event["requestContext"]["http"];
+        let route = http["method"]
+            .as_str()
+            .zip(event["rawPath"].as_str())
+            .map(|(m, p)| (m.to_owned(), p.to_owned()));
         let queued = Instant::now();
         let deadline_ms = epoch_ms() + u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX);
         // The receiver lives in `shared`, which this Function holds: the send cannot fail.
@@ -566,6 +589,7 @@ impl Function {
             trace_id: trace_id.clone(),
             outcome,
             duration: queued.elapsed(),
+            route: route.clone(),
         };
         loop {
             tokio::select! {

@@ -3,9 +3,11 @@
 use std::collections::BTreeSet;
 
 use axum::body::Body;
-use axum::http::{Method, Request};
+use axum::http::{Method, Request, StatusCode};
 use lectern::api::{FUNCTIONS, ROUTES};
+use lectern::services::auth::Role;
 use lectern_tests::TestEnv;
+use serde_json::{Value as Json, json};
 use serde_yaml::Value;
 
 fn repo_file(name: &str) -> Value {
@@ -191,4 +193,369 @@ async fn every_json_route_refuses_bad_bodies_and_writes_nothing() {
         assert_eq!(env.count(table).await, 0, "{table}");
     }
     assert!(env.test_entries().await.is_empty());
+}
+
+/// What a test, a pool and the test loop have written: to show a refused
+/// request wrote nothing.
+async fn footprint(env: &TestEnv) -> (Vec<i64>, Vec<(String, Option<Vec<u8>>)>) {
+    let mut counts = Vec::new();
+    for table in [
+        "item_pools",
+        "questions",
+        "test_sessions",
+        "test_responses",
+        "users",
+        "teaching_sessions",
+    ] {
+        counts.push(env.count(table).await);
+    }
+    (counts, env.test_entries().await)
+}
+
+/// A pool, and a test on it with its first question: (pool, test, question).
+async fn running_test(env: &TestEnv) -> (String, String, Json) {
+    let pool = env.demo_pool(12).await.to_string();
+    let r = env.post("/v1/tests", json!({ "pool_id": pool })).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let test = r.body["test_id"].as_str().unwrap().to_owned();
+    (pool, test, r.body["question"].clone())
+}
+
+/// The server refuses exactly what the spec refuses, with problem+json 422,
+/// and writes nothing.
+async fn refused_like_the_spec(env: &TestEnv, token: Option<&str>, path: &str, body: Json) {
+    assert!(
+        lectern_tests::openapi::request_violation("POST", path, &body).is_some(),
+        "the spec accepts {body} for POST {path}"
+    );
+    let before = footprint(env).await;
+    let token = token.map_or_else(|| env.admin_token(), str::to_owned);
+    let r = env
+        .call_as(Some(&token), Method::POST, path, Some(body.clone()))
+        .await;
+    r.problem(422);
+    assert_eq!(r.slug(), "validation-failed", "{body}: {}", r.body);
+    assert_eq!(
+        footprint(env).await,
+        before,
+        "{path} {body} wrote something"
+    );
+}
+
+/// Every request body the server reads with unknown fields refused says so
+/// (`additionalProperties: false`), and the four the property tester found
+/// refuse an extra field with 422 and write nothing.
+#[tokio::test]
+async fn extra_fields_are_refused_as_the_spec_says() {
+    let spec = repo_file("openapi.yaml");
+    let schemas = &spec["components"]["schemas"];
+    for (path, item) in spec["paths"].as_mapping().unwrap() {
+        for (method, op) in item.as_mapping().unwrap() {
+            let Some(r) =
+                op["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str()
+            else {
+                continue;
+            };
+            let name = r.trim_start_matches("#/components/schemas/");
+            assert_eq!(
+                schemas[name]["additionalProperties"],
+                Value::Bool(false),
+                "{method:?} {path:?}: {name}"
+            );
+        }
+    }
+    assert_eq!(
+        schemas["ItemInput"]["additionalProperties"],
+        Value::Bool(false)
+    );
+    assert_eq!(
+        schemas["TestConfig"]["additionalProperties"],
+        Value::Bool(false)
+    );
+
+    let env = TestEnv::new().await;
+    let (pool, test, question) = running_test(&env).await;
+    let mut item = lectern_tests::items_json(1, "extra")[0].clone();
+    let cases = [
+        (
+            format!("/v1/tests/{test}/responses"),
+            json!({ "question_id": question["id"], "response": question["options"][0], "x": 1 }),
+        ),
+        ("/v1/tests".to_owned(), json!({ "pool_id": pool, "x": 1 })),
+        (
+            "/v1/tests".to_owned(),
+            json!({ "pool_id": pool, "config": { "max_items": 5, "x": 1 } }),
+        ),
+        (
+            "/v1/pools".to_owned(),
+            json!({ "name": "p", "items": [item.clone()], "x": 1 }),
+        ),
+        (
+            format!("/v1/pools/{pool}/items"),
+            json!({ "items": [item.clone()], "x": 1 }),
+        ),
+    ];
+    for (path, body) in cases {
+        let r = env.post(&path, body.clone()).await;
+        assert!(
+            r.problem(422).contains("unknown field"),
+            "{path} {body}: {}",
+            r.body
+        );
+        refused_like_the_spec(&env, None, &path, body).await;
+    }
+    item["x"] = json!(1);
+    refused_like_the_spec(
+        &env,
+        None,
+        &format!("/v1/pools/{pool}/items"),
+        json!({ "items": [item] }),
+    )
+    .await;
+}
+
+/// JSON Schema's `integer` admits `60.0`: so does the server, wherever the spec
+/// types a body field `integer`; `60.5` is refused (422) and writes nothing.
+#[tokio::test]
+async fn integral_floats_are_integers_and_fractions_are_refused() {
+    let env = TestEnv::new().await;
+    let (pool, test, _) = running_test(&env).await;
+    let (_, student) = env.user(Role::Student).await;
+    let extend = format!("/v1/admin/tests/{test}/extend");
+    let lesson = |segments: Json| json!({ "course_id": "c", "module_index": 0.0, "sub_topic_index": 1, "total_segments": segments });
+    let cases: [(Option<&str>, &str, Json, Json, u16); 4] = [
+        (
+            Some(&student),
+            "/v1/sessions/current/extend",
+            json!({ "seconds": 60.0 }),
+            json!({ "seconds": 60.5 }),
+            200,
+        ),
+        (
+            None,
+            &extend,
+            json!({ "seconds": 3600.0 }),
+            json!({ "seconds": 3600.5 }),
+            200,
+        ),
+        (
+            Some(&student),
+            "/v1/teaching/sessions",
+            lesson(json!(4.0)),
+            lesson(json!(4.5)),
+            201,
+        ),
+        (
+            None,
+            "/v1/tests",
+            json!({ "pool_id": pool, "config": { "max_items": 10.0, "min_items": 2.0, "randomesque": 1.0 } }),
+            json!({ "pool_id": pool, "config": { "max_items": 10.5 } }),
+            201,
+        ),
+    ];
+    for (token, path, whole, fraction, status) in cases {
+        assert_eq!(
+            lectern_tests::openapi::request_violation("POST", path, &whole),
+            None
+        );
+        refused_like_the_spec(&env, token, path, fraction).await;
+        let token = token.map_or_else(|| env.admin_token(), str::to_owned);
+        let r = env
+            .call_as(Some(&token), Method::POST, path, Some(whole.clone()))
+            .await;
+        assert_eq!(r.status.as_u16(), status, "{path} {whole}: {}", r.body);
+    }
+    let started = env
+        .post(
+            "/v1/tests",
+            json!({ "pool_id": pool, "config": { "max_items": 7.0 } }),
+        )
+        .await;
+    assert_eq!(started.body["config"]["max_items"], 7, "{}", started.body);
+}
+
+/// `null` where the spec's type has no `"null"` is refused (422, nothing
+/// written), not read as an absent field; where the spec allows it, it is taken.
+#[tokio::test]
+async fn null_is_refused_where_the_spec_does_not_allow_it() {
+    let env = TestEnv::new().await;
+    let (pool, _, _) = running_test(&env).await;
+    let (_, student) = env.user(Role::Student).await;
+    let mut item = lectern_tests::items_json(1, "nullid")[0].clone();
+    item["id"] = Json::Null;
+    refused_like_the_spec(
+        &env,
+        Some(&student),
+        "/v1/sessions/current/extend",
+        json!({ "seconds": null }),
+    )
+    .await;
+    let sign_up = json!({
+        "email": lectern_tests::new_email(), "password": "a long enough password",
+        "display_name": "Nul", "role": null,
+    });
+    refused_like_the_spec(&env, None, "/v1/users", sign_up).await;
+    refused_like_the_spec(
+        &env,
+        None,
+        "/v1/pools",
+        json!({ "name": "p", "items": [item.clone()] }),
+    )
+    .await;
+    refused_like_the_spec(
+        &env,
+        None,
+        &format!("/v1/pools/{pool}/items"),
+        json!({ "items": [item] }),
+    )
+    .await;
+    refused_like_the_spec(
+        &env,
+        None,
+        "/v1/tests",
+        json!({ "pool_id": pool, "student_id": null }),
+    )
+    .await;
+    let described = lectern_tests::items_json(1, "nulldesc");
+    refused_like_the_spec(
+        &env,
+        None,
+        "/v1/pools",
+        json!({ "name": "p", "description": null, "items": described }),
+    )
+    .await;
+    for field in [
+        "max_items",
+        "min_items",
+        "randomesque",
+        "estimator",
+        "selector",
+        "exposure_control",
+        "confidence",
+    ] {
+        let body = json!({ "pool_id": pool, "config": { field: null, "cut_score": 0.5 } });
+        refused_like_the_spec(&env, None, "/v1/tests", body).await;
+    }
+    // Nullable in the spec: null is the "off" value.
+    let nulls = json!({ "pool_id": pool, "config": {
+        "se_target": null, "cut_score": null, "start_theta": null, "content_balance": null,
+    } });
+    assert_eq!(
+        lectern_tests::openapi::request_violation("POST", "/v1/tests", &nulls),
+        None
+    );
+    let r = env.post("/v1/tests", nulls).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+}
+
+/// A display name is what the spec's pattern says: printable (no control
+/// character), not blank. The server and the spec agree name by name.
+#[tokio::test]
+async fn display_names_follow_the_specs_pattern() {
+    let env = TestEnv::new().await;
+    let names = [
+        ("Ada", true),
+        (" Ada Lovelace ", true),
+        ("Zoë 李", true),
+        ("\u{a0}x", true),
+        ("  ", false),
+        ("a\tb", false),
+        ("a\nb", false),
+        ("bell\u{7}", false),
+        ("del\u{7f}", false),
+        ("c1\u{85}", false),
+        ("Ada\t", false),
+        ("\u{9f}", false),
+    ];
+    for (name, ok) in names {
+        let body = json!({
+            "email": lectern_tests::new_email(), "password": "a long enough password", "display_name": name,
+        });
+        let spec_ok =
+            lectern_tests::openapi::request_violation("POST", "/v1/users", &body).is_none();
+        assert_eq!(spec_ok, ok, "the spec on {name:?}");
+        if ok {
+            let r = env
+                .call_as(None, Method::POST, "/v1/users", Some(body))
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{name:?}: {}", r.body);
+        } else {
+            refused_like_the_spec(&env, None, "/v1/users", body).await;
+        }
+    }
+}
+
+/// An integer query parameter past any machine integer is out of range (422
+/// problem+json, as the spec's bounds say), not unparsable; a non-integer is 400.
+#[tokio::test]
+async fn query_integers_out_of_range_are_422() {
+    let env = TestEnv::new().await;
+    let student = env.student().await;
+    for path in [
+        "/v1/pools?offset=18446744073709551616".to_owned(),
+        "/v1/pools?limit=99999999999999999999".to_owned(),
+        "/v1/pools?offset=-99999999999999999999".to_owned(),
+        format!("/v1/students/{student}/tests?offset=9223372036854775808"),
+        "/v1/admin/tests/active?limit=18446744073709551616".to_owned(),
+        "/v1/admin/teaching/stats?hours=4294967296".to_owned(),
+        "/v1/admin/teaching/stats?hours=-1".to_owned(),
+    ] {
+        let r = env.get(&path).await;
+        r.problem(422);
+        assert_eq!(r.slug(), "validation-failed", "{path}");
+    }
+    let r = env.get("/v1/pools?offset=9223372036854775807").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["pools"], json!([]));
+    for path in [
+        "/v1/pools?offset=abc",
+        "/v1/pools?offset=1e3",
+        "/v1/admin/teaching/stats?hours=",
+    ] {
+        env.get(path).await.problem(400);
+    }
+}
+
+/// The effective configuration `POST /v1/tests` shows can be sent back as is,
+/// and starts a test with the same configuration.
+#[tokio::test]
+async fn the_echoed_config_round_trips() {
+    let env = TestEnv::new().await;
+    let pool = env.demo_pool(12).await;
+    for config in [
+        json!({}),
+        json!({ "max_items": 8, "se_target": null, "content_balance": { "algebra": 2, "geometry": 1 } }),
+        json!({ "cut_score": 0.5, "confidence": 0.9, "start_theta": -1 }),
+    ] {
+        let first = env
+            .post("/v1/tests", json!({ "pool_id": pool, "config": config }))
+            .await;
+        assert_eq!(
+            first.status,
+            StatusCode::CREATED,
+            "{config}: {}",
+            first.body
+        );
+        let echoed = first.body["config"].clone();
+        assert_eq!(
+            echoed.get("confidence").is_some(),
+            !echoed["cut_score"].is_null(),
+            "{echoed}"
+        );
+        let again = env
+            .post("/v1/tests", json!({ "pool_id": pool, "config": echoed }))
+            .await;
+        assert_eq!(
+            again.status,
+            StatusCode::CREATED,
+            "{echoed}: {}",
+            again.body
+        );
+        assert_eq!(again.body["config"], echoed);
+        let test = again.body["test_id"].as_str().unwrap();
+        assert_eq!(
+            env.get(&format!("/v1/tests/{test}")).await.body["config"],
+            echoed
+        );
+    }
 }

@@ -96,6 +96,7 @@ async fn current(caller: Caller) -> axum::Json<SessionView> {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ExtendBody {
+    #[serde(default, deserialize_with = "crate::wire::some_integer")]
     seconds: Option<u64>,
 }
 

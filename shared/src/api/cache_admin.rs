@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::ApiError;
-use super::extract::{IdPath, Json, Query};
+use super::extract::{IdPath, Json, Query, QueryInt};
 use crate::app::App;
 use crate::cache::admin::{CacheStats, CleanupReport};
 use crate::services::auth::sessions;
@@ -47,7 +47,7 @@ pub fn routes() -> Router<App> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Window {
-    hours: Option<u32>,
+    hours: Option<QueryInt<u32>>,
 }
 
 /// Live tutoring sessions, and what the sessions of the last `hours` did.
@@ -55,7 +55,8 @@ async fn teaching_stats(
     State(app): State<App>,
     Query(window): Query<Window>,
 ) -> Result<axum::Json<teach::Stats>, ApiError> {
-    Ok(axum::Json(teach::stats(&app, window.hours).await?))
+    let hours = window.hours.map(|h| h.get("hours")).transpose()?;
+    Ok(axum::Json(teach::stats(&app, hours).await?))
 }
 
 async fn cache_stats(State(app): State<App>) -> Result<axum::Json<CacheStats>, ApiError> {
@@ -96,15 +97,16 @@ async fn session_stats(State(app): State<App>) -> Result<axum::Json<SessionCount
 #[serde(deny_unknown_fields)]
 struct ActiveQuery {
     cursor: Option<String>,
-    limit: Option<usize>,
+    limit: Option<QueryInt<usize>>,
 }
 
 async fn active(
     State(app): State<App>,
     Query(q): Query<ActiveQuery>,
 ) -> Result<axum::Json<ActivePage>, ApiError> {
+    let limit = q.limit.map(|l| l.get("limit")).transpose()?;
     Ok(axum::Json(
-        admin::active(&app, q.cursor.as_deref(), q.limit).await?,
+        admin::active(&app, q.cursor.as_deref(), limit).await?,
     ))
 }
 
@@ -125,6 +127,7 @@ async fn sync(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ExtendRequest {
+    #[serde(deserialize_with = "crate::wire::integer")]
     seconds: u32,
 }
 

@@ -64,8 +64,37 @@ pub struct Page<const DEFAULT: i64, const MAX: i64> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPage {
-    limit: Option<i64>,
-    offset: Option<i64>,
+    limit: Option<QueryInt<i64>>,
+    offset: Option<QueryInt<i64>>,
+}
+
+/// An integer query parameter. Digits past what `T` holds are an integer out
+/// of range (422), as openapi.yaml's bounded `integer` parameters say, not an
+/// unparsable parameter (400): `offset=18446744073709551616` is a number.
+pub struct QueryInt<T>(Result<T, String>);
+
+impl<'de, T: std::str::FromStr> Deserialize<'de> for QueryInt<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        if let Ok(value) = raw.parse() {
+            return Ok(QueryInt(Ok(value)));
+        }
+        let digits = raw.strip_prefix(['-', '+']).unwrap_or(&raw);
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(QueryInt(Err(raw)));
+        }
+        Err(serde::de::Error::custom(format!(
+            "{raw:?} is not an integer"
+        )))
+    }
+}
+
+impl<T> QueryInt<T> {
+    /// The value, or 422 naming the parameter when it is out of range.
+    pub fn get(self, name: &str) -> Result<T, ApiError> {
+        self.0
+            .map_err(|raw| ApiError::invalid(format!("{name} {raw} is out of range")))
+    }
 }
 
 impl<S: Send + Sync, const DEFAULT: i64, const MAX: i64> FromRequestParts<S>
@@ -76,8 +105,16 @@ impl<S: Send + Sync, const DEFAULT: i64, const MAX: i64> FromRequestParts<S>
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Query(raw) = Query::<RawPage>::from_request_parts(parts, state).await?;
         let page = Page {
-            limit: raw.limit.unwrap_or(DEFAULT),
-            offset: raw.offset.unwrap_or(0),
+            limit: raw
+                .limit
+                .map(|l| l.get("limit"))
+                .transpose()?
+                .unwrap_or(DEFAULT),
+            offset: raw
+                .offset
+                .map(|o| o.get("offset"))
+                .transpose()?
+                .unwrap_or(0),
         };
         if !(1..=MAX).contains(&page.limit) || page.offset < 0 {
             return Err(ApiError::invalid(format!(

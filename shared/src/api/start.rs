@@ -28,6 +28,7 @@ pub fn routes() -> Router<App> {
 #[serde(deny_unknown_fields)]
 struct Body {
     pool_id: Uuid,
+    #[serde(default, deserialize_with = "crate::wire::some")]
     student_id: Option<Uuid>,
     #[serde(default)]
     config: TestConfigInput,

@@ -33,8 +33,11 @@ pub fn routes() -> Router<App> {
 #[serde(deny_unknown_fields)]
 struct NewSession {
     course_id: String,
+    #[serde(deserialize_with = "crate::wire::integer")]
     module_index: u32,
+    #[serde(deserialize_with = "crate::wire::integer")]
     sub_topic_index: u32,
+    #[serde(deserialize_with = "crate::wire::integer")]
     total_segments: u32,
 }
 

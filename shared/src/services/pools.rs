@@ -39,6 +39,7 @@ pub enum Error {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ItemInput {
+    #[serde(default, deserialize_with = "crate::wire::some")]
     id: Option<String>,
     content: String,
     options: Vec<String>,
@@ -196,6 +197,7 @@ fn duplicate_id(e: StoreError) -> Error {
 #[serde(deny_unknown_fields)]
 pub struct NewPool {
     name: String,
+    #[serde(default, deserialize_with = "crate::wire::some")]
     description: Option<String>,
     items: Vec<ItemInput>,
 }

@@ -29,7 +29,7 @@ pub struct Registration {
     /// Name shown to people.
     pub display_name: String,
     /// `student` (default); `teacher` and `admin` only when an admin asks.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::wire::some")]
     pub role: Option<String>,
 }
 
@@ -54,7 +54,9 @@ pub fn normalise_email(raw: &str) -> Result<String, Error> {
 fn display_name(raw: &str) -> Result<String, Error> {
     let name = raw.trim();
     let n = name.chars().count();
-    if n == 0 || n > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+    // Control characters are refused even where trimming would drop them
+    // (a trailing tab or line break), as openapi.yaml's pattern says.
+    if n == 0 || n > MAX_NAME_CHARS || raw.chars().any(char::is_control) {
         return Err(Error::Invalid(format!(
             "display_name must have 1 to {MAX_NAME_CHARS} printable characters"
         )));
@@ -206,5 +208,6 @@ mod tests {
         assert!(display_name("   ").is_err());
         assert!(display_name(&"x".repeat(MAX_NAME_CHARS + 1)).is_err());
         assert!(display_name("a\u{7}b").is_err());
+        assert!(display_name("Ada\n").is_err());
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use super::Error;
 use crate::store::pools::PoolBank;
@@ -21,23 +21,27 @@ pub enum SelectorKind {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestConfigInput {
+    #[serde(default, deserialize_with = "crate::wire::some_integer")]
     max_items: Option<u32>,
+    #[serde(default, deserialize_with = "crate::wire::some_integer")]
     min_items: Option<u32>,
-    #[serde(default, deserialize_with = "present")]
+    // An explicit `null` (no SE rule) is not an absent field (the default).
+    #[serde(default, deserialize_with = "crate::wire::nullable")]
     se_target: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "crate::wire::some")]
     estimator: Option<EstimatorKind>,
+    #[serde(default, deserialize_with = "crate::wire::some")]
     selector: Option<SelectorKind>,
+    #[serde(default, deserialize_with = "crate::wire::some_integer")]
     randomesque: Option<u32>,
+    // Nullable in the spec, as are `cut_score` and `start_theta`: null is the default.
     content_balance: Option<BTreeMap<String, f64>>,
+    #[serde(default, deserialize_with = "crate::wire::some")]
     exposure_control: Option<bool>,
     cut_score: Option<f64>,
+    #[serde(default, deserialize_with = "crate::wire::some")]
     confidence: Option<f64>,
     start_theta: Option<f64>,
-}
-
-// Tells an explicit `null` (Some(None)) from an absent field (None).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
 }
 
 fn default_confidence() -> f64 {

@@ -99,6 +99,7 @@ pub struct Started {
     /// Always 0.
     pub items_answered: u32,
     /// Effective configuration.
+    #[serde(serialize_with = "shown_config")]
     pub config: TestConfig,
 }
 
@@ -188,6 +189,19 @@ pub struct ResponseView {
     pub answered_at: time::OffsetDateTime,
 }
 
+/// The effective configuration as a request would send it: `confidence` only
+/// beside a `cut_score` (a request refuses one without the other), so a client
+/// can send back the configuration it was shown and start the same kind of test.
+fn shown_config<S: serde::Serializer>(config: &TestConfig, s: S) -> Result<S::Ok, S::Error> {
+    let mut shown = serde_json::to_value(config).map_err(serde::ser::Error::custom)?;
+    if config.cut_score.is_none()
+        && let Some(fields) = shown.as_object_mut()
+    {
+        fields.remove("confidence");
+    }
+    shown.serialize(s)
+}
+
 /// A test as recorded in PostgreSQL.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -202,6 +216,7 @@ pub struct Report {
     /// Lifecycle state.
     pub status: &'static str,
     /// Effective configuration.
+    #[serde(serialize_with = "shown_config")]
     pub config: TestConfig,
     /// Current (or final) ability.
     pub proficiency: Proficiency,
