@@ -467,7 +467,10 @@ async fn display_names_follow_the_specs_pattern() {
         ("Ada\t", false),
         ("\u{9f}", false),
     ];
-    for (name, ok) in names {
+    // Length is judged as sent (maxLength 100), spaces the server trims included.
+    let (longest, padded) = ("x".repeat(100), format!(" {} ", "x".repeat(99)));
+    let lengths = [(longest.as_str(), true), (padded.as_str(), false)];
+    for (name, ok) in names.into_iter().chain(lengths) {
         let body = json!({
             "email": lectern_tests::new_email(), "password": "a long enough password", "display_name": name,
         });

@@ -53,10 +53,10 @@ pub fn normalise_email(raw: &str) -> Result<String, Error> {
 
 fn display_name(raw: &str) -> Result<String, Error> {
     let name = raw.trim();
-    let n = name.chars().count();
-    // Control characters are refused even where trimming would drop them
-    // (a trailing tab or line break), as openapi.yaml's pattern says.
-    if n == 0 || n > MAX_NAME_CHARS || raw.chars().any(char::is_control) {
+    // Length and control characters are judged on the name as sent, before
+    // trimming, as openapi.yaml's maxLength and pattern are.
+    if name.is_empty() || raw.chars().count() > MAX_NAME_CHARS || raw.chars().any(char::is_control)
+    {
         return Err(Error::Invalid(format!(
             "display_name must have 1 to {MAX_NAME_CHARS} printable characters"
         )));
