@@ -5,11 +5,11 @@
 //! `LECTERN_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/lectern_test`)
 //! and `LECTERN_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`) pick the servers.
 
+pub mod emulator;
 pub mod fake_ai;
 pub mod fake_secrets;
 pub mod oidc;
 pub mod openapi;
-pub mod runtime;
 
 use axum::Router;
 use axum::body::Body;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use lectern_tests::runtime::{self, FUNCTIONS, Launch};
+use lambda_emulator::{FUNCTIONS, Launch};
 
 /// Cold starts of every lectern Lambda function: each binary found in --dir is
 /// started --runs times under the Lambda Runtime API emulator the tests use,
@@ -48,7 +48,7 @@ struct Measured {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let dir = cli.dir.unwrap_or_else(runtime::profile_dir);
+    let dir = cli.dir.unwrap_or_else(lambda_emulator::profile_dir);
     for f in &cli.functions {
         if !FUNCTIONS.contains(&f.as_str()) {
             eprintln!(

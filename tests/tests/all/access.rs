@@ -239,7 +239,7 @@ async fn request(w: &World, route: &Route) -> (String, Option<Value>, u16) {
             (format!("/v1/oauth/corp/callback?{query}"), None, 201)
         }
         (method, path) => {
-            panic!("no matrix request for {method} {path}: add one to tests/tests/access.rs")
+            panic!("no matrix request for {method} {path}: add one to tests/tests/all/access.rs")
         }
     }
 }

@@ -11,7 +11,9 @@
 //! test process die without dropping it, the binary's next poll fails to
 //! connect and `lambda_runtime` ends the process, so nothing outlives the run.
 //!
-//! `lectern-coldstart` (tools/coldstart) times cold starts with the same code.
+//! The integration tests (`lectern-tests`) and `lectern-coldstart`
+//! (tools/coldstart) both use it; it knows lectern's functions by name only,
+//! so it builds without the application.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -34,8 +36,6 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::{Resp, TestEnv};
-
 /// Every function of `functions/` (package and binary `lectern-<name>`). A
 /// test keeps this list equal to the directory, so a new function cannot be
 /// left out of the emulator tests or the cold-start table.
@@ -47,7 +47,7 @@ pub const FUNCTIONS: &[&str] = &[
     "migrate",
     "next",
     "pools",
-    "session",
+    "reports",
     "start",
     "submit",
     "sweeper",
@@ -95,8 +95,7 @@ pub struct Invocation {
     pub outcome: Outcome,
     /// From queueing the event to the function's answer.
     pub duration: Duration,
-    /// Method and path of an HTTP API event, whose answer [`Invocation::http`]
-    /// holds to openapi.yaml as the in-process harness does.
+    /// Method and path of an HTTP API event (what a test holds its answer to).
     pub route: Option<(String, String)>,
 }
 
@@ -117,29 +116,21 @@ impl Invocation {
         }
     }
 
-    /// The response as the HTTP response API Gateway makes of it: an HTTP
-    /// API payload v2.0 answer (`statusCode`, `headers`, `cookies`, `body`,
-    /// `isBase64Encoded`) read into a [`Resp`], cookies as `set-cookie`
-    /// headers, the body decoded and parsed as JSON (Null when empty).
-    pub fn http(&self) -> Resp {
-        let resp = http_response(self.response());
-        if let Some((method, path)) = &self.route {
-            let content_type = resp.headers.get(header::CONTENT_TYPE);
-            crate::openapi::assert_conforms(
-                method,
-                path,
-                resp.status.as_u16(),
-                content_type.and_then(|c| c.to_str().ok()),
-                &body_bytes(self.response()),
-            );
-        }
-        resp
+    /// The response as the HTTP response API Gateway makes of it (see
+    /// [`http_response`]); panics when the invocation failed.
+    pub fn http_response(&self) -> HttpResponse {
+        http_response(self.response())
     }
 }
 
-/// Reads an API Gateway HTTP API (payload v2.0) response into a [`Resp`].
-/// Panics when `v` is not one.
-pub fn http_response(v: &Value) -> Resp {
+/// An HTTP response as API Gateway returns it to the caller, the body undecoded.
+pub type HttpResponse = axum::http::Response<Vec<u8>>;
+
+/// Reads an API Gateway HTTP API (payload v2.0) response as the HTTP response
+/// API Gateway makes of it: `statusCode`, `headers` and `multiValueHeaders`,
+/// `cookies` as `set-cookie` headers, and the body (base64-decoded when
+/// `isBase64Encoded`). Panics when `v` is not one.
+pub fn http_response(v: &Value) -> HttpResponse {
     let code = v["statusCode"]
         .as_u64()
         .unwrap_or_else(|| panic!("no statusCode in {v}"));
@@ -168,23 +159,18 @@ pub fn http_response(v: &Value) -> Resp {
         let cookie = cookie.as_str().expect("cookies are strings");
         headers.append(header::SET_COOKIE, header_value(cookie));
     }
-    Resp {
-        status,
-        headers,
-        body: crate::parse_body(&body_bytes(v)),
-    }
-}
-
-/// The body of an API Gateway HTTP API response, decoded.
-fn body_bytes(v: &Value) -> Vec<u8> {
     let raw = v["body"].as_str().unwrap_or("");
-    if v["isBase64Encoded"].as_bool().unwrap_or(false) {
+    let body = if v["isBase64Encoded"].as_bool().unwrap_or(false) {
         base64::engine::general_purpose::STANDARD
             .decode(raw)
             .unwrap_or_else(|e| panic!("isBase64Encoded but the body is not base64 ({e}): {v}"))
     } else {
         raw.as_bytes().to_vec()
-    }
+    };
+    let mut response = HttpResponse::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
 }
 
 /// Why no answer came.
@@ -295,25 +281,6 @@ fn build_binaries(profile: &Path) {
         status.success(),
         "`cargo build --workspace --bins` failed ({status}): see its output above"
     );
-}
-
-/// The variables a function needs to run on this environment's servers, as
-/// the template gives them: `REDIS_URL` and `DATABASE_URL` (what the
-/// environment's app talks to: the test servers, with the schema in the URL's
-/// `options`), `REDIS_KEY_PREFIX`, and `REDIS_CLUSTER=true` when the suite
-/// runs against a Redis Cluster (`LECTERN_TEST_REDIS_CLUSTER=true`).
-pub fn lambda_env(env: &TestEnv) -> Vec<(String, String)> {
-    let mut vars = vec![
-        ("REDIS_URL".to_owned(), env.app.config().redis_url.clone()),
-        ("DATABASE_URL".to_owned(), env.database_url.clone()),
-        ("REDIS_KEY_PREFIX".to_owned(), env.prefix.clone()),
-    ];
-    // The environment's own choice: LECTERN_TEST_REDIS_CLUSTER=true for the
-    // shared test Redis, never for a server of the test's own.
-    if env.app.config().redis_cluster {
-        vars.push(("REDIS_CLUSTER".to_owned(), "true".to_owned()));
-    }
-    vars
 }
 
 /// How to start a function: which binary, with which variables.
@@ -522,8 +489,7 @@ pub struct Function {
 }
 
 impl Function {
-    /// Function `name`'s binary with the emulator's defaults and these variables
-    /// (e.g. [`lambda_env`]).
+    /// Function `name`'s binary with the emulator's defaults and these variables.
     pub async fn start(name: &str, env: &[(String, String)]) -> Function {
         Launch::function(name).envs(env).start().await
     }

@@ -1,5 +1,5 @@
 //! Every function's real binary, each in its own process under the Lambda
-//! Runtime API emulator (`lectern_tests::runtime`), fed the events AWS sends
+//! Runtime API emulator (`lambda_emulator`), fed the events AWS sends
 //! it (fixtures in `tests/fixtures/`): API Gateway HTTP API v2.0 requests, a
 //! CloudFormation custom resource, an EventBridge schedule and WebSocket API
 //! events. Checked: what the caller gets back, and what is stored.
@@ -13,10 +13,9 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use lambda_emulator::{FUNCTIONS, Failure, Function, Invocation, Launch, Outcome};
 use lectern::services::auth::Role;
-use lectern_tests::runtime::{
-    self, FUNCTIONS, Failure, Function, Invocation, Launch, Outcome, lambda_env,
-};
+use lectern_tests::emulator::{HttpInvocation, lambda_env};
 use lectern_tests::{DEAD_DATABASE_URL, Resp, TestEnv};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -91,7 +90,7 @@ fn the_function_list_is_the_workspace() {
     assert_eq!(
         found,
         FUNCTIONS.iter().map(|f| f.to_string()).collect(),
-        "runtime::FUNCTIONS must list functions/"
+        "lambda_emulator::FUNCTIONS must list functions/"
     );
     // And each one is fed its events by a test of this file.
     let tests = include_str!("emulator.rs");
@@ -289,7 +288,7 @@ async fn a_test_runs_start_to_end_through_five_functions() {
         Function::start("next", &vars),
         Function::start("submit", &vars),
         Function::start("end", &vars),
-        Function::start("session", &vars),
+        Function::start("reports", &vars),
     );
 
     let started = start
@@ -910,7 +909,7 @@ fn assert_signed(push: &Received, region: &str) {
     assert!(
         authorization.starts_with(&format!(
             "AWS4-HMAC-SHA256 Credential={}/",
-            runtime::ACCESS_KEY_ID
+            lambda_emulator::ACCESS_KEY_ID
         )),
         "{authorization}"
     );
@@ -920,7 +919,7 @@ fn assert_signed(push: &Received, region: &str) {
     );
     assert_eq!(
         push.header("x-amz-security-token"),
-        Some(runtime::SESSION_TOKEN)
+        Some(lambda_emulator::SESSION_TOKEN)
     );
     let format =
         time::format_description::parse("[year][month][day]T[hour][minute][second]Z").unwrap();
@@ -929,9 +928,9 @@ fn assert_signed(push: &Received, region: &str) {
         .assume_utc();
     let again = lectern::aws::sigv4::sign(
         &lectern::aws::Credentials {
-            access_key_id: runtime::ACCESS_KEY_ID.into(),
-            secret_access_key: runtime::SECRET_ACCESS_KEY.into(),
-            session_token: Some(runtime::SESSION_TOKEN.into()),
+            access_key_id: lambda_emulator::ACCESS_KEY_ID.into(),
+            secret_access_key: lambda_emulator::SECRET_ACCESS_KEY.into(),
+            session_token: Some(lambda_emulator::SESSION_TOKEN.into()),
         },
         region,
         "execute-api",

@@ -1,0 +1,23 @@
+//! The integration tests, one binary of modules: linked once against the whole
+//! stack instead of once per file (each module's doc says what it covers).
+
+mod access;
+mod adaptive_test;
+mod ai_cache;
+mod ai_client;
+mod auth;
+mod cache;
+mod contract;
+mod emulator;
+mod history;
+mod lambda;
+mod lifecycle;
+mod load;
+mod oidc;
+mod outages;
+mod pools;
+mod redis_conn;
+mod secrets;
+mod sweeper;
+mod teaching;
+mod teaching_ws;
