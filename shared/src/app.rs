@@ -1,5 +1,8 @@
 //! `App`: configuration and connections, built once per process (Lambda
-//! container or local server) and shared by every request.
+//! container or local server) and shared by every request, with the little
+//! the process remembers between requests (pool versions read, tests known
+//! to be behind in Redis, sign-ins accepted lately). It reads nothing itself:
+//! the services do, through it.
 
 use std::sync::Arc;
 

@@ -38,7 +38,9 @@ pub struct ActivePage {
     pub next_cursor: Option<String>,
 }
 
-/// Tests whose live state is in Redis, by SCAN (never KEYS) from `cursor`.
+/// Tests whose live state is in Redis, by SCAN (never KEYS) from `cursor` (a
+/// `next_cursor` of an earlier page), about `limit` (100 unless asked, at most
+/// 1000) a page.
 pub async fn active(
     app: &App,
     cursor: Option<&str>,

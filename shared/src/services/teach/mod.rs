@@ -514,7 +514,7 @@ pub struct Stats {
 }
 
 /// Live sessions (Redis index, never KEYS or SCAN) and the sessions started in
-/// the last `hours` (PostgreSQL).
+/// the last `hours` (PostgreSQL; 24 unless asked, from 1 to 720).
 pub async fn stats(app: &App, hours: Option<u32>) -> Result<Stats, Error> {
     let hours = hours.unwrap_or(24);
     if !(1..=720).contains(&hours) {
