@@ -522,12 +522,13 @@ pub enum Stored {
 }
 
 impl Stored {
-    fn read(raw: &[u8]) -> Self {
-        match unframe(raw) {
-            Some((seq, body)) => Stored::Framed {
-                seq,
-                body: body.to_vec(),
-            },
+    /// Splits the value read in place (no copy of the body on the hot path).
+    fn read(mut raw: Vec<u8>) -> Self {
+        match unframe(&raw).map(|(seq, _)| seq) {
+            Some(seq) => {
+                raw.drain(..4);
+                Stored::Framed { seq, body: raw }
+            }
             None => Stored::Garbled,
         }
     }
@@ -578,7 +579,7 @@ pub async fn begin_submit(
                 .await
         })
         .await?;
-    Ok((locked.is_some(), state.as_deref().map(Stored::read)))
+    Ok((locked.is_some(), state.map(Stored::read)))
 }
 
 /// Reads a test's state and slides its TTL (never shortening an extension).
@@ -598,7 +599,7 @@ pub async fn touch_state(
                 .await
         })
         .await?;
-    Ok(state.as_deref().map(Stored::read))
+    Ok(state.map(Stored::read))
 }
 
 /// Reads a test's state and its TTL without touching either.
@@ -626,8 +627,8 @@ pub async fn peek_states(
         .into_iter()
         .map(|(raw, ttl_ms)| {
             raw.map(|raw| Peeked {
-                stored: Stored::read(&raw),
                 bytes: raw.len(),
+                stored: Stored::read(raw),
                 ttl_ms,
             })
         })
@@ -808,9 +809,9 @@ mod unit {
 
     #[test]
     fn a_value_too_short_for_a_frame_reads_as_garbled() {
-        assert_eq!(Stored::read(b"abc"), Stored::Garbled);
+        assert_eq!(Stored::read(b"abc".to_vec()), Stored::Garbled);
         assert_eq!(
-            Stored::read(&frame(3, b"x")),
+            Stored::read(frame(3, b"x")),
             Stored::Framed {
                 seq: 3,
                 body: b"x".to_vec()
