@@ -1,7 +1,7 @@
 //! Who may call what: each route's [`Access`] (in [`super::ROUTES`]) is
 //! enforced by one layer before any handler runs, so a route cannot forget it.
-//! The layer authenticates the bearer token and checks the role; handlers then
-//! take the [`Caller`] and check ownership of what they touch.
+//! The layer authenticates the bearer token; the services then decide from
+//! the resource each request touches whether the [`Caller`] may.
 
 use std::net::SocketAddr;
 
@@ -17,38 +17,40 @@ use lambda_http::request::RequestContext;
 use super::{ApiError, ROUTES};
 use crate::app::App;
 use crate::services::auth::sessions::{self, Meta};
-use crate::services::auth::{Caller, Error, Role};
+use crate::services::auth::{Caller, Error};
+use crate::services::scope;
 
-/// Who may call a route.
+/// Who may call a route. The layer authenticates and settles `Platform`;
+/// the rest are decided by the service from the resource itself
+/// ([`crate::services::scope`]): outside the resource's organization it does
+/// not exist (404), inside it without the role it needs it is forbidden (403).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// Anyone; a token is not even looked at.
     Public,
     /// Anyone; a token, when sent, must be valid and identifies the caller
-    /// (sign-up: an admin may create staff accounts).
+    /// (sign-up: a platform admin may create platform admins).
     Open,
     /// Anyone signed in, on their own things (their sessions, the pool list, a new test).
     Signed,
-    /// Something a student owns that they act on (answer, end): the owner or an
-    /// admin; a teacher is refused (403), another student told it does not exist (404).
+    /// A student's test or tutoring session, acted on (answer, end): the
+    /// student, the organization's org admins, platform admins; the student's
+    /// teachers are refused (403); anyone else is told it does not exist (404).
     Owner,
-    /// Something a student owns, read: the owner, teachers and admins; another student gets 404.
+    /// A student's records, read: also the teachers of the student's classes
+    /// (in the resource's organization); anyone else gets 404.
     OwnerOrStaff,
-    /// Teachers and admins (403 for students).
-    Staff,
-    /// Admins only (403 for everyone else).
-    Admin,
-}
-
-impl Access {
-    /// Whether `role` passes the role check (ownership is the handler's).
-    pub fn admits(self, role: Role) -> bool {
-        match self {
-            Access::Staff => role.is_staff(),
-            Access::Admin => role == Role::Admin,
-            _ => true,
-        }
-    }
+    /// A resource members of its organization use (a pool to take a test on).
+    Member,
+    /// A resource of the organization's teachers and org admins (its pools);
+    /// its students are refused (403).
+    OrgStaff,
+    /// A class: its teachers and the organization's org admins.
+    ClassStaff,
+    /// The organization's management: its org admins.
+    OrgAdmin,
+    /// The deployment: platform admins only (403 for everyone else).
+    Platform,
 }
 
 /// The access rule of `method path` (`path` as routed, e.g. `/v1/tests/{id}`).
@@ -59,14 +61,15 @@ pub fn access_of(method: &str, path: &str) -> Option<Access> {
         .map(|r| r.access)
 }
 
-/// The layer: authenticates and checks the role of every routed request.
+/// The layer: authenticates every routed request, and admits only platform
+/// admins to `Platform` routes (read now, so a demotion counts at once).
 pub async fn guard(State(app): State<App>, mut req: Request, next: Next) -> Response {
     let access = req
         .extensions()
         .get::<MatchedPath>()
         .and_then(|m| access_of(req.method().as_str(), m.as_str()))
-        // A route missing from the table is closed to all but admins.
-        .unwrap_or(Access::Admin);
+        // A route missing from the table is closed to all but platform admins.
+        .unwrap_or(Access::Platform);
     let caller = match (bearer(req.headers()), access) {
         (_, Access::Public) | (None, Access::Open) => None,
         (None, _) => return ApiError::from(Error::Unauthenticated).into_response(),
@@ -76,14 +79,17 @@ pub async fn guard(State(app): State<App>, mut req: Request, next: Next) -> Resp
         },
     };
     if let Some(caller) = caller {
-        if !access.admits(caller.role) {
-            let need = if access == Access::Admin {
-                "admins"
-            } else {
-                "teachers and admins"
-            };
-            return ApiError::from(Error::Forbidden(format!("only {need} may do this")))
-                .into_response();
+        if access == Access::Platform {
+            match scope::is_platform_admin(&app, &caller).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return ApiError::from(Error::Forbidden(
+                        "only platform admins may do this".into(),
+                    ))
+                    .into_response();
+                }
+                Err(e) => return ApiError::from(Error::from(e)).into_response(),
+            }
         }
         req.extensions_mut().insert(caller);
     }

@@ -61,12 +61,12 @@ const fn route(
     }
 }
 
-use Access::{Admin, Open, Owner, OwnerOrStaff, Public, Signed, Staff};
+use Access::{ClassStaff, Member, Open, OrgAdmin, OrgStaff, Owner, OwnerOrStaff, Platform, Public, Signed};
 
 /// Every HTTP route, the single source the template, the OpenAPI file and the
 /// access checks are held to.
 pub const ROUTES: &[Route] = &[
-    route("POST", "/v1/tests", "start", Signed),
+    route("POST", "/v1/tests", "start", Member),
     route("POST", "/v1/tests/{id}/responses", "submit", Owner),
     route("GET", "/v1/tests/{id}/next", "next", Owner),
     route("POST", "/v1/tests/{id}/end", "end", Owner),
@@ -78,10 +78,10 @@ pub const ROUTES: &[Route] = &[
         "reports",
         OwnerOrStaff,
     ),
-    route("POST", "/v1/pools", "pools", Staff),
+    route("POST", "/v1/pools", "pools", OrgStaff),
     route("GET", "/v1/pools", "pools", Signed),
-    route("GET", "/v1/pools/{id}", "pools", Staff),
-    route("POST", "/v1/pools/{id}/items", "pools", Staff),
+    route("GET", "/v1/pools/{id}", "pools", OrgStaff),
+    route("POST", "/v1/pools/{id}/items", "pools", OrgStaff),
     route("POST", "/v1/teaching/sessions", "teach", Signed),
     route("GET", "/v1/teaching/sessions/{id}", "teach", OwnerOrStaff),
     route("POST", "/v1/teaching/sessions/{id}/input", "teach", Owner),
@@ -97,27 +97,27 @@ pub const ROUTES: &[Route] = &[
     route("DELETE", "/v1/sessions", "auth", Signed),
     route("GET", "/v1/oauth/{provider}/authorize", "auth", Public),
     route("GET", "/v1/oauth/{provider}/callback", "auth", Public),
-    route("GET", "/v1/admin/tests/active", "cache-admin", Admin),
-    route("GET", "/v1/admin/tests/{id}", "cache-admin", Admin),
-    route("POST", "/v1/admin/tests/{id}/sync", "cache-admin", Admin),
-    route("POST", "/v1/admin/tests/{id}/extend", "cache-admin", Admin),
-    route("GET", "/v1/admin/redis/stats", "cache-admin", Admin),
-    route("GET", "/v1/admin/sessions/stats", "cache-admin", Admin),
-    route("GET", "/v1/admin/cache/stats", "cache-admin", Admin),
+    route("GET", "/v1/admin/tests/active", "cache-admin", Platform),
+    route("GET", "/v1/admin/tests/{id}", "cache-admin", OrgAdmin),
+    route("POST", "/v1/admin/tests/{id}/sync", "cache-admin", OrgAdmin),
+    route("POST", "/v1/admin/tests/{id}/extend", "cache-admin", OrgAdmin),
+    route("GET", "/v1/admin/redis/stats", "cache-admin", Platform),
+    route("GET", "/v1/admin/sessions/stats", "cache-admin", Platform),
+    route("GET", "/v1/admin/cache/stats", "cache-admin", Platform),
     route(
         "POST",
         "/v1/admin/cache/invalidate/user/{id}",
         "cache-admin",
-        Admin,
+        Platform,
     ),
     route(
         "POST",
         "/v1/admin/cache/invalidate/pool/{id}",
         "cache-admin",
-        Admin,
+        Platform,
     ),
-    route("POST", "/v1/admin/cache/cleanup", "cache-admin", Admin),
-    route("GET", "/v1/admin/teaching/stats", "cache-admin", Admin),
+    route("POST", "/v1/admin/cache/cleanup", "cache-admin", Platform),
+    route("GET", "/v1/admin/teaching/stats", "cache-admin", Platform),
 ];
 
 /// Builds one function's routes (before the shared layers).

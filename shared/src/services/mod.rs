@@ -8,6 +8,7 @@ pub mod cat;
 pub mod demo;
 pub mod migrate;
 pub mod pools;
+pub mod scope;
 pub mod students;
 pub mod sweep;
 pub mod teach;

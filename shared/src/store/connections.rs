@@ -14,15 +14,12 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use super::redis::{RedisStore, ttl_ms};
-use super::users::Role;
 
 /// A connection as Redis keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Connection {
     /// Who connected.
     pub user_id: Uuid,
-    /// Their role at connect.
-    pub role: Role,
     /// SHA-256 (hex) of the token it connected with: every message is
     /// authenticated again from it.
     pub token_hash: String,

@@ -15,6 +15,7 @@ pub mod redis_stats;
 pub mod students;
 pub mod sweep;
 pub mod teaching;
+pub mod tenancy;
 pub mod tests;
 pub mod users;
 

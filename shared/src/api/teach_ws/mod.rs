@@ -3,7 +3,7 @@
 //! ([`hub`], [`local`]).
 //!
 //! - **connect** with a bearer token: Redis keeps `teaching:ws:<connection>`
-//!   = who it is (user, role, the token's SHA-256 — never the token) and the
+//!   = who it is (user, the token's SHA-256 — never the token) and the
 //!   session it follows, for 2 h, API Gateway's longest connection.
 //! - **message** `{"session_id", "text"}`: authenticated again from the stored
 //!   hash (a log-out ends the connection's access at its next message), then
@@ -91,7 +91,6 @@ pub async fn connect(app: &App, connection_id: &str, token: &str) -> Result<Call
 pub async fn register(app: &App, connection_id: &str, caller: &Caller) -> Result<(), StoreError> {
     let record = Connection {
         user_id: caller.user_id,
-        role: caller.role,
         token_hash: caller.token_hash.clone(),
         session_id: None,
     };

@@ -15,50 +15,15 @@ use crate::store::StoreError;
 pub use crate::store::users::Role;
 pub use sessions::Session;
 
-/// What a caller wants with something a user owns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Use {
-    /// Take part in it (answer, end): the owner, or an admin.
-    Act,
-    /// Read it: the owner, teachers and admins.
-    Read,
-}
-
-/// Why a caller may not touch something.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Denied {
-    /// They may not know it exists: answer as if it did not (404).
-    Hidden,
-    /// They may see it but not do this (403).
-    Forbidden,
-}
-
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// Who.
     pub user_id: Uuid,
-    /// With which role (as it was at sign-in).
-    pub role: Role,
     /// The session the request came with.
     pub session: Session,
     /// SHA-256 of the token (hex): the session's key.
     pub(crate) token_hash: String,
-}
-
-impl Caller {
-    /// Whether this caller may `use` something owned by `owner` (`None`: owned by
-    /// nobody, e.g. a test whose student was deleted).
-    pub fn may(&self, owner: Option<Uuid>, use_: Use) -> Result<(), Denied> {
-        if self.role == Role::Admin || owner == Some(self.user_id) {
-            return Ok(());
-        }
-        match (self.role, use_) {
-            (Role::Teacher, Use::Read) => Ok(()),
-            (Role::Teacher, Use::Act) => Err(Denied::Forbidden),
-            _ => Err(Denied::Hidden),
-        }
-    }
 }
 
 /// What can go wrong signing up, signing in or proving who one is.

@@ -236,7 +236,6 @@ pub async fn authenticate_hash(app: &App, token_hash: &str) -> Result<Caller, Er
 fn caller(session: Session, token_hash: String) -> Caller {
     Caller {
         user_id: session.user_id,
-        role: session.role,
         session,
         token_hash,
     }
