@@ -80,7 +80,7 @@ pub async fn guard(State(app): State<App>, mut req: Request, next: Next) -> Resp
     };
     if let Some(caller) = caller {
         if access == Access::Platform {
-            match scope::is_platform_admin(&app, &caller).await {
+            match scope::is_platform_admin(&app, caller.user_id).await {
                 Ok(true) => {}
                 Ok(false) => {
                     return ApiError::from(Error::Forbidden(

@@ -12,6 +12,7 @@ use crate::app::App;
 use crate::cache::admin::{CacheStats, CleanupReport};
 use crate::services::auth::sessions;
 use crate::services::cache_admin;
+use crate::services::auth::Caller;
 use crate::services::cat::admin::{self, ActivePage, Extended, Inspection};
 use crate::services::teach;
 use crate::store::auth::SessionCounts;
@@ -112,16 +113,18 @@ async fn active(
 
 async fn inspect(
     State(app): State<App>,
+    caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<axum::Json<Inspection>, ApiError> {
-    Ok(axum::Json(admin::inspect(&app, id).await?))
+    Ok(axum::Json(admin::inspect(&app, &caller, id).await?))
 }
 
 async fn sync(
     State(app): State<App>,
+    caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<axum::Json<Inspection>, ApiError> {
-    Ok(axum::Json(admin::sync(&app, id).await?))
+    Ok(axum::Json(admin::sync(&app, &caller, id).await?))
 }
 
 #[derive(Deserialize)]
@@ -133,10 +136,11 @@ struct ExtendRequest {
 
 async fn extend(
     State(app): State<App>,
+    caller: Caller,
     IdPath(id): IdPath,
     Json(req): Json<ExtendRequest>,
 ) -> Result<axum::Json<Extended>, ApiError> {
-    Ok(axum::Json(admin::extend(&app, id, req.seconds).await?))
+    Ok(axum::Json(admin::extend(&app, &caller, id, req.seconds).await?))
 }
 
 async fn redis_stats(State(app): State<App>) -> Result<axum::Json<RedisStats>, ApiError> {

@@ -147,8 +147,10 @@ impl From<cat::Error> for ApiError {
         use cat::Error as E;
         let detail = e.to_string();
         match e {
-            E::TestNotFound(_) | E::PoolNotFound(_) => Self::not_found(detail),
+            E::TestNotFound(_) | E::PoolNotFound(_) | E::OrgNotFound(_) => Self::not_found(detail),
+            E::StartForOthers => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
             E::StudentNotFound(_)
+            | E::InvalidStart(_)
             | E::EmptyPool(_)
             | E::InvalidConfig(_)
             | E::UnknownOption { .. } => Self::invalid(detail),
@@ -169,7 +171,8 @@ impl From<pools::Error> for ApiError {
         let detail = e.to_string();
         match e {
             E::Invalid(_) => Self::invalid(detail),
-            E::NotFound(_) => Self::not_found(detail),
+            E::NotFound(_) | E::NoOrganization(_) => Self::not_found(detail),
+            E::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
             E::IdTaken(_) => Self::conflict("conflict", detail),
             E::Store(s) => s.into(),
         }
@@ -206,7 +209,7 @@ impl From<teach::Error> for ApiError {
         use teach::Error as E;
         let detail = e.to_string();
         match e {
-            E::NotFound(_) => Self::not_found(detail),
+            E::NotFound(_) | E::NoOrganization(_) => Self::not_found(detail),
             E::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
             E::Ended(_) => Self::conflict("session-ended", detail),
             E::Contended(_) => Self::conflict("conflict", detail),

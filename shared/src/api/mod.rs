@@ -61,7 +61,7 @@ const fn route(
     }
 }
 
-use Access::{ClassStaff, Member, Open, OrgAdmin, OrgStaff, Owner, OwnerOrStaff, Platform, Public, Signed};
+use Access::{Member, Open, OrgAdmin, OrgStaff, Owner, OwnerOrStaff, Platform, Public, Signed};
 
 /// Every HTTP route, the single source the template, the OpenAPI file and the
 /// access checks are held to.

@@ -11,6 +11,7 @@ use super::ApiError;
 use super::extract::{IdPath, Json, Page};
 use crate::app::App;
 use crate::services::CachedJson;
+use crate::services::auth::Caller;
 use crate::services::pools::{self, ItemInput, NewPool, PoolView};
 
 /// The function's router.
@@ -28,9 +29,10 @@ pub fn routes() -> Router<App> {
 
 async fn create(
     State(app): State<App>,
+    caller: Caller,
     Json(body): Json<NewPool>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let pool = pools::create(&app, body).await?;
+    let pool = pools::create(&app, caller.user_id, body).await?;
     let location = format!("/v1/pools/{}", pool.pool_id);
     Ok((
         StatusCode::CREATED,
@@ -42,12 +44,20 @@ async fn create(
 /// Pools per page: 50 unless asked, at most 200.
 type PoolPage = Page<50, 200>;
 
-async fn list(State(app): State<App>, page: PoolPage) -> Result<CachedJson, ApiError> {
-    Ok(pools::list(&app, page.limit, page.offset).await?)
+async fn list(
+    State(app): State<App>,
+    caller: Caller,
+    page: PoolPage,
+) -> Result<CachedJson, ApiError> {
+    Ok(pools::list(&app, caller.user_id, page.limit, page.offset).await?)
 }
 
-async fn show(State(app): State<App>, IdPath(id): IdPath) -> Result<CachedJson, ApiError> {
-    Ok(pools::detail(&app, id).await?)
+async fn show(
+    State(app): State<App>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<CachedJson, ApiError> {
+    Ok(pools::detail(&app, caller.user_id, id).await?)
 }
 
 #[derive(Deserialize)]
@@ -58,8 +68,11 @@ struct AddItemsBody {
 
 async fn add_items(
     State(app): State<App>,
+    caller: Caller,
     IdPath(id): IdPath,
     Json(body): Json<AddItemsBody>,
 ) -> Result<axum::Json<PoolView>, ApiError> {
-    Ok(axum::Json(pools::add_items(&app, id, body.items).await?))
+    Ok(axum::Json(
+        pools::add_items(&app, caller.user_id, id, body.items).await?,
+    ))
 }

@@ -6,7 +6,10 @@ use axum::extract::State;
 use axum::routing::get;
 
 use super::ApiError;
-use super::extract::{IdPath, Page};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::extract::{IdPath, Page, Query};
 use crate::app::App;
 use crate::services::CachedJson;
 use crate::services::auth::Caller;
@@ -46,10 +49,17 @@ async fn tests(
     Ok(students::tests(&app, &caller, student, page.limit, page.offset).await?)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProficiencyQuery {
+    organization_id: Option<Uuid>,
+}
+
 async fn proficiency(
     State(app): State<App>,
     caller: Caller,
     IdPath(student): IdPath,
+    Query(q): Query<ProficiencyQuery>,
 ) -> Result<CachedJson, ApiError> {
-    Ok(students::proficiency(&app, &caller, student).await?)
+    Ok(students::proficiency(&app, &caller, student, q.organization_id).await?)
 }

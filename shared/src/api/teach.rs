@@ -7,6 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde::Deserialize;
+use uuid::Uuid;
 
 use super::ApiError;
 use super::extract::{IdPath, Json};
@@ -32,6 +33,8 @@ pub fn routes() -> Router<App> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewSession {
+    #[serde(default, deserialize_with = "crate::wire::some")]
+    organization_id: Option<Uuid>,
     course_id: String,
     #[serde(deserialize_with = "crate::wire::integer")]
     module_index: u32,
@@ -53,7 +56,7 @@ async fn create(
         sub_topic_index: body.sub_topic_index,
         total_segments: body.total_segments,
     };
-    let reply = teach::create(&app, &caller, lesson).await?;
+    let reply = teach::create(&app, &caller, body.organization_id, lesson).await?;
     let location = format!("/v1/teaching/sessions/{}", reply.session_id);
     Ok((
         StatusCode::CREATED,

@@ -71,10 +71,16 @@ pub struct Demo {
     pub created: bool,
 }
 
-/// Loads the demo pool (240 items) and student unless they exist already.
+/// Loads the demo pool (240 items, shared with every organization, so that
+/// anyone signed in may take a test on it) and student unless they exist already.
 pub async fn ensure(db: &deadpool_postgres::Pool) -> Result<Demo, StoreError> {
     let student_id = users::ensure(db, STUDENT_EMAIL, "student").await?;
-    if let Some(pool) = pools::find_by_name(db, POOL_NAME).await? {
+    if let Some(mut pool) = pools::find_by_name(db, POOL_NAME).await? {
+        // Made before tenancy, it moved into the default organization.
+        if pool.org_id.is_some() {
+            pools::share(db, pool.id).await?;
+            pool.org_id = None;
+        }
         return Ok(Demo {
             pool,
             student_id,
@@ -83,6 +89,7 @@ pub async fn ensure(db: &deadpool_postgres::Pool) -> Result<Demo, StoreError> {
     }
     let pool = pools::create(
         db,
+        None,
         POOL_NAME,
         Some("Generated 3PL items for trying lectern locally"),
         &items(240, 7),

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::scope::{self, Denied, OrgOf};
 use super::{CachedJson, cached_json};
 use crate::app::App;
 use crate::cache::Namespace;
 use crate::store::StoreError;
+use crate::store::tenancy;
 use crate::store::pools::{self as stored, Item, NewItem, PoolBank, PoolSummary, QuestionText};
 use lectern_engine::ItemParams;
 
@@ -24,9 +26,15 @@ pub enum Error {
     /// Input out of range or malformed; the message names the field.
     #[error("{0}")]
     Invalid(String),
-    /// No pool with that id.
+    /// No pool with that id (or none the caller may see).
     #[error("no pool with id {0}")]
     NotFound(Uuid),
+    /// No organization with that id (or none the caller belongs to).
+    #[error("no organization with id {0}")]
+    NoOrganization(Uuid),
+    /// The caller may see the pool (or organization) but not do this.
+    #[error("{0}")]
+    Forbidden(String),
     /// An item id belongs to another pool already.
     #[error("{0}")]
     IdTaken(String),
@@ -196,6 +204,12 @@ fn duplicate_id(e: StoreError) -> Error {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewPool {
+    /// The organization the pool is for; may be left out by staff of one organization.
+    #[serde(default, deserialize_with = "crate::wire::some")]
+    organization_id: Option<Uuid>,
+    /// Published for every organization (platform admins only).
+    #[serde(default)]
+    shared: bool,
     name: String,
     #[serde(default, deserialize_with = "crate::wire::some")]
     description: Option<String>,
@@ -207,6 +221,8 @@ pub struct NewPool {
 pub struct PoolView {
     /// Pool id.
     pub pool_id: Uuid,
+    organization_id: Option<Uuid>,
+    shared: bool,
     name: String,
     description: Option<String>,
     version: i32,
@@ -219,6 +235,8 @@ impl From<PoolSummary> for PoolView {
     fn from(p: PoolSummary) -> Self {
         Self {
             pool_id: p.id,
+            organization_id: p.org_id,
+            shared: p.org_id.is_none(),
             name: p.name,
             description: p.description,
             version: p.version,
@@ -228,8 +246,76 @@ impl From<PoolSummary> for PoolView {
     }
 }
 
+/// The organization a new pool goes to (`None`: shared), if `caller` may put it there.
+async fn home_of(app: &App, caller: Uuid, new: &NewPool) -> Result<Option<Uuid>, Error> {
+    if new.shared {
+        if new.organization_id.is_some() {
+            return Err(Error::Invalid(
+                "a shared pool belongs to no organization: leave organization_id out".into(),
+            ));
+        }
+        if !scope::is_platform_admin(app, caller).await? {
+            return Err(Error::Forbidden(
+                "only platform admins publish shared pools".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let org = match new.organization_id {
+        Some(org) => org,
+        None => {
+            let staff: Vec<Uuid> = tenancy::memberships(app.db(), caller)
+                .await?
+                .into_iter()
+                .filter(|(_, role)| role.is_staff())
+                .map(|(org, _)| org)
+                .collect();
+            match staff[..] {
+                [only] => only,
+                _ => {
+                    return Err(Error::Invalid(
+                        "organization_id is required: name the organization the pool is for".into(),
+                    ));
+                }
+            }
+        }
+    };
+    scope::standing(app, caller, OrgOf::Known(Some(org)), None, None)
+        .await?
+        .org_staff()
+        .map_err(|denied| match denied {
+            Denied::Hidden => Error::NoOrganization(org),
+            Denied::Forbidden => {
+                Error::Forbidden("only teachers and org admins of the organization may do this".into())
+            }
+        })?;
+    Ok(Some(org))
+}
+
+/// Whether `caller` may read (or, `change`, add to) pool `id`: an
+/// organization's pool is its teachers' and org admins'; a shared pool is read
+/// by staff of any organization and changed by platform admins only.
+async fn may_use(app: &App, caller: Uuid, id: Uuid, change: bool) -> Result<(), Error> {
+    let s = scope::standing(app, caller, OrgOf::Pool(id), None, None).await?;
+    let verdict = match (s.found, s.org) {
+        (false, _) => Err(Denied::Hidden),
+        (true, Some(_)) => s.org_staff(),
+        (true, None) if s.platform_admin || (!change && s.staff_anywhere) => Ok(()),
+        (true, None) => Err(Denied::Forbidden),
+    };
+    verdict.map_err(|denied| match denied {
+        Denied::Hidden => Error::NotFound(id),
+        Denied::Forbidden if change && s.org.is_none() => {
+            Error::Forbidden(format!("pool {id} is shared: only platform admins change it"))
+        }
+        Denied::Forbidden => Error::Forbidden(format!(
+            "only teachers and org admins may see the items of pool {id}"
+        )),
+    })
+}
+
 /// Creates a pool with its first items.
-pub async fn create(app: &App, new: NewPool) -> Result<PoolView, Error> {
+pub async fn create(app: &App, caller: Uuid, new: NewPool) -> Result<PoolView, Error> {
     check_text("name".into(), &new.name, 200).map_err(Error::Invalid)?;
     if let Some(d) = &new.description
         && d.chars().count() > 2_000
@@ -238,9 +324,11 @@ pub async fn create(app: &App, new: NewPool) -> Result<PoolView, Error> {
             "description must be at most 2000 characters".into(),
         ));
     }
+    let org = home_of(app, caller, &new).await?;
     let items = parse_items(new.items)?;
     let pool = stored::create(
         app.db(),
+        org,
         new.name.trim(),
         new.description.as_deref(),
         &items,
@@ -252,7 +340,13 @@ pub async fn create(app: &App, new: NewPool) -> Result<PoolView, Error> {
 }
 
 /// Adds items to a pool (a new version of it).
-pub async fn add_items(app: &App, id: Uuid, items: Vec<ItemInput>) -> Result<PoolView, Error> {
+pub async fn add_items(
+    app: &App,
+    caller: Uuid,
+    id: Uuid,
+    items: Vec<ItemInput>,
+) -> Result<PoolView, Error> {
+    may_use(app, caller, id, true).await?;
     let items = parse_items(items)?;
     let pool = stored::add_items(app.db(), id, &items)
         .await
@@ -269,11 +363,28 @@ struct PoolList {
     pools: Vec<PoolView>,
 }
 
-/// One page of pools, `{pools: [PoolView]}`, through the cache.
-pub async fn list(app: &App, limit: i64, offset: i64) -> Result<CachedJson, Error> {
-    let key = format!("{limit}:{offset}");
+/// One page of the pools `caller` may use, `{pools: [PoolView]}`: their
+/// organizations' and the shared ones (every pool, for a platform admin),
+/// through the cache (one entry per set of organizations).
+pub async fn list(app: &App, caller: Uuid, limit: i64, offset: i64) -> Result<CachedJson, Error> {
+    let orgs = if scope::is_platform_admin(app, caller).await? {
+        None
+    } else {
+        let mut orgs: Vec<Uuid> = tenancy::memberships(app.db(), caller)
+            .await?
+            .into_iter()
+            .map(|(org, _)| org)
+            .collect();
+        orgs.sort();
+        Some(orgs)
+    };
+    let scope = match &orgs {
+        None => "all".to_owned(),
+        Some(orgs) => orgs.iter().map(Uuid::to_string).collect::<Vec<_>>().join(","),
+    };
+    let key = format!("{limit}:{offset}:{scope}");
     let load = || async {
-        let pools = stored::list(app.db(), limit, offset).await?;
+        let pools = stored::list(app.db(), orgs.as_deref(), limit, offset).await?;
         Ok(Some(PoolList {
             pools: pools.into_iter().map(PoolView::from).collect(),
         }))
@@ -303,7 +414,8 @@ struct PoolDetail {
 }
 
 /// A pool with its current items (never their keys), through the cache.
-pub async fn detail(app: &App, id: Uuid) -> Result<CachedJson, Error> {
+pub async fn detail(app: &App, caller: Uuid, id: Uuid) -> Result<CachedJson, Error> {
+    may_use(app, caller, id, false).await?;
     cached_json(app, &Namespace::Pool(id), "detail", || load_detail(app, id))
         .await?
         .ok_or(Error::NotFound(id))

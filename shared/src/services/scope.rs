@@ -8,7 +8,6 @@
 
 use uuid::Uuid;
 
-use super::auth::Caller;
 use crate::app::App;
 use crate::store::StoreError;
 use crate::store::tenancy;
@@ -86,24 +85,24 @@ impl Standing {
 /// Where `caller` stands to a resource of `org` (owned by `student`, in `class`).
 pub async fn standing(
     app: &App,
-    caller: &Caller,
+    caller: Uuid,
     org: OrgOf,
     student: Option<Uuid>,
     class: Option<Uuid>,
 ) -> Result<Standing, StoreError> {
-    tenancy::standing(app.db(), caller.user_id, org, student, class).await
+    tenancy::standing(app.db(), caller, org, student, class).await
 }
 
 /// Whether `caller` may `use_` a thing of `owner`'s in `org`: decided without
 /// I/O when the caller is the owner.
 pub async fn student_thing(
     app: &App,
-    caller: &Caller,
+    caller: Uuid,
     org: OrgOf,
     owner: Option<Uuid>,
     use_: Use,
 ) -> Result<Verdict, StoreError> {
-    if owner.is_some() && owner == Some(caller.user_id) {
+    if owner.is_some() && owner == Some(caller) {
         return Ok(Ok(()));
     }
     Ok(standing(app, caller, org, owner, None)
@@ -114,14 +113,14 @@ pub async fn student_thing(
 /// Where `caller` may read `student`'s records; `None` when nowhere.
 pub async fn student_records(
     app: &App,
-    caller: &Caller,
+    caller: Uuid,
     student: Uuid,
 ) -> Result<Option<StudentScope>, StoreError> {
-    if caller.user_id == student {
+    if caller == student {
         return Ok(Some(StudentScope::All));
     }
     Ok(
-        match tenancy::student_scope(app.db(), caller.user_id, student).await? {
+        match tenancy::student_scope(app.db(), caller, student).await? {
             StudentScope::Orgs(orgs) if orgs.is_empty() => None,
             scope => Some(scope),
         },
@@ -129,8 +128,8 @@ pub async fn student_records(
 }
 
 /// Whether `caller` is a platform admin (read now, not at sign-in).
-pub async fn is_platform_admin(app: &App, caller: &Caller) -> Result<bool, StoreError> {
-    tenancy::is_platform_admin(app.db(), caller.user_id).await
+pub async fn is_platform_admin(app: &App, caller: Uuid) -> Result<bool, StoreError> {
+    tenancy::is_platform_admin(app.db(), caller).await
 }
 
 #[cfg(test)]
@@ -139,6 +138,8 @@ mod tests {
 
     fn standing(platform: bool, role: Option<OrgRole>, student: bool, class: bool) -> Standing {
         Standing {
+            found: true,
+            staff_anywhere: role.is_some_and(OrgRole::is_staff),
             org: Some(Uuid::nil()),
             platform_admin: platform,
             org_role: role,

@@ -1,6 +1,8 @@
 //! A student's records: their tests, page by page, and their long-term
-//! proficiency, each read through the cache. A student's records are theirs,
-//! their teachers' and the admins'; to anyone else the student does not exist.
+//! proficiency, each read through the cache. A student sees all of theirs; a
+//! teacher of one of their classes or an org admin of one of their
+//! organizations sees what was taken in that organization; a platform admin
+//! sees everything; to anyone else the student does not exist.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +10,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::auth::{Caller, Use};
+use super::auth::Caller;
+use super::scope::{self, StudentScope};
 use super::{CachedJson, cached_json};
 use crate::app::App;
 use crate::cache::Namespace;
@@ -26,10 +29,22 @@ pub enum Error {
     Store(#[from] StoreError),
 }
 
-fn may_read(caller: &Caller, student: Uuid) -> Result<(), Error> {
-    caller
-        .may(Some(student), Use::Read)
-        .map_err(|_| Error::NotFound(student))
+/// Where `caller` may read `student`'s records, and that scope as a cache key
+/// part (each scope's view is cached apart; a change to the student's records
+/// invalidates them all at once).
+async fn may_read(
+    app: &App,
+    caller: &Caller,
+    student: Uuid,
+) -> Result<(Option<Vec<Uuid>>, String), Error> {
+    match scope::student_records(app, caller.user_id, student).await? {
+        None => Err(Error::NotFound(student)),
+        Some(StudentScope::All) => Ok((None, "all".into())),
+        Some(StudentScope::Orgs(orgs)) => {
+            let key = orgs.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",");
+            Ok((Some(orgs), key))
+        }
+    }
 }
 
 /// One test in a student's history.
@@ -38,6 +53,7 @@ pub struct TestSummaryView {
     test_id: Uuid,
     pool_id: Uuid,
     pool_version: i32,
+    organization_id: Option<Uuid>,
     status: &'static str,
     items_answered: i32,
     correct_responses: i32,
@@ -55,6 +71,7 @@ impl From<TestSummary> for TestSummaryView {
             test_id: t.id,
             pool_id: t.pool_id,
             pool_version: t.pool_version,
+            organization_id: t.org_id,
             status: t.status.as_str(),
             items_answered: t.items_answered,
             correct_responses: t.correct_count,
@@ -83,10 +100,10 @@ pub async fn tests(
     limit: i64,
     offset: i64,
 ) -> Result<CachedJson, Error> {
-    may_read(caller, student)?;
-    let key = format!("tests:{limit}:{offset}");
+    let (orgs, scope) = may_read(app, caller, student).await?;
+    let key = format!("tests:{limit}:{offset}:{scope}");
     let load = || async {
-        let found = stored::tests(app.db(), student, limit, offset).await?;
+        let found = stored::tests(app.db(), student, orgs.as_deref(), limit, offset).await?;
         Ok(found.map(|found| TestHistory {
             tests: found.tests.into_iter().map(Into::into).collect(),
             limit,
@@ -109,19 +126,34 @@ pub struct AbilityView {
     updated_at: OffsetDateTime,
 }
 
-/// A student's long-term proficiency, overall and by concept.
+/// A student's long-term proficiency in one organization, overall and by concept.
 #[derive(Serialize)]
 pub struct StudentProficiency {
     student_id: Uuid,
+    organization_id: Option<Uuid>,
     overall: Option<AbilityView>,
     concepts: BTreeMap<String, AbilityView>,
 }
 
-/// A student's long-term proficiency.
-pub async fn proficiency(app: &App, caller: &Caller, student: Uuid) -> Result<CachedJson, Error> {
-    may_read(caller, student)?;
-    let load = || load_proficiency(app, student);
-    cached_json(app, &Namespace::Proficiency(student), "proficiency", load)
+/// A student's long-term proficiency in `org` (else where it was updated last).
+pub async fn proficiency(
+    app: &App,
+    caller: &Caller,
+    student: Uuid,
+    org: Option<Uuid>,
+) -> Result<CachedJson, Error> {
+    let (orgs, scope) = may_read(app, caller, student).await?;
+    if let (Some(orgs), Some(org)) = (&orgs, org)
+        && !orgs.contains(&org)
+    {
+        return Err(Error::NotFound(student));
+    }
+    let key = match org {
+        Some(org) => format!("proficiency:{scope}:{org}"),
+        None => format!("proficiency:{scope}"),
+    };
+    let load = || load_proficiency(app, student, orgs.as_deref(), org);
+    cached_json(app, &Namespace::Proficiency(student), &key, load)
         .await?
         .ok_or(Error::NotFound(student))
 }
@@ -130,12 +162,15 @@ pub async fn proficiency(app: &App, caller: &Caller, student: Uuid) -> Result<Ca
 async fn load_proficiency(
     app: &App,
     student: Uuid,
+    orgs: Option<&[Uuid]>,
+    org: Option<Uuid>,
 ) -> Result<Option<StudentProficiency>, StoreError> {
-    let Some(abilities) = stored::proficiency(app.db(), student).await? else {
+    let Some(found) = stored::proficiency(app.db(), student, orgs, org.map(Some)).await? else {
         return Ok(None);
     };
     let mut body = StudentProficiency {
         student_id: student,
+        organization_id: found.org_id,
         overall: None,
         concepts: BTreeMap::new(),
     };
@@ -145,7 +180,7 @@ async fn load_proficiency(
         se,
         n,
         updated_at,
-    } in abilities
+    } in found.abilities
     {
         let view = AbilityView {
             theta,

@@ -39,6 +39,8 @@ pub struct PoolSummary {
     pub name: String,
     /// Optional description.
     pub description: Option<String>,
+    /// The organization it belongs to (`None`: shared with every organization).
+    pub org_id: Option<Uuid>,
     /// Bumped each time items are added.
     pub version: i32,
     /// Items in the current version.
@@ -245,13 +247,14 @@ pub struct LoadedVersion {
     pub keys: Vec<String>,
 }
 
-const SUMMARY_COLUMNS: &str = "id, name, description, version, item_count, created_at";
+const SUMMARY_COLUMNS: &str = "id, name, description, org_id, version, item_count, created_at";
 
 fn summary(row: &Row) -> PoolSummary {
     PoolSummary {
         id: row.get("id"),
         name: row.get("name"),
         description: row.get("description"),
+        org_id: row.get("org_id"),
         version: row.get("version"),
         item_count: row.get("item_count"),
         created_at: row.get("created_at"),
@@ -312,9 +315,11 @@ async fn insert_items(
     Ok(())
 }
 
-/// Creates a pool at version 1 with its items, in one transaction.
+/// Creates a pool at version 1 with its items, in one transaction, in `org`
+/// (`None`: shared).
 pub async fn create(
     db: &Pool,
+    org: Option<Uuid>,
     name: &str,
     description: Option<&str>,
     items: &[NewItem],
@@ -324,10 +329,17 @@ pub async fn create(
     let row = tx
         .query_one(
             &format!(
-                "INSERT INTO item_pools (id, name, description, item_count) VALUES ($1, $2, $3, $4)
+                "INSERT INTO item_pools (id, name, description, item_count, org_id)
+                 VALUES ($1, $2, $3, $4, $5)
                  RETURNING {SUMMARY_COLUMNS}"
             ),
-            &[&Uuid::new_v4(), &name, &description, &(items.len() as i32)],
+            &[
+                &Uuid::new_v4(),
+                &name,
+                &description,
+                &(items.len() as i32),
+                &org,
+            ],
         )
         .await?;
     let created = summary(&row);
@@ -370,16 +382,35 @@ pub async fn add_items(
     Ok(Some(updated))
 }
 
-/// Pools, newest first.
-pub async fn list(db: &Pool, limit: i64, offset: i64) -> Result<Vec<PoolSummary>, StoreError> {
+/// Pools of the organizations `orgs` and the shared ones (`None`: every
+/// pool), newest first.
+pub async fn list(
+    db: &Pool,
+    orgs: Option<&[Uuid]>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<PoolSummary>, StoreError> {
     let client = db.get().await?;
     let rows = client
         .query(
-            &format!("SELECT {SUMMARY_COLUMNS} FROM item_pools ORDER BY created_at DESC, id LIMIT $1 OFFSET $2"),
-            &[&limit, &offset],
+            &format!(
+                "SELECT {SUMMARY_COLUMNS} FROM item_pools
+                 WHERE $3::uuid[] IS NULL OR org_id IS NULL OR org_id = ANY($3)
+                 ORDER BY created_at DESC, id LIMIT $1 OFFSET $2"
+            ),
+            &[&limit, &offset, &orgs],
         )
         .await?;
     Ok(rows.iter().map(summary).collect())
+}
+
+/// Shares a pool with every organization.
+pub async fn share(db: &Pool, pool_id: Uuid) -> Result<(), StoreError> {
+    let client = db.get().await?;
+    client
+        .execute("UPDATE item_pools SET org_id = NULL WHERE id = $1", &[&pool_id])
+        .await?;
+    Ok(())
 }
 
 /// One pool without its items.

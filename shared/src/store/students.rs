@@ -16,6 +16,8 @@ pub struct TestSummary {
     pub pool_id: Uuid,
     /// Pool version fixed at start.
     pub pool_version: i32,
+    /// The organization it was taken in.
+    pub org_id: Option<Uuid>,
     /// Lifecycle state.
     pub status: TestStatus,
     /// Responses recorded.
@@ -41,11 +43,13 @@ pub struct TestPage {
     pub total: i64,
 }
 
-/// A page of the student's tests, newest first (by start time, then id);
-/// `None` when no user has this id.
+/// A page of the student's tests, newest first (by start time, then id), in
+/// the organizations `orgs` only (`None`: all of them, and those taken outside
+/// any); `None` when no user has this id.
 pub async fn tests(
     db: &Pool,
     student: Uuid,
+    orgs: Option<&[Uuid]>,
     limit: i64,
     offset: i64,
 ) -> Result<Option<TestPage>, StoreError> {
@@ -54,17 +58,19 @@ pub async fn tests(
     // the LEFT JOIN keeps a row for a user with no test on this page.
     let rows = client
         .query(
-            "SELECT (SELECT count(*) FROM test_sessions WHERE student_id = u.id) AS total,
-                    t.id, t.pool_id, t.pool_version, t.status, t.items_answered, t.correct_count,
-                    t.theta, t.se, t.started_at, t.ended_at
+            "SELECT (SELECT count(*) FROM test_sessions s
+                     WHERE s.student_id = u.id AND ($4::uuid[] IS NULL OR s.org_id = ANY($4))) AS total,
+                    t.id, t.pool_id, t.pool_version, t.org_id, t.status, t.items_answered,
+                    t.correct_count, t.theta, t.se, t.started_at, t.ended_at
              FROM users u
              LEFT JOIN LATERAL (
-                 SELECT * FROM test_sessions s WHERE s.student_id = u.id
+                 SELECT * FROM test_sessions s
+                 WHERE s.student_id = u.id AND ($4::uuid[] IS NULL OR s.org_id = ANY($4))
                  ORDER BY s.started_at DESC, s.id LIMIT $2 OFFSET $3
              ) t ON true
              WHERE u.id = $1
              ORDER BY t.started_at DESC, t.id",
-            &[&student, &limit, &offset],
+            &[&student, &limit, &offset, &orgs],
         )
         .await?;
     let Some(first) = rows.first() else {
@@ -79,6 +85,7 @@ pub async fn tests(
                 id: r.get("id"),
                 pool_id: r.get("pool_id"),
                 pool_version: r.get("pool_version"),
+                org_id: r.get("org_id"),
                 status: status(r.get("status"))?,
                 items_answered: r.get("items_answered"),
                 correct_count: r.get("correct_count"),
@@ -116,24 +123,49 @@ pub struct Ability {
     pub updated_at: OffsetDateTime,
 }
 
-/// The student's long-term abilities, by concept name (`""` first: the overall
-/// one); `None` when no user has this id.
-pub async fn proficiency(db: &Pool, student: Uuid) -> Result<Option<Vec<Ability>>, StoreError> {
+/// A student's long-term abilities in one organization.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Abilities {
+    /// The organization (`None`: from tests taken outside any).
+    pub org_id: Option<Uuid>,
+    /// By concept name, `""` first: the overall one.
+    pub abilities: Vec<Ability>,
+}
+
+/// The student's long-term abilities in `org` when asked (`Some(None)`: from
+/// tests outside any organization), else in the one updated last; within
+/// `orgs` only (`None`: anywhere). `None` when no user has this id.
+pub async fn proficiency(
+    db: &Pool,
+    student: Uuid,
+    orgs: Option<&[Uuid]>,
+    org: Option<Option<Uuid>>,
+) -> Result<Option<Abilities>, StoreError> {
     let client = db.get().await?;
     let rows = client
         .query(
-            "SELECT p.concept, p.theta, p.se, p.n, p.updated_at
-             FROM users u LEFT JOIN student_proficiencies p ON p.student_id = u.id
+            "WITH chosen AS (
+                 SELECT CASE WHEN $3::boolean THEN $4::uuid
+                        ELSE (SELECT org_id FROM student_proficiencies
+                              WHERE student_id = $1 AND ($2::uuid[] IS NULL OR org_id = ANY($2))
+                              ORDER BY updated_at DESC LIMIT 1) END AS org_id)
+             SELECT c.org_id AS chosen, p.concept, p.theta, p.se, p.n, p.updated_at
+             FROM users u CROSS JOIN chosen c
+             LEFT JOIN student_proficiencies p
+                    ON p.student_id = u.id AND p.org_id IS NOT DISTINCT FROM c.org_id
+                   AND ($2::uuid[] IS NULL OR p.org_id = ANY($2))
              WHERE u.id = $1
              ORDER BY p.concept",
-            &[&student],
+            &[&student, &orgs, &org.is_some(), &org.flatten()],
         )
         .await?;
-    if rows.is_empty() {
+    let Some(first) = rows.first() else {
         return Ok(None);
-    }
-    Ok(Some(
-        rows.iter()
+    };
+    Ok(Some(Abilities {
+        org_id: first.get("chosen"),
+        abilities: rows
+            .iter()
             .filter_map(|r| {
                 Some(Ability {
                     concept: r.get::<_, Option<String>>("concept")?,
@@ -144,5 +176,5 @@ pub async fn proficiency(db: &Pool, student: Uuid) -> Result<Option<Vec<Ability>
                 })
             })
             .collect(),
-    ))
+    }))
 }

@@ -69,7 +69,7 @@ fn json(ctx: &TeachingContext) -> serde_json::Value {
 }
 
 /// Records a new session and its first transition (one statement).
-pub async fn insert(db: &Pool, d: &Decision) -> Result<(), StoreError> {
+pub async fn insert(db: &Pool, d: &Decision, org: Option<Uuid>) -> Result<(), StoreError> {
     let c = &d.context;
     let t = &d.transition;
     let client = db.get().await?;
@@ -77,8 +77,8 @@ pub async fn insert(db: &Pool, d: &Decision) -> Result<(), StoreError> {
         .prepare_cached(
             "WITH s AS (
                  INSERT INTO teaching_sessions (id, user_id, course_id, module_index, sub_topic_index,
-                     total_segments, segment_index, state, seq, context, started_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+                     total_segments, segment_index, state, seq, context, started_at, updated_at, org_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $13)
                  RETURNING id)
              INSERT INTO teaching_transitions (session_id, seq, to_state, action, segment_index, confusion, at)
              SELECT id, $9, $8, $12, $7, 0, $11 FROM s",
@@ -100,6 +100,7 @@ pub async fn insert(db: &Pool, d: &Decision) -> Result<(), StoreError> {
                 &json(c),
                 &ts(t.at_ms),
                 &t.action.as_str(),
+                &org,
             ],
         )
         .await?;

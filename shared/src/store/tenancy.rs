@@ -65,12 +65,16 @@ pub enum OrgOf {
 /// How a caller stands to one resource of one organization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Standing {
+    /// Whether the resource exists (always, for [`OrgOf::Known`]).
+    pub found: bool,
     /// The resource's organization (`None`: none, or the resource does not exist).
     pub org: Option<Uuid>,
     /// The caller is a platform admin.
     pub platform_admin: bool,
     /// The caller's role in the resource's organization, if a member.
     pub org_role: Option<OrgRole>,
+    /// The caller is a teacher or org admin in some organization.
+    pub staff_anywhere: bool,
     /// The caller teaches a class of that organization the student is enrolled in.
     pub teaches_student: bool,
     /// The caller teaches the class asked about.
@@ -86,21 +90,23 @@ pub async fn standing(
     student: Option<Uuid>,
     class: Option<Uuid>,
 ) -> Result<Standing, StoreError> {
-    let (org_sql, org_id) = match org {
-        OrgOf::Known(id) => ("$2::uuid", id),
-        OrgOf::Test(id) => ("(SELECT org_id FROM test_sessions WHERE id = $2)", Some(id)),
+    let (resource, id) = match org {
+        OrgOf::Known(id) => ("SELECT $2::uuid AS org_id", id),
+        OrgOf::Test(id) => ("SELECT org_id FROM test_sessions WHERE id = $2", Some(id)),
         OrgOf::TeachingSession(id) => (
-            "(SELECT org_id FROM teaching_sessions WHERE id = $2)",
+            "SELECT org_id FROM teaching_sessions WHERE id = $2",
             Some(id),
         ),
-        OrgOf::Class(id) => ("(SELECT org_id FROM classes WHERE id = $2)", Some(id)),
-        OrgOf::Pool(id) => ("(SELECT org_id FROM item_pools WHERE id = $2)", Some(id)),
+        OrgOf::Class(id) => ("SELECT org_id FROM classes WHERE id = $2", Some(id)),
+        OrgOf::Pool(id) => ("SELECT org_id FROM item_pools WHERE id = $2", Some(id)),
     };
     let sql = format!(
-        "WITH o AS (SELECT {org_sql} AS org_id)
-         SELECT o.org_id,
+        "WITH r AS ({resource}), o AS (SELECT (SELECT org_id FROM r) AS org_id)
+         SELECT EXISTS (SELECT 1 FROM r) AS found, o.org_id,
                 coalesce((SELECT role = 'admin' FROM users WHERE id = $1), false) AS platform_admin,
                 (SELECT m.role FROM memberships m WHERE m.user_id = $1 AND m.org_id = o.org_id) AS org_role,
+                EXISTS (SELECT 1 FROM memberships m
+                        WHERE m.user_id = $1 AND m.role IN ('org_admin', 'teacher')) AS staff_anywhere,
                 EXISTS (SELECT 1 FROM class_teachers t
                         JOIN class_students s ON s.class_id = t.class_id
                         WHERE t.user_id = $1 AND s.user_id = $3 AND t.org_id = o.org_id) AS teaches_student,
@@ -111,13 +117,15 @@ pub async fn standing(
     let client = db.get().await?;
     let statement = client.prepare_cached(&sql).await?;
     let row = client
-        .query_one(&statement, &[&caller, &org_id, &student, &class])
+        .query_one(&statement, &[&caller, &id, &student, &class])
         .await?;
     let role: Option<&str> = row.get("org_role");
     Ok(Standing {
+        found: row.get("found"),
         org: row.get("org_id"),
         platform_admin: row.get("platform_admin"),
         org_role: role.and_then(OrgRole::parse),
+        staff_anywhere: row.get("staff_anywhere"),
         teaches_student: row.get("teaches_student"),
         teaches_class: row.get("teaches_class"),
     })

@@ -17,6 +17,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::StoreError;
+use super::tenancy::{OrgRole, Standing};
 use super::framing::{frame, unframe};
 use super::redis::{RedisStore, ttl_ms};
 use lectern_engine::{Estimate, NormalPrior};
@@ -71,6 +72,8 @@ pub struct TestRecord {
     pub pool_version: i32,
     /// The student, when known.
     pub student_id: Option<Uuid>,
+    /// The organization it was taken in (`None`: outside any).
+    pub org_id: Option<Uuid>,
     /// Lifecycle state.
     pub status: TestStatus,
     /// The effective test configuration (JSON of `cat::TestConfig`).
@@ -103,6 +106,7 @@ fn record(row: &Row) -> Result<TestRecord, StoreError> {
         pool_id: row.get("pool_id"),
         pool_version: row.get("pool_version"),
         student_id: row.get("student_id"),
+        org_id: row.get("org_id"),
         status: TestStatus::parse(row.get("status"))?,
         config: row.get("config"),
         seed: row.get::<_, i64>("seed") as u64,
@@ -151,6 +155,8 @@ pub struct NewTest<'a> {
     pub pool_version: i32,
     /// The student, when known.
     pub student_id: Option<Uuid>,
+    /// The organization it is taken in (`None`: outside any).
+    pub org_id: Option<Uuid>,
     /// Effective configuration as JSON.
     pub config: &'a serde_json::Value,
     /// Seed of the selector's randomness.
@@ -168,8 +174,8 @@ pub async fn insert(db: &Pool, t: &NewTest<'_>) -> Result<(), StoreError> {
     let statement = client
         .prepare_cached(
             "INSERT INTO test_sessions (id, pool_id, pool_version, student_id, status, config, seed,
-                                        prior_mean, prior_sd, theta, se, current_question)
-             VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $7, $8, $9)",
+                                        prior_mean, prior_sd, theta, se, current_question, org_id)
+             VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $7, $8, $9, $10)",
         )
         .await?;
     client
@@ -185,6 +191,7 @@ pub async fn insert(db: &Pool, t: &NewTest<'_>) -> Result<(), StoreError> {
                 &t.prior.mean,
                 &t.prior.sd,
                 &t.first_question,
+                &t.org_id,
             ],
         )
         .await?;
@@ -354,8 +361,9 @@ pub async fn finish(
     if let (Some(student), true) = (t.student_id, t.items_answered > 0) {
         let upsert = tx
             .prepare(
-                "INSERT INTO student_proficiencies (student_id, concept, theta, se, n) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (student_id, concept)
+                "INSERT INTO student_proficiencies (student_id, org_id, concept, theta, se, n)
+                 VALUES ($1, $6, $2, $3, $4, $5)
+                 ON CONFLICT ON CONSTRAINT student_proficiencies_key
                  DO UPDATE SET theta = EXCLUDED.theta, se = EXCLUDED.se,
                                n = student_proficiencies.n + EXCLUDED.n, updated_at = now()",
             )
@@ -364,7 +372,14 @@ pub async fn finish(
         for (concept, est, n) in std::iter::once(&overall).chain(f.concepts) {
             tx.execute(
                 &upsert,
-                &[&student, concept, &est.theta, &est.se, &(*n as i32)],
+                &[
+                    &student,
+                    concept,
+                    &est.theta,
+                    &est.se,
+                    &(*n as i32),
+                    &t.org_id,
+                ],
             )
             .await?;
         }
@@ -373,41 +388,81 @@ pub async fn finish(
     Ok(Some(ended.get("ended_at")))
 }
 
-/// What starting a test needs from PostgreSQL, read in one query.
+/// What starting a test needs from PostgreSQL, read in one query: the pool,
+/// the organization the test will belong to, where the caller stands there,
+/// and the student's long-term ability in it.
 #[derive(Debug, Clone, Copy)]
 pub struct StartContext {
     /// The pool's current version.
     pub pool_version: i32,
-    /// Whether the student asked for exists (true when none was asked for).
+    /// The pool's organization (`None`: a shared pool).
+    pub pool_org: Option<Uuid>,
+    /// How many organizations the student belongs to.
+    pub student_orgs: i64,
+    /// Whether the student exists.
     pub student_exists: bool,
-    /// The student's long-term overall ability, if any.
+    /// Whether the student is a member of the test's organization.
+    pub student_member: bool,
+    /// Where the caller stands in the test's organization (its `org` is the
+    /// test's: the pool's, else the one asked for, else the student's only one).
+    pub standing: Standing,
+    /// The student's long-term overall ability there, if any.
     pub history: Option<Estimate>,
 }
 
-/// The pool's current version and the student's long-term ability; `None` when
-/// there is no such pool.
+/// [`StartContext`] of `caller` starting a test for `student` on `pool_id`
+/// (in `org` when the pool is shared); `None` when there is no such pool.
 pub async fn start_context(
     db: &Pool,
     pool_id: Uuid,
-    student: Option<Uuid>,
+    student: Uuid,
+    org: Option<Uuid>,
+    caller: Uuid,
 ) -> Result<Option<StartContext>, StoreError> {
     let client = db.get().await?;
     let statement = client
         .prepare_cached(
-            "SELECT p.version, ($2::uuid IS NULL OR u.id IS NOT NULL) AS student_exists, sp.theta, sp.se
-             FROM item_pools p
-             LEFT JOIN users u ON u.id = $2
-             LEFT JOIN student_proficiencies sp ON sp.student_id = u.id AND sp.concept = ''
-             WHERE p.id = $1",
+            "WITH p AS (SELECT version, org_id FROM item_pools WHERE id = $1),
+                  m AS (SELECT count(*) AS n, (array_agg(org_id))[1] AS only
+                        FROM memberships WHERE user_id = $2),
+                  o AS (SELECT coalesce(p.org_id, $3::uuid, CASE WHEN m.n = 1 THEN m.only END) AS org_id
+                        FROM p, m)
+             SELECT p.version, p.org_id AS pool_org, o.org_id, m.n AS student_orgs,
+                    EXISTS (SELECT 1 FROM users WHERE id = $2) AS student_exists,
+                    EXISTS (SELECT 1 FROM memberships WHERE user_id = $2 AND org_id = o.org_id) AS student_member,
+                    coalesce((SELECT role = 'admin' FROM users WHERE id = $4), false) AS platform_admin,
+                    (SELECT role FROM memberships WHERE user_id = $4 AND org_id = o.org_id) AS org_role,
+                    EXISTS (SELECT 1 FROM class_teachers t
+                            JOIN class_students s ON s.class_id = t.class_id
+                            WHERE t.user_id = $4 AND s.user_id = $2 AND t.org_id = o.org_id) AS teaches_student,
+                    sp.theta, sp.se
+             FROM p CROSS JOIN m CROSS JOIN o
+             LEFT JOIN student_proficiencies sp
+                    ON sp.student_id = $2 AND sp.org_id IS NOT DISTINCT FROM o.org_id AND sp.concept = ''",
         )
         .await?;
-    let row = client.query_opt(&statement, &[&pool_id, &student]).await?;
+    let row = client
+        .query_opt(&statement, &[&pool_id, &student, &org, &caller])
+        .await?;
     Ok(row.map(|r| {
         let theta: Option<f64> = r.get("theta");
         let se: Option<f64> = r.get("se");
+        let role: Option<&str> = r.get("org_role");
         StartContext {
             pool_version: r.get("version"),
+            pool_org: r.get("pool_org"),
+            student_orgs: r.get("student_orgs"),
             student_exists: r.get("student_exists"),
+            student_member: r.get("student_member"),
+            standing: Standing {
+                found: true,
+                org: r.get("org_id"),
+                platform_admin: r.get("platform_admin"),
+                org_role: role.and_then(OrgRole::parse),
+                teaches_student: r.get("teaches_student"),
+                teaches_class: false,
+                staff_anywhere: false,
+            },
             history: theta.zip(se).map(|(theta, se)| Estimate { theta, se }),
         }
     }))

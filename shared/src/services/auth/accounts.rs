@@ -8,9 +8,10 @@ use uuid::Uuid;
 
 use super::secret::sha256_hex;
 use super::sessions::{self, Meta, Opened};
-use super::{Caller, Error, Role, Use, password};
+use super::{Caller, Error, Role, password};
 use crate::app::App;
 use crate::cache::Namespace;
+use crate::services::scope;
 use crate::services::{CachedJson, cached_json};
 use crate::store::auth as stored;
 use crate::store::users::{self, NewUser, User};
@@ -64,25 +65,32 @@ fn display_name(raw: &str) -> Result<String, Error> {
     Ok(name.to_owned())
 }
 
-/// Creates an account. Anyone may make a student account; only an admin may
-/// make a teacher or an admin.
+/// Creates an account. Anyone may make one; only a platform admin may make a
+/// platform admin. What an account may do in an organization is its
+/// membership's role, given there (so `teacher` is no account role).
 pub async fn register(app: &App, req: Registration, by: Option<&Caller>) -> Result<User, Error> {
     let email = normalise_email(&req.email)?;
     let name = display_name(&req.display_name)?;
     password::check(&req.password).map_err(Error::Invalid)?;
     let role = match req.role.as_deref() {
-        None => Role::Student,
-        Some(r) => Role::parse(r).ok_or_else(|| {
-            Error::Invalid(format!(
-                "role must be student, teacher or admin (got {r:?})"
-            ))
-        })?,
+        None | Some("student") => Role::Student,
+        Some("admin") => Role::Admin,
+        Some(r) => {
+            return Err(Error::Invalid(format!(
+                "role must be student or admin (got {r:?}); teachers and org admins are roles in an organization: add the account as a member"
+            )));
+        }
     };
-    if role != Role::Student && by.is_none_or(|c| c.role != Role::Admin) {
-        return Err(Error::Forbidden(format!(
-            "only an admin may create a {} account",
-            role.as_str()
-        )));
+    if role == Role::Admin {
+        let platform = match by {
+            Some(caller) => scope::is_platform_admin(app, caller.user_id).await?,
+            None => false,
+        };
+        if !platform {
+            return Err(Error::Forbidden(
+                "only a platform admin may create a platform admin".into(),
+            ));
+        }
     }
     create(app, &email, &name, role, &req.password).await
 }
@@ -164,12 +172,12 @@ pub async fn login(app: &App, req: Login, meta: &Meta) -> Result<Opened, Error> 
     Ok(sessions::open(app, user.id, role, "password".into(), meta).await?)
 }
 
-/// A user's profile: for the user, teachers and admins; to anyone else there
-/// is no such user. Read through the cache.
+/// A user's profile: for the user, their teachers and org admins, platform
+/// admins; to anyone else there is no such user. Read through the cache.
 pub async fn profile(app: &App, caller: &Caller, id: Uuid) -> Result<CachedJson, Error> {
-    caller
-        .may(Some(id), Use::Read)
-        .map_err(|_| Error::NoUser(id))?;
+    if scope::student_records(app, caller.user_id, id).await?.is_none() {
+        return Err(Error::NoUser(id));
+    }
     cached_json(app, &Namespace::User(id), "profile", || {
         users::get(app.db(), id)
     })

@@ -8,7 +8,21 @@ use uuid::Uuid;
 use super::Error;
 use super::state::{self, LiveState, Replay};
 use crate::app::App;
+use crate::services::auth::Caller;
+use crate::services::scope::{self, Denied, OrgOf};
 use crate::store::tests::{self as records, TestStatus};
+
+/// The tools on one test are for its organization's org admins (and platform
+/// admins); a test outside the caller's organizations does not exist for them.
+async fn administers(app: &App, caller: &Caller, id: Uuid) -> Result<(), Error> {
+    scope::standing(app, caller.user_id, OrgOf::Test(id), None, None)
+        .await?
+        .org_admin()
+        .map_err(|denied| match denied {
+            Denied::Hidden => Error::TestNotFound(id),
+            Denied::Forbidden => Error::Forbidden(id),
+        })
+}
 
 /// One test with live state in Redis.
 #[derive(Debug, Serialize)]
@@ -153,7 +167,12 @@ pub struct Inspection {
 }
 
 /// Puts a test's Redis state and its PostgreSQL record side by side.
-pub async fn inspect(app: &App, id: Uuid) -> Result<Inspection, Error> {
+pub async fn inspect(app: &App, caller: &Caller, id: Uuid) -> Result<Inspection, Error> {
+    administers(app, caller, id).await?;
+    side_by_side(app, id).await
+}
+
+async fn side_by_side(app: &App, id: Uuid) -> Result<Inspection, Error> {
     let replay = Replay::load(app, id).await?;
     let stored = records::peek_state(app.redis(), id).await?;
     let t = &replay.record;
@@ -261,7 +280,12 @@ fn compare(redis: &SideView, pg: &SideView) -> Vec<String> {
 
 /// Rebuilds a test's Redis state from PostgreSQL whatever Redis holds (and
 /// removes it for a test that is over); returns the result side by side.
-pub async fn sync(app: &App, id: Uuid) -> Result<Inspection, Error> {
+pub async fn sync(app: &App, caller: &Caller, id: Uuid) -> Result<Inspection, Error> {
+    administers(app, caller, id).await?;
+    rebuild(app, id).await
+}
+
+async fn rebuild(app: &App, id: Uuid) -> Result<Inspection, Error> {
     let replay = Replay::load(app, id).await?;
     match replay.record.status {
         TestStatus::Active | TestStatus::Completed => {
@@ -275,7 +299,7 @@ pub async fn sync(app: &App, id: Uuid) -> Result<Inspection, Error> {
             app.stale_tests().clear(id);
         }
     }
-    inspect(app, id).await
+    side_by_side(app, id).await
 }
 
 /// A test's extended life.
@@ -292,7 +316,13 @@ pub struct Extended {
 
 /// Keeps a running test alive for `seconds` (up to the configured maximum): in
 /// PostgreSQL first, so the sweeper and any later rebuild honour it, then in Redis.
-pub async fn extend(app: &App, id: Uuid, seconds: u32) -> Result<Extended, Error> {
+pub async fn extend(
+    app: &App,
+    caller: &Caller,
+    id: Uuid,
+    seconds: u32,
+) -> Result<Extended, Error> {
+    administers(app, caller, id).await?;
     let max = app.config().test_max_ttl.as_secs();
     if seconds == 0 || u64::from(seconds) > max {
         return Err(Error::InvalidConfig(format!(
@@ -305,7 +335,7 @@ pub async fn extend(app: &App, id: Uuid, seconds: u32) -> Result<Extended, Error
     };
     let ttl = std::time::Duration::from_secs(u64::from(seconds));
     if !records::extend_state(app.redis(), id, ttl).await? {
-        sync(app, id).await?;
+        rebuild(app, id).await?;
     }
     let ttl_s = records::peek_state(app.redis(), id)
         .await?

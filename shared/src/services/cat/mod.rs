@@ -17,7 +17,8 @@ pub use view::{
 
 use crate::app::App;
 use crate::cache::Namespace;
-use crate::services::auth::{Caller, Denied, Use};
+use crate::services::auth::Caller;
+use crate::services::scope::{self, Denied, OrgOf, OrgRole, Use};
 use crate::services::pools;
 use crate::store::StoreError;
 use crate::store::pools::PoolBank;
@@ -35,9 +36,18 @@ pub enum Error {
     /// No pool with that id.
     #[error("no pool with id {0}")]
     PoolNotFound(Uuid),
-    /// `student_id` names no user.
+    /// `student_id` names no user (or none the caller may see).
     #[error("no user with id {0}")]
     StudentNotFound(Uuid),
+    /// `organization_id` names no organization the caller belongs to.
+    #[error("no organization with id {0}")]
+    OrgNotFound(Uuid),
+    /// Who the test is for, or where it is taken, is not allowed or not clear.
+    #[error("{0}")]
+    InvalidStart(String),
+    /// A student naming another student.
+    #[error("students start tests for themselves; leave student_id out")]
+    StartForOthers,
     /// The pool has no items to serve.
     #[error("pool {0} has no items")]
     EmptyPool(Uuid),
@@ -65,7 +75,7 @@ pub enum Error {
     #[error("an answer to question {0:?} is being recorded; retry if it does not show up")]
     SubmitInProgress(String),
     /// The caller may see the test but not take part in it (a teacher answering for a student).
-    #[error("only the student taking test {0} (or an admin) may do this")]
+    #[error("only the student taking test {0} (or an org admin) may do this")]
     Forbidden(Uuid),
     /// Answers kept landing while the test was being ended.
     #[error("test {0} kept changing while it was being ended; try again")]
@@ -79,20 +89,32 @@ pub enum Error {
 pub struct StartRequest {
     /// Pool to draw from.
     pub pool_id: Uuid,
-    /// The student, when known.
+    /// The student, when not the caller.
     pub student_id: Option<Uuid>,
+    /// For a shared pool: the organization the test is taken in.
+    pub organization_id: Option<Uuid>,
     /// Effective configuration.
     pub config: TestConfig,
 }
 
-/// Starts a test: prior from the student's history (else N(0, 1)), first item by the selector.
-pub async fn start(app: &App, req: StartRequest) -> Result<Started, Error> {
-    let ctx = records::start_context(app.db(), req.pool_id, req.student_id)
-        .await?
-        .ok_or(Error::PoolNotFound(req.pool_id))?;
-    if let (Some(student), false) = (req.student_id, ctx.student_exists) {
-        return Err(Error::StudentNotFound(student));
-    }
+/// Starts a test: prior from the student's history in the test's organization
+/// (else N(0, 1)), first item by the selector. A test belongs to its pool's
+/// organization; on a shared pool, to the one asked for, else the student's
+/// only one, else none. Who may start what is decided in the same statement
+/// that reads the pool.
+pub async fn start(app: &App, caller: &Caller, req: StartRequest) -> Result<Started, Error> {
+    let student = req.student_id.unwrap_or(caller.user_id);
+    let ctx = records::start_context(
+        app.db(),
+        req.pool_id,
+        student,
+        req.organization_id,
+        caller.user_id,
+    )
+    .await?
+    .ok_or(Error::PoolNotFound(req.pool_id))?;
+    may_start(caller, &req, student, &ctx)?;
+    let org_id = ctx.standing.org;
     let prior = FromProficiency {
         history: ctx.history,
     }
@@ -112,7 +134,8 @@ pub async fn start(app: &App, req: StartRequest) -> Result<Started, Error> {
             id,
             pool_id: req.pool_id,
             pool_version: ctx.pool_version,
-            student_id: req.student_id,
+            student_id: Some(student),
+            org_id,
             config: &config_json,
             seed,
             prior,
@@ -124,7 +147,7 @@ pub async fn start(app: &App, req: StartRequest) -> Result<Started, Error> {
         seq: 0,
         pool_id: req.pool_id,
         pool_version: ctx.pool_version,
-        student_id: req.student_id,
+        student_id: Some(student),
         seed,
         prior: (prior.mean, prior.sd),
         theta: step.estimate.theta,
@@ -138,7 +161,7 @@ pub async fn start(app: &App, req: StartRequest) -> Result<Started, Error> {
     let body = state.body();
     let (written, _) = tokio::join!(
         records::put_state(app.redis(), id, 0, &body, app.config().test_state_ttl),
-        history_changed(app, req.student_id, false)
+        history_changed(app, Some(student), false)
     );
     if let Err(e) = written {
         tracing::warn!(test = %id, error = %e, "live state not written at start");
@@ -155,6 +178,57 @@ pub async fn start(app: &App, req: StartRequest) -> Result<Started, Error> {
         items_answered: 0,
         config: req.config,
     })
+}
+
+/// Whether `caller` may start this test: the pool must be theirs to use (its
+/// organization's, or shared), the organization asked for one they belong to,
+/// and a student named other than themselves one they teach or administer.
+fn may_start(
+    caller: &Caller,
+    req: &StartRequest,
+    student: Uuid,
+    ctx: &records::StartContext,
+) -> Result<(), Error> {
+    let standing = &ctx.standing;
+    if ctx.pool_org.is_some() && standing.member().is_err() {
+        return Err(Error::PoolNotFound(req.pool_id));
+    }
+    if let Some(org) = req.organization_id {
+        if ctx.pool_org.is_some_and(|p| p != org) {
+            return Err(Error::InvalidStart(format!(
+                "pool {} belongs to an organization of its own; organization_id is for shared pools",
+                req.pool_id
+            )));
+        }
+        if standing.member().is_err() {
+            return Err(Error::OrgNotFound(org));
+        }
+    }
+    if ctx.pool_org.is_none() && req.organization_id.is_none() && ctx.student_orgs > 1 {
+        return Err(Error::InvalidStart(format!(
+            "pool {} is shared and the student belongs to {} organizations: say which with organization_id",
+            req.pool_id, ctx.student_orgs
+        )));
+    }
+    if student == caller.user_id {
+        return Ok(());
+    }
+    let staff = standing.platform_admin || standing.org_role.is_some_and(OrgRole::is_staff);
+    if !staff {
+        return Err(Error::StartForOthers);
+    }
+    let sees = standing.platform_admin
+        || standing.teaches_student
+        || (standing.org_role == Some(OrgRole::OrgAdmin) && ctx.student_member);
+    if !ctx.student_exists || !sees {
+        return Err(Error::StudentNotFound(student));
+    }
+    if standing.org.is_some() && !ctx.student_member {
+        return Err(Error::InvalidStart(format!(
+            "user {student} is not a member of the test's organization"
+        )));
+    }
+    Ok(())
 }
 
 /// A student's cached history is out of date once PostgreSQL changed one of
@@ -179,13 +253,22 @@ async fn question(
     Ok(view::question(&text, position))
 }
 
-/// Whether `who` may `use_` test `id`, owned by `owner`. A test the caller may
-/// not know about is reported as not found.
-fn allowed(who: &Caller, id: Uuid, owner: Option<Uuid>, use_: Use) -> Result<(), Error> {
-    who.may(owner, use_).map_err(|denied| match denied {
-        Denied::Hidden => Error::TestNotFound(id),
-        Denied::Forbidden => Error::Forbidden(id),
-    })
+/// Whether `who` may `use_` test `id`, owned by `owner`: no I/O for its
+/// student; anyone else's standing in the test's organization is read. A test
+/// the caller may not know about is reported as not found.
+async fn allowed(
+    app: &App,
+    who: &Caller,
+    id: Uuid,
+    owner: Option<Uuid>,
+    use_: Use,
+) -> Result<(), Error> {
+    scope::student_thing(app, who.user_id, OrgOf::Test(id), owner, use_)
+        .await?
+        .map_err(|denied| match denied {
+            Denied::Hidden => Error::TestNotFound(id),
+            Denied::Forbidden => Error::Forbidden(id),
+        })
 }
 
 /// A test's live state as one request sees it.
@@ -221,7 +304,7 @@ async fn live(app: &App, id: Uuid, who: &Caller, lock: Option<Lock>) -> Result<L
         Err(e) if e.is_redis() => {
             tracing::warn!(test = %id, error = %e, "Redis unavailable; serving the test from PostgreSQL");
             let replay = Replay::load(app, id).await?;
-            allowed(who, id, replay.record.student_id, Use::Act)?;
+            allowed(app, who, id, replay.record.student_id, Use::Act).await?;
             return Ok(Live {
                 state: active_state(&replay)?,
                 lock: None,
@@ -240,7 +323,9 @@ async fn live(app: &App, id: Uuid, who: &Caller, lock: Option<Lock>) -> Result<L
                 LiveState::decode(&stored)
             };
             match decoded {
-                Ok(state) => allowed(who, id, state.student_id, Use::Act).map(|()| state),
+                Ok(state) => allowed(app, who, id, state.student_id, Use::Act)
+                    .await
+                    .map(|()| state),
                 Err(why) => {
                     tracing::warn!(test = %id, why, "live state unusable; rebuilding it");
                     resync(app, id, who, stored.seq()).await
@@ -274,7 +359,7 @@ fn active_state(replay: &Replay) -> Result<LiveState, Error> {
 /// Rebuilds the state of an active test from PostgreSQL and writes it to Redis.
 async fn resync(app: &App, id: Uuid, who: &Caller, over: Option<u32>) -> Result<LiveState, Error> {
     let replay = Replay::load(app, id).await?;
-    allowed(who, id, replay.record.student_id, Use::Act)?;
+    allowed(app, who, id, replay.record.student_id, Use::Act).await?;
     let state = active_state(&replay)?;
     store_rebuilt(app, &replay, &state, over).await;
     Ok(state)
@@ -485,7 +570,7 @@ pub async fn end(app: &App, id: Uuid, who: &Caller) -> Result<Ended, Error> {
     // A submit landing between our read and our write moves `items_answered`; read again then.
     for _ in 0..3 {
         let mut replay = Replay::load(app, id).await?;
-        allowed(who, id, replay.record.student_id, Use::Act)?;
+        allowed(app, who, id, replay.record.student_id, Use::Act).await?;
         match replay.record.status {
             TestStatus::Ended => return Ok(replay.ended(replay.proficiency()?)),
             TestStatus::Abandoned => return Err(Error::NotActive(TestStatus::Abandoned)),
@@ -534,7 +619,7 @@ pub async fn end(app: &App, id: Uuid, who: &Caller) -> Result<Ended, Error> {
 /// A test and its responses, from PostgreSQL: for its student, teachers and admins.
 pub async fn report(app: &App, id: Uuid, who: &Caller) -> Result<Report, Error> {
     let replay = Replay::load(app, id).await?;
-    allowed(who, id, replay.record.student_id, Use::Read)?;
+    allowed(app, who, id, replay.record.student_id, Use::Read).await?;
     let proficiency = replay.proficiency()?;
     let Replay {
         record: t,

@@ -19,8 +19,10 @@ use uuid::Uuid;
 use crate::ai::{ChatRequest, Message};
 use crate::app::App;
 use crate::cache::ai::{self as ai_cache, Operation};
-use crate::services::auth::{Caller, Denied, Use};
+use crate::services::auth::Caller;
+use crate::services::scope::{self, Denied, OrgOf, Use};
 use crate::store::StoreError;
+use crate::store::tenancy;
 use crate::store::teaching::{self as records, Advanced, Snapshot};
 use lectern_orchestrator::prompt::{self, PromptMessage};
 use lectern_orchestrator::{
@@ -51,8 +53,11 @@ pub enum Error {
     #[error("no teaching session with id {0}")]
     NotFound(Uuid),
     /// The caller may see the session but not take part in it.
-    #[error("only the student of teaching session {0} (or an admin) may do this")]
+    #[error("only the student of teaching session {0} (or an org admin) may do this")]
     Forbidden(Uuid),
+    /// `organization_id` names no organization the caller belongs to.
+    #[error("no organization with id {0}")]
+    NoOrganization(Uuid),
     /// The session has ended.
     #[error("teaching session {0} has ended; it takes no more input")]
     Ended(Uuid),
@@ -205,16 +210,36 @@ pub fn check_text(text: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Starts a session of the caller's on `lesson`: teach its first segment.
-pub async fn create(app: &App, caller: &Caller, lesson: Lesson) -> Result<Reply, Error> {
+/// Starts a session of the caller's on `lesson`: teach its first segment. It
+/// belongs to `org` (one the caller is a member of), else to the caller's only
+/// organization, else to none.
+pub async fn create(
+    app: &App,
+    caller: &Caller,
+    org: Option<Uuid>,
+    lesson: Lesson,
+) -> Result<Reply, Error> {
     check_lesson(&lesson)?;
+    let org = match org {
+        Some(org) => {
+            scope::standing(app, caller.user_id, OrgOf::Known(Some(org)), None, None)
+                .await?
+                .member()
+                .map_err(|_| Error::NoOrganization(org))?;
+            Some(org)
+        }
+        None => match tenancy::memberships(app.db(), caller.user_id).await?[..] {
+            [(only, _)] => Some(only),
+            _ => None,
+        },
+    };
     let lesson = Lesson {
         course_id: lesson.course_id.trim().to_owned(),
         ..lesson
     };
     let now = now_ms();
     let d = orchestrator::start(Uuid::new_v4(), caller.user_id, lesson, now);
-    records::insert(app.db(), &d).await?;
+    records::insert(app.db(), &d, org).await?;
     // PostgreSQL has it; without Redis it is served from there until Redis is back.
     rebuild(app, &Snapshot::new(&d)).await;
     Ok(reply(d, None))
@@ -233,12 +258,16 @@ fn reply(d: Decision, intent: Option<Intent>) -> Reply {
     }
 }
 
-/// Whether `caller` may `use_` the session owned by `owner`.
-fn allowed(caller: &Caller, id: Uuid, owner: Uuid, use_: Use) -> Result<(), Error> {
-    caller.may(Some(owner), use_).map_err(|d| match d {
-        Denied::Hidden => Error::NotFound(id),
-        Denied::Forbidden => Error::Forbidden(id),
-    })
+/// Whether `caller` may `use_` the session owned by `owner`: no I/O for its
+/// student; anyone else's standing in the session's organization is read.
+async fn allowed(app: &App, caller: &Caller, id: Uuid, owner: Uuid, use_: Use) -> Result<(), Error> {
+    let org = OrgOf::TeachingSession(id);
+    scope::student_thing(app, caller.user_id, org, Some(owner), use_)
+        .await?
+        .map_err(|d| match d {
+            Denied::Hidden => Error::NotFound(id),
+            Denied::Forbidden => Error::Forbidden(id),
+        })
 }
 
 /// One input to a session: decided, recorded, and (for a question, with an AI
@@ -280,7 +309,7 @@ pub async fn input(app: &App, caller: &Caller, id: Uuid, text: &str) -> Result<R
 /// Ends a session (idempotent: an ended session answers its summary again).
 pub async fn end(app: &App, caller: &Caller, id: Uuid) -> Result<Summary, Error> {
     let snapshot = load(app, id).await?;
-    allowed(caller, id, snapshot.context.user_id, Use::Act)?;
+    allowed(app, caller, id, snapshot.context.user_id, Use::Act).await?;
     if snapshot.context.state == orchestrator::State::Ended {
         forget(app, id).await;
         return Ok(summary(&snapshot));
@@ -317,7 +346,7 @@ pub async fn view(app: &App, caller: &Caller, id: Uuid) -> Result<SessionView, E
         Err(e) => return Err(e.into()),
     };
     if let Some(hot) = hot {
-        allowed(caller, id, hot.context.user_id, Use::Read)?;
+        allowed(app, caller, id, hot.context.user_id, Use::Read).await?;
         return Ok(SessionView {
             session_id: id,
             context: hot.context,
@@ -328,7 +357,7 @@ pub async fn view(app: &App, caller: &Caller, id: Uuid) -> Result<SessionView, E
         });
     }
     let snapshot = load(app, id).await?;
-    allowed(caller, id, snapshot.context.user_id, Use::Read)?;
+    allowed(app, caller, id, snapshot.context.user_id, Use::Read).await?;
     let ended = snapshot.context.state == orchestrator::State::Ended;
     if !ended {
         rebuild(app, &snapshot).await;
@@ -380,7 +409,7 @@ async fn apply(
             (None, Some(s)) => &s.context,
             (None, None) => unreachable!("loaded above"),
         };
-        allowed(caller, id, ctx.user_id, Use::Act)?;
+        allowed(app, caller, id, ctx.user_id, Use::Act).await?;
         let Ok(d) = decide(ctx) else {
             if hot.is_some() {
                 // Redis says ended; only PostgreSQL can say so for sure.
