@@ -129,9 +129,35 @@ pub struct TestEnv {
     pub prefix: String,
     /// The database the app talks to: this schema, or the one given to [`TestEnv::with_urls`].
     pub database_url: String,
-    /// The administrator requests go out as unless a test says otherwise.
+    /// The administrator requests go out as unless a test says otherwise (a
+    /// platform admin, member of no organization).
     pub admin: Uuid,
     admin_token: std::sync::Mutex<String>,
+    /// This environment's organization: [`TestEnv::user`] makes members of it
+    /// and [`TestEnv::demo_pool`] pools in it.
+    pub org: Uuid,
+    /// A class of [`TestEnv::org`]: its students are enrolled in it, its teachers teach it.
+    pub class: Uuid,
+}
+
+/// An organization with one class, made where the app looks: (org, class).
+async fn seed_org(db: &lectern::store::db::Pool) -> Result<(Uuid, Uuid), StoreError> {
+    let (org, class) = (Uuid::new_v4(), Uuid::new_v4());
+    let slug = format!("test-{}", org.simple());
+    let client = db.get().await?;
+    client
+        .execute(
+            "INSERT INTO organizations (id, name, slug) VALUES ($1, 'Test school', $2)",
+            &[&org, &slug],
+        )
+        .await?;
+    client
+        .execute(
+            "INSERT INTO classes (id, org_id, name) VALUES ($1, $2, 'Test class')",
+            &[&class, &org],
+        )
+        .await?;
+    Ok((org, class))
 }
 
 /// A database URL whose connections use `schema` as their search path.
@@ -232,6 +258,10 @@ impl TestEnv {
                 .await
                 .expect("an admin"),
         };
+        let (org, class) = match seed_org(app.db()).await {
+            Ok(seeded) => seeded,
+            Err(_) => seed_org(&pool).await.expect("an organization"),
+        };
         let router = lectern::api::router(app.clone());
         let env = Self {
             app,
@@ -241,6 +271,8 @@ impl TestEnv {
             database_url: app_db,
             admin,
             admin_token: std::sync::Mutex::new(String::new()),
+            org,
+            class,
         };
         // With Redis out of reach on purpose there is no session to open.
         if let Ok(token) = env.try_sign_in(admin, Role::Admin).await {
@@ -270,12 +302,93 @@ impl TestEnv {
         *self.admin_token.lock().unwrap() = token;
     }
 
-    /// A new user with `role` and a session: (id, token).
+    /// A new user with `role` and a session: (id, token). A student is a
+    /// student of [`TestEnv::org`] enrolled in [`TestEnv::class`]; a teacher
+    /// teaches that class; an admin is a platform admin of no organization.
     pub async fn user(&self, role: Role) -> (Uuid, String) {
-        let id = lectern::store::users::ensure(self.app.db(), &new_email(), role.as_str())
+        let account = if role == Role::Admin { "admin" } else { "student" };
+        let id = lectern::store::users::ensure(self.app.db(), &new_email(), account)
             .await
             .unwrap();
+        match role {
+            Role::Student => {
+                self.join(self.org, id, "student").await;
+                self.enroll(self.class, id).await;
+            }
+            Role::Teacher => {
+                self.join(self.org, id, "teacher").await;
+                self.assign(self.class, id).await;
+            }
+            Role::Admin => {}
+        }
         (id, self.sign_in(id, role).await)
+    }
+
+    /// A new organization (by SQL): its id.
+    pub async fn new_org(&self) -> Uuid {
+        let id = Uuid::new_v4();
+        let slug = format!("org-{}", id.simple());
+        self.sql()
+            .await
+            .execute(
+                "INSERT INTO organizations (id, name, slug) VALUES ($1, $2, $2)",
+                &[&id, &slug],
+            )
+            .await
+            .unwrap();
+        id
+    }
+
+    /// A new class of `org` (by SQL): its id.
+    pub async fn new_class(&self, org: Uuid) -> Uuid {
+        let id = Uuid::new_v4();
+        self.sql()
+            .await
+            .execute(
+                "INSERT INTO classes (id, org_id, name) VALUES ($1, $2, 'class')",
+                &[&id, &org],
+            )
+            .await
+            .unwrap();
+        id
+    }
+
+    /// Makes `user` a member of `org` with `role` (`org_admin`, `teacher`, `student`), by SQL.
+    pub async fn join(&self, org: Uuid, user: Uuid, role: &str) {
+        self.sql()
+            .await
+            .execute(
+                "INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, $3)",
+                &[&org, &user, &role],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Enrolls `user` (a member of the class's organization) in `class`, by SQL.
+    pub async fn enroll(&self, class: Uuid, user: Uuid) {
+        self.sql()
+            .await
+            .execute(
+                "INSERT INTO class_students (class_id, org_id, user_id)
+                 SELECT id, org_id, $2 FROM classes WHERE id = $1",
+                &[&class, &user],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Makes `user` (a member of the class's organization) a teacher of `class`, by SQL.
+    pub async fn assign(&self, class: Uuid, user: Uuid) {
+        self.sql()
+            .await
+            .execute(
+                "INSERT INTO class_teachers (class_id, org_id, user_id)
+                 SELECT id, org_id, $2 FROM classes WHERE id = $1",
+                &[&class, &user],
+            )
+            .await
+            .unwrap();
     }
 
     /// Sends one request to the router as the admin.
@@ -407,7 +520,7 @@ impl TestEnv {
         let resp = self
             .post(
                 "/v1/pools",
-                json!({ "name": "test pool", "items": items_json(n, &self.prefix) }),
+                json!({ "name": "test pool", "organization_id": self.org, "items": items_json(n, &self.prefix) }),
             )
             .await;
         assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.body);

@@ -1,5 +1,6 @@
 //! `cache-admin`: what operators see of Redis, the cache, the running tests and
-//! the auth sessions, and the repairs they may make. Admins only (see `ROUTES`).
+//! the auth sessions, and the repairs they may make: the deployment's to
+//! platform admins, an organization's running tests to its org admins (see `ROUTES`).
 
 use axum::Router;
 use axum::extract::State;
@@ -7,13 +8,13 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::ApiError;
-use super::extract::{IdPath, Json, Query, QueryInt};
+use super::extract::{IdPath, Json, Page, Query, QueryInt};
 use crate::app::App;
 use crate::cache::admin::{CacheStats, CleanupReport};
 use crate::services::auth::sessions;
 use crate::services::cache_admin;
 use crate::services::auth::Caller;
-use crate::services::cat::admin::{self, ActivePage, Extended, Inspection};
+use crate::services::cat::admin::{self, ActivePage, Extended, Inspection, RunningPage};
 use crate::services::teach;
 use crate::store::auth::SessionCounts;
 use crate::store::redis_stats::RedisStats;
@@ -27,6 +28,7 @@ pub fn router(app: App) -> Router {
 pub fn routes() -> Router<App> {
     Router::new()
         .route("/v1/admin/tests/active", get(active))
+        .route("/v1/organizations/{id}/tests/active", get(running_in))
         .route("/v1/admin/tests/{id}", get(inspect))
         .route("/v1/admin/tests/{id}/sync", post(sync))
         .route("/v1/admin/tests/{id}/extend", post(extend))
@@ -108,6 +110,20 @@ async fn active(
     let limit = q.limit.map(|l| l.get("limit")).transpose()?;
     Ok(axum::Json(
         admin::active(&app, q.cursor.as_deref(), limit).await?,
+    ))
+}
+
+/// Running tests per page: 50 unless asked, at most 200.
+type RunningPageQuery = Page<50, 200>;
+
+async fn running_in(
+    State(app): State<App>,
+    caller: Caller,
+    IdPath(org): IdPath,
+    page: RunningPageQuery,
+) -> Result<axum::Json<RunningPage>, ApiError> {
+    Ok(axum::Json(
+        admin::running_in(&app, &caller, org, page.limit, page.offset).await?,
     ))
 }
 

@@ -148,7 +148,9 @@ impl From<cat::Error> for ApiError {
         let detail = e.to_string();
         match e {
             E::TestNotFound(_) | E::PoolNotFound(_) | E::OrgNotFound(_) => Self::not_found(detail),
-            E::StartForOthers => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            E::StartForOthers | E::AdminsOnly(_) => {
+                Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+            }
             E::StudentNotFound(_)
             | E::InvalidStart(_)
             | E::EmptyPool(_)

@@ -98,6 +98,12 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/v1/oauth/{provider}/authorize", "auth", Public),
     route("GET", "/v1/oauth/{provider}/callback", "auth", Public),
     route("GET", "/v1/admin/tests/active", "cache-admin", Platform),
+    route(
+        "GET",
+        "/v1/organizations/{id}/tests/active",
+        "cache-admin",
+        OrgAdmin,
+    ),
     route("GET", "/v1/admin/tests/{id}", "cache-admin", OrgAdmin),
     route("POST", "/v1/admin/tests/{id}/sync", "cache-admin", OrgAdmin),
     route("POST", "/v1/admin/tests/{id}/extend", "cache-admin", OrgAdmin),

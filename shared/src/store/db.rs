@@ -4,8 +4,10 @@ use std::time::{Duration, Instant};
 
 use std::sync::{Arc, OnceLock};
 
+/// The PostgreSQL connection pool every store function takes.
+pub use deadpool_postgres::Pool;
 use deadpool_postgres::{
-    ConfigConnectImpl, Connect, Hook, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime,
+    ConfigConnectImpl, Connect, Hook, Manager, ManagerConfig, RecyclingMethod, Runtime,
 };
 use futures_util::future::BoxFuture;
 use tokio::sync::OnceCell;

@@ -468,6 +468,78 @@ pub async fn start_context(
     }))
 }
 
+/// One running test of an organization.
+#[derive(Debug, Clone)]
+pub struct RunningTest {
+    /// Test id.
+    pub id: Uuid,
+    /// The student.
+    pub student_id: Option<Uuid>,
+    /// Pool.
+    pub pool_id: Uuid,
+    /// `active` or `completed`.
+    pub status: TestStatus,
+    /// Responses recorded.
+    pub items_answered: i32,
+    /// Latest estimate.
+    pub estimate: Estimate,
+    /// Start time.
+    pub started_at: OffsetDateTime,
+    /// Last answer (or the start).
+    pub updated_at: OffsetDateTime,
+}
+
+/// A page of `org`'s running (active or completed) tests, newest first, and
+/// how many there are.
+pub async fn running_in(
+    db: &Pool,
+    org: Uuid,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<RunningTest>, i64), StoreError> {
+    let client = db.get().await?;
+    let rows = client
+        .query(
+            "SELECT count(*) OVER () AS total, id, student_id, pool_id, status, items_answered,
+                    theta, se, started_at, updated_at
+             FROM test_sessions
+             WHERE org_id = $1 AND status IN ('active', 'completed')
+             ORDER BY started_at DESC, id LIMIT $2 OFFSET $3",
+            &[&org, &limit, &offset],
+        )
+        .await?;
+    let total = match rows.first() {
+        Some(r) => r.get("total"),
+        // Past the last page: count on its own.
+        None => client
+            .query_one(
+                "SELECT count(*) FROM test_sessions WHERE org_id = $1 AND status IN ('active', 'completed')",
+                &[&org],
+            )
+            .await?
+            .get(0),
+    };
+    let tests = rows
+        .iter()
+        .map(|r| {
+            Ok(RunningTest {
+                id: r.get("id"),
+                student_id: r.get("student_id"),
+                pool_id: r.get("pool_id"),
+                status: TestStatus::parse(r.get("status"))?,
+                items_answered: r.get("items_answered"),
+                estimate: Estimate {
+                    theta: r.get("theta"),
+                    se: r.get("se"),
+                },
+                started_at: r.get("started_at"),
+                updated_at: r.get("updated_at"),
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok((tests, total))
+}
+
 /// Keeps an active or completed test alive for `seconds` from now; returns the
 /// new deadline, or `None` when the test is not (or no longer) running.
 pub async fn keep_until(

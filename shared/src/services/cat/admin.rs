@@ -166,6 +166,82 @@ pub struct Inspection {
     pub differences: Vec<String>,
 }
 
+/// One running test of an organization, as its org admins see it.
+#[derive(Debug, Serialize)]
+pub struct RunningView {
+    /// Test id.
+    pub test_id: Uuid,
+    /// The student.
+    pub student_id: Option<Uuid>,
+    /// Pool.
+    pub pool_id: Uuid,
+    /// `active` or `completed` (awaiting its end).
+    pub status: &'static str,
+    /// Responses recorded.
+    pub items_answered: i32,
+    /// Latest estimate.
+    pub theta: f64,
+    /// Its standard error.
+    pub se: f64,
+    /// Start time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// Last answer (or the start).
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A page of an organization's running tests.
+#[derive(Debug, Serialize)]
+pub struct RunningPage {
+    /// The page, newest first.
+    pub tests: Vec<RunningView>,
+    /// Page size asked for.
+    pub limit: i64,
+    /// Tests skipped.
+    pub offset: i64,
+    /// Running tests in all.
+    pub total: i64,
+}
+
+/// An organization's running tests, from PostgreSQL (every container's, and
+/// those whose Redis state is gone): for its org admins.
+pub async fn running_in(
+    app: &App,
+    caller: &Caller,
+    org: Uuid,
+    limit: i64,
+    offset: i64,
+) -> Result<RunningPage, Error> {
+    scope::standing(app, caller.user_id, OrgOf::Known(Some(org)), None, None)
+        .await?
+        .org_admin()
+        .map_err(|denied| match denied {
+            Denied::Hidden => Error::OrgNotFound(org),
+            Denied::Forbidden => Error::AdminsOnly(org),
+        })?;
+    let (tests, total) = records::running_in(app.db(), org, limit, offset).await?;
+    Ok(RunningPage {
+        tests: tests
+            .into_iter()
+            .map(|t| RunningView {
+                test_id: t.id,
+                student_id: t.student_id,
+                pool_id: t.pool_id,
+                status: t.status.as_str(),
+                items_answered: t.items_answered,
+                theta: t.estimate.theta,
+                se: t.estimate.se,
+                started_at: t.started_at,
+                updated_at: t.updated_at,
+            })
+            .collect(),
+        limit,
+        offset,
+        total,
+    })
+}
+
 /// Puts a test's Redis state and its PostgreSQL record side by side.
 pub async fn inspect(app: &App, caller: &Caller, id: Uuid) -> Result<Inspection, Error> {
     administers(app, caller, id).await?;

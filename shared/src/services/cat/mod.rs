@@ -45,6 +45,9 @@ pub enum Error {
     /// Who the test is for, or where it is taken, is not allowed or not clear.
     #[error("{0}")]
     InvalidStart(String),
+    /// The caller is a member of the organization but not one of its org admins.
+    #[error("only org admins of organization {0} may do this")]
+    AdminsOnly(Uuid),
     /// A student naming another student.
     #[error("students start tests for themselves; leave student_id out")]
     StartForOthers,
