@@ -482,6 +482,7 @@ async fn a_student_starts_tests_only_for_themselves() {
     assert_eq!(w.footprint().await, before);
     // A teacher of another class may not name them: for that teacher, no such student.
     let other_teacher = w.token(Who::OtherTeacher).await;
+    let before = w.footprint().await;
     let r = w
         .env
         .call_as(
