@@ -306,7 +306,11 @@ impl TestEnv {
     /// student of [`TestEnv::org`] enrolled in [`TestEnv::class`]; a teacher
     /// teaches that class; an admin is a platform admin of no organization.
     pub async fn user(&self, role: Role) -> (Uuid, String) {
-        let account = if role == Role::Admin { "admin" } else { "student" };
+        let account = if role == Role::Admin {
+            "admin"
+        } else {
+            "student"
+        };
         let id = lectern::store::users::ensure(self.app.db(), &new_email(), account)
             .await
             .unwrap();

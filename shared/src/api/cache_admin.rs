@@ -11,9 +11,9 @@ use super::ApiError;
 use super::extract::{IdPath, Json, Page, Query, QueryInt};
 use crate::app::App;
 use crate::cache::admin::{CacheStats, CleanupReport};
+use crate::services::auth::Caller;
 use crate::services::auth::sessions;
 use crate::services::cache_admin;
-use crate::services::auth::Caller;
 use crate::services::cat::admin::{self, ActivePage, Extended, Inspection, RunningPage};
 use crate::services::teach;
 use crate::store::auth::SessionCounts;
@@ -156,7 +156,9 @@ async fn extend(
     IdPath(id): IdPath,
     Json(req): Json<ExtendRequest>,
 ) -> Result<axum::Json<Extended>, ApiError> {
-    Ok(axum::Json(admin::extend(&app, &caller, id, req.seconds).await?))
+    Ok(axum::Json(
+        admin::extend(&app, &caller, id, req.seconds).await?,
+    ))
 }
 
 async fn redis_stats(State(app): State<App>) -> Result<axum::Json<RedisStats>, ApiError> {

@@ -106,7 +106,12 @@ pub const ROUTES: &[Route] = &[
     ),
     route("GET", "/v1/admin/tests/{id}", "cache-admin", OrgAdmin),
     route("POST", "/v1/admin/tests/{id}/sync", "cache-admin", OrgAdmin),
-    route("POST", "/v1/admin/tests/{id}/extend", "cache-admin", OrgAdmin),
+    route(
+        "POST",
+        "/v1/admin/tests/{id}/extend",
+        "cache-admin",
+        OrgAdmin,
+    ),
     route("GET", "/v1/admin/redis/stats", "cache-admin", Platform),
     route("GET", "/v1/admin/sessions/stats", "cache-admin", Platform),
     route("GET", "/v1/admin/cache/stats", "cache-admin", Platform),

@@ -13,8 +13,8 @@ use super::{CachedJson, cached_json};
 use crate::app::App;
 use crate::cache::Namespace;
 use crate::store::StoreError;
-use crate::store::tenancy;
 use crate::store::pools::{self as stored, Item, NewItem, PoolBank, PoolSummary, QuestionText};
+use crate::store::tenancy;
 use lectern_engine::ItemParams;
 
 /// Items one request may send.
@@ -285,9 +285,9 @@ async fn home_of(app: &App, caller: Uuid, new: &NewPool) -> Result<Option<Uuid>,
         .org_staff()
         .map_err(|denied| match denied {
             Denied::Hidden => Error::NoOrganization(org),
-            Denied::Forbidden => {
-                Error::Forbidden("only teachers and org admins of the organization may do this".into())
-            }
+            Denied::Forbidden => Error::Forbidden(
+                "only teachers and org admins of the organization may do this".into(),
+            ),
         })?;
     Ok(Some(org))
 }
@@ -305,9 +305,9 @@ async fn may_use(app: &App, caller: Uuid, id: Uuid, change: bool) -> Result<(), 
     };
     verdict.map_err(|denied| match denied {
         Denied::Hidden => Error::NotFound(id),
-        Denied::Forbidden if change && s.org.is_none() => {
-            Error::Forbidden(format!("pool {id} is shared: only platform admins change it"))
-        }
+        Denied::Forbidden if change && s.org.is_none() => Error::Forbidden(format!(
+            "pool {id} is shared: only platform admins change it"
+        )),
         Denied::Forbidden => Error::Forbidden(format!(
             "only teachers and org admins may see the items of pool {id}"
         )),
@@ -380,7 +380,11 @@ pub async fn list(app: &App, caller: Uuid, limit: i64, offset: i64) -> Result<Ca
     };
     let scope = match &orgs {
         None => "all".to_owned(),
-        Some(orgs) => orgs.iter().map(Uuid::to_string).collect::<Vec<_>>().join(","),
+        Some(orgs) => orgs
+            .iter()
+            .map(Uuid::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
     };
     let key = format!("{limit}:{offset}:{scope}");
     let load = || async {

@@ -168,10 +168,38 @@ mod tests {
         ];
         let expected: [[Verdict; 6]; 6] = [
             // act, read, member, org staff, class staff, org admin
-            [Err(Hidden), Err(Hidden), Err(Hidden), Err(Hidden), Err(Hidden), Err(Hidden)],
-            [Err(Hidden), Err(Hidden), Ok(()), Err(Forbidden), Err(Forbidden), Err(Forbidden)],
-            [Err(Hidden), Err(Hidden), Ok(()), Ok(()), Err(Forbidden), Err(Forbidden)],
-            [Err(Forbidden), Ok(()), Ok(()), Ok(()), Ok(()), Err(Forbidden)],
+            [
+                Err(Hidden),
+                Err(Hidden),
+                Err(Hidden),
+                Err(Hidden),
+                Err(Hidden),
+                Err(Hidden),
+            ],
+            [
+                Err(Hidden),
+                Err(Hidden),
+                Ok(()),
+                Err(Forbidden),
+                Err(Forbidden),
+                Err(Forbidden),
+            ],
+            [
+                Err(Hidden),
+                Err(Hidden),
+                Ok(()),
+                Ok(()),
+                Err(Forbidden),
+                Err(Forbidden),
+            ],
+            [
+                Err(Forbidden),
+                Ok(()),
+                Ok(()),
+                Ok(()),
+                Ok(()),
+                Err(Forbidden),
+            ],
             [Ok(()), Ok(()), Ok(()), Ok(()), Ok(()), Ok(())],
             [Ok(()), Ok(()), Ok(()), Ok(()), Ok(()), Ok(())],
         ];

@@ -41,7 +41,11 @@ async fn may_read(
         None => Err(Error::NotFound(student)),
         Some(StudentScope::All) => Ok((None, "all".into())),
         Some(StudentScope::Orgs(orgs)) => {
-            let key = orgs.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",");
+            let key = orgs
+                .iter()
+                .map(Uuid::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
             Ok((Some(orgs), key))
         }
     }

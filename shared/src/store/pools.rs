@@ -408,7 +408,10 @@ pub async fn list(
 pub async fn share(db: &Pool, pool_id: Uuid) -> Result<(), StoreError> {
     let client = db.get().await?;
     client
-        .execute("UPDATE item_pools SET org_id = NULL WHERE id = $1", &[&pool_id])
+        .execute(
+            "UPDATE item_pools SET org_id = NULL WHERE id = $1",
+            &[&pool_id],
+        )
         .await?;
     Ok(())
 }

@@ -17,9 +17,9 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::StoreError;
-use super::tenancy::{OrgRole, Standing};
 use super::framing::{frame, unframe};
 use super::redis::{RedisStore, ttl_ms};
+use super::tenancy::{OrgRole, Standing};
 use lectern_engine::{Estimate, NormalPrior};
 
 /// Lifecycle of a test.

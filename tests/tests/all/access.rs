@@ -232,9 +232,8 @@ fn lesson() -> Value {
 /// The request `route` gets in the matrix, and the status it answers when allowed.
 async fn request(w: &World, route: &Route) -> (String, Option<Value>, u16) {
     let at = |id: &dyn std::fmt::Display| route.path.replace("{id}", &id.to_string());
-    let at2 = |id: &dyn std::fmt::Display, user: Uuid| {
-        at(id).replace("{user_id}", &user.to_string())
-    };
+    let at2 =
+        |id: &dyn std::fmt::Display, user: Uuid| at(id).replace("{user_id}", &user.to_string());
     match (route.method, route.path) {
         ("POST", "/v1/tests") => (route.path.into(), Some(json!({ "pool_id": w.pool })), 201),
         ("POST", "/v1/tests/{id}/responses") => {
@@ -283,9 +282,7 @@ async fn request(w: &World, route: &Route) -> (String, Option<Value>, u16) {
             Some(json!({ "text": "next" })),
             200,
         ),
-        ("POST", "/v1/teaching/sessions/{id}/end") => {
-            (at(&w.owned_session().await), None, 200)
-        }
+        ("POST", "/v1/teaching/sessions/{id}/end") => (at(&w.owned_session().await), None, 200),
         ("POST", "/v1/users") => (
             route.path.into(),
             Some(
@@ -325,7 +322,11 @@ async fn request(w: &World, route: &Route) -> (String, Option<Value>, u16) {
         // Tenancy.
         ("POST", "/v1/organizations") => {
             let slug = format!("m-{}", Uuid::new_v4().simple());
-            (route.path.into(), Some(json!({ "name": "Matrix school", "slug": slug })), 201)
+            (
+                route.path.into(),
+                Some(json!({ "name": "Matrix school", "slug": slug })),
+                201,
+            )
         }
         ("GET", "/v1/organizations/{id}")
         | ("GET", "/v1/organizations/{id}/members")
@@ -334,7 +335,11 @@ async fn request(w: &World, route: &Route) -> (String, Option<Value>, u16) {
         | ("GET", "/v1/organizations/{id}/tests/active") => (at(&w.org), None, 200),
         ("POST", "/v1/organizations/{id}/members") => {
             let user = w.member(None).await;
-            (at(&w.org), Some(json!({ "user_id": user, "role": "student" })), 201)
+            (
+                at(&w.org),
+                Some(json!({ "user_id": user, "role": "student" })),
+                201,
+            )
         }
         ("PATCH", "/v1/organizations/{id}/members/{user_id}") => {
             let user = w.member(Some("student")).await;

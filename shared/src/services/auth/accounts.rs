@@ -175,7 +175,10 @@ pub async fn login(app: &App, req: Login, meta: &Meta) -> Result<Opened, Error> 
 /// A user's profile: for the user, their teachers and org admins, platform
 /// admins; to anyone else there is no such user. Read through the cache.
 pub async fn profile(app: &App, caller: &Caller, id: Uuid) -> Result<CachedJson, Error> {
-    if scope::student_records(app, caller.user_id, id).await?.is_none() {
+    if scope::student_records(app, caller.user_id, id)
+        .await?
+        .is_none()
+    {
         return Err(Error::NoUser(id));
     }
     cached_json(app, &Namespace::User(id), "profile", || {

@@ -392,12 +392,7 @@ pub struct Extended {
 
 /// Keeps a running test alive for `seconds` (up to the configured maximum): in
 /// PostgreSQL first, so the sweeper and any later rebuild honour it, then in Redis.
-pub async fn extend(
-    app: &App,
-    caller: &Caller,
-    id: Uuid,
-    seconds: u32,
-) -> Result<Extended, Error> {
+pub async fn extend(app: &App, caller: &Caller, id: Uuid, seconds: u32) -> Result<Extended, Error> {
     administers(app, caller, id).await?;
     let max = app.config().test_max_ttl.as_secs();
     if seconds == 0 || u64::from(seconds) > max {

@@ -18,8 +18,8 @@ pub use view::{
 use crate::app::App;
 use crate::cache::Namespace;
 use crate::services::auth::Caller;
-use crate::services::scope::{self, Denied, OrgOf, OrgRole, Use};
 use crate::services::pools;
+use crate::services::scope::{self, Denied, OrgOf, OrgRole, Use};
 use crate::store::StoreError;
 use crate::store::pools::PoolBank;
 use crate::store::tests::{self as records, Answer, CasOutcome, Lock, TestStatus};

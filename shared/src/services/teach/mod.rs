@@ -22,8 +22,8 @@ use crate::cache::ai::{self as ai_cache, Operation};
 use crate::services::auth::Caller;
 use crate::services::scope::{self, Denied, OrgOf, Use};
 use crate::store::StoreError;
-use crate::store::tenancy;
 use crate::store::teaching::{self as records, Advanced, Snapshot};
+use crate::store::tenancy;
 use lectern_orchestrator::prompt::{self, PromptMessage};
 use lectern_orchestrator::{
     self as orchestrator, Action, ActionKind, Decision, Input, Intent, Lesson, Metrics,
@@ -260,7 +260,13 @@ fn reply(d: Decision, intent: Option<Intent>) -> Reply {
 
 /// Whether `caller` may `use_` the session owned by `owner`: no I/O for its
 /// student; anyone else's standing in the session's organization is read.
-async fn allowed(app: &App, caller: &Caller, id: Uuid, owner: Uuid, use_: Use) -> Result<(), Error> {
+async fn allowed(
+    app: &App,
+    caller: &Caller,
+    id: Uuid,
+    owner: Uuid,
+    use_: Use,
+) -> Result<(), Error> {
     let org = OrgOf::TeachingSession(id);
     scope::student_thing(app, caller.user_id, org, Some(owner), use_)
         .await?
