@@ -158,7 +158,8 @@ mod tests {
         let class_teacher = standing(false, Some(Teacher), true, true);
         let admin = standing(false, Some(OrgAdmin), false, false);
         let platform = standing(true, None, false, false);
-        let rules: [(&str, fn(&Standing) -> Verdict); 6] = [
+        type Rule = fn(&Standing) -> Verdict;
+        let rules: [(&str, Rule); 6] = [
             ("act", |s| s.student_thing(Use::Act)),
             ("read", |s| s.student_thing(Use::Read)),
             ("member", Standing::member),
