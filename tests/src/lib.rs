@@ -512,11 +512,15 @@ impl TestEnv {
         out
     }
 
-    /// A user to take tests as (requests still go out as the admin).
+    /// A user to take tests as: a student of [`TestEnv::org`] enrolled in
+    /// [`TestEnv::class`] (requests still go out as the admin).
     pub async fn student(&self) -> Uuid {
-        lectern::store::users::ensure(self.app.db(), &new_email(), "student")
+        let id = lectern::store::users::ensure(self.app.db(), &new_email(), "student")
             .await
-            .unwrap()
+            .unwrap();
+        self.join(self.org, id, "student").await;
+        self.enroll(self.class, id).await;
+        id
     }
 
     /// Creates a pool of `n` generated 3PL items over five concepts; returns its id.
@@ -566,7 +570,8 @@ impl TestEnv {
     }
 
     /// Creates a pool of `n` items whose options are long unique tokens, so that a
-    /// key showing up anywhere in Redis can be searched for byte by byte.
+    /// key showing up anywhere in Redis can be searched for byte by byte. Shared
+    /// (by the platform admin): any signed-in student may take a test on it.
     pub async fn token_pool(&self, n: usize) -> Uuid {
         let items: Vec<Value> = items_json(n, &self.prefix)
             .into_iter()
@@ -592,7 +597,10 @@ impl TestEnv {
             })
             .collect();
         let resp = self
-            .post("/v1/pools", json!({ "name": "token pool", "items": items }))
+            .post(
+                "/v1/pools",
+                json!({ "name": "token pool", "shared": true, "items": items }),
+            )
             .await;
         assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.body);
         resp.body["pool_id"].as_str().unwrap().parse().unwrap()

@@ -668,7 +668,10 @@ async fn sympson_hetter_holds_back_a_rarely_allowed_item() {
         }
     }
     let r = env
-        .post("/v1/pools", json!({ "name": "controlled", "items": items }))
+        .post(
+            "/v1/pools",
+            json!({ "organization_id": env.org, "name": "controlled", "items": items }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let controlled = r.body["pool_id"].as_str().unwrap().to_owned();
@@ -721,7 +724,10 @@ async fn bad_engine_settings_are_refused_and_store_nothing() {
         let mut items = lectern_tests::items_json(2, &format!("exp{bad}"));
         items[1]["exposure"] = json!(bad);
         let r = env
-            .post("/v1/pools", json!({ "name": "x", "items": items }))
+            .post(
+                "/v1/pools",
+                json!({ "organization_id": env.org, "name": "x", "items": items }),
+            )
             .await;
         assert!(r.problem(422).contains("items[1].exposure"), "{}", r.body);
     }

@@ -116,28 +116,37 @@ async fn sign_up_normalises_hashes_and_refuses_bad_input_writing_nothing() {
 }
 
 #[tokio::test]
-async fn only_an_admin_makes_teachers_and_admins() {
+async fn only_a_platform_admin_makes_platform_admins() {
     let env = TestEnv::new().await;
     let (_, student_token) = student(&env).await;
     let (_, teacher_token) = env.user(Role::Teacher).await;
-    for role in ["teacher", "admin"] {
-        let users = env.count("users").await;
-        let body = json!({ "email": new_email(), "password": PASSWORD, "display_name": "T", "role": role });
-        for token in [None, Some(&student_token), Some(&teacher_token)] {
-            let r = register(&env, token.map(String::as_str), body.clone()).await;
-            assert_eq!(
-                r.status,
-                StatusCode::FORBIDDEN,
-                "{role} by {token:?}: {}",
-                r.body
-            );
-        }
-        assert_eq!(env.count("users").await, users);
-        let admin = env.admin_token();
-        let r = register(&env, Some(&admin), body).await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        assert_eq!(r.body["role"], role);
+    let org_admin = env.student().await;
+    env.join(env.new_org().await, org_admin, "org_admin").await;
+    let org_admin_token = env.sign_in(org_admin, Role::Student).await;
+    let admin = env.admin_token();
+    let users = env.count("users").await;
+    let body =
+        json!({ "email": new_email(), "password": PASSWORD, "display_name": "T", "role": "admin" });
+    for token in [
+        None,
+        Some(&student_token),
+        Some(&teacher_token),
+        Some(&org_admin_token),
+    ] {
+        let r = register(&env, token.map(String::as_str), body.clone()).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "by {token:?}: {}", r.body);
     }
+    // Teaching is a role in an organization, not an account kind: refused for
+    // everyone, the platform admin included, with where to go instead.
+    let teacher = json!({ "email": new_email(), "password": PASSWORD, "display_name": "T", "role": "teacher" });
+    for token in [None, Some(&admin)] {
+        let r = register(&env, token.map(String::as_str), teacher.clone()).await;
+        assert!(r.problem(422).contains("member"), "{}", r.body);
+    }
+    assert_eq!(env.count("users").await, users, "nothing written");
+    let r = register(&env, Some(&admin), body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["role"], "admin");
     // A bad token on sign-up is refused rather than ignored.
     let r = register(
         &env,

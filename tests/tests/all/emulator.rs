@@ -219,7 +219,9 @@ async fn every_request_logs_its_span_and_one_metrics_record() {
     let mut event = fixture("apigw-v2-post-pools.json");
     let refused = pools.invoke(event.clone()).await;
     observed(&pools, &refused, "POST /v1/pools", 401).await;
-    event["headers"]["authorization"] = format!("Bearer {}", env.admin_token()).into();
+    // A teacher of one organization: the pool goes to it.
+    let (_, teacher) = env.user(Role::Teacher).await;
+    event["headers"]["authorization"] = format!("Bearer {teacher}").into();
     let created = pools.invoke(event.clone()).await;
     observed(&pools, &created, "POST /v1/pools", 201).await;
     let id = created.http().body["pool_id"].as_str().unwrap().to_owned();
@@ -252,8 +254,10 @@ async fn pools_creates_a_pool_for_staff_and_refuses_anonymous_callers() {
     assert_eq!(env.count("item_pools").await, 0);
 
     // The fixture's body is base64, as API Gateway may send it.
+    // A teacher of one organization: the pool goes to it.
+    let (_, teacher) = env.user(Role::Teacher).await;
     let mut signed = event;
-    signed["headers"]["authorization"] = format!("Bearer {}", env.admin_token()).into();
+    signed["headers"]["authorization"] = format!("Bearer {teacher}").into();
     let created = reply(&pools.invoke(signed).await, 201);
     assert_eq!(created.body["name"], "Lambda pool", "{}", created.body);
     let id: Uuid = created.body["pool_id"].as_str().unwrap().parse().unwrap();

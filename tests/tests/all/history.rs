@@ -102,6 +102,7 @@ async fn tests_are_listed_newest_first_with_their_results() {
             row,
             &json!({
                 "test_id": taken.id,
+                "organization_id": env.org,
                 "pool_id": pool,
                 "pool_version": 1,
                 "status": "ended",
@@ -126,6 +127,7 @@ async fn tests_are_listed_newest_first_with_their_results() {
         tests[0],
         json!({
             "test_id": c.id,
+            "organization_id": env.org,
             "pool_id": pool,
             "pool_version": 1,
             "status": "completed",
@@ -261,7 +263,7 @@ async fn proficiency_accumulates_over_ended_tests() {
     assert_eq!(none.status, StatusCode::OK, "{}", none.body);
     assert_eq!(
         none.body,
-        json!({ "student_id": student, "overall": null, "concepts": {} })
+        json!({ "student_id": student, "organization_id": null, "overall": null, "concepts": {} })
     );
     // A test ended without answers leaves no proficiency.
     take(&env, pool, student, &[], true).await;
@@ -285,6 +287,7 @@ async fn proficiency_accumulates_over_ended_tests() {
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.body);
     let body = &resp.body;
     assert_eq!(body["student_id"], student.to_string());
+    assert_eq!(body["organization_id"], env.org.to_string());
     let (a_end, b_end) = (a.ended.unwrap(), b.ended.unwrap());
     let overall = &body["overall"];
     // The latest test's estimate stands; n counts the answers of both.

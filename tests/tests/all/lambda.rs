@@ -43,7 +43,9 @@ async fn api_gateway_events_reach_the_functions() {
     let mut event: Value = serde_json::from_str(&fixture("apigw-v2-post-pools.json")).unwrap();
     let unsigned = invoke(&pools, &event.to_string()).await;
     unsigned.problem(401);
-    event["headers"]["authorization"] = format!("Bearer {}", env.admin_token()).into();
+    // A teacher of one organization: the pool goes to it.
+    let (_, teacher) = env.user(lectern::services::auth::Role::Teacher).await;
+    event["headers"]["authorization"] = format!("Bearer {teacher}").into();
     let created = invoke(&pools, &event.to_string()).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     assert_eq!(created.body["name"], "Lambda pool");
@@ -117,7 +119,7 @@ async fn migrate_applies_on_create_and_update_and_answers_cloudformation() {
     let env = TestEnv::new().await;
     let (url, seen) = response_url().await;
     let sql = env.sql().await;
-    sql.batch_execute("DROP TABLE teaching_questions, teaching_transitions, teaching_sessions, user_identities, student_proficiencies, test_responses, test_sessions, questions, item_pools, users, refinery_schema_history")
+    sql.batch_execute("DROP TABLE invitations, class_students, class_teachers, classes, memberships, organizations, teaching_questions, teaching_transitions, teaching_sessions, user_identities, student_proficiencies, test_responses, test_sessions, questions, item_pools, users, refinery_schema_history")
         .await
         .unwrap();
 

@@ -47,7 +47,7 @@ async fn postgres_down_gives_503_and_writes_nothing_to_redis() {
     let r = env
         .post(
             "/v1/pools",
-            json!({ "name": "p", "items": lectern_tests::items_json(2, &env.prefix) }),
+            json!({ "organization_id": env.org, "name": "p", "items": lectern_tests::items_json(2, &env.prefix) }),
         )
         .await;
     assert!(r.problem(503).contains("PostgreSQL"));

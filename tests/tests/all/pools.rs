@@ -6,7 +6,7 @@ use lectern_tests::{TestEnv, items_json};
 use serde_json::{Value, json};
 
 fn pool_body(env: &TestEnv, n: usize) -> Value {
-    json!({ "name": "Algebra I", "description": "unit test pool", "items": items_json(n, &env.prefix) })
+    json!({ "organization_id": env.org, "name": "Algebra I", "description": "unit test pool", "items": items_json(n, &env.prefix) })
 }
 
 #[tokio::test]
@@ -40,7 +40,7 @@ async fn create_then_read_never_shows_keys() {
 #[tokio::test]
 async fn defaults_c_and_d_and_generates_ids() {
     let env = TestEnv::new().await;
-    let body = json!({ "name": "p", "items": [
+    let body = json!({ "organization_id": env.org, "name": "p", "items": [
         { "content": "2+2?", "options": ["3", "4"], "correct_answer": "4", "concepts": ["arithmetic"], "a": 1.2, "b": -0.5 }
     ]});
     let created = env.post("/v1/pools", body).await;
@@ -122,7 +122,10 @@ async fn invalid_items_are_refused_and_nothing_is_stored() {
     ];
     for (item, expected) in cases {
         let resp = env
-            .post("/v1/pools", json!({ "name": "bad", "items": [item] }))
+            .post(
+                "/v1/pools",
+                json!({ "organization_id": env.org, "name": "bad", "items": [item] }),
+            )
             .await;
         let detail = resp.problem(422);
         assert!(
@@ -131,27 +134,30 @@ async fn invalid_items_are_refused_and_nothing_is_stored() {
         );
     }
     let empty = env
-        .post("/v1/pools", json!({ "name": "bad", "items": [] }))
+        .post(
+            "/v1/pools",
+            json!({ "organization_id": env.org, "name": "bad", "items": [] }),
+        )
         .await;
     empty.problem(422);
     let no_name = env
         .post(
             "/v1/pools",
-            json!({ "name": "  ", "items": [good.clone()] }),
+            json!({ "organization_id": env.org, "name": "  ", "items": [good.clone()] }),
         )
         .await;
     no_name.problem(422);
     let twice = env
         .post(
             "/v1/pools",
-            json!({ "name": "dup", "items": [good.clone(), good.clone()] }),
+            json!({ "organization_id": env.org, "name": "dup", "items": [good.clone(), good.clone()] }),
         )
         .await;
     assert!(twice.problem(422).contains("more than once"));
     let wrong_type = env
         .post(
             "/v1/pools",
-            json!({ "name": "bad", "items": [with("a", json!("high"))] }),
+            json!({ "organization_id": env.org, "name": "bad", "items": [with("a", json!("high"))] }),
         )
         .await;
     wrong_type.problem(422);
@@ -193,9 +199,12 @@ async fn malformed_requests_get_problem_json() {
         .body(Body::from(big))
         .unwrap();
     env.send(req).await.problem(413);
-    env.post("/v1/pools", json!({ "name": "x", "items": [], "extra": 1 }))
-        .await
-        .problem(422);
+    env.post(
+        "/v1/pools",
+        json!({ "organization_id": env.org, "name": "x", "items": [], "extra": 1 }),
+    )
+    .await
+    .problem(422);
     env.get("/v1/pools?limit=0").await.problem(422);
     env.get("/v1/pools?limit=abc").await.problem(400);
     env.get(&format!("/v1/pools/{}", uuid::Uuid::new_v4()))

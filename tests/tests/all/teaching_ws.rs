@@ -208,7 +208,8 @@ async fn a_local_socket_carries_inputs_and_replies() {
         panic!("one connection record: {records:?}")
     };
     assert_eq!(record["user_id"], student.to_string());
-    assert_eq!(record["role"], "student");
+    // No role: where the caller stands is read per message, so a change counts at once.
+    assert!(record.get("role").is_none(), "{record}");
     assert_eq!(record["session_id"], session.to_string());
     assert_eq!(record["token_hash"], sha256_hex(&token));
     let ttl = env.pttl(key).await;
