@@ -98,6 +98,7 @@ CREATE INDEX test_sessions_org_active ON test_sessions (org_id, started_at DESC)
 
 ALTER TABLE teaching_sessions ADD COLUMN org_id uuid REFERENCES organizations (id);
 UPDATE teaching_sessions SET org_id = '00000000-0000-0000-0000-000000000001';
+CREATE INDEX teaching_sessions_org ON teaching_sessions (org_id, started_at DESC);
 
 -- Long-term proficiency is kept per organization: one school's results are not
 -- another's to read. NULL: from tests taken outside any organization.

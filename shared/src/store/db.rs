@@ -165,8 +165,16 @@ fn build(
 /// Applies every migration not yet applied (refinery keeps the history table).
 /// Returns the names of the migrations applied by this call.
 pub async fn migrate(pool: &Pool) -> Result<Vec<String>, StoreError> {
+    migrate_to(pool, None).await
+}
+
+/// Applies the migrations not yet applied up to `version` (all: `None`), e.g.
+/// to check how a later one carries the data of an earlier schema forward.
+pub async fn migrate_to(pool: &Pool, version: Option<i32>) -> Result<Vec<String>, StoreError> {
     let mut client = pool.get().await?;
+    let target = version.map_or(refinery::Target::Latest, refinery::Target::Version);
     let report = embedded::migrations::runner()
+        .set_target(target)
         .run_async(&mut **client)
         .await?;
     Ok(report

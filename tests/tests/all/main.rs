@@ -17,6 +17,7 @@ mod oidc;
 mod outages;
 mod pools;
 mod redis_conn;
+mod scoping;
 mod secrets;
 mod sweeper;
 mod teaching;

@@ -171,6 +171,7 @@ pub async fn start(app: &App, caller: &Caller, req: StartRequest) -> Result<Star
     }
     Ok(Started {
         test_id: id,
+        organization_id: org_id,
         status: TestStatus::Active.as_str(),
         question: question(app, &bank, first, 1).await?,
         proficiency: Proficiency {

@@ -90,6 +90,8 @@ pub(super) fn proficiency(
 pub struct Started {
     /// New test id.
     pub test_id: Uuid,
+    /// The organization the test belongs to (`None`: a personal test).
+    pub organization_id: Option<Uuid>,
     /// Always `active`.
     pub status: &'static str,
     /// First question.
