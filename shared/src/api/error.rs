@@ -6,7 +6,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::services::{auth, cache_admin, cat, pools, students, teach};
+use crate::services::{auth, cache_admin, cat, orgs, pools, students, teach};
 use crate::store::StoreError;
 
 /// An HTTP error with a stable problem type.
@@ -176,6 +176,36 @@ impl From<pools::Error> for ApiError {
             E::NotFound(_) | E::NoOrganization(_) => Self::not_found(detail),
             E::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
             E::IdTaken(_) => Self::conflict("conflict", detail),
+            E::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<orgs::Error> for ApiError {
+    fn from(e: orgs::Error) -> Self {
+        use orgs::Error as E;
+        let detail = e.to_string();
+        match e {
+            E::Invalid(_) => Self::invalid(detail),
+            E::OrgNotFound(_) => Self::new(StatusCode::NOT_FOUND, "organization-not-found", detail),
+            E::ClassNotFound(_) => Self::new(StatusCode::NOT_FOUND, "class-not-found", detail),
+            E::NoSuchMember { .. } => Self::new(StatusCode::NOT_FOUND, "member-not-found", detail),
+            E::InvitationNotFound => {
+                Self::new(StatusCode::NOT_FOUND, "invitation-not-found", detail)
+            }
+            E::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            E::SlugTaken(_) => Self::conflict("slug-taken", detail),
+            E::AlreadyMember { .. } => Self::conflict("already-member", detail),
+            E::LastOrgAdmin(_) => Self::conflict("last-org-admin", detail),
+            E::AlreadyTeacher { .. } => Self::conflict("already-teacher", detail),
+            E::AlreadyEnrolled { .. } => Self::conflict("already-enrolled", detail),
+            E::UnknownUser(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown-user", detail),
+            E::NotAMember { .. } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "not-a-member", detail)
+            }
+            E::NotStaff(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "not-staff", detail),
+            E::InvitationExpired => Self::new(StatusCode::GONE, "invitation-expired", detail),
+            E::InvitationUsedUp => Self::new(StatusCode::GONE, "invitation-used-up", detail),
             E::Store(s) => s.into(),
         }
     }

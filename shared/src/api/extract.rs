@@ -50,6 +50,27 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     }
 }
 
+/// The `{id}` and `{user_id}` of a path (`/v1/classes/{id}/students/{user_id}`),
+/// both UUIDs; anything else names nothing (404).
+pub struct IdUserPath(pub Uuid, pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdUserPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path((id, user)) =
+            axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::not_found(e.body_text()))?;
+        let parse = |raw: &str| {
+            raw.parse().map_err(|_| {
+                ApiError::not_found(format!("{raw:?} is not a valid id (expected a UUID)"))
+            })
+        };
+        Ok(IdUserPath(parse(&id)?, parse(&user)?))
+    }
+}
+
 /// `?limit=&offset=` of a list: `limit` from 1 to `MAX` (`DEFAULT` when absent),
 /// `offset` at least 0. Out of range is 422; not a number (or an unknown
 /// parameter) is 400. Each list picks its own bounds in its type.

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod health;
 pub mod migrate;
 pub mod next;
+pub mod orgs;
 pub mod pools;
 pub mod reports;
 pub mod start;
@@ -61,7 +62,9 @@ const fn route(
     }
 }
 
-use Access::{Member, Open, OrgAdmin, OrgStaff, Owner, OwnerOrStaff, Platform, Public, Signed};
+use Access::{
+    ClassStaff, Member, Open, OrgAdmin, OrgStaff, Owner, OwnerOrStaff, Platform, Public, Signed,
+};
 
 /// Every HTTP route, the single source the template, the OpenAPI file and the
 /// access checks are held to.
@@ -129,6 +132,46 @@ pub const ROUTES: &[Route] = &[
     ),
     route("POST", "/v1/admin/cache/cleanup", "cache-admin", Platform),
     route("GET", "/v1/admin/teaching/stats", "cache-admin", Platform),
+    route("POST", "/v1/organizations", "orgs", Platform),
+    route("GET", "/v1/organizations", "orgs", Signed),
+    route("GET", "/v1/organizations/{id}", "orgs", Member),
+    route("GET", "/v1/organizations/{id}/members", "orgs", OrgAdmin),
+    route("POST", "/v1/organizations/{id}/members", "orgs", OrgAdmin),
+    route(
+        "PATCH",
+        "/v1/organizations/{id}/members/{user_id}",
+        "orgs",
+        OrgAdmin,
+    ),
+    route(
+        "DELETE",
+        "/v1/organizations/{id}/members/{user_id}",
+        "orgs",
+        OrgAdmin,
+    ),
+    route("POST", "/v1/organizations/{id}/classes", "orgs", OrgAdmin),
+    route("GET", "/v1/organizations/{id}/classes", "orgs", OrgStaff),
+    route("GET", "/v1/organizations/{id}/stats", "orgs", OrgAdmin),
+    route("GET", "/v1/classes/{id}", "orgs", ClassStaff),
+    route("GET", "/v1/classes/{id}/teachers", "orgs", OrgAdmin),
+    route("POST", "/v1/classes/{id}/teachers", "orgs", OrgAdmin),
+    route(
+        "DELETE",
+        "/v1/classes/{id}/teachers/{user_id}",
+        "orgs",
+        OrgAdmin,
+    ),
+    route("GET", "/v1/classes/{id}/students", "orgs", ClassStaff),
+    route("POST", "/v1/classes/{id}/students", "orgs", ClassStaff),
+    route(
+        "DELETE",
+        "/v1/classes/{id}/students/{user_id}",
+        "orgs",
+        ClassStaff,
+    ),
+    route("POST", "/v1/classes/{id}/invitations", "orgs", OrgAdmin),
+    route("GET", "/v1/classes/{id}/invitations", "orgs", OrgAdmin),
+    route("POST", "/v1/invitations/accept", "orgs", Signed),
 ];
 
 /// Builds one function's routes (before the shared layers).
@@ -146,6 +189,7 @@ pub const FUNCTIONS: &[(&str, Routes)] = &[
     ("health", health::routes),
     ("auth", auth::routes),
     ("cache-admin", cache_admin::routes),
+    ("orgs", orgs::routes),
 ];
 
 /// Every route in one router: the local server.

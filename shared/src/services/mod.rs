@@ -7,6 +7,7 @@ pub mod cache_admin;
 pub mod cat;
 pub mod demo;
 pub mod migrate;
+pub mod orgs;
 pub mod pools;
 pub mod scope;
 pub mod students;

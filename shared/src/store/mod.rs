@@ -9,6 +9,7 @@ pub mod connections;
 pub mod db;
 mod framing;
 pub mod keys;
+pub mod orgs;
 pub mod pools;
 pub mod redis;
 pub mod redis_stats;

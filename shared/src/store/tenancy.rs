@@ -60,6 +60,8 @@ pub enum OrgOf {
     Class(Uuid),
     /// The organization of this pool (`None` for a shared pool).
     Pool(Uuid),
+    /// The organization itself (not found when there is none with this id).
+    Organization(Uuid),
 }
 
 /// How a caller stands to one resource of one organization.
@@ -99,6 +101,7 @@ pub async fn standing(
         ),
         OrgOf::Class(id) => ("SELECT org_id FROM classes WHERE id = $2", Some(id)),
         OrgOf::Pool(id) => ("SELECT org_id FROM item_pools WHERE id = $2", Some(id)),
+        OrgOf::Organization(id) => ("SELECT id AS org_id FROM organizations WHERE id = $2", Some(id)),
     };
     let sql = format!(
         "WITH r AS ({resource}), o AS (SELECT (SELECT org_id FROM r) AS org_id)
