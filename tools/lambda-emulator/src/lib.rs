@@ -46,6 +46,7 @@ pub const FUNCTIONS: &[&str] = &[
     "health",
     "migrate",
     "next",
+    "orgs",
     "pools",
     "reports",
     "start",
