@@ -199,7 +199,9 @@ impl From<orgs::Error> for ApiError {
             E::LastOrgAdmin(_) => Self::conflict("last-org-admin", detail),
             E::AlreadyTeacher { .. } => Self::conflict("already-teacher", detail),
             E::AlreadyEnrolled { .. } => Self::conflict("already-enrolled", detail),
-            E::UnknownUser(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown-user", detail),
+            E::UnknownUser(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown-user", detail)
+            }
             E::NotAMember { .. } => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "not-a-member", detail)
             }

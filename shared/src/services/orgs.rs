@@ -19,8 +19,8 @@ use super::scope::{self, Denied, OrgOf, OrgRole, Standing, Verdict};
 use crate::app::App;
 use crate::store::StoreError;
 use crate::store::orgs::{
-    self as stored, Accepted, Added, Changed, Class, ClassPerson, Invitation, Member,
-    Organization, Placed, Side, UserRef,
+    self as stored, Accepted, Added, Changed, Class, ClassPerson, Invitation, Member, Organization,
+    Placed, Side, UserRef,
 };
 
 /// Longest name of an organization or a class (characters, as sent).
@@ -87,7 +87,9 @@ pub enum Error {
         org: Uuid,
     },
     /// A class's teacher must be a teacher or org admin of its organization.
-    #[error("user {0} is a student of the organization: only teachers and org admins teach a class")]
+    #[error(
+        "user {0} is a student of the organization: only teachers and org admins teach a class"
+    )]
     NotStaff(Uuid),
     /// The user teaches the class already.
     #[error("user {user} already teaches class {class}")]
@@ -459,12 +461,16 @@ async fn in_org(
     who: &str,
 ) -> Result<Standing, Error> {
     let s = scope::standing(app, caller, OrgOf::Organization(org), None, None).await?;
-    let verdict = if s.found { rule(&s) } else { Err(Denied::Hidden) };
+    let verdict = if s.found {
+        rule(&s)
+    } else {
+        Err(Denied::Hidden)
+    };
     verdict.map_err(|denied| match denied {
         Denied::Hidden => Error::OrgNotFound(org),
-        Denied::Forbidden => Error::Forbidden(format!(
-            "only {who} of organization {org} may do this"
-        )),
+        Denied::Forbidden => {
+            Error::Forbidden(format!("only {who} of organization {org} may do this"))
+        }
     })?;
     Ok(s)
 }
@@ -497,7 +503,10 @@ const CLASS_STAFF: &str = "the class's teachers and the organization's org admin
 // ---- organizations -----------------------------------------------------------
 
 /// Creates an organization (platform admins: the route's access says so).
-pub async fn create_organization(app: &App, new: NewOrganization) -> Result<OrganizationView, Error> {
+pub async fn create_organization(
+    app: &App,
+    new: NewOrganization,
+) -> Result<OrganizationView, Error> {
     let name = checked_name("name", &new.name)?;
     if !is_valid_slug(&new.slug) {
         return Err(Error::Invalid(format!(
@@ -643,7 +652,14 @@ pub async fn classes(
     limit: i64,
     offset: i64,
 ) -> Result<ClassPage, Error> {
-    let s = in_org(app, caller, org, Standing::org_staff, "teachers and org admins").await?;
+    let s = in_org(
+        app,
+        caller,
+        org,
+        Standing::org_staff,
+        "teachers and org admins",
+    )
+    .await?;
     let every = s.platform_admin || s.org_role == Some(OrgRole::OrgAdmin);
     let taught_by = (!every).then_some(caller);
     let (classes, total) = stored::classes(app.db(), org, taught_by, limit, offset).await?;

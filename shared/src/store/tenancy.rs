@@ -101,7 +101,10 @@ pub async fn standing(
         ),
         OrgOf::Class(id) => ("SELECT org_id FROM classes WHERE id = $2", Some(id)),
         OrgOf::Pool(id) => ("SELECT org_id FROM item_pools WHERE id = $2", Some(id)),
-        OrgOf::Organization(id) => ("SELECT id AS org_id FROM organizations WHERE id = $2", Some(id)),
+        OrgOf::Organization(id) => (
+            "SELECT id AS org_id FROM organizations WHERE id = $2",
+            Some(id),
+        ),
     };
     let sql = format!(
         "WITH r AS ({resource}), o AS (SELECT (SELECT org_id FROM r) AS org_id)

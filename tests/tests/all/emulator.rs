@@ -278,6 +278,54 @@ async fn pools_creates_a_pool_for_staff_and_refuses_anonymous_callers() {
     assert_eq!(key, "4");
 }
 
+/// orgs in its own process: an org admin adds a member (by email, as the
+/// fixture does) and a teacher is refused; the membership is stored once.
+#[tokio::test]
+async fn orgs_adds_a_member_for_org_admins_and_refuses_others() {
+    let env = TestEnv::new().await;
+    let orgs = start("orgs", &env).await;
+    let org = env.org.to_string();
+    let admin = lectern::store::users::ensure(env.app.db(), &lectern_tests::new_email(), "student")
+        .await
+        .unwrap();
+    env.join(env.org, admin, "org_admin").await;
+    let admin_token = env.sign_in(admin, Role::Student).await;
+    let email = lectern_tests::new_email();
+    let user = lectern::store::users::ensure(env.app.db(), &email, "student")
+        .await
+        .unwrap();
+    let body = json!({ "email": email, "role": "teacher" });
+    let event = |token: Option<&str>| {
+        http_event(
+            "apigw-v2-post-organization-members.json",
+            Some(&org),
+            token,
+            Some(body.clone()),
+        )
+    };
+    orgs.invoke(event(None)).await.http().problem(401);
+    let (_, teacher) = env.user(Role::Teacher).await;
+    let refused = orgs.invoke(event(Some(&teacher))).await.http();
+    refused.problem(403);
+    let added = reply(&orgs.invoke(event(Some(&admin_token))).await, 201);
+    assert_eq!(added.body["user_id"], user.to_string(), "{}", added.body);
+    assert_eq!(added.body["role"], "teacher");
+    let again = orgs.invoke(event(Some(&admin_token))).await.http();
+    again.problem(409);
+    assert_eq!(again.slug(), "already-member");
+    let role: String = env
+        .sql()
+        .await
+        .query_one(
+            "SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2",
+            &[&env.org, &user],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(role, "teacher");
+}
+
 /// start → next → submit … → end → session: five functions, five processes,
 /// one test, as a student takes it through API Gateway.
 #[tokio::test]

@@ -22,3 +22,4 @@ mod secrets;
 mod sweeper;
 mod teaching;
 mod teaching_ws;
+mod tenancy;
