@@ -147,7 +147,8 @@ impl From<cat::Error> for ApiError {
         use cat::Error as E;
         let detail = e.to_string();
         match e {
-            E::TestNotFound(_) | E::PoolNotFound(_) | E::OrgNotFound(_) => Self::not_found(detail),
+            E::TestNotFound(_) | E::PoolNotFound(_) => Self::not_found(detail),
+            E::OrgNotFound(_) => Self::new(StatusCode::NOT_FOUND, "organization-not-found", detail),
             E::StartForOthers | E::AdminsOnly(_) => {
                 Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
             }

@@ -201,6 +201,9 @@ impl World {
             "SELECT count(*) FROM organizations",
             "SELECT count(*) FROM memberships",
             "SELECT count(*) FROM memberships WHERE role = 'teacher'",
+            // Who has which role where: any change of role moves this sum.
+            "SELECT coalesce(sum(hashtext(org_id::text || user_id::text || role)), 0)::bigint FROM memberships",
+            "SELECT count(*) FROM student_proficiencies",
             "SELECT count(*) FROM classes",
             "SELECT count(*) FROM class_teachers",
             "SELECT count(*) FROM class_students",
