@@ -34,7 +34,7 @@ async fn take(env: &TestEnv, token: &str, pool: Uuid, org: Option<Uuid>, right: 
     if let Some(org) = org {
         body["organization_id"] = json!(org);
     }
-    let started = call(env, token, Method::POST, "/v1/tests", Some(body)).await;
+    let started = start_as(env, token, body).await;
     assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
     let id = started.body["test_id"].as_str().unwrap().to_owned();
     let mut question = started.body["question"].clone();
@@ -55,13 +55,24 @@ async fn take(env: &TestEnv, token: &str, pool: Uuid, org: Option<Uuid>, right: 
     started.body
 }
 
-/// A member of `org` with `role` (by SQL) and a fresh session.
-async fn member(env: &TestEnv, org: Uuid, role: &str) -> (Uuid, String) {
+/// `POST /v1/tests` as the holder of `token`.
+async fn start_as(env: &TestEnv, token: &str, body: Value) -> Resp {
+    call(env, token, Method::POST, "/v1/tests", Some(body)).await
+}
+
+/// A new account of no organization, and a fresh session.
+async fn account(env: &TestEnv) -> (Uuid, String) {
     let id = lectern::store::users::ensure(env.app.db(), &new_email(), "student")
         .await
         .unwrap();
-    env.join(org, id, role).await;
     (id, env.sign_in(id, Role::Student).await)
+}
+
+/// A member of `org` with `role` (by SQL) and a fresh session.
+async fn member(env: &TestEnv, org: Uuid, role: &str) -> (Uuid, String) {
+    let (id, token) = account(env).await;
+    env.join(org, id, role).await;
+    (id, token)
 }
 
 #[tokio::test]
@@ -316,56 +327,26 @@ async fn shared_pools_serve_every_organization_and_change_only_by_platform_admin
 
     // A test on a shared pool belongs to the student's organization; with two, they say which.
     let (student, token) = env.user(Role::Student).await;
-    let started = call(
-        &env,
-        &token,
-        Method::POST,
-        "/v1/tests",
-        Some(json!({ "pool_id": shared })),
-    )
-    .await;
+    let started = start_as(&env, &token, json!({ "pool_id": shared })).await;
     assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
     assert_eq!(started.body["organization_id"], json!(env.org));
     env.join(org_b, student, "student").await;
     let tests = env.count("test_sessions").await;
-    let ambiguous = call(
-        &env,
-        &token,
-        Method::POST,
-        "/v1/tests",
-        Some(json!({ "pool_id": shared })),
-    )
-    .await;
+    let ambiguous = start_as(&env, &token, json!({ "pool_id": shared })).await;
     assert!(ambiguous.problem(422).contains("organization_id"));
     let elsewhere = json!({ "pool_id": shared, "organization_id": Uuid::new_v4() });
-    call(&env, &token, Method::POST, "/v1/tests", Some(elsewhere))
-        .await
-        .problem(404);
+    start_as(&env, &token, elsewhere).await.problem(404);
     let wrong = json!({ "pool_id": own, "organization_id": org_b });
-    call(&env, &token, Method::POST, "/v1/tests", Some(wrong))
-        .await
-        .problem(422);
+    start_as(&env, &token, wrong).await.problem(422);
     assert_eq!(env.count("test_sessions").await, tests, "nothing written");
     let chosen = json!({ "pool_id": shared, "organization_id": org_b });
-    let in_b = call(&env, &token, Method::POST, "/v1/tests", Some(chosen)).await;
+    let in_b = start_as(&env, &token, chosen).await;
     assert_eq!(in_b.status, StatusCode::CREATED, "{}", in_b.body);
     assert_eq!(in_b.body["organization_id"], json!(org_b));
 
     // Someone of no organization takes a personal test: theirs and the platform's alone.
-    let (_, loner) = {
-        let id = lectern::store::users::ensure(env.app.db(), &new_email(), "student")
-            .await
-            .unwrap();
-        (id, env.sign_in(id, Role::Student).await)
-    };
-    let personal = call(
-        &env,
-        &loner,
-        Method::POST,
-        "/v1/tests",
-        Some(json!({ "pool_id": shared })),
-    )
-    .await;
+    let (_, loner) = account(&env).await;
+    let personal = start_as(&env, &loner, json!({ "pool_id": shared })).await;
     assert_eq!(personal.status, StatusCode::CREATED, "{}", personal.body);
     assert_eq!(personal.body["organization_id"], Value::Null);
     let report = format!("/v1/tests/{}", personal.body["test_id"].as_str().unwrap());
