@@ -55,6 +55,36 @@ async fn postgres_down_gives_503_and_writes_nothing_to_redis() {
         .post("/v1/tests", json!({ "pool_id": uuid::Uuid::new_v4() }))
         .await;
     r.problem(503);
+    // Where a caller stands is read from PostgreSQL: without it, nobody is
+    // let in or out of an organization, and nobody is guessed into one.
+    for (path, body) in [
+        (
+            "/v1/organizations".to_owned(),
+            json!({ "name": "n", "slug": "nn" }),
+        ),
+        (
+            format!("/v1/organizations/{}/members", env.org),
+            json!({ "user_id": env.admin, "role": "teacher" }),
+        ),
+        (
+            "/v1/invitations/accept".to_owned(),
+            json!({ "code": "x".repeat(43) }),
+        ),
+    ] {
+        assert!(
+            env.post(&path, body)
+                .await
+                .problem(503)
+                .contains("PostgreSQL"),
+            "{path}"
+        );
+    }
+    assert!(
+        env.get(&format!("/v1/students/{}/tests", env.admin))
+            .await
+            .problem(503)
+            .contains("PostgreSQL")
+    );
     assert!(env.test_entries().await.is_empty());
 }
 
