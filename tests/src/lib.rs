@@ -512,12 +512,25 @@ impl TestEnv {
         out
     }
 
+    /// A new account (not a platform admin) that belongs to no organization.
+    pub async fn account(&self) -> Uuid {
+        lectern::store::users::ensure(self.app.db(), &new_email(), "student")
+            .await
+            .unwrap()
+    }
+
+    /// A new member of `org` with `role` (`org_admin`, `teacher`, `student`)
+    /// and a session: (id, token).
+    pub async fn member(&self, org: Uuid, role: &str) -> (Uuid, String) {
+        let id = self.account().await;
+        self.join(org, id, role).await;
+        (id, self.sign_in(id, Role::Student).await)
+    }
+
     /// A user to take tests as: a student of [`TestEnv::org`] enrolled in
     /// [`TestEnv::class`] (requests still go out as the admin).
     pub async fn student(&self) -> Uuid {
-        let id = lectern::store::users::ensure(self.app.db(), &new_email(), "student")
-            .await
-            .unwrap();
+        let id = self.account().await;
         self.join(self.org, id, "student").await;
         self.enroll(self.class, id).await;
         id

@@ -44,10 +44,14 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
             axum::extract::Path::<String>::from_request_parts(parts, state)
                 .await
                 .map_err(|e| ApiError::not_found(e.body_text()))?;
-        raw.parse().map(IdPath).map_err(|_| {
-            ApiError::not_found(format!("{raw:?} is not a valid id (expected a UUID)"))
-        })
+        uuid_segment(&raw).map(IdPath)
     }
+}
+
+/// A path segment that must be a UUID: anything else names nothing (404).
+fn uuid_segment(raw: &str) -> Result<Uuid, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::not_found(format!("{raw:?} is not a valid id (expected a UUID)")))
 }
 
 /// The `{id}` and `{user_id}` of a path (`/v1/classes/{id}/students/{user_id}`),
@@ -62,12 +66,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdUserPath {
             axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
                 .await
                 .map_err(|e| ApiError::not_found(e.body_text()))?;
-        let parse = |raw: &str| {
-            raw.parse().map_err(|_| {
-                ApiError::not_found(format!("{raw:?} is not a valid id (expected a UUID)"))
-            })
-        };
-        Ok(IdUserPath(parse(&id)?, parse(&user)?))
+        Ok(IdUserPath(uuid_segment(&id)?, uuid_segment(&user)?))
     }
 }
 

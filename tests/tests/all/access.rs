@@ -88,18 +88,18 @@ impl World {
         env.enroll(class, owner).await;
         let (classmate, _) = env.user(Role::Student).await;
         let (teacher, _) = env.user(Role::Teacher).await;
-        let other_teacher = account(&env).await;
+        let other_teacher = env.account().await;
         env.join(org, other_teacher, "teacher").await;
         let class2 = env.new_class(org).await;
         env.assign(class2, other_teacher).await;
-        let org_admin = account(&env).await;
+        let org_admin = env.account().await;
         env.join(org, org_admin, "org_admin").await;
         let org_b = env.new_org().await;
-        let outsider = account(&env).await;
+        let outsider = env.account().await;
         env.join(org_b, outsider, "student").await;
         let class_b = env.new_class(org_b).await;
         env.enroll(class_b, outsider).await;
-        let other_org_admin = account(&env).await;
+        let other_org_admin = env.account().await;
         env.join(org_b, other_org_admin, "org_admin").await;
         Self {
             env,
@@ -176,7 +176,7 @@ impl World {
 
     /// A new account that is a member of A with `role` (`None`: of nothing).
     async fn member(&self, role: Option<&str>) -> Uuid {
-        let id = account(&self.env).await;
+        let id = self.env.account().await;
         if let Some(role) = role {
             self.env.join(self.org, id, role).await;
         }
@@ -222,12 +222,6 @@ impl World {
 }
 
 /// A new account, member of nothing.
-async fn account(env: &TestEnv) -> Uuid {
-    lectern::store::users::ensure(env.app.db(), &new_email(), "student")
-        .await
-        .unwrap()
-}
-
 fn lesson() -> Value {
     json!({ "course_id": "c", "module_index": 0, "sub_topic_index": 0, "total_segments": 3 })
 }

@@ -60,21 +60,6 @@ async fn start_as(env: &TestEnv, token: &str, body: Value) -> Resp {
     call(env, token, Method::POST, "/v1/tests", Some(body)).await
 }
 
-/// A new account of no organization, and a fresh session.
-async fn account(env: &TestEnv) -> (Uuid, String) {
-    let id = lectern::store::users::ensure(env.app.db(), &new_email(), "student")
-        .await
-        .unwrap();
-    (id, env.sign_in(id, Role::Student).await)
-}
-
-/// A member of `org` with `role` (by SQL) and a fresh session.
-async fn member(env: &TestEnv, org: Uuid, role: &str) -> (Uuid, String) {
-    let (id, token) = account(env).await;
-    env.join(org, id, role).await;
-    (id, token)
-}
-
 #[tokio::test]
 async fn the_data_before_tenancy_moves_into_the_default_organization() {
     let env = TestEnv::new().await;
@@ -171,9 +156,9 @@ async fn a_student_of_two_organizations_has_a_record_in_each_that_the_other_cann
     let class_b = env.new_class(org_b).await;
     env.enroll(class_b, student).await;
     let (_, teacher_a) = env.user(Role::Teacher).await;
-    let (teacher_b_id, teacher_b) = member(&env, org_b, "teacher").await;
+    let (teacher_b_id, teacher_b) = env.member(org_b, "teacher").await;
     env.assign(class_b, teacher_b_id).await;
-    let (_, admin_b) = member(&env, org_b, "org_admin").await;
+    let (_, admin_b) = env.member(org_b, "org_admin").await;
     let (pool_a, pool_b) = (
         pool_of(&env, Some(org_a), 40).await,
         pool_of(&env, Some(org_b), 40).await,
@@ -345,12 +330,12 @@ async fn shared_pools_serve_every_organization_and_change_only_by_platform_admin
     assert_eq!(in_b.body["organization_id"], json!(org_b));
 
     // Someone of no organization takes a personal test: theirs and the platform's alone.
-    let (_, loner) = account(&env).await;
+    let loner = env.sign_in(env.account().await, Role::Student).await;
     let personal = start_as(&env, &loner, json!({ "pool_id": shared })).await;
     assert_eq!(personal.status, StatusCode::CREATED, "{}", personal.body);
     assert_eq!(personal.body["organization_id"], Value::Null);
     let report = format!("/v1/tests/{}", personal.body["test_id"].as_str().unwrap());
-    let (_, org_admin) = member(&env, env.org, "org_admin").await;
+    let (_, org_admin) = env.member(env.org, "org_admin").await;
     call(&env, &org_admin, Method::GET, &report, None)
         .await
         .problem(404);

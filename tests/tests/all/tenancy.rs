@@ -11,24 +11,10 @@ use lectern_tests::{Resp, TestEnv, new_email};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-/// A new account, member of nothing.
-async fn account(env: &TestEnv) -> Uuid {
-    lectern::store::users::ensure(env.app.db(), &new_email(), "student")
-        .await
-        .unwrap()
-}
-
 /// A new account with a session, member of nothing: (id, token).
 async fn signed(env: &TestEnv) -> (Uuid, String) {
-    let id = account(env).await;
+    let id = env.account().await;
     (id, env.sign_in(id, Role::Student).await)
-}
-
-/// A new org admin of `org`: (id, token).
-async fn org_admin(env: &TestEnv, org: Uuid) -> (Uuid, String) {
-    let (id, token) = signed(env).await;
-    env.join(org, id, "org_admin").await;
-    (id, token)
 }
 
 /// What the management routes write: to show a refused request wrote nothing.
@@ -179,7 +165,7 @@ async fn platform_admins_create_organizations_and_members_see_theirs() {
     .await;
     assert!(detail.contains(&slug), "{detail}");
     // Only platform admins create organizations.
-    let (_, school_admin) = org_admin(&env, env.org).await;
+    let (_, school_admin) = env.member(env.org, "org_admin").await;
     refused(
         &env,
         &school_admin,
@@ -248,11 +234,11 @@ async fn platform_admins_create_organizations_and_members_see_theirs() {
 async fn org_admins_add_members_change_roles_and_remove_them() {
     let env = TestEnv::new().await;
     let org = env.org;
-    let (_, admin) = org_admin(&env, org).await;
+    let (_, admin) = env.member(org, "org_admin").await;
     let members = format!("/v1/organizations/{org}/members");
 
     // By id and by email (matched trimmed and in lower case).
-    let by_id = account(&env).await;
+    let by_id = env.account().await;
     let r = post(
         &env,
         &admin,
@@ -319,7 +305,7 @@ async fn org_admins_add_members_change_roles_and_remove_them() {
     )
     .await;
     assert!(detail.contains("nobody@example.test"), "{detail}");
-    let someone = account(&env).await;
+    let someone = env.account().await;
     for body in [
         json!({ "role": "student" }),
         json!({ "user_id": someone, "email": email, "role": "student" }),
@@ -410,7 +396,7 @@ async fn org_admins_add_members_change_roles_and_remove_them() {
         )
         .await;
     }
-    let stranger = account(&env).await;
+    let stranger = env.account().await;
     refused(
         &env,
         &admin,
@@ -506,7 +492,7 @@ async fn org_admins_add_members_change_roles_and_remove_them() {
 async fn the_last_org_admin_is_neither_demoted_nor_removed() {
     let env = TestEnv::new().await;
     let org = env.new_org().await;
-    let (only, admin) = org_admin(&env, org).await;
+    let (only, admin) = env.member(org, "org_admin").await;
     let path = format!("/v1/organizations/{org}/members/{only}");
     for role in ["teacher", "student"] {
         let detail = refused(
@@ -542,7 +528,7 @@ async fn the_last_org_admin_is_neither_demoted_nor_removed() {
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     // With a second org admin, either may go.
-    let (second, _) = org_admin(&env, org).await;
+    let (second, _) = env.member(org, "org_admin").await;
     let r = call(
         &env,
         &admin,
@@ -582,8 +568,8 @@ async fn concurrent_demotions_of_the_last_two_org_admins_leave_one() {
     let env = TestEnv::new().await;
     for round in 0..6 {
         let org = env.new_org().await;
-        let (a, a_token) = org_admin(&env, org).await;
-        let (b, b_token) = org_admin(&env, org).await;
+        let (a, a_token) = env.member(org, "org_admin").await;
+        let (b, b_token) = env.member(org, "org_admin").await;
         let at = |user: Uuid| format!("/v1/organizations/{org}/members/{user}");
         let (method, body) = if round % 2 == 0 {
             (Method::PATCH, Some(json!({ "role": "student" })))
@@ -621,8 +607,8 @@ async fn concurrent_demotions_of_the_last_two_org_admins_leave_one() {
     // A platform admin demoting both at once: one goes, the last stays.
     for round in 0..4 {
         let org = env.new_org().await;
-        let (a, _) = org_admin(&env, org).await;
-        let (b, _) = org_admin(&env, org).await;
+        let (a, _) = env.member(org, "org_admin").await;
+        let (b, _) = env.member(org, "org_admin").await;
         let platform = env.admin_token();
         let body = Some(json!({ "role": "teacher" }));
         let (to_a, to_b) = (
@@ -662,7 +648,7 @@ async fn concurrent_demotions_of_the_last_two_org_admins_leave_one() {
 async fn classes_their_teachers_and_students() {
     let env = TestEnv::new().await;
     let org = env.org;
-    let (_, admin) = org_admin(&env, org).await;
+    let (_, admin) = env.member(org, "org_admin").await;
     let r = post(
         &env,
         &admin,
@@ -722,9 +708,9 @@ async fn classes_their_teachers_and_students() {
     )
     .await;
     let other_org = env.new_org().await;
-    let foreign_teacher = account(&env).await;
+    let foreign_teacher = env.account().await;
     env.join(other_org, foreign_teacher, "teacher").await;
-    for user in [foreign_teacher, account(&env).await, Uuid::new_v4()] {
+    for user in [foreign_teacher, env.account().await, Uuid::new_v4()] {
         refused(
             &env,
             &admin,
@@ -737,7 +723,7 @@ async fn classes_their_teachers_and_students() {
         .await;
     }
     // Assigning teachers is the org admins' (a teacher is refused, even of the class).
-    let colleague = account(&env).await;
+    let colleague = env.account().await;
     env.join(org, colleague, "teacher").await;
     refused(
         &env,
@@ -775,9 +761,9 @@ async fn classes_their_teachers_and_students() {
         "already-enrolled",
     )
     .await;
-    let foreign_student = account(&env).await;
+    let foreign_student = env.account().await;
     env.join(other_org, foreign_student, "student").await;
-    for user in [foreign_student, account(&env).await] {
+    for user in [foreign_student, env.account().await] {
         let detail = refused(
             &env,
             &teacher_token,
@@ -792,7 +778,7 @@ async fn classes_their_teachers_and_students() {
     }
     // A teacher of another class of the organization: forbidden; a student too.
     let (_, other_teacher) = env.user(Role::Teacher).await;
-    let newcomer = account(&env).await;
+    let newcomer = env.account().await;
     env.join(org, newcomer, "student").await;
     for token in [&other_teacher, &student_token] {
         refused(
@@ -821,7 +807,7 @@ async fn classes_their_teachers_and_students() {
     get(&env, &other_teacher, &format!("/v1/classes/{algebra}"))
         .await
         .problem(403);
-    let (_, outsider) = org_admin(&env, other_org).await;
+    let (_, outsider) = env.member(other_org, "org_admin").await;
     let r = get(&env, &outsider, &format!("/v1/classes/{algebra}")).await;
     r.problem(404);
     assert_eq!(r.slug(), "class-not-found");
@@ -922,7 +908,7 @@ async fn classes_their_teachers_and_students() {
 async fn invitation_codes_enroll_whoever_holds_them() {
     let env = TestEnv::new().await;
     let org = env.org;
-    let (_, admin) = org_admin(&env, org).await;
+    let (_, admin) = env.member(org, "org_admin").await;
     let class = env.new_class(org).await;
     let invitations = format!("/v1/classes/{class}/invitations");
 
@@ -1116,7 +1102,7 @@ async fn refused_post(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_use_code_accepted_twice_at_once_admits_one() {
     let env = TestEnv::new().await;
-    let (_, admin) = org_admin(&env, env.org).await;
+    let (_, admin) = env.member(env.org, "org_admin").await;
     for round in 0..8 {
         let class = env.new_class(env.org).await;
         let r = post(
@@ -1202,7 +1188,7 @@ async fn a_single_use_code_accepted_twice_at_once_admits_one() {
 #[tokio::test]
 async fn a_role_change_counts_from_the_next_request() {
     let env = TestEnv::new().await;
-    let (_, admin) = org_admin(&env, env.org).await;
+    let (_, admin) = env.member(env.org, "org_admin").await;
     let (teacher, teacher_token) = env.user(Role::Teacher).await;
     let (student, _) = env.user(Role::Student).await;
     let history = format!("/v1/students/{student}/tests");
@@ -1269,7 +1255,7 @@ async fn a_role_change_counts_from_the_next_request() {
 async fn an_organizations_stats_count_what_it_holds() {
     let env = TestEnv::new().await;
     let org = env.org;
-    let (_, admin) = org_admin(&env, org).await;
+    let (_, admin) = env.member(org, "org_admin").await;
     env.user(Role::Teacher).await;
     let (_, student_token) = env.user(Role::Student).await;
     env.user(Role::Student).await;
