@@ -6,7 +6,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::services::{auth, cache_admin, cat, orgs, pools, students, teach};
+use crate::services::{assessments, auth, cache_admin, cat, orgs, pools, students, teach};
 use crate::store::StoreError;
 
 /// An HTTP error with a stable problem type.
@@ -163,6 +163,14 @@ impl From<cat::Error> for ApiError {
             E::SubmitInProgress(_) => Self::conflict("submit-in-progress", detail),
             E::Contended(_) => Self::conflict("conflict", detail),
             E::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            E::DesignIsStaffs => Self::new(StatusCode::FORBIDDEN, "design-is-staffs", detail),
+            E::AssignmentNotFound(_) => Self::not_found(detail),
+            E::NotAssigned(_) => Self::new(StatusCode::FORBIDDEN, "not-assigned", detail),
+            E::OutsideWindow { .. } => Self::conflict("outside-window", detail),
+            E::NoAttemptsLeft(_) => Self::conflict("no-attempts-left", detail),
+            E::AttemptRunning(_) => Self::conflict("attempt-in-progress", detail),
+            E::AttemptTaken => Self::conflict("attempt-taken", detail),
+            E::DeadlinePassed(_) => Self::conflict("deadline-passed", detail),
             E::Store(s) => s.into(),
         }
     }
@@ -209,6 +217,19 @@ impl From<orgs::Error> for ApiError {
             E::NotStaff(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "not-staff", detail),
             E::InvitationExpired => Self::new(StatusCode::GONE, "invitation-expired", detail),
             E::InvitationUsedUp => Self::new(StatusCode::GONE, "invitation-used-up", detail),
+            E::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<assessments::Error> for ApiError {
+    fn from(e: assessments::Error) -> Self {
+        use assessments::Error as E;
+        let detail = e.to_string();
+        match e {
+            E::Invalid(_) => Self::invalid(detail),
+            E::NotFound(_) => Self::not_found(detail),
+            E::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
             E::Store(s) => s.into(),
         }
     }

@@ -3,6 +3,7 @@
 //! route table that template.yaml and openapi.yaml must agree with.
 
 pub mod access;
+pub mod assessments;
 pub mod auth;
 pub mod cache_admin;
 pub mod end;
@@ -190,6 +191,7 @@ pub const FUNCTIONS: &[(&str, Routes)] = &[
     ("auth", auth::routes),
     ("cache-admin", cache_admin::routes),
     ("orgs", orgs::routes),
+    ("assessments", assessments::routes),
 ];
 
 /// Every route in one router: the local server.

@@ -27,33 +27,57 @@ pub fn routes() -> Router<App> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Body {
-    pool_id: Uuid,
+    #[serde(default, deserialize_with = "crate::wire::some")]
+    pool_id: Option<Uuid>,
+    #[serde(default, deserialize_with = "crate::wire::some")]
+    assignment_id: Option<Uuid>,
     #[serde(default, deserialize_with = "crate::wire::some")]
     student_id: Option<Uuid>,
     #[serde(default, deserialize_with = "crate::wire::some")]
     organization_id: Option<Uuid>,
-    #[serde(default)]
-    config: TestConfigInput,
+    #[serde(default, deserialize_with = "crate::wire::some")]
+    config: Option<TestConfigInput>,
 }
 
-/// The test is the caller's; staff may start one for a student they teach or administer.
+/// An attempt at an assignment (`assignment_id`: the design is the
+/// assessment's), or an ad-hoc test on a pool (`pool_id`): the caller's own,
+/// or, for staff, a student's they teach or administer, with a `config` of
+/// their choosing.
 async fn start(
     State(app): State<App>,
     caller: Caller,
     Json(body): Json<Body>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let config = TestConfig::resolve(body.config)?;
-    let started = cat::start(
-        &app,
-        &caller,
-        StartRequest {
-            pool_id: body.pool_id,
-            student_id: body.student_id,
-            organization_id: body.organization_id,
-            config,
-        },
-    )
-    .await?;
+    let started = match (body.assignment_id, body.pool_id) {
+        (Some(assignment), None) => {
+            if body.student_id.is_some() || body.organization_id.is_some() || body.config.is_some()
+            {
+                return Err(ApiError::invalid(
+                    "an attempt at an assignment takes only assignment_id: its design, student and organization are the assignment's",
+                ));
+            }
+            cat::start_attempt(&app, &caller, assignment).await?
+        }
+        (None, Some(pool_id)) => {
+            let config = body.config.map(TestConfig::resolve).transpose()?;
+            cat::start(
+                &app,
+                &caller,
+                StartRequest {
+                    pool_id,
+                    student_id: body.student_id,
+                    organization_id: body.organization_id,
+                    config,
+                },
+            )
+            .await?
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "give either pool_id (an ad-hoc test) or assignment_id (an attempt at an assignment)",
+            ));
+        }
+    };
     let location = format!("/v1/tests/{}", started.test_id);
     Ok((
         StatusCode::CREATED,

@@ -2,6 +2,7 @@
 //! the engine or the orchestrator called, and storage read and written. One
 //! module per use case; the handlers in `api` call one function here each.
 
+pub mod assessments;
 pub mod auth;
 pub mod cache_admin;
 pub mod cat;

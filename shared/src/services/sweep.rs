@@ -30,6 +30,8 @@ pub struct SweepReport {
     pub abandoned: u64,
     /// Batches examined.
     pub batches: u64,
+    /// Tests past their deadline ended as timed out.
+    pub timed_out: u64,
 }
 
 /// Tests still active (a count over the partial index on active tests).
@@ -46,12 +48,19 @@ pub async fn sweep(app: &App) -> Result<SweepReport, StoreError> {
 pub async fn sweep_in_batches(app: &App, batch: i64) -> Result<SweepReport, StoreError> {
     let batch = batch.max(1);
     let mut report = SweepReport::default();
-    let result = run(app, batch, &mut report).await;
+    let result = match crate::services::cat::time_out_overdue(app).await {
+        Ok(n) => {
+            report.timed_out = n;
+            run(app, batch, &mut report).await
+        }
+        Err(e) => Err(e),
+    };
     match &result {
         Ok(()) => tracing::info!(
             checked = report.checked,
             abandoned = report.abandoned,
             batches = report.batches,
+            timed_out = report.timed_out,
             "sweep done"
         ),
         // What was abandoned before the failure was decided on full information and stands.

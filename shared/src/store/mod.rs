@@ -1,6 +1,7 @@
 //! All I/O: Redis keys and scripts, PostgreSQL queries. Nothing above this
 //! module talks to a server directly.
 
+pub mod assessments;
 pub mod auth;
 pub mod cache;
 pub mod catalog;

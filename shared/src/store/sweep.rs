@@ -11,7 +11,8 @@ use super::redis::RedisStore;
 
 /// The condition a test must meet to be abandoned, with `$2` the idle limit in
 /// seconds: checked when candidates are picked and again when they are updated.
-const IDLE: &str = "status = 'active'
+/// A timed test is closed by its deadline instead.
+const IDLE: &str = "status = 'active' AND deadline IS NULL
     AND updated_at < now() - make_interval(secs => $2)
     AND (keep_until IS NULL OR keep_until < now())";
 
@@ -96,4 +97,18 @@ pub async fn abandon(
         )
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Up to `limit` running tests whose deadline has passed, oldest deadline first.
+pub async fn overdue(db: &Pool, limit: i64) -> Result<Vec<Uuid>, StoreError> {
+    let client = db.get().await?;
+    let rows = client
+        .query(
+            "SELECT id FROM test_sessions
+             WHERE deadline < now() AND status IN ('active', 'completed')
+             ORDER BY deadline LIMIT $1",
+            &[&limit],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }

@@ -62,6 +62,10 @@ pub enum OrgOf {
     Pool(Uuid),
     /// The organization itself (not found when there is none with this id).
     Organization(Uuid),
+    /// The organization of this assessment.
+    Assessment(Uuid),
+    /// The organization of this assignment; its class is the class asked about.
+    Assignment(Uuid),
 }
 
 /// How a caller stands to one resource of one organization.
@@ -105,9 +109,19 @@ pub async fn standing(
             "SELECT id AS org_id FROM organizations WHERE id = $2",
             Some(id),
         ),
+        OrgOf::Assessment(id) => ("SELECT org_id FROM assessments WHERE id = $2", Some(id)),
+        OrgOf::Assignment(id) => (
+            "SELECT org_id, class_id FROM assignments WHERE id = $2",
+            Some(id),
+        ),
+    };
+    let class_of = match org {
+        OrgOf::Assignment(_) => "coalesce($4::uuid, (SELECT class_id FROM r))",
+        _ => "$4::uuid",
     };
     let sql = format!(
-        "WITH r AS ({resource}), o AS (SELECT (SELECT org_id FROM r) AS org_id)
+        "WITH r AS ({resource}),
+              o AS (SELECT (SELECT org_id FROM r) AS org_id, {class_of} AS class_id)
          SELECT EXISTS (SELECT 1 FROM r) AS found, o.org_id,
                 coalesce((SELECT role = 'admin' FROM users WHERE id = $1), false) AS platform_admin,
                 (SELECT m.role FROM memberships m WHERE m.user_id = $1 AND m.org_id = o.org_id) AS org_role,
@@ -117,7 +131,7 @@ pub async fn standing(
                         JOIN class_students s ON s.class_id = t.class_id
                         WHERE t.user_id = $1 AND s.user_id = $3 AND t.org_id = o.org_id) AS teaches_student,
                 EXISTS (SELECT 1 FROM class_teachers t
-                        WHERE t.user_id = $1 AND t.class_id = $4 AND t.org_id = o.org_id) AS teaches_class
+                        WHERE t.user_id = $1 AND t.class_id = o.class_id AND t.org_id = o.org_id) AS teaches_class
          FROM o"
     );
     let client = db.get().await?;

@@ -33,6 +33,8 @@ pub enum TestStatus {
     Ended,
     /// Given up on by the sweeper.
     Abandoned,
+    /// Ended by its deadline: final results written from the answers in time.
+    TimedOut,
 }
 
 impl TestStatus {
@@ -43,15 +45,22 @@ impl TestStatus {
             TestStatus::Completed => "completed",
             TestStatus::Ended => "ended",
             TestStatus::Abandoned => "abandoned",
+            TestStatus::TimedOut => "timed_out",
         }
     }
 
-    fn parse(s: &str) -> Result<Self, StoreError> {
+    /// Whether final results are written (ended, or timed out).
+    pub fn is_final(self) -> bool {
+        matches!(self, TestStatus::Ended | TestStatus::TimedOut)
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
         Ok(match s {
             "active" => TestStatus::Active,
             "completed" => TestStatus::Completed,
             "ended" => TestStatus::Ended,
             "abandoned" => TestStatus::Abandoned,
+            "timed_out" => TestStatus::TimedOut,
             other => {
                 return Err(StoreError::Corrupt(format!(
                     "unknown test status {other:?}"
@@ -98,6 +107,14 @@ pub struct TestRecord {
     pub ended_at: Option<OffsetDateTime>,
     /// Kept alive by an administrator until then, whatever the sliding TTL says.
     pub keep_until: Option<OffsetDateTime>,
+    /// The assignment it is an attempt at.
+    pub assignment_id: Option<Uuid>,
+    /// Which attempt.
+    pub attempt: Option<i32>,
+    /// No answer counts after this.
+    pub deadline: Option<OffsetDateTime>,
+    /// Whether its assignment's results are released.
+    pub released: bool,
 }
 
 fn record(row: &Row) -> Result<TestRecord, StoreError> {
@@ -125,6 +142,10 @@ fn record(row: &Row) -> Result<TestRecord, StoreError> {
         started_at: row.get("started_at"),
         ended_at: row.get("ended_at"),
         keep_until: row.get("keep_until"),
+        assignment_id: row.get("assignment_id"),
+        attempt: row.get("attempt"),
+        deadline: row.get("deadline"),
+        released: row.get("released"),
     })
 }
 
@@ -141,6 +162,8 @@ pub struct ResponseRecord {
     pub correct: bool,
     /// Estimate after this response.
     pub after: Estimate,
+    /// When its question was served (`None` before assessments were recorded).
+    pub served_at: Option<OffsetDateTime>,
     /// When it was recorded.
     pub answered_at: OffsetDateTime,
 }
@@ -174,8 +197,9 @@ pub async fn insert(db: &Pool, t: &NewTest<'_>) -> Result<(), StoreError> {
     let statement = client
         .prepare_cached(
             "INSERT INTO test_sessions (id, pool_id, pool_version, student_id, status, config, seed,
-                                        prior_mean, prior_sd, theta, se, current_question, org_id)
-             VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $7, $8, $9, $10)",
+                                        prior_mean, prior_sd, theta, se, current_question, org_id,
+                                        served_at)
+             VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $7, $8, $9, $10, now())",
         )
         .await?;
     client
@@ -212,14 +236,19 @@ pub async fn snapshot(
         .start()
         .await?;
     let Some(row) = tx
-        .query_opt("SELECT * FROM test_sessions WHERE id = $1", &[&id])
+        .query_opt(
+            "SELECT s.*, a.released_at IS NOT NULL AS released
+             FROM test_sessions s LEFT JOIN assignments a ON a.id = s.assignment_id
+             WHERE s.id = $1",
+            &[&id],
+        )
         .await?
     else {
         return Ok(None);
     };
     let rows = tx
         .query(
-            "SELECT seq, question_id, response, correct, theta_after, se_after, answered_at
+            "SELECT seq, question_id, response, correct, theta_after, se_after, served_at, answered_at
              FROM test_responses WHERE session_id = $1 ORDER BY seq",
             &[&id],
         )
@@ -236,6 +265,7 @@ pub async fn snapshot(
                 theta: r.get("theta_after"),
                 se: r.get("se_after"),
             },
+            served_at: r.get("served_at"),
             answered_at: r.get("answered_at"),
         })
         .collect();
@@ -277,16 +307,19 @@ pub async fn record_answer(
     let statement = client
         .prepare_cached(
             "WITH moved AS (
-                 UPDATE test_sessions
-                 SET items_answered = items_answered + 1,
-                     correct_count = correct_count + $5::boolean::int,
-                     theta = $8, se = $9, status = $10, current_question = $11, updated_at = now()
-                 WHERE id = $1 AND status = 'active' AND items_answered = $2
-                 RETURNING id
+                 UPDATE test_sessions t
+                 SET items_answered = t.items_answered + 1,
+                     correct_count = t.correct_count + $5::boolean::int,
+                     theta = $8, se = $9, status = $10, current_question = $11,
+                     served_at = now(), updated_at = now()
+                 FROM (SELECT served_at FROM test_sessions WHERE id = $1) AS before
+                 WHERE t.id = $1 AND t.status = 'active' AND t.items_answered = $2
+                   AND (t.deadline IS NULL OR now() <= t.deadline)
+                 RETURNING t.id, before.served_at
              )
              INSERT INTO test_responses (session_id, seq, question_id, response, correct,
-                                         theta_before, se_before, theta_after, se_after)
-             SELECT id, $2 + 1, $3, $4, $5, $6, $7, $8, $9 FROM moved",
+                                         theta_before, se_before, theta_after, se_after, served_at)
+             SELECT id, $2 + 1, $3, $4, $5, $6, $7, $8, $9, served_at FROM moved",
         )
         .await?;
     let inserted = client
@@ -318,13 +351,16 @@ pub struct Final<'a> {
     pub concepts: &'a [(String, Estimate, usize)],
 }
 
-/// Ends a test that still has `answered` responses, writes its final results and
-/// the student's long-term proficiency; returns the end time, or `None` when the
-/// test moved on meanwhile (and nothing was written).
+/// Ends a test (as `status`: ended or timed out) that still has `answered`
+/// responses, writes its final results and, when `apply`, the student's
+/// long-term proficiency (an exam's wait for its release); returns the end
+/// time, or `None` when the test moved on meanwhile (and nothing was written).
 pub async fn finish(
     db: &Pool,
     t: &TestRecord,
     f: &Final<'_>,
+    status: TestStatus,
+    apply: bool,
 ) -> Result<Option<OffsetDateTime>, StoreError> {
     let concepts_json: serde_json::Map<String, serde_json::Value> = f
         .concepts
@@ -342,8 +378,8 @@ pub async fn finish(
     let Some(ended) = tx
         .query_opt(
             "UPDATE test_sessions
-             SET status = 'ended', theta = $3, se = $4, concepts = $5, current_question = NULL,
-                 ended_at = now(), updated_at = now()
+             SET status = $6, theta = $3, se = $4, concepts = $5, current_question = NULL,
+                 proficiency_applied = $7, ended_at = now(), updated_at = now()
              WHERE id = $1 AND status IN ('active', 'completed') AND items_answered = $2
              RETURNING ended_at",
             &[
@@ -352,13 +388,15 @@ pub async fn finish(
                 &f.overall.theta,
                 &f.overall.se,
                 &concepts_json,
+                &status.as_str(),
+                &apply,
             ],
         )
         .await?
     else {
         return Ok(None);
     };
-    if let (Some(student), true) = (t.student_id, t.items_answered > 0) {
+    if let (Some(student), true, true) = (t.student_id, t.items_answered > 0, apply) {
         let upsert = tx
             .prepare(
                 "INSERT INTO student_proficiencies (student_id, org_id, concept, theta, se, n)

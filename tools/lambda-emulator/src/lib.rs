@@ -40,6 +40,7 @@ use uuid::Uuid;
 /// test keeps this list equal to the directory, so a new function cannot be
 /// left out of the emulator tests or the cold-start table.
 pub const FUNCTIONS: &[&str] = &[
+    "assessments",
     "auth",
     "cache-admin",
     "end",

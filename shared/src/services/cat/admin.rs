@@ -370,7 +370,7 @@ async fn rebuild(app: &App, id: Uuid) -> Result<Inspection, Error> {
             records::overwrite_state(app.redis(), id, (state.seq, &state.body()), ttl).await?;
             app.stale_tests().clear(id);
         }
-        TestStatus::Ended | TestStatus::Abandoned => {
+        TestStatus::Ended | TestStatus::Abandoned | TestStatus::TimedOut => {
             records::delete_state(app.redis(), id).await?;
             app.stale_tests().clear(id);
         }

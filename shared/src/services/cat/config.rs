@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::Error;
+use super::design::{DesignInput, ItemRange, Level, Mode, Scale};
 use crate::store::pools::PoolBank;
 use lectern_engine::{self as engine, EstimatorKind, Start};
 
@@ -82,6 +83,24 @@ pub struct TestConfig {
     /// Fixed θ to choose the first item at; `None` starts from the student's proficiency.
     #[serde(default)]
     pub start_theta: Option<f64>,
+    /// Practice (feedback after each answer) or exam (none until released).
+    #[serde(default)]
+    pub mode: Mode,
+    /// Items per concept name, honoured by selection.
+    #[serde(default)]
+    pub blueprint: BTreeMap<String, ItemRange>,
+    /// Groups of question ids never given in one test.
+    #[serde(default)]
+    pub enemies: Vec<Vec<String>>,
+    /// Seconds from start to the deadline (before any accommodation).
+    #[serde(default)]
+    pub time_limit_s: Option<i64>,
+    /// Performance levels, lowest first; the test stops once θ's interval lies in one.
+    #[serde(default)]
+    pub levels: Vec<Level>,
+    /// The reported scale score.
+    #[serde(default)]
+    pub scale: Option<Scale>,
 }
 
 /// At most this many concepts in `content_balance`.
@@ -93,6 +112,28 @@ impl TestConfig {
     /// Applies defaults and checks ranges (what needs the pool is checked by
     /// [`TestConfig::check_against`]).
     pub fn resolve(input: TestConfigInput) -> Result<Self, Error> {
+        Self::resolve_for(input, false)
+    }
+
+    /// An assessment's configuration: the engine's, then the rest of its design.
+    pub fn designed(input: TestConfigInput, design: DesignInput) -> Result<Self, Error> {
+        design.check()?;
+        if !design.levels.is_empty() && input.cut_score.is_some() {
+            return Err(Error::InvalidConfig(
+                "config.cut_score and levels both classify: give levels only (a single cut is two levels)".into(),
+            ));
+        }
+        let mut config = Self::resolve_for(input, !design.levels.is_empty())?;
+        config.mode = design.mode;
+        config.blueprint = design.blueprint;
+        config.enemies = design.enemies;
+        config.time_limit_s = design.time_limit_s;
+        config.levels = design.levels;
+        config.scale = design.scale;
+        Ok(config)
+    }
+
+    fn resolve_for(input: TestConfigInput, levels: bool) -> Result<Self, Error> {
         let max_items = input.max_items.unwrap_or(20);
         let min_items = input.min_items.unwrap_or(5.min(max_items));
         let se_target = input.se_target.unwrap_or(Some(0.3));
@@ -141,8 +182,8 @@ impl TestConfig {
         {
             return bad(format!("config.cut_score must be from -6 to 6 (got {cut})"));
         }
-        if input.confidence.is_some() && input.cut_score.is_none() {
-            return bad("config.confidence needs config.cut_score".into());
+        if input.confidence.is_some() && input.cut_score.is_none() && !levels {
+            return bad("config.confidence needs config.cut_score (or levels)".into());
         }
         let confidence = input.confidence.unwrap_or_else(default_confidence);
         if !(0.5..=0.999).contains(&confidence) {
@@ -173,6 +214,12 @@ impl TestConfig {
             cut_score: input.cut_score,
             confidence,
             start_theta: input.start_theta,
+            mode: Mode::Practice,
+            blueprint: BTreeMap::new(),
+            enemies: Vec::new(),
+            time_limit_s: None,
+            levels: Vec::new(),
+            scale: None,
         })
     }
 
@@ -186,7 +233,44 @@ impl TestConfig {
                 )));
             }
         }
+        let mut min_total = 0;
+        for (name, range) in &self.blueprint {
+            let Some(concept) = bank.concept_id(name) else {
+                return Err(Error::InvalidConfig(format!(
+                    "blueprint.{name}: no item of this pool is tagged {name:?} (its concepts: {})",
+                    bank.concept_names.join(", ")
+                )));
+            };
+            let tagged = (0..bank.bank.len())
+                .filter(|&i| bank.bank.concepts(i).contains(&concept))
+                .count();
+            if range.min as usize > tagged {
+                return Err(Error::InvalidConfig(format!(
+                    "blueprint.{name}.min is {} but the pool has {tagged} items tagged {name:?}",
+                    range.min
+                )));
+            }
+            min_total += range.min;
+        }
+        if min_total > self.max_items {
+            return Err(Error::InvalidConfig(format!(
+                "blueprint: the minimums add up to {min_total} items, more than config.max_items ({})",
+                self.max_items
+            )));
+        }
+        for (n, set) in self.enemies.iter().enumerate() {
+            if let Some(id) = set.iter().find(|id| bank.index_of(id).is_none()) {
+                return Err(Error::InvalidConfig(format!(
+                    "enemies[{n}]: question {id:?} is not in this pool"
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// The label of the performance level `theta` falls in, when there are levels.
+    pub fn level(&self, theta: f64) -> Option<&str> {
+        super::design::level_of(&self.levels, theta)
     }
 
     /// Where a test with this configuration starts, given the student's prior.

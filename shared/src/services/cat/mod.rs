@@ -3,6 +3,7 @@
 
 pub mod admin;
 mod config;
+pub mod design;
 mod state;
 mod view;
 
@@ -21,8 +22,10 @@ use crate::services::auth::Caller;
 use crate::services::pools;
 use crate::services::scope::{self, Denied, OrgOf, OrgRole, Use};
 use crate::store::StoreError;
+use crate::store::assessments;
 use crate::store::pools::PoolBank;
 use crate::store::tests::{self as records, Answer, CasOutcome, Lock, TestStatus};
+use design::Mode;
 use lectern_engine::{Estimate, FromProficiency, Initializer, StopReason};
 use state::{LiveState, Replay};
 use view::{classification, proficiency};
@@ -83,6 +86,43 @@ pub enum Error {
     /// Answers kept landing while the test was being ended.
     #[error("test {0} kept changing while it was being ended; try again")]
     Contended(Uuid),
+    /// Only staff choose a test's design: a student may not send `config`.
+    #[error(
+        "a test's configuration is chosen by staff; leave config out (or start from an assignment)"
+    )]
+    DesignIsStaffs,
+    /// No assignment with that id the caller may see.
+    #[error("no assignment with id {0}")]
+    AssignmentNotFound(Uuid),
+    /// The caller is in the assignment's organization but not one of its students.
+    #[error("assignment {0} is not assigned to you")]
+    NotAssigned(Uuid),
+    /// The assignment is not open now.
+    #[error("assignment {id} is open from {opens_at} to {closes_at}; it is now {now}")]
+    OutsideWindow {
+        /// The assignment.
+        id: Uuid,
+        /// Opening time (RFC 3339).
+        opens_at: String,
+        /// Closing time (RFC 3339).
+        closes_at: String,
+        /// The server's clock (RFC 3339).
+        now: String,
+    },
+    /// Every attempt allowed is used.
+    #[error("all {0} attempts allowed at this assignment are used")]
+    NoAttemptsLeft(i32),
+    /// An attempt is running: finish it first.
+    #[error("attempt test {0} is still running; end it before starting another")]
+    AttemptRunning(Uuid),
+    /// A concurrent start took this attempt.
+    #[error("another start of this attempt won; list your assignments to see it")]
+    AttemptTaken,
+    /// The test's deadline passed: the answer was not recorded, the test ended as timed out.
+    #[error(
+        "the deadline of test {0} has passed; the test ended as timed_out and the answer was not recorded"
+    )]
+    DeadlinePassed(Uuid),
     /// A backing service failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -96,8 +136,8 @@ pub struct StartRequest {
     pub student_id: Option<Uuid>,
     /// For a shared pool: the organization the test is taken in.
     pub organization_id: Option<Uuid>,
-    /// Effective configuration.
-    pub config: TestConfig,
+    /// The configuration sent (staff only); `None`: the defaults.
+    pub config: Option<TestConfig>,
 }
 
 /// Starts a test: prior from the student's history in the test's organization
@@ -117,6 +157,10 @@ pub async fn start(app: &App, caller: &Caller, req: StartRequest) -> Result<Star
     .await?
     .ok_or(Error::PoolNotFound(req.pool_id))?;
     may_start(caller, &req, student, &ctx)?;
+    let config = match req.config {
+        Some(config) => config,
+        None => TestConfig::resolve(TestConfigInput::default())?,
+    };
     let org_id = ctx.standing.org;
     let prior = FromProficiency {
         history: ctx.history,
@@ -124,13 +168,10 @@ pub async fn start(app: &App, caller: &Caller, req: StartRequest) -> Result<Star
     .start()
     .prior;
     let bank = pools::bank(app, req.pool_id, ctx.pool_version).await?;
-    req.config.check_against(&bank)?;
-    let seed: u64 = rand::random();
-    let cat = req.config.engine(prior, &bank);
-    let step = cat.step(&bank.bank, &[], &[], seed);
-    let first = step.next.ok_or(Error::EmptyPool(req.pool_id))?;
+    config.check_against(&bank)?;
+    let first = first_step(&config, prior, &bank, req.pool_id)?;
     let id = Uuid::new_v4();
-    let config_json = serde_json::to_value(&req.config).expect("config serialises");
+    let config_json = serde_json::to_value(&config).expect("config serialises");
     records::insert(
         app.db(),
         &records::NewTest {
@@ -140,48 +181,193 @@ pub async fn start(app: &App, caller: &Caller, req: StartRequest) -> Result<Star
             student_id: Some(student),
             org_id,
             config: &config_json,
-            seed,
+            seed: first.seed,
             prior,
-            first_question: &bank.ids[first],
+            first_question: &bank.ids[first.index],
         },
     )
     .await?;
-    let state = LiveState {
-        seq: 0,
+    let launch = Launch {
+        id,
         pool_id: req.pool_id,
         pool_version: ctx.pool_version,
-        student_id: Some(student),
-        seed,
-        prior: (prior.mean, prior.sd),
-        theta: step.estimate.theta,
-        se: step.estimate.se,
-        items: vec![],
-        answers: vec![],
-        current: Some(first as u32),
-        config: req.config.clone(),
+        org_id,
+        student,
+        prior,
+        config,
+        deadline: None,
+        assignment: None,
     };
-    // PostgreSQL has the test; without Redis it is served from there until Redis is back.
-    let body = state.body();
-    let (written, _) = tokio::join!(
-        records::put_state(app.redis(), id, 0, &body, app.config().test_state_ttl),
-        history_changed(app, Some(student), false)
-    );
-    if let Err(e) = written {
-        tracing::warn!(test = %id, error = %e, "live state not written at start");
-    }
-    Ok(Started {
-        test_id: id,
-        organization_id: org_id,
-        status: TestStatus::Active.as_str(),
-        question: question(app, &bank, first, 1).await?,
-        proficiency: Proficiency {
-            theta: step.estimate.theta,
-            se: step.estimate.se,
-            concepts: BTreeMap::new(),
-        },
-        items_answered: 0,
-        config: req.config,
+    launch.go(app, &bank, first).await
+}
+
+/// The first step of a new test: its seed, first item and prior estimate.
+struct First {
+    seed: u64,
+    index: usize,
+    estimate: Estimate,
+}
+
+fn first_step(
+    config: &TestConfig,
+    prior: lectern_engine::NormalPrior,
+    bank: &PoolBank,
+    pool_id: Uuid,
+) -> Result<First, Error> {
+    let seed: u64 = rand::random();
+    let step = config.engine(prior, bank).step(&bank.bank, &[], &[], seed);
+    let index = step.next.ok_or(Error::EmptyPool(pool_id))?;
+    Ok(First {
+        seed,
+        index,
+        estimate: step.estimate,
     })
+}
+
+/// A test PostgreSQL just recorded, to put in Redis and hand back.
+struct Launch {
+    id: Uuid,
+    pool_id: Uuid,
+    pool_version: i32,
+    org_id: Option<Uuid>,
+    student: Uuid,
+    prior: lectern_engine::NormalPrior,
+    config: TestConfig,
+    deadline: Option<time::OffsetDateTime>,
+    /// The assignment and attempt.
+    assignment: Option<(Uuid, i32)>,
+}
+
+impl Launch {
+    async fn go(self, app: &App, bank: &PoolBank, first: First) -> Result<Started, Error> {
+        let state = LiveState {
+            seq: 0,
+            pool_id: self.pool_id,
+            pool_version: self.pool_version,
+            student_id: Some(self.student),
+            seed: first.seed,
+            prior: (self.prior.mean, self.prior.sd),
+            theta: first.estimate.theta,
+            se: first.estimate.se,
+            items: vec![],
+            answers: vec![],
+            current: Some(first.index as u32),
+            deadline: self.deadline.map(state::millis),
+            config: self.config.clone(),
+        };
+        // PostgreSQL has the test; without Redis it is served from there until Redis is back.
+        let body = state.body();
+        let (written, _) = tokio::join!(
+            records::put_state(app.redis(), self.id, 0, &body, app.config().test_state_ttl),
+            history_changed(app, Some(self.student), false)
+        );
+        if let Err(e) = written {
+            tracing::warn!(test = %self.id, error = %e, "live state not written at start");
+        }
+        let exam = self.config.mode == Mode::Exam;
+        Ok(Started {
+            test_id: self.id,
+            organization_id: self.org_id,
+            assignment_id: self.assignment.map(|a| a.0),
+            attempt: self.assignment.map(|a| a.1),
+            deadline: self.deadline,
+            status: TestStatus::Active.as_str(),
+            question: question(app, bank, first.index, 1).await?,
+            proficiency: (!exam).then(|| Proficiency {
+                theta: first.estimate.theta,
+                se: first.estimate.se,
+                concepts: BTreeMap::new(),
+            }),
+            items_answered: 0,
+            config: self.config,
+        })
+    }
+}
+
+/// Starts the caller's next attempt at an assignment: the design is the
+/// assessment's, the window, attempts and running attempt are checked on one
+/// read, and the attempt is counted by the guarded insert that records it (of
+/// any number of concurrent starts, one gets each attempt).
+pub async fn start_attempt(app: &App, caller: &Caller, id: Uuid) -> Result<Started, Error> {
+    let student = caller.user_id;
+    let ctx = assessments::attempt_context(app.db(), id, student)
+        .await?
+        .ok_or(Error::AssignmentNotFound(id))?;
+    if !ctx.assigned {
+        return Err(if ctx.member {
+            Error::NotAssigned(id)
+        } else {
+            Error::AssignmentNotFound(id)
+        });
+    }
+    let g = &ctx.assignment;
+    if ctx.now < g.opens_at || ctx.now >= g.closes_at {
+        let rfc = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        return Err(Error::OutsideWindow {
+            id,
+            opens_at: rfc(g.opens_at),
+            closes_at: rfc(g.closes_at),
+            now: rfc(ctx.now),
+        });
+    }
+    if let Some(running) = ctx.running {
+        return Err(Error::AttemptRunning(running));
+    }
+    if ctx.attempts_used >= i64::from(g.max_attempts) {
+        return Err(Error::NoAttemptsLeft(g.max_attempts));
+    }
+    let config: TestConfig = serde_json::from_value(ctx.design.clone()).map_err(|e| {
+        Error::Store(StoreError::Corrupt(format!(
+            "design of assessment {}: {e}",
+            g.assessment_id
+        )))
+    })?;
+    let prior = FromProficiency {
+        history: ctx.history,
+    }
+    .start()
+    .prior;
+    let bank = pools::bank(app, ctx.pool_id, ctx.pool_version).await?;
+    // A design following the pool's latest version meets each new version here.
+    config.check_against(&bank)?;
+    let first = first_step(&config, prior, &bank, ctx.pool_id)?;
+    let test_id = Uuid::new_v4();
+    let attempt = ctx.attempts_used as i32 + 1;
+    let config_json = serde_json::to_value(&config).expect("config serialises");
+    let seconds = config.time_limit_s.map(|s| s + i64::from(ctx.extra_time_s));
+    let deadline = assessments::insert_attempt(
+        app.db(),
+        &assessments::NewAttempt {
+            id: test_id,
+            assignment: g,
+            pool_id: ctx.pool_id,
+            pool_version: ctx.pool_version,
+            student_id: student,
+            attempt,
+            config: &config_json,
+            seed: first.seed,
+            prior,
+            first_question: &bank.ids[first.index],
+            seconds,
+        },
+    )
+    .await?
+    .ok_or(Error::AttemptTaken)?;
+    let launch = Launch {
+        id: test_id,
+        pool_id: ctx.pool_id,
+        pool_version: ctx.pool_version,
+        org_id: Some(g.org_id),
+        student,
+        prior,
+        config,
+        deadline,
+        assignment: Some((id, attempt)),
+    };
+    launch.go(app, &bank, first).await
 }
 
 /// Whether `caller` may start this test: the pool must be theirs to use (its
@@ -214,10 +400,13 @@ fn may_start(
             req.pool_id, ctx.student_orgs
         )));
     }
+    let staff = standing.platform_admin || standing.org_role.is_some_and(OrgRole::is_staff);
+    if req.config.is_some() && !staff {
+        return Err(Error::DesignIsStaffs);
+    }
     if student == caller.user_id {
         return Ok(());
     }
-    let staff = standing.platform_admin || standing.org_role.is_some_and(OrgRole::is_staff);
     if !staff {
         return Err(Error::StartForOthers);
     }
@@ -397,8 +586,14 @@ async fn store_rebuilt(app: &App, replay: &Replay, state: &LiveState, over: Opti
 async fn refresh_if_stale(app: &App, id: Uuid, seen_seq: u32) -> Result<Option<LiveState>, Error> {
     let replay = Replay::load(app, id).await?;
     let status = replay.record.status;
-    if matches!(status, TestStatus::Ended | TestStatus::Abandoned) {
+    if matches!(
+        status,
+        TestStatus::Ended | TestStatus::Abandoned | TestStatus::TimedOut
+    ) {
         return Err(Error::NotActive(status));
+    }
+    if replay.overdue() {
+        return Err(time_out(app, id).await);
     }
     if replay.record.items_answered as u32 <= seen_seq {
         return Ok(None);
@@ -476,6 +671,9 @@ async fn record(
     response: &str,
 ) -> Result<Submitted, Error> {
     let mut state = live.state;
+    if state.overdue() {
+        return Err(time_out(app, id).await);
+    }
     let current = state
         .current
         .ok_or(Error::NotActive(TestStatus::Completed))? as usize;
@@ -552,34 +750,70 @@ async fn record(
         Some(i) => Some(question(app, &bank, i, state.seq + 1).await?),
         None => None,
     };
+    // An exam tells the examinee nothing about their answers while it runs.
+    let feedback = state.config.mode == Mode::Practice;
     Ok(Submitted {
-        correct,
-        proficiency: proficiency(
-            &bank,
-            cat.estimator.as_ref(),
-            step.estimate,
-            &items,
-            &state.answers,
-        ),
+        correct: feedback.then_some(correct),
+        proficiency: feedback.then(|| {
+            proficiency(
+                &bank,
+                cat.estimator.as_ref(),
+                step.estimate,
+                &items,
+                &state.answers,
+            )
+        }),
         items_answered: state.seq,
         status: status.as_str(),
         next_question,
-        stop_reason: step.stop.map(StopReason::name),
+        stop_reason: step.stop.filter(|_| feedback).map(StopReason::name),
     })
 }
 
 /// Ends a test: final results and long-term proficiency to PostgreSQL, live state
-/// deleted. Ending an ended test returns the same results.
+/// deleted. Ending an ended test returns the same results; a test whose
+/// deadline passed ends as timed out.
 pub async fn end(app: &App, id: Uuid, who: &Caller) -> Result<Ended, Error> {
+    close(app, id, Some(who), TestStatus::Ended).await
+}
+
+/// Ends a test whose deadline passed as timed out, with the answers given in
+/// time, and says so; whatever else goes wrong is returned instead.
+async fn time_out(app: &App, id: Uuid) -> Error {
+    match close(app, id, None, TestStatus::TimedOut).await {
+        Ok(_) | Err(Error::NotActive(TestStatus::TimedOut)) => Error::DeadlinePassed(id),
+        Err(e) => e,
+    }
+}
+
+/// Ends test `id` as `status` (ended, or timed out) for `who` (`None`: the
+/// service itself). An exam's results reach the student's long-term
+/// proficiency once released.
+async fn close(
+    app: &App,
+    id: Uuid,
+    who: Option<&Caller>,
+    status: TestStatus,
+) -> Result<Ended, Error> {
     // A submit landing between our read and our write moves `items_answered`; read again then.
     for _ in 0..3 {
         let mut replay = Replay::load(app, id).await?;
-        allowed(app, who, id, replay.record.student_id, Use::Act).await?;
-        match replay.record.status {
-            TestStatus::Ended => return Ok(replay.ended(replay.proficiency()?)),
-            TestStatus::Abandoned => return Err(Error::NotActive(TestStatus::Abandoned)),
-            TestStatus::Active | TestStatus::Completed => {}
+        if let Some(who) = who {
+            allowed(app, who, id, replay.record.student_id, Use::Act).await?;
         }
+        match replay.record.status {
+            s if s.is_final() && (who.is_some() || s == status) => {
+                return Ok(replay.ended(replay.proficiency()?, who));
+            }
+            TestStatus::Active | TestStatus::Completed => {}
+            s => return Err(Error::NotActive(s)),
+        }
+        // Ending after the deadline is timing out.
+        let status = if replay.overdue() {
+            TestStatus::TimedOut
+        } else {
+            status
+        };
         let p = replay.proficiency()?;
         let concepts: Vec<(String, Estimate, usize)> = p
             .concepts
@@ -603,7 +837,9 @@ pub async fn end(app: &App, id: Uuid, who: &Caller) -> Result<Ended, Error> {
             overall,
             concepts: &concepts,
         };
-        if let Some(ended_at) = records::finish(app.db(), &replay.record, &finished).await? {
+        let apply = replay.config.mode == Mode::Practice || replay.record.released;
+        let closed = records::finish(app.db(), &replay.record, &finished, status, apply).await?;
+        if let Some(ended_at) = closed {
             let (deleted, _) = tokio::join!(
                 records::delete_state(app.redis(), id),
                 history_changed(app, replay.record.student_id, true)
@@ -614,16 +850,33 @@ pub async fn end(app: &App, id: Uuid, who: &Caller) -> Result<Ended, Error> {
                 tracing::warn!(test = %id, error = %e, "live state not deleted at end");
             }
             replay.record.ended_at = Some(ended_at);
-            return Ok(replay.ended(p));
+            replay.record.status = status;
+            return Ok(replay.ended(p, who));
         }
     }
     Err(Error::Contended(id))
 }
 
-/// A test and its responses, from PostgreSQL: for its student, teachers and admins.
+/// Ends every test whose deadline passed (the sweeper's other half); returns how many.
+pub async fn time_out_overdue(app: &App) -> Result<u64, StoreError> {
+    let mut closed = 0;
+    for id in crate::store::sweep::overdue(app.db(), 500).await? {
+        match close(app, id, None, TestStatus::TimedOut).await {
+            Ok(_) => closed += 1,
+            Err(Error::Store(e)) => return Err(e),
+            // Ended meanwhile by its student, or another sweep.
+            Err(e) => tracing::info!(test = %id, error = %e, "overdue test not timed out"),
+        }
+    }
+    Ok(closed)
+}
+
+/// A test and its responses, from PostgreSQL: for its student, teachers and
+/// admins (an exam's student sees no results before their release).
 pub async fn report(app: &App, id: Uuid, who: &Caller) -> Result<Report, Error> {
     let replay = Replay::load(app, id).await?;
     allowed(app, who, id, replay.record.student_id, Use::Read).await?;
+    let sealed = replay.sealed_for(Some(who));
     let proficiency = replay.proficiency()?;
     let Replay {
         record: t,
@@ -631,17 +884,29 @@ pub async fn report(app: &App, id: Uuid, who: &Caller) -> Result<Report, Error> 
         responses,
         ..
     } = replay;
+    let open = !sealed;
     Ok(Report {
-        classification: classification(&config, &proficiency),
+        classification: classification(&config, &proficiency).filter(|_| open),
+        level: config
+            .level(proficiency.theta)
+            .filter(|_| open)
+            .map(str::to_owned),
+        scale_score: config
+            .scale
+            .filter(|_| open)
+            .map(|s| s.score(proficiency.theta, proficiency.se)),
         test_id: t.id,
         pool_id: t.pool_id,
         pool_version: t.pool_version,
         student_id: t.student_id,
+        assignment_id: t.assignment_id,
+        attempt: t.attempt,
+        deadline: t.deadline,
         status: t.status.as_str(),
         config,
-        proficiency,
+        proficiency: open.then_some(proficiency),
         items_answered: t.items_answered,
-        correct_responses: t.correct_count,
+        correct_responses: open.then_some(t.correct_count),
         started_at: t.started_at,
         ended_at: t.ended_at,
         responses: responses
@@ -650,9 +915,10 @@ pub async fn report(app: &App, id: Uuid, who: &Caller) -> Result<Report, Error> 
                 seq: r.seq,
                 question_id: r.question_id,
                 response: r.response,
-                correct: r.correct,
-                theta: r.after.theta,
-                se: r.after.se,
+                correct: open.then_some(r.correct),
+                theta: open.then_some(r.after.theta),
+                se: open.then_some(r.after.se),
+                served_at: r.served_at,
                 answered_at: r.answered_at,
             })
             .collect(),

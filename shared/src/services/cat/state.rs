@@ -9,12 +9,14 @@ use uuid::Uuid;
 
 use super::Error;
 use super::config::TestConfig;
+use super::design::Mode;
 use super::view::{Ended, Proficiency, classification, proficiency};
 use crate::app::App;
+use crate::services::auth::Caller;
 use crate::services::pools;
 use crate::store::StoreError;
 use crate::store::pools::PoolBank;
-use crate::store::tests::{self as records, Stored, TestRecord, TestStatus};
+use crate::store::tests::{self as records, Stored, TestRecord};
 use lectern_engine::NormalPrior;
 
 /// The hot state in Redis (`test:{<id>}:state`): item indexes, never keys or
@@ -36,6 +38,8 @@ pub(super) struct LiveState {
     pub(super) answers: Vec<bool>,
     /// The question being served; `None` once the stop rule fired.
     pub(super) current: Option<u32>,
+    /// No answer counts after this (Unix milliseconds); fixed at start.
+    pub(super) deadline: Option<i64>,
     pub(super) config: TestConfig,
 }
 
@@ -70,8 +74,15 @@ impl LiveState {
             items: r.items()?.into_iter().map(|i| i as u32).collect(),
             answers: r.responses.iter().map(|x| x.correct).collect(),
             current,
+            deadline: t.deadline.map(millis),
             config: r.config.clone(),
         })
+    }
+
+    /// Whether the deadline has passed.
+    pub(super) fn overdue(&self) -> bool {
+        self.deadline
+            .is_some_and(|d| millis(time::OffsetDateTime::now_utc()) > d)
     }
 
     /// The body storage keeps beside the `seq`.
@@ -88,6 +99,11 @@ impl LiveState {
         state.seq = *seq;
         Ok(state)
     }
+}
+
+/// A time as Unix milliseconds.
+pub(super) fn millis(t: time::OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// The TTL a rebuilt state gets: the sliding TTL, or longer if an administrator
@@ -157,24 +173,62 @@ impl Replay {
         ))
     }
 
-    /// The results of this (ended) test, given its final proficiency.
-    pub(super) fn ended(&self, proficiency: Proficiency) -> Ended {
+    /// Whether the deadline has passed.
+    pub(super) fn overdue(&self) -> bool {
+        self.record
+            .deadline
+            .is_some_and(|d| time::OffsetDateTime::now_utc() > d)
+    }
+
+    /// Whether `who` (`None`: the examinee's own request) must not see this
+    /// test's results yet: an exam's student, before staff release them.
+    pub(super) fn sealed_for(&self, who: Option<&Caller>) -> bool {
+        self.config.mode == Mode::Exam
+            && !self.record.released
+            && who.is_none_or(|w| Some(w.user_id) == self.record.student_id)
+    }
+
+    /// The results of this (ended) test, given its final proficiency, as `who` may see them.
+    pub(super) fn ended(&self, proficiency: Proficiency, who: Option<&Caller>) -> Ended {
         let t = &self.record;
         let end = t.ended_at.unwrap_or(t.started_at);
+        let duration_s = (end - t.started_at).as_seconds_f64();
+        let exam = (self.config.mode == Mode::Exam).then_some(t.released);
+        if self.sealed_for(who) {
+            return Ended {
+                test_id: t.id,
+                status: t.status.as_str(),
+                proficiency: None,
+                total_questions: t.items_answered as u32,
+                correct_responses: None,
+                accuracy: None,
+                duration_s,
+                classification: None,
+                level: None,
+                scale_score: None,
+                released: exam,
+            };
+        }
         let classification = classification(&self.config, &proficiency);
         Ended {
             test_id: t.id,
-            status: TestStatus::Ended.as_str(),
-            proficiency,
+            status: t.status.as_str(),
+            level: self.config.level(proficiency.theta).map(str::to_owned),
+            scale_score: self
+                .config
+                .scale
+                .map(|s| s.score(proficiency.theta, proficiency.se)),
+            proficiency: Some(proficiency),
             total_questions: t.items_answered as u32,
-            correct_responses: t.correct_count as u32,
-            accuracy: if t.items_answered == 0 {
+            correct_responses: Some(t.correct_count as u32),
+            accuracy: Some(if t.items_answered == 0 {
                 0.0
             } else {
                 f64::from(t.correct_count) / f64::from(t.items_answered)
-            },
-            duration_s: (end - t.started_at).as_seconds_f64(),
+            }),
+            duration_s,
             classification,
+            released: exam,
         }
     }
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::config::TestConfig;
+use super::design::ScaleScore;
 use crate::store::pools::{PoolBank, QuestionText};
 use lectern_engine::{self as engine, Estimate, Estimator};
 
@@ -92,12 +93,25 @@ pub struct Started {
     pub test_id: Uuid,
     /// The organization the test belongs to (`None`: a personal test).
     pub organization_id: Option<Uuid>,
+    /// The assignment this test is an attempt at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assignment_id: Option<Uuid>,
+    /// Which attempt (from 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<i32>,
+    /// No answer counts after this.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub deadline: Option<time::OffsetDateTime>,
     /// Always `active`.
     pub status: &'static str,
     /// First question.
     pub question: Question,
-    /// The prior.
-    pub proficiency: Proficiency,
+    /// The prior (not in exam mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proficiency: Option<Proficiency>,
     /// Always 0.
     pub items_answered: u32,
     /// Effective configuration.
@@ -108,10 +122,12 @@ pub struct Started {
 /// The outcome of one answer.
 #[derive(Debug, Serialize)]
 pub struct Submitted {
-    /// Whether the answer was the key.
-    pub correct: bool,
-    /// Updated ability.
-    pub proficiency: Proficiency,
+    /// Whether the answer was the key (not in exam mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correct: Option<bool>,
+    /// Updated ability (not in exam mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proficiency: Option<Proficiency>,
     /// Responses recorded so far.
     pub items_answered: u32,
     /// `active` or `completed`.
@@ -149,29 +165,43 @@ pub(super) fn classification(config: &TestConfig, p: &Proficiency) -> Option<Cla
     })
 }
 
-/// A test's results.
+/// A test's results. An exam's student sees only its status, length and
+/// duration until staff release the results.
 #[derive(Debug, Serialize)]
 pub struct Ended {
     /// Test id.
     pub test_id: Uuid,
-    /// Always `ended`.
+    /// `ended` or `timed_out`.
     pub status: &'static str,
     /// Final ability.
-    pub proficiency: Proficiency,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proficiency: Option<Proficiency>,
     /// Responses recorded.
     pub total_questions: u32,
     /// Correct responses.
-    pub correct_responses: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correct_responses: Option<u32>,
     /// correct / total (0 with no responses).
-    pub accuracy: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
     /// Seconds from start to end.
     pub duration_s: f64,
     /// For classification tests, the verdict.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classification: Option<Classification>,
+    /// The performance level θ falls in, when the design has levels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// The reported scale score, when the design has a scale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale_score: Option<ScaleScore>,
+    /// For exams: whether staff released the results.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub released: Option<bool>,
 }
 
-/// One recorded response, as reported.
+/// One recorded response, as reported (an exam's student sees no
+/// correctness or estimate before the release).
 #[derive(Debug, Serialize)]
 pub struct ResponseView {
     /// 1-based order.
@@ -181,11 +211,20 @@ pub struct ResponseView {
     /// The option chosen.
     pub response: String,
     /// Whether it was the key.
-    pub correct: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correct: Option<bool>,
     /// θ after this response.
-    pub theta: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub theta: Option<f64>,
     /// SE after this response.
-    pub se: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub se: Option<f64>,
+    /// When its question was served (absent for tests before assessments).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub served_at: Option<time::OffsetDateTime>,
     /// When it was recorded.
     #[serde(with = "time::serde::rfc3339")]
     pub answered_at: time::OffsetDateTime,
@@ -196,10 +235,23 @@ pub struct ResponseView {
 /// can send back the configuration it was shown and start the same kind of test.
 fn shown_config<S: serde::Serializer>(config: &TestConfig, s: S) -> Result<S::Ok, S::Error> {
     let mut shown = serde_json::to_value(config).map_err(serde::ser::Error::custom)?;
-    if config.cut_score.is_none()
-        && let Some(fields) = shown.as_object_mut()
-    {
-        fields.remove("confidence");
+    if let Some(fields) = shown.as_object_mut() {
+        if config.cut_score.is_none() && config.levels.is_empty() {
+            fields.remove("confidence");
+        }
+        // The design's parts a test does not use are left out, as a request leaves them.
+        fields.retain(|name, value| {
+            let unused = match name.as_str() {
+                "blueprint" | "enemies" | "levels" => {
+                    value.as_object().is_some_and(|o| o.is_empty())
+                        || value.as_array().is_some_and(|a| a.is_empty())
+                }
+                "time_limit_s" | "scale" => value.is_null(),
+                "mode" => value == "practice",
+                _ => false,
+            };
+            !unused
+        });
     }
     shown.serialize(s)
 }
@@ -220,15 +272,35 @@ pub struct Report {
     /// Effective configuration.
     #[serde(serialize_with = "shown_config")]
     pub config: TestConfig,
-    /// Current (or final) ability.
-    pub proficiency: Proficiency,
+    /// The assignment this test is an attempt at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assignment_id: Option<Uuid>,
+    /// Which attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<i32>,
+    /// No answer counts after this.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub deadline: Option<time::OffsetDateTime>,
+    /// Current (or final) ability (an exam's student: once released).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proficiency: Option<Proficiency>,
     /// For classification tests, the verdict on the current (or final) ability.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classification: Option<Classification>,
+    /// The performance level, when the design has levels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// The reported scale score, when the design has a scale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale_score: Option<ScaleScore>,
     /// Responses recorded.
     pub items_answered: i32,
-    /// Correct responses.
-    pub correct_responses: i32,
+    /// Correct responses (an exam's student: once released).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correct_responses: Option<i32>,
     /// Start time.
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: time::OffsetDateTime,
