@@ -173,6 +173,48 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/classes/{id}/invitations", "orgs", OrgAdmin),
     route("GET", "/v1/classes/{id}/invitations", "orgs", OrgAdmin),
     route("POST", "/v1/invitations/accept", "orgs", Signed),
+    route("POST", "/v1/assessments", "assessments", OrgStaff),
+    route("GET", "/v1/assessments/{id}", "assessments", OrgStaff),
+    route("PUT", "/v1/assessments/{id}", "assessments", OrgStaff),
+    route(
+        "GET",
+        "/v1/organizations/{id}/assessments",
+        "assessments",
+        OrgStaff,
+    ),
+    route("POST", "/v1/assignments", "assessments", ClassStaff),
+    route("GET", "/v1/assignments", "assessments", Signed),
+    route("GET", "/v1/assignments/{id}", "assessments", ClassStaff),
+    route(
+        "POST",
+        "/v1/assignments/{id}/release",
+        "assessments",
+        ClassStaff,
+    ),
+    route(
+        "PUT",
+        "/v1/assignments/{id}/accommodations/{user_id}",
+        "assessments",
+        ClassStaff,
+    ),
+    route(
+        "GET",
+        "/v1/assignments/{id}/gradebook",
+        "assessments",
+        ClassStaff,
+    ),
+    route(
+        "GET",
+        "/v1/classes/{id}/assignments",
+        "assessments",
+        ClassStaff,
+    ),
+    route(
+        "GET",
+        "/v1/classes/{id}/gradebook",
+        "assessments",
+        ClassStaff,
+    ),
 ];
 
 /// Builds one function's routes (before the shared layers).

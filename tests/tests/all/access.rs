@@ -65,6 +65,9 @@ struct World {
     other_teacher: Uuid,
     org_admin: Uuid,
     other_org_admin: Uuid,
+    /// An assessment of A, assigned to class 1 (open now).
+    assessment: Uuid,
+    assignment: Uuid,
 }
 
 impl World {
@@ -101,6 +104,22 @@ impl World {
         env.enroll(class_b, outsider).await;
         let other_org_admin = env.account().await;
         env.join(org_b, other_org_admin, "org_admin").await;
+        let made = env
+            .post(
+                "/v1/assessments",
+                json!({ "organization_id": org, "name": "Matrix exam", "pool_id": pool, "mode": "exam" }),
+            )
+            .await;
+        assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+        let assessment: Uuid = made.body["id"].as_str().unwrap().parse().unwrap();
+        let given = env
+            .post(
+                "/v1/assignments",
+                json!({ "assessment_id": assessment, "class_id": class, "closes_at": in_a_day() }),
+            )
+            .await;
+        assert_eq!(given.status, StatusCode::CREATED, "{}", given.body);
+        let assignment = given.body["id"].as_str().unwrap().parse().unwrap();
         Self {
             env,
             idp,
@@ -115,6 +134,8 @@ impl World {
             other_teacher,
             org_admin,
             other_org_admin,
+            assessment,
+            assignment,
         }
     }
 
@@ -209,6 +230,12 @@ impl World {
             "SELECT count(*) FROM class_students",
             "SELECT count(*) FROM invitations",
             "SELECT coalesce(sum(uses), 0)::bigint FROM invitations",
+            "SELECT count(*) FROM assessments",
+            "SELECT count(*) FROM assessment_versions",
+            "SELECT count(*) FROM assignments",
+            "SELECT count(*) FROM assignments WHERE released_at IS NOT NULL",
+            "SELECT count(*) FROM assignment_students",
+            "SELECT coalesce(sum(extra_time_s), 0)::bigint FROM accommodations",
         ] {
             counts.push(sql.query_one(query, &[]).await.unwrap().get(0));
         }
@@ -221,7 +248,14 @@ impl World {
     }
 }
 
-/// A new account, member of nothing.
+/// A day from now, as RFC 3339.
+fn in_a_day() -> String {
+    (time::OffsetDateTime::now_utc() + time::Duration::days(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// A tutoring lesson's start.
 fn lesson() -> Value {
     json!({ "course_id": "c", "module_index": 0, "sub_topic_index": 0, "total_segments": 3 })
 }
@@ -304,7 +338,8 @@ async fn request(w: &World, route: &Route) -> (String, Option<Value>, u16) {
         | ("GET", "/v1/admin/cache/stats")
         | ("GET", "/v1/admin/teaching/stats")
         | ("POST", "/v1/admin/cache/cleanup")
-        | ("GET", "/v1/organizations") => (route.path.into(), None, 200),
+        | ("GET", "/v1/organizations")
+        | ("GET", "/v1/assignments") => (route.path.into(), None, 200),
         ("DELETE", "/v1/sessions/current") => (route.path.into(), None, 204),
         ("GET", "/v1/oauth/{provider}/authorize") => {
             (route.path.replace("{provider}", "corp"), None, 302)
@@ -329,6 +364,7 @@ async fn request(w: &World, route: &Route) -> (String, Option<Value>, u16) {
         | ("GET", "/v1/organizations/{id}/members")
         | ("GET", "/v1/organizations/{id}/classes")
         | ("GET", "/v1/organizations/{id}/stats")
+        | ("GET", "/v1/organizations/{id}/assessments")
         | ("GET", "/v1/organizations/{id}/tests/active") => (at(&w.org), None, 200),
         ("POST", "/v1/organizations/{id}/members") => {
             let user = w.member(None).await;
@@ -352,7 +388,9 @@ async fn request(w: &World, route: &Route) -> (String, Option<Value>, u16) {
         ("GET", "/v1/classes/{id}")
         | ("GET", "/v1/classes/{id}/teachers")
         | ("GET", "/v1/classes/{id}/students")
-        | ("GET", "/v1/classes/{id}/invitations") => (at(&w.class), None, 200),
+        | ("GET", "/v1/classes/{id}/invitations")
+        | ("GET", "/v1/classes/{id}/assignments")
+        | ("GET", "/v1/classes/{id}/gradebook") => (at(&w.class), None, 200),
         ("POST", "/v1/classes/{id}/teachers") => {
             let user = w.member(Some("teacher")).await;
             (at(&w.class), Some(json!({ "user_id": user })), 201)
@@ -390,6 +428,33 @@ async fn request(w: &World, route: &Route) -> (String, Option<Value>, u16) {
                 .unwrap();
             (route.path.into(), Some(json!({ "code": code })), 200)
         }
+        // Assessments.
+        ("POST", "/v1/assessments") => (
+            route.path.into(),
+            Some(json!({ "organization_id": w.org, "name": "Matrix quiz", "pool_id": w.pool })),
+            201,
+        ),
+        ("GET", "/v1/assessments/{id}") => (at(&w.assessment), None, 200),
+        ("PUT", "/v1/assessments/{id}") => (
+            at(&w.assessment),
+            Some(json!({ "name": "Matrix exam", "pool_id": w.pool, "mode": "exam" })),
+            200,
+        ),
+        ("POST", "/v1/assignments") => (
+            route.path.into(),
+            Some(
+                json!({ "assessment_id": w.assessment, "class_id": w.class, "closes_at": in_a_day() }),
+            ),
+            201,
+        ),
+        ("GET", "/v1/assignments/{id}")
+        | ("GET", "/v1/assignments/{id}/gradebook")
+        | ("POST", "/v1/assignments/{id}/release") => (at(&w.assignment), None, 200),
+        ("PUT", "/v1/assignments/{id}/accommodations/{user_id}") => (
+            at2(&w.assignment, w.owner),
+            Some(json!({ "extra_time_s": 600 })),
+            200,
+        ),
         (method, path) => {
             panic!("no matrix request for {method} {path}: add one to tests/tests/all/access.rs")
         }

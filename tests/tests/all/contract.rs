@@ -169,7 +169,10 @@ async fn every_json_route_refuses_bad_bodies_and_writes_nothing() {
     ];
     // These take no body.
     let bodiless = |path: &str| {
-        path.ends_with("/end") || path.ends_with("/sync") || path.starts_with("/v1/admin/cache/")
+        path.ends_with("/end")
+            || path.ends_with("/release")
+            || path.ends_with("/sync")
+            || path.starts_with("/v1/admin/cache/")
     };
     let json_routes = ROUTES
         .iter()

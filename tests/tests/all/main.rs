@@ -5,6 +5,7 @@ mod access;
 mod adaptive_test;
 mod ai_cache;
 mod ai_client;
+mod assessments;
 mod auth;
 mod cache;
 mod contract;

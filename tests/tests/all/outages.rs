@@ -319,7 +319,7 @@ async fn flushall_mid_run_changes_no_trajectory() {
 
 /// What the engine alone makes of a test's seed, prior, configuration and
 /// answers: each question served and the estimate after each answer.
-async fn replay(env: &TestEnv, test: &str) -> Vec<(String, f64, f64)> {
+pub(super) async fn replay(env: &TestEnv, test: &str) -> Vec<(String, f64, f64)> {
     let (sql, id) = (env.sql().await, test.parse::<uuid::Uuid>().unwrap());
     let row = sql
         .query_one(

@@ -161,7 +161,8 @@ async fn abandons_exactly_the_idle_tests_whose_state_is_gone() {
         SweepReport {
             checked: 4,
             abandoned: 3,
-            batches: 1
+            batches: 1,
+            timed_out: 0
         }
     );
     for test in [answered, unanswered, keep_expired] {
@@ -188,7 +189,8 @@ async fn abandons_exactly_the_idle_tests_whose_state_is_gone() {
         SweepReport {
             checked: 1,
             abandoned: 0,
-            batches: 1
+            batches: 1,
+            timed_out: 0
         }
     );
 
@@ -242,7 +244,8 @@ async fn batches_page_through_every_idle_test() {
         SweepReport {
             checked: 7,
             abandoned: 5,
-            batches: 4
+            batches: 4,
+            timed_out: 0
         }
     );
     for &test in &stateless {
@@ -257,7 +260,8 @@ async fn batches_page_through_every_idle_test() {
         SweepReport {
             checked: 2,
             abandoned: 0,
-            batches: 2
+            batches: 2,
+            timed_out: 0
         }
     );
 }
@@ -315,7 +319,8 @@ async fn redis_unreachable_abandons_nothing() {
         SweepReport {
             checked: 3,
             abandoned: 3,
-            batches: 1
+            batches: 1,
+            timed_out: 0
         }
     );
 }
