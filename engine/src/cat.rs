@@ -228,6 +228,7 @@ mod tests {
             min_items: 8,
             se_target: Some(0.45),
             classify: None,
+            levels: None,
         };
         let cat = Cat::new(Box::new(Map::default()), Box::new(MaxInfo), rule);
         let (items, _, step) = simulate(&cat, &bank, 1, 0.0);

@@ -11,7 +11,8 @@
 //! - [`estimate`]: EAP, MAP, MLE and WLE ability estimators.
 //! - [`select`]: maximum information, randomesque, content balancing and
 //!   Sympson–Hetter exposure control.
-//! - [`stop`]: stop rules (length, SE target, classification), combined.
+//! - [`stop`]: stop rules (length, SE target, classification, performance
+//!   levels), combined.
 //! - [`cat`]: one step of an adaptive test, per-concept estimates.
 //! - [`sim`]: Monte Carlo simulation of many tests and its statistics.
 #![warn(missing_docs)]
@@ -33,4 +34,4 @@ pub use estimate::{
 pub use init::{FixedTheta, FromProficiency, Initializer, Start};
 pub use model::{ItemParams, ParamError};
 pub use select::{Candidates, ContentBalanced, MaxInfo, Randomesque, Selector, SympsonHetter};
-pub use stop::{Classify, Side, StopReason, StopRule};
+pub use stop::{Classify, Levels, Side, StopReason, StopRule};
