@@ -13,12 +13,15 @@
 //!   Sympson–Hetter exposure control.
 //! - [`stop`]: stop rules (length, SE target, classification, performance
 //!   levels), combined.
+//! - [`constraints`]: content constraints (blueprint minimums/maximums per
+//!   concept, enemy items) that narrow selection and hold the stop.
 //! - [`cat`]: one step of an adaptive test, per-concept estimates.
 //! - [`sim`]: Monte Carlo simulation of many tests and its statistics.
 #![warn(missing_docs)]
 
 pub mod bank;
 pub mod cat;
+pub mod constraints;
 pub mod estimate;
 pub mod init;
 pub mod model;
@@ -28,6 +31,7 @@ pub mod stop;
 
 pub use bank::ItemBank;
 pub use cat::{Cat, Step, concept_estimates};
+pub use constraints::Constraints;
 pub use estimate::{
     Eap, Estimate, Estimator, EstimatorKind, Map, Mle, NormalPrior, THETA_MAX, THETA_MIN, Wle,
 };
