@@ -156,9 +156,10 @@ impl<'a> Candidates<'a> {
     }
 
     /// Whether an item with these tags passes the tag filters.
+    #[inline]
     fn tags_pass(&self, tags: &[u16]) -> bool {
         self.concept.is_none_or(|c| tags.contains(&c))
-            && !tags.iter().any(|t| self.forbidden.contains(t))
+            && (self.forbidden.is_empty() || !tags.iter().any(|t| self.forbidden.contains(t)))
             && self
                 .any_of
                 .is_none_or(|wanted| tags.iter().any(|t| wanted.contains(t)))
