@@ -2,15 +2,16 @@
 //! one EAP update with 30 answers ≤ 5 µs; one selection from 5,000 items ≤ 20 µs;
 //! a 1,000-examinee × 20-item simulation on a 500-item 3PL bank ≤ 0.2 s.
 //!
-//! `cargo bench -p lectern-engine --bench engine` (add `-- <filter>` for one group).
+//! `cargo bench -p lectern-engine --bench engine` (add `-- <filter>` for one group,
+//! e.g. `-- step` for a whole step, plain and with content constraints).
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use lectern_engine::sim::{SimConfig, generate_bank, simulate};
 use lectern_engine::{
-    Cat, ContentBalanced, Eap, Estimator, ItemBank, Map, MaxInfo, Mle, Randomesque, Selector,
-    StopRule, SympsonHetter, Wle,
+    Cat, Constraints, ContentBalanced, Eap, Estimator, ItemBank, Map, MaxInfo, Mle, Randomesque,
+    Selector, StopRule, SympsonHetter, Wle,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -90,6 +91,48 @@ fn selection(c: &mut Criterion) {
     group.finish();
 }
 
+/// One whole step (EAP update + selection) mid-test, on a 5,000-item bank tagged
+/// with 5 concepts: plain, and with a blueprint and 1,250 enemy groups of 4.
+fn step(c: &mut Criterion) {
+    let n = 5_000;
+    let raw = generate_bank(n, 2);
+    let bank = ItemBank::new(
+        (0..n).map(|i| raw.params(i)).collect(),
+        (0..n).map(|i| vec![(i % 5) as u16]).collect(),
+    );
+    let stop = StopRule {
+        max_items: 40,
+        ..StopRule::default()
+    };
+    let plain = Cat::new(Box::new(Eap::default()), Box::new(MaxInfo), stop);
+    let blueprint = [(0, 6, 10), (1, 6, 10), (2, 6, 10), (3, 4, 8), (4, 4, 8)];
+    let enemies: Vec<Vec<usize>> = (0..n / 4).map(|g| (4 * g..4 * g + 4).collect()).collect();
+    let constraints = Constraints::new(&blueprint, &enemies);
+    constraints.check(&bank, 0, 40).expect("feasible");
+    let constrained =
+        Cat::new(Box::new(Eap::default()), Box::new(MaxInfo), stop).with_constraints(constraints);
+    // 20 items given (the plain test's own), so both steps start from the same answers.
+    let (mut items, mut answers) = (Vec::new(), Vec::new());
+    for _ in 0..20 {
+        let next = plain
+            .step(&bank, &items, &answers, 9)
+            .next
+            .expect("items left");
+        answers.push(bank.probability(next, 0.4) > 0.5);
+        items.push(next);
+    }
+    let mut group = c.benchmark_group("step");
+    for (name, cat) in [
+        ("plain_20_given", &plain),
+        ("blueprint_enemies_20_given", &constrained),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| cat.step(black_box(&bank), black_box(&items), black_box(&answers), 9))
+        });
+    }
+    group.finish();
+}
+
 fn simulation(c: &mut Criterion) {
     let bank = generate_bank(500, 4);
     let cat = Cat::new(
@@ -113,5 +156,5 @@ fn simulation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, estimators, selection, simulation);
+criterion_group!(benches, estimators, selection, step, simulation);
 criterion_main!(benches);

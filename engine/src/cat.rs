@@ -5,13 +5,14 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::bank::ItemBank;
+use super::constraints::Constraints;
 use super::estimate::{Estimate, Estimator, EstimatorKind};
 use super::init::Start;
-use super::select::Selector;
+use super::select::{Candidates, Selector};
 use super::stop::{StopReason, StopRule};
 
 /// One adaptive test's engine: initializer's start, estimator, selector, stop rule
-/// (catsim's four parts).
+/// (catsim's four parts), and optional content constraints.
 pub struct Cat {
     /// How θ is estimated after each answer.
     pub estimator: Box<dyn Estimator>,
@@ -22,6 +23,8 @@ pub struct Cat {
     /// θ before any answer; `None` takes the estimator's (the prior mean for EAP
     /// and MAP, 0 for MLE and WLE).
     pub start: Option<f64>,
+    /// Blueprint and enemy groups every test must respect (see [`Cat::step`]).
+    pub constraints: Option<Constraints>,
 }
 
 /// Result of one step of an adaptive test.
@@ -54,6 +57,7 @@ impl Cat {
             selector,
             stop,
             start: None,
+            constraints: None,
         }
     }
 
@@ -69,7 +73,15 @@ impl Cat {
             selector,
             stop,
             start: Some(start.theta),
+            constraints: None,
         }
+    }
+
+    /// The same engine, with every test held to `constraints` (check them first
+    /// with [`Constraints::check`]).
+    pub fn with_constraints(mut self, constraints: Constraints) -> Cat {
+        self.constraints = Some(constraints);
+        self
     }
 
     /// Estimates θ from the answers so far, then either stops or picks the next item.
@@ -81,6 +93,16 @@ impl Cat {
     /// any step can be recomputed. If the stop rule does not fire but no item is
     /// left, `stop = Some(BankExhausted)` and `next = None`. Before any answer the
     /// estimate's θ is `start` when set.
+    ///
+    /// With [`constraints`](Cat::constraints), the selector only sees items that
+    /// share no enemy group with an administered item and carry no concept whose
+    /// maximum is reached; and when the items left before `max_items`
+    /// (`max_items − items.len()`) are no more than the items the unmet minimums
+    /// still need (the sum of their shortfalls), only items tagged with an unmet
+    /// concept. While a minimum is unmet, the SE target and the classifications do
+    /// not end the test: it goes on with items tagged with an unmet concept, and
+    /// stops for that first reason only once no such item is eligible. `max_items`
+    /// always ends it; running out of eligible items ends it as `BankExhausted`.
     pub fn step(&self, bank: &ItemBank, items: &[usize], answers: &[bool], seed: u64) -> Step {
         let mut estimate = self.estimator.estimate(bank, items, answers);
         let answered = items.len().min(answers.len());
@@ -89,25 +111,61 @@ impl Cat {
         {
             estimate.theta = theta;
         }
-        if let Some(reason) = self.stop.check(answered, estimate.theta, estimate.se) {
-            return Step {
-                estimate,
-                next: None,
-                stop: Some(reason),
+        let stop = self.stop.check(answered, estimate.theta, estimate.se);
+        let Some(constraints) = &self.constraints else {
+            if let Some(reason) = stop {
+                return Step::stopped(estimate, reason);
+            }
+            let mut rng = step_rng(seed, items.len());
+            let next = self.selector.select(bank, estimate.theta, items, &mut rng);
+            return Step::picked(estimate, next);
+        };
+        constraints.with_tally(bank, items, |tally| {
+            // An unmet minimum holds the test open against every stop but max_items.
+            let held = match stop {
+                Some(StopReason::MaxItems) => return Step::stopped(estimate, StopReason::MaxItems),
+                Some(reason) if tally.unmet.is_empty() => return Step::stopped(estimate, reason),
+                Some(reason) => Some(reason),
+                None => None,
             };
+            let left = self.stop.max_items.saturating_sub(items.len());
+            let forced = !tally.unmet.is_empty() && (held.is_some() || left <= tally.needed);
+            let mut rng = step_rng(seed, items.len());
+            let required = forced.then_some(tally.unmet);
+            let next = Candidates::with_tags(bank.len(), items, tally.full, required, |c| {
+                constraints.exclude_enemies(items, c);
+                let pick = self.selector.choose(bank, estimate.theta, c, &mut rng);
+                // A forced pick that finds nothing: held open for a minimum no
+                // eligible item can serve, stop after all; otherwise pick freely.
+                if pick.is_some() || !forced || held.is_some() {
+                    return pick;
+                }
+                c.require_any(None);
+                self.selector.choose(bank, estimate.theta, c, &mut rng)
+            });
+            match (next, held) {
+                (None, Some(reason)) => Step::stopped(estimate, reason),
+                (next, _) => Step::picked(estimate, next),
+            }
+        })
+    }
+}
+
+impl Step {
+    fn stopped(estimate: Estimate, reason: StopReason) -> Step {
+        Step {
+            estimate,
+            next: None,
+            stop: Some(reason),
         }
-        let mut rng = step_rng(seed, items.len());
-        match self.selector.select(bank, estimate.theta, items, &mut rng) {
-            Some(next) => Step {
-                estimate,
-                next: Some(next),
-                stop: None,
-            },
-            None => Step {
-                estimate,
-                next: None,
-                stop: Some(StopReason::BankExhausted),
-            },
+    }
+
+    /// `next`, or the end of the bank when `None`.
+    fn picked(estimate: Estimate, next: Option<usize>) -> Step {
+        Step {
+            estimate,
+            next,
+            stop: next.is_none().then_some(StopReason::BankExhausted),
         }
     }
 }
@@ -228,6 +286,7 @@ mod tests {
             min_items: 8,
             se_target: Some(0.45),
             classify: None,
+            levels: None,
         };
         let cat = Cat::new(Box::new(Map::default()), Box::new(MaxInfo), rule);
         let (items, _, step) = simulate(&cat, &bank, 1, 0.0);

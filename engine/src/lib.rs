@@ -11,13 +11,17 @@
 //! - [`estimate`]: EAP, MAP, MLE and WLE ability estimators.
 //! - [`select`]: maximum information, randomesque, content balancing and
 //!   Sympson–Hetter exposure control.
-//! - [`stop`]: stop rules (length, SE target, classification), combined.
+//! - [`stop`]: stop rules (length, SE target, classification, performance
+//!   levels), combined.
+//! - [`constraints`]: content constraints (blueprint minimums/maximums per
+//!   concept, enemy items) that narrow selection and hold the stop.
 //! - [`cat`]: one step of an adaptive test, per-concept estimates.
 //! - [`sim`]: Monte Carlo simulation of many tests and its statistics.
 #![warn(missing_docs)]
 
 pub mod bank;
 pub mod cat;
+pub mod constraints;
 pub mod estimate;
 pub mod init;
 pub mod model;
@@ -27,10 +31,11 @@ pub mod stop;
 
 pub use bank::ItemBank;
 pub use cat::{Cat, Step, concept_estimates};
+pub use constraints::Constraints;
 pub use estimate::{
     Eap, Estimate, Estimator, EstimatorKind, Map, Mle, NormalPrior, THETA_MAX, THETA_MIN, Wle,
 };
 pub use init::{FixedTheta, FromProficiency, Initializer, Start};
 pub use model::{ItemParams, ParamError};
 pub use select::{Candidates, ContentBalanced, MaxInfo, Randomesque, Selector, SympsonHetter};
-pub use stop::{Classify, Side, StopReason, StopRule};
+pub use stop::{Classify, Levels, Side, StopReason, StopRule};

@@ -47,13 +47,25 @@ pub trait Selector: Send + Sync {
 const STACK_WORDS: usize = 1024; // 65,536 items, 8 KiB
 
 /// The items one selection may pick: not administered, not set aside during this
-/// selection (a Sympson–Hetter rejection), and, while a concept is set, tagged
-/// with that concept.
+/// selection (a Sympson–Hetter rejection, an enemy of an administered item), and,
+/// by their concept tags: while a concept is set ([`Candidates::restrict`]),
+/// tagged with it; and, for content constraints, tagged with none of the
+/// forbidden concepts and, while a required list is set, with at least one of
+/// its concepts.
+///
+/// The tag filters are checked lazily, only on the items a scan actually reaches
+/// (a few dozen), never by a pass over the bank.
 pub struct Candidates<'a> {
     administered: &'a [usize],
     /// Bit i set: item i may not be picked.
     closed: &'a mut [u64],
     concept: Option<u16>,
+    /// Items tagged with any of these may not be picked.
+    forbidden: &'a [u16],
+    /// While set, only items tagged with one of these may be picked.
+    any_of: Option<&'a [u16]>,
+    /// True while any tag filter is set: the only tag test on the unfiltered path.
+    filtered: bool,
 }
 
 impl<'a> Candidates<'a> {
@@ -63,6 +75,19 @@ impl<'a> Candidates<'a> {
         administered: &[usize],
         f: impl FnOnce(&mut Candidates<'_>) -> R,
     ) -> R {
+        Candidates::with_tags(n, administered, &[], None, f)
+    }
+
+    /// [`Candidates::with`], ruling out items tagged with any of `forbidden` and,
+    /// when `any_of` is set, items tagged with none of its concepts
+    /// (see [`Candidates::require_any`]).
+    pub(crate) fn with_tags<R>(
+        n: usize,
+        administered: &[usize],
+        forbidden: &[u16],
+        any_of: Option<&[u16]>,
+        f: impl FnOnce(&mut Candidates<'_>) -> R,
+    ) -> R {
         let words = n.div_ceil(64);
         let run = |bits: &mut [u64]| {
             for &i in administered {
@@ -70,11 +95,16 @@ impl<'a> Candidates<'a> {
                     bits[i / 64] |= 1u64 << (i % 64);
                 }
             }
-            f(&mut Candidates {
+            let mut candidates = Candidates {
                 administered,
                 closed: bits,
                 concept: None,
-            })
+                forbidden,
+                any_of,
+                filtered: false,
+            };
+            candidates.refilter();
+            f(&mut candidates)
         };
         if words <= STACK_WORDS {
             let mut bits = [0u64; STACK_WORDS];
@@ -99,13 +129,40 @@ impl<'a> Candidates<'a> {
     /// Restricts the candidates to items tagged `concept` (`None` lifts it);
     /// returns the previous restriction.
     pub fn restrict(&mut self, concept: Option<u16>) -> Option<u16> {
-        std::mem::replace(&mut self.concept, concept)
+        let previous = std::mem::replace(&mut self.concept, concept);
+        self.refilter();
+        previous
+    }
+
+    /// Restricts the candidates to items tagged with at least one of `concepts`
+    /// (`None` lifts it; `Some(&[])` rules out everything); returns the previous
+    /// list. Unlike [`Candidates::restrict`] it takes several concepts and is
+    /// independent of it, so a [`ContentBalanced`] selector narrows within it.
+    pub(crate) fn require_any(&mut self, concepts: Option<&'a [u16]>) -> Option<&'a [u16]> {
+        let previous = std::mem::replace(&mut self.any_of, concepts);
+        self.refilter();
+        previous
+    }
+
+    fn refilter(&mut self) {
+        self.filtered =
+            self.concept.is_some() || !self.forbidden.is_empty() || self.any_of.is_some();
     }
 
     #[inline]
     fn is_open(&self, bank: &ItemBank, i: usize) -> bool {
         self.closed[i / 64] >> (i % 64) & 1 == 0
-            && self.concept.is_none_or(|c| bank.concepts(i).contains(&c))
+            && (!self.filtered || self.tags_pass(bank.concepts(i)))
+    }
+
+    /// Whether an item with these tags passes the tag filters.
+    #[inline]
+    fn tags_pass(&self, tags: &[u16]) -> bool {
+        self.concept.is_none_or(|c| tags.contains(&c))
+            && (self.forbidden.is_empty() || !tags.iter().any(|t| self.forbidden.contains(t)))
+            && self
+                .any_of
+                .is_none_or(|wanted| tags.iter().any(|t| wanted.contains(t)))
     }
 }
 

@@ -5,7 +5,9 @@
 /// - `max_items` answers reached;
 /// - the SE is at or below `se_target`;
 /// - the confidence interval θ̂ ± z·SE lies wholly on one side of a cut score
-///   (`classify`, the classification CAT of Spray & Reckase 1994 / Eggen 1999).
+///   (`classify`, the classification CAT of Spray & Reckase 1994 / Eggen 1999);
+/// - the confidence interval lies wholly inside one performance level (`levels`,
+///   the same rule with several cut scores).
 ///
 /// `min_items` wins over `max_items` if they conflict. Running out of items is
 /// detected by [`Cat::step`](super::Cat::step), not here. `Default` is a fixed
@@ -20,6 +22,8 @@ pub struct StopRule {
     pub se_target: Option<f64>,
     /// Stop once the examinee is classified against a cut score.
     pub classify: Option<Classify>,
+    /// Stop once the examinee is placed in one performance level.
+    pub levels: Option<Levels>,
 }
 
 impl Default for StopRule {
@@ -29,6 +33,7 @@ impl Default for StopRule {
             min_items: 0,
             se_target: None,
             classify: None,
+            levels: None,
         }
     }
 }
@@ -69,6 +74,97 @@ impl Classify {
     }
 }
 
+/// Most cut scores a [`Levels`] rule takes (so at most 9 levels); the cuts live
+/// inline so that [`StopRule`] stays `Copy`.
+pub const MAX_LEVEL_CUTS: usize = 8;
+
+/// Performance levels: cut scores θ₁ < θ₂ < … < θₖ split the scale into k + 1
+/// levels, level 0 below θ₁ and level j from θⱼ (inclusive) up to θⱼ₊₁. As a stop
+/// rule it generalizes [`Classify`] to several cuts: the test stops once the
+/// interval θ̂ ± z·SE contains no cut score, z being the two-sided quantile of the
+/// confidence (0.95 → 1.959964), exactly as for [`Classify`]. An interval that
+/// touches a cut is undecided, as in [`Classify::decide`]; with one cut the two
+/// rules agree (level 1 is [`Side::Above`]).
+#[derive(Clone, Copy, PartialEq)]
+pub struct Levels {
+    /// `cuts[..len]` are the cut scores, strictly increasing; the rest is 0.
+    cuts: [f64; MAX_LEVEL_CUTS],
+    len: usize,
+    z: f64,
+}
+
+impl Levels {
+    /// Levels split at `cuts` (1 to [`MAX_LEVEL_CUTS`], finite, strictly
+    /// increasing), decided at a two-sided `confidence` in (0.5, 1).
+    pub fn new(cuts: &[f64], confidence: f64) -> Result<Levels, String> {
+        if cuts.is_empty() || cuts.len() > MAX_LEVEL_CUTS {
+            return Err(format!(
+                "performance levels need 1 to {MAX_LEVEL_CUTS} cut scores (got {})",
+                cuts.len()
+            ));
+        }
+        if let Some(bad) = cuts.iter().find(|c| !c.is_finite()) {
+            return Err(format!("cut score {bad} is not a finite number"));
+        }
+        if let Some(w) = cuts.windows(2).find(|w| w[0] >= w[1]) {
+            return Err(format!(
+                "cut scores must be strictly increasing ({} is followed by {})",
+                w[0], w[1]
+            ));
+        }
+        if !(confidence > 0.5 && confidence < 1.0) {
+            return Err(format!(
+                "confidence must lie strictly between 0.5 and 1 (got {confidence})"
+            ));
+        }
+        let mut inline = [0.0; MAX_LEVEL_CUTS];
+        inline[..cuts.len()].copy_from_slice(cuts);
+        Ok(Levels {
+            cuts: inline,
+            len: cuts.len(),
+            z: normal_quantile(0.5 + confidence / 2.0),
+        })
+    }
+
+    /// The cut scores, increasing.
+    pub fn cuts(&self) -> &[f64] {
+        &self.cuts[..self.len]
+    }
+
+    /// Half-width of the interval in SEs (1.959964 for 95 %).
+    pub fn z(&self) -> f64 {
+        self.z
+    }
+
+    /// The level of `theta`, in `0..=cuts().len()`: the number of cuts at or below
+    /// it (θ ≥ cut k, counting from 0, puts θ at level k + 1 or higher). NaN is level 0.
+    pub fn level_of(&self, theta: f64) -> usize {
+        self.cuts().iter().take_while(|&&c| theta >= c).count()
+    }
+
+    /// The level the interval θ ± z·se lies wholly inside, if it contains no cut
+    /// (a cut on its edge counts as inside it). A NaN θ or SE decides nothing.
+    pub fn decide(&self, theta: f64, se: f64) -> Option<usize> {
+        if theta.is_nan() || se.is_nan() {
+            return None;
+        }
+        let (lo, hi) = (theta - self.z * se, theta + self.z * se);
+        // Cuts strictly below lo, and cuts at or below hi: equal when none is in [lo, hi].
+        let below = self.cuts().iter().take_while(|&&c| c < lo).count();
+        let through = self.cuts().iter().take_while(|&&c| c <= hi).count();
+        (below == through).then_some(below)
+    }
+}
+
+impl std::fmt::Debug for Levels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Levels")
+            .field("cuts", &self.cuts())
+            .field("z", &self.z)
+            .finish()
+    }
+}
+
 /// The side of a cut score a classification lands on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
@@ -89,6 +185,8 @@ pub enum StopReason {
     Classified(Side),
     /// Every eligible item of the bank has been administered.
     BankExhausted,
+    /// The confidence interval lies inside this performance level (see [`Levels`]).
+    Level(usize),
 }
 
 impl StopReason {
@@ -100,6 +198,7 @@ impl StopReason {
             StopReason::Classified(Side::Above) => "classified_above",
             StopReason::Classified(Side::Below) => "classified_below",
             StopReason::BankExhausted => "bank_exhausted",
+            StopReason::Level(_) => "classified",
         }
     }
 }
@@ -108,8 +207,8 @@ impl StopRule {
     /// Whether to stop after `answered` answers with estimate `theta` ± `se`.
     ///
     /// When several criteria are met, the first in the order max items, SE target,
-    /// classification is reported. A NaN `se` meets neither the SE target nor the
-    /// classification.
+    /// classification, performance level is reported. A NaN `se` meets neither the
+    /// SE target nor the classifications.
     pub fn check(&self, answered: usize, theta: f64, se: f64) -> Option<StopReason> {
         if answered < self.min_items {
             None
@@ -121,6 +220,11 @@ impl StopRule {
             self.classify
                 .and_then(|c| c.decide(theta, se))
                 .map(StopReason::Classified)
+                .or_else(|| {
+                    self.levels
+                        .and_then(|l| l.decide(theta, se))
+                        .map(StopReason::Level)
+                })
         }
     }
 }
@@ -194,6 +298,7 @@ mod tests {
             min_items,
             se_target,
             classify: None,
+            levels: None,
         }
     }
 
@@ -263,6 +368,99 @@ mod tests {
             StopReason::Classified(Side::Below).name(),
             "classified_below"
         );
+    }
+
+    #[test]
+    fn level_z_matches_the_reference_quantile() {
+        // Φ⁻¹(0.975) = 1.959963984540054 (two-sided 95 %), as for Classify.
+        let l = Levels::new(&[0.0], 0.95).unwrap();
+        assert!((l.z() - 1.959963984540054).abs() < 1e-8, "{}", l.z());
+        assert_eq!(l.z(), Classify::new(0.0, 0.95).z);
+        // Φ⁻¹(0.95) = 1.6448536269514722 (two-sided 90 %).
+        let l = Levels::new(&[0.0], 0.90).unwrap();
+        assert!((l.z() - 1.6448536269514722).abs() < 1e-8, "{}", l.z());
+    }
+
+    #[test]
+    fn level_of_boundaries() {
+        let l = Levels::new(&[-1.0, 0.0, 1.5], 0.95).unwrap();
+        assert_eq!(l.cuts(), &[-1.0, 0.0, 1.5]);
+        for (theta, level) in [
+            (f64::NEG_INFINITY, 0),
+            (-1.0 - 1e-12, 0),
+            (-1.0, 1),
+            (-0.5, 1),
+            (-1e-300, 1),
+            (0.0, 2),
+            (1.5 - 1e-12, 2),
+            (1.5, 3),
+            (6.0, 3),
+            (f64::INFINITY, 3),
+            (f64::NAN, 0),
+        ] {
+            assert_eq!(l.level_of(theta), level, "θ = {theta}");
+        }
+    }
+
+    #[test]
+    fn levels_reject_bad_cuts_and_confidence() {
+        for (cuts, conf, needle) in [
+            (&[][..], 0.95, "1 to 8 cut scores"),
+            (&[0.0; 9][..], 0.95, "1 to 8 cut scores"),
+            (&[0.0, f64::NAN][..], 0.95, "not a finite number"),
+            (&[f64::INFINITY][..], 0.95, "not a finite number"),
+            (
+                &[0.0, 0.0][..],
+                0.95,
+                "strictly increasing (0 is followed by 0)",
+            ),
+            (&[1.0, -1.0][..], 0.95, "strictly increasing"),
+            (&[0.0][..], 0.5, "between 0.5 and 1"),
+            (&[0.0][..], 1.0, "between 0.5 and 1"),
+            (&[0.0][..], f64::NAN, "between 0.5 and 1"),
+        ] {
+            let err = Levels::new(cuts, conf).unwrap_err();
+            assert!(err.contains(needle), "{cuts:?} {conf}: {err}");
+        }
+        assert!(Levels::new(&[-2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0], 0.51).is_ok());
+    }
+
+    #[test]
+    fn levels_stop_inside_a_level_only() {
+        let levels = Levels::new(&[-1.0, 1.0], 0.95).unwrap();
+        let z = levels.z();
+        let r = StopRule {
+            levels: Some(levels),
+            ..rule(40, 5, None)
+        };
+        // 0 ± 1.96·0.5 = [−0.98, 0.98]: inside level 1.
+        assert_eq!(r.check(6, 0.0, 0.5), Some(StopReason::Level(1)));
+        // 0.2 ± 0.98 = [−0.78, 1.18] straddles the cut at 1: go on.
+        assert_eq!(r.check(6, 0.2, 0.5), None);
+        assert_eq!(r.check(6, -2.5, 0.5), Some(StopReason::Level(0)));
+        assert_eq!(r.check(6, 2.5, 0.5), Some(StopReason::Level(2)));
+        assert_eq!(r.check(6, -1.5, 0.5), None, "straddles −1");
+        // An interval whose edge touches a cut is undecided, as with Classify.
+        assert_eq!(levels.decide(1.0 + z * 0.5, 0.5), None);
+        assert_eq!(levels.decide(1.0 + z * 0.5 + 1e-9, 0.5), Some(2));
+        assert_eq!(r.check(4, 0.0, 0.01), None, "never before min_items");
+        assert_eq!(r.check(6, 0.0, f64::NAN), None);
+        assert_eq!(r.check(6, f64::NAN, 0.1), None);
+        assert_eq!(r.check(6, 0.0, f64::INFINITY), None);
+        assert_eq!(r.check(40, 0.2, 0.5), Some(StopReason::MaxItems));
+        assert_eq!(StopReason::Level(2).name(), "classified");
+        // With one cut it agrees with Classify.
+        let one = Levels::new(&[0.5], 0.95).unwrap();
+        let c = Classify::new(0.5, 0.95);
+        for theta in [-1.0, 0.0, 0.4, 0.5, 1.2, 1.3, 2.0] {
+            for se in [0.05, 0.2, 0.4] {
+                let expected = c.decide(theta, se).map(|s| match s {
+                    Side::Above => 1,
+                    Side::Below => 0,
+                });
+                assert_eq!(one.decide(theta, se), expected, "{theta} ± {se}");
+            }
+        }
     }
 
     #[test]

@@ -390,6 +390,7 @@ pub fn execute(args: &SimulateArgs) -> Result<Outcome, Error> {
         classify: args
             .cut_score
             .map(|cut| Classify::new(cut, args.confidence.unwrap_or(0.95))),
+        levels: None,
     };
     let mut cat = Cat::new(estimator, selection.selector, stop);
     cat.start = args.start_theta.map(|t| FixedTheta(t).start().theta);

@@ -310,6 +310,7 @@ impl TestConfig {
             min_items: self.min_items as usize,
             se_target: self.se_target,
             classify: self.classify(),
+            levels: None,
         };
         engine::Cat::from_start(self.start(prior), self.estimator, selector, stop)
     }
