@@ -64,7 +64,8 @@ pub enum OrgOf {
     Organization(Uuid),
     /// The organization of this assessment.
     Assessment(Uuid),
-    /// The organization of this assignment; its class is the class asked about.
+    /// The organization of this assignment; its class is the class asked about
+    /// (as a class's own is, unless another is named).
     Assignment(Uuid),
 }
 
@@ -103,7 +104,10 @@ pub async fn standing(
             "SELECT org_id FROM teaching_sessions WHERE id = $2",
             Some(id),
         ),
-        OrgOf::Class(id) => ("SELECT org_id FROM classes WHERE id = $2", Some(id)),
+        OrgOf::Class(id) => (
+            "SELECT org_id, id AS class_id FROM classes WHERE id = $2",
+            Some(id),
+        ),
         OrgOf::Pool(id) => ("SELECT org_id FROM item_pools WHERE id = $2", Some(id)),
         OrgOf::Organization(id) => (
             "SELECT id AS org_id FROM organizations WHERE id = $2",
@@ -116,7 +120,7 @@ pub async fn standing(
         ),
     };
     let class_of = match org {
-        OrgOf::Assignment(_) => "coalesce($4::uuid, (SELECT class_id FROM r))",
+        OrgOf::Class(_) | OrgOf::Assignment(_) => "coalesce($4::uuid, (SELECT class_id FROM r))",
         _ => "$4::uuid",
     };
     let sql = format!(

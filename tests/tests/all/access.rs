@@ -413,8 +413,10 @@ async fn request(w: &World, route: &Route) -> (String, Option<Value>, u16) {
             (at(&w.class), Some(json!({ "max_uses": 5 })), 201)
         }
         ("POST", "/v1/invitations/accept") => {
-            // A class of A nobody is in yet, so every caller may join it.
-            let class = w.env.new_class(w.org).await;
+            // A class of an organization of its own nobody is in, so every caller
+            // may join it and no caller's standing in A or B changes.
+            let org = w.env.new_org().await;
+            let class = w.env.new_class(org).await;
             let code = random_token();
             w.env
                 .sql()
@@ -422,7 +424,7 @@ async fn request(w: &World, route: &Route) -> (String, Option<Value>, u16) {
                 .execute(
                     "INSERT INTO invitations (id, org_id, class_id, code_hash, max_uses, expires_at)
                      VALUES ($1, $2, $3, $4, 1, now() + interval '1 hour')",
-                    &[&Uuid::new_v4(), &w.org, &class, &sha256_hex(&code)],
+                    &[&Uuid::new_v4(), &org, &class, &sha256_hex(&code)],
                 )
                 .await
                 .unwrap();

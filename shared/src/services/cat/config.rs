@@ -265,6 +265,20 @@ impl TestConfig {
                 )));
             }
         }
+        // What only the items themselves tell: an enemy set gives one item at most.
+        if let Some(c) = self.constraints(bank) {
+            c.check(&bank.bank, self.min_items as usize, self.max_items as usize)
+                .map_err(|why| {
+                    let named =
+                        bank.concept_names
+                            .iter()
+                            .enumerate()
+                            .fold(why, |why, (i, name)| {
+                                why.replace(&format!("concept {i} "), &format!("{name:?} "))
+                            });
+                    Error::InvalidConfig(named)
+                })?;
+        }
         Ok(())
     }
 
@@ -310,9 +324,41 @@ impl TestConfig {
             min_items: self.min_items as usize,
             se_target: self.se_target,
             classify: self.classify(),
-            levels: None,
+            levels: self.stop_levels(),
         };
-        engine::Cat::from_start(self.start(prior), self.estimator, selector, stop)
+        let cat = engine::Cat::from_start(self.start(prior), self.estimator, selector, stop);
+        match self.constraints(bank) {
+            Some(c) => cat.with_constraints(c),
+            None => cat,
+        }
+    }
+
+    /// The blueprint and enemy sets in engine terms (names and ids that are
+    /// not in `bank` were refused by [`TestConfig::check_against`]).
+    fn constraints(&self, bank: &PoolBank) -> Option<engine::Constraints> {
+        if self.blueprint.is_empty() && self.enemies.is_empty() {
+            return None;
+        }
+        let blueprint: Vec<(u16, u32, u32)> = self
+            .blueprint
+            .iter()
+            .filter_map(|(name, r)| Some((bank.concept_id(name)?, r.min, r.max)))
+            .collect();
+        let enemies: Vec<Vec<usize>> = self
+            .enemies
+            .iter()
+            .map(|set| set.iter().filter_map(|id| bank.index_of(id)).collect())
+            .collect();
+        Some(engine::Constraints::new(&blueprint, &enemies))
+    }
+
+    /// The performance levels' stop: once θ's interval lies inside one level.
+    fn stop_levels(&self) -> Option<engine::Levels> {
+        let cuts: Vec<f64> = self.levels.iter().filter_map(|l| l.from).collect();
+        // Checked when the design was written; an unusable set only stops no test.
+        (!cuts.is_empty())
+            .then(|| engine::Levels::new(&cuts, self.confidence).ok())
+            .flatten()
     }
 
     /// The classification interval, when this is a classification test.

@@ -135,7 +135,7 @@ pub struct Submitted {
     /// The next question, unless the stop rule fired.
     pub next_question: Option<Question>,
     /// Why the test completed: `max_items`, `se_target`, `classified_above`,
-    /// `classified_below` or `bank_exhausted`; absent while it goes on.
+    /// `classified_below`, `classified` (inside one performance level) or `bank_exhausted`; absent while it goes on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_reason: Option<&'static str>,
 }
