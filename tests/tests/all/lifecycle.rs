@@ -38,12 +38,36 @@ async fn the_hot_path_keeps_its_io_budget() {
     let (warm, first) = start(&env, json!({ "pool_id": pool })).await;
     env.answer(&warm, &first["question"], true).await;
 
-    let body = json!({ "pool_id": pool, "config": { "randomesque": 3 } });
+    // An attempt at an exam with a blueprint, enemies and a deadline.
+    let items = items_json(2, &env.prefix);
+    let design = json!({
+        "organization_id": env.org, "name": "budget", "pool_id": pool, "mode": "exam",
+        "config": { "max_items": 12, "min_items": 12, "se_target": null, "randomesque": 3 },
+        "blueprint": { "fractions": { "min": 2, "max": 4 } },
+        "enemies": [[items[0]["id"], items[1]["id"]]],
+        "time_limit_s": 3600,
+        "levels": [{ "label": "below" }, { "label": "above", "from": 0.0 }],
+    });
+    let made = env.post("/v1/assessments", design).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let closes = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let given = env
+        .post(
+            "/v1/assignments",
+            json!({ "assessment_id": made.body["id"], "class_id": env.class, "closes_at": closes }),
+        )
+        .await;
+    assert_eq!(given.status, StatusCode::CREATED, "{}", given.body);
+    let body = json!({ "assignment_id": given.body["id"] });
     let (started, c) = cost(&env, async || {
         as_student(Method::POST, "/v1/tests", Some(body)).await
     })
     .await;
     assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+    assert!(started.body["deadline"].is_string(), "{}", started.body);
+    // The assignment, window, attempts and prior in one read; the attempt in one insert.
     assert!(
         c.redis_round_trips <= 4 && c.pg_checkouts <= 2,
         "start cost {c:?}"

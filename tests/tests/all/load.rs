@@ -38,7 +38,6 @@ async fn a_load_run_leaves_only_expiring_keys_and_no_answers_in_redis() {
         students: 8,
         stop: Stop::Tests(24),
         pool: Some(pool),
-        max_items: 10,
         warmup: Duration::ZERO,
         with_next: true,
         ..LoadConfig::default()
@@ -94,7 +93,6 @@ async fn a_load_run_with_reads_reports_the_cache() {
         students: 4,
         stop: Stop::Tests(12),
         pool: Some(pool),
-        max_items: 5,
         warmup: Duration::ZERO,
         with_reads: true,
         admin_token: Some(env.admin_token()),

@@ -30,7 +30,7 @@ async fn pool_of(env: &TestEnv, org: Option<Uuid>, n: usize) -> Uuid {
 /// A test the student takes themselves on `pool` (in `org`, when named),
 /// answering `right.len()` items and ending it: the start's body.
 async fn take(env: &TestEnv, token: &str, pool: Uuid, org: Option<Uuid>, right: &[bool]) -> Value {
-    let mut body = json!({ "pool_id": pool, "config": { "max_items": 20 } });
+    let mut body = json!({ "pool_id": pool });
     if let Some(org) = org {
         body["organization_id"] = json!(org);
     }

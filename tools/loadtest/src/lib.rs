@@ -67,7 +67,8 @@ pub struct LoadConfig {
     /// The pool to take tests on; `None`: the first of `GET /v1/pools` (asked
     /// as the first student). Not asked for with `teach`.
     pub pool: Option<Uuid>,
-    /// `config.max_items` of every test (1–200).
+    /// Answers by which every test must have completed (1–200): the default
+    /// design's length, 20 (students may not choose a configuration).
     pub max_items: u32,
     /// Mean pause between a student's requests (each pause is uniform on
     /// [0.5, 1.5] times this).

@@ -68,7 +68,7 @@ struct Cli {
         value_parser = clap::value_parser!(u32).range(1..=1000)
     )]
     segments: Option<u32>,
-    /// `config.max_items` of each test.
+    /// Answers by which each test must have completed: the default design's length (students choose none).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200))]
     max_items: u32,
     /// Pool to take tests on [default: the first of GET /v1/pools, as the first student].

@@ -275,7 +275,8 @@ impl Student {
         let config = &self.shared.config;
         let (max_items, with_next) = (config.max_items, config.with_next);
         let pool = self.shared.pool.expect("tests have a pool");
-        let body = json!({"pool_id": pool, "config": {"max_items": max_items}});
+        // Students take the pool's default design: choosing one is staff's.
+        let body = json!({ "pool_id": pool });
         let (started, _): (Started, _) = self
             .call(
                 Endpoint::Start,
