@@ -60,17 +60,23 @@ pub struct TestSummaryView {
     organization_id: Option<Uuid>,
     status: &'static str,
     items_answered: i32,
-    correct_responses: i32,
-    theta: f64,
-    se: f64,
+    /// Absent to the student of an exam whose results are not released.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correct_responses: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    theta: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    se: Option<f64>,
     #[serde(with = "time::serde::rfc3339")]
     started_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     ended_at: Option<OffsetDateTime>,
 }
 
-impl From<TestSummary> for TestSummaryView {
-    fn from(t: TestSummary) -> Self {
+impl TestSummaryView {
+    /// `t` as its student (`own`) or staff see it.
+    fn new(t: TestSummary, own: bool) -> Self {
+        let open = !(own && t.sealed);
         Self {
             test_id: t.id,
             pool_id: t.pool_id,
@@ -78,9 +84,9 @@ impl From<TestSummary> for TestSummaryView {
             organization_id: t.org_id,
             status: t.status.as_str(),
             items_answered: t.items_answered,
-            correct_responses: t.correct_count,
-            theta: t.theta,
-            se: t.se,
+            correct_responses: open.then_some(t.correct_count),
+            theta: open.then_some(t.theta),
+            se: open.then_some(t.se),
             started_at: t.started_at,
             ended_at: t.ended_at,
         }
@@ -105,11 +111,20 @@ pub async fn tests(
     offset: i64,
 ) -> Result<CachedJson, Error> {
     let (orgs, scope) = may_read(app, caller, student).await?;
-    let key = format!("tests:{limit}:{offset}:{scope}");
+    // The student's own view leaves out what their unreleased exams would tell.
+    let own = caller.user_id == student;
+    let key = format!(
+        "tests:{limit}:{offset}:{scope}:{}",
+        if own { "own" } else { "staff" }
+    );
     let load = || async {
         let found = stored::tests(app.db(), student, orgs.as_deref(), limit, offset).await?;
         Ok(found.map(|found| TestHistory {
-            tests: found.tests.into_iter().map(Into::into).collect(),
+            tests: found
+                .tests
+                .into_iter()
+                .map(|t| TestSummaryView::new(t, own))
+                .collect(),
             limit,
             offset,
             total: found.total,

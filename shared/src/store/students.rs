@@ -32,6 +32,8 @@ pub struct TestSummary {
     pub started_at: OffsetDateTime,
     /// End time, once ended.
     pub ended_at: Option<OffsetDateTime>,
+    /// An exam whose results are not released: its student sees no results.
+    pub sealed: bool,
 }
 
 /// One page of a student's tests and how many they have in all.
@@ -61,7 +63,11 @@ pub async fn tests(
             "SELECT (SELECT count(*) FROM test_sessions s
                      WHERE s.student_id = u.id AND ($4::uuid[] IS NULL OR s.org_id = ANY($4))) AS total,
                     t.id, t.pool_id, t.pool_version, t.org_id, t.status, t.items_answered,
-                    t.correct_count, t.theta, t.se, t.started_at, t.ended_at
+                    t.correct_count, t.theta, t.se, t.started_at, t.ended_at,
+                    (t.config->>'mode' = 'exam'
+                     AND NOT EXISTS (SELECT 1 FROM assignments a
+                                     WHERE a.id = t.assignment_id AND a.released_at IS NOT NULL))
+                        AS sealed
              FROM users u
              LEFT JOIN LATERAL (
                  SELECT * FROM test_sessions s
@@ -86,12 +92,13 @@ pub async fn tests(
                 pool_id: r.get("pool_id"),
                 pool_version: r.get("pool_version"),
                 org_id: r.get("org_id"),
-                status: status(r.get("status"))?,
+                status: TestStatus::parse(r.get("status"))?,
                 items_answered: r.get("items_answered"),
                 correct_count: r.get("correct_count"),
                 theta: r.get("theta"),
                 se: r.get("se"),
                 started_at: r.get("started_at"),
+                sealed: r.get::<_, Option<bool>>("sealed").unwrap_or(false),
                 ended_at: r.get("ended_at"),
             })
         })
@@ -100,14 +107,6 @@ pub async fn tests(
 }
 
 /// The stored status name as a `TestStatus` (`store::tests` owns the names).
-fn status(raw: &str) -> Result<TestStatus, StoreError> {
-    use TestStatus::*;
-    [Active, Completed, Ended, Abandoned]
-        .into_iter()
-        .find(|s| s.as_str() == raw)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown test status {raw:?}")))
-}
-
 /// A long-term ability, overall or on one concept.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ability {

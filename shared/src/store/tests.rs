@@ -352,8 +352,9 @@ pub struct Final<'a> {
 }
 
 /// Ends a test (as `status`: ended or timed out) that still has `answered`
-/// responses, writes its final results and, when `apply`, the student's
-/// long-term proficiency (an exam's wait for its release); returns the end
+/// responses, writes its final results and, when `apply` (or its assignment's
+/// results are released by now), the student's long-term proficiency (an
+/// exam's wait for its release); returns the end
 /// time, or `None` when the test moved on meanwhile (and nothing was written).
 pub async fn finish(
     db: &Pool,
@@ -375,6 +376,19 @@ pub async fn finish(
     let concepts_json = serde_json::Value::Object(concepts_json);
     let mut client = db.get().await?;
     let tx = client.transaction().await?;
+    // An exam's results wait for the release of its assignment. The share lock
+    // orders this with a release running now (which locks the row to update
+    // it): either the release is seen here, or it sees this test ended.
+    let apply = match (apply, t.assignment_id) {
+        (false, Some(assignment)) => tx
+            .query_opt(
+                "SELECT released_at IS NOT NULL FROM assignments WHERE id = $1 FOR SHARE",
+                &[&assignment],
+            )
+            .await?
+            .is_some_and(|r| r.get(0)),
+        (apply, _) => apply,
+    };
     let Some(ended) = tx
         .query_opt(
             "UPDATE test_sessions

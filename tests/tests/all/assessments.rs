@@ -208,6 +208,23 @@ async fn an_exam_tells_the_student_nothing_until_released() {
             ended.body
         );
     }
+    let history = c
+        .as_student(
+            Method::GET,
+            &format!("/v1/students/{}/tests", c.student.0),
+            None,
+        )
+        .await;
+    assert_eq!(
+        history.body["tests"][0]["status"], "ended",
+        "{}",
+        history.body
+    );
+    assert!(
+        history.body["tests"][0].get("theta").is_none(),
+        "{}",
+        history.body
+    );
     // The exam has not reached the student's long-term proficiency.
     let proficiencies = format!("student_proficiencies WHERE student_id = '{}'", c.student.0);
     assert_eq!(c.env.count(&proficiencies).await, 0);
@@ -296,6 +313,17 @@ async fn an_exam_tells_the_student_nothing_until_released() {
         .unwrap()
         .get(0);
     assert_eq!(n_after, 10, "a second release applies nothing twice");
+    let history = c
+        .as_student(
+            Method::GET,
+            &format!("/v1/students/{}/tests", c.student.0),
+            None,
+        )
+        .await;
+    assert_eq!(
+        history.body["tests"][0]["theta"],
+        full.body["proficiency"]["theta"]
+    );
     let report = c
         .as_student(Method::GET, &format!("/v1/tests/{test}"), None)
         .await;
@@ -856,4 +884,35 @@ async fn flushall_mid_exam_changes_no_trajectory() {
         assert_eq!(recorded.len(), 10);
         assert_eq!(recorded, super::outages::replay(&env, test).await, "{test}");
     }
+}
+
+/// A deadline the live state in Redis carries: once past, the question is no
+/// longer served and the test ends as timed out, without PostgreSQL's help.
+#[tokio::test]
+async fn past_its_deadline_a_test_serves_no_question() {
+    let c = class().await;
+    let mut design = exam_design(&c.env, c.pool);
+    design["time_limit_s"] = json!(1);
+    let assessment = c.assessment(design).await;
+    let assignment = c.assign(assessment, json!({})).await;
+    let started = c.attempt(assignment).await;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+    let test = started.body["test_id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let next = c
+        .as_student(Method::GET, &format!("/v1/tests/{test}/next"), None)
+        .await;
+    next.problem(409);
+    assert_eq!(next.slug(), "deadline-passed");
+    let late = c
+        .env
+        .answer_as(&c.student.1, &test, &started.body["question"], true)
+        .await;
+    late.problem(409);
+    assert_eq!(c.env.count("test_responses").await, 0);
+    let report = c
+        .as_teacher(Method::GET, &format!("/v1/tests/{test}"), None)
+        .await;
+    assert_eq!(report.body["status"], "timed_out");
+    assert_eq!(report.body["items_answered"], 0);
 }

@@ -326,6 +326,52 @@ async fn orgs_adds_a_member_for_org_admins_and_refuses_others() {
     assert_eq!(role, "teacher");
 }
 
+/// assessments in its own process: a teacher assigns an assessment to their
+/// class; a student of the class is refused; the assignment is stored once.
+#[tokio::test]
+async fn assessments_assigns_for_class_staff_and_refuses_students() {
+    let env = TestEnv::new().await;
+    let assessments = start("assessments", &env).await;
+    let pool = env.demo_pool(20).await;
+    let made = env
+        .post(
+            "/v1/assessments",
+            json!({ "organization_id": env.org, "name": "Quiz", "pool_id": pool }),
+        )
+        .await;
+    assert_eq!(made.status.as_u16(), 201, "{}", made.body);
+    let closes = (time::OffsetDateTime::now_utc() + time::Duration::days(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let body =
+        json!({ "assessment_id": made.body["id"], "class_id": env.class, "closes_at": closes });
+    let event = |token: Option<&str>| {
+        http_event(
+            "apigw-v2-post-assignments.json",
+            None,
+            token,
+            Some(body.clone()),
+        )
+    };
+    assessments.invoke(event(None)).await.http().problem(401);
+    let (_, student) = env.user(Role::Student).await;
+    assessments
+        .invoke(event(Some(&student)))
+        .await
+        .http()
+        .problem(403);
+    assert_eq!(env.count("assignments").await, 0);
+    let (_, teacher) = env.user(Role::Teacher).await;
+    let given = reply(&assessments.invoke(event(Some(&teacher))).await, 201);
+    assert_eq!(
+        given.body["class_id"],
+        env.class.to_string(),
+        "{}",
+        given.body
+    );
+    assert_eq!(env.count("assignments").await, 1);
+}
+
 /// start → next → submit … → end → session: five functions, five processes,
 /// one test, as a student takes it through API Gateway.
 #[tokio::test]
@@ -343,12 +389,15 @@ async fn a_test_runs_start_to_end_through_five_functions() {
         Function::start("reports", &vars),
     );
 
+    // Staff choose a short design (a student may not send one); the student takes it.
+    let admin = env.admin_token();
+    let short = json!({ "pool_id": pool, "student_id": student, "config": { "max_items": 3, "min_items": 3 } });
     let started = start
         .invoke(http_event(
             "apigw-v2-post-tests.json",
             Some(&pool),
-            Some(&token),
-            None,
+            Some(&admin),
+            Some(short),
         ))
         .await;
     let started = reply(&started, 201);
@@ -893,7 +942,7 @@ async fn the_sweeper_abandons_idle_tests_and_answers_with_its_report() {
     let report = sweeper.invoke(fixture("eventbridge-scheduled.json")).await;
     assert_eq!(
         report.response(),
-        &json!({ "checked": 2, "abandoned": 1, "batches": 1 })
+        &json!({ "checked": 2, "abandoned": 1, "batches": 1, "timed_out": 0 })
     );
     let status = |id: Uuid| {
         let env = &env;

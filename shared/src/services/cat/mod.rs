@@ -613,6 +613,9 @@ async fn release(app: &App, id: Uuid, lock: &Lock) {
 /// The question currently served.
 pub async fn current_question(app: &App, id: Uuid, who: &Caller) -> Result<Question, Error> {
     let state = live(app, id, who, None).await?.state;
+    if state.overdue() {
+        return Err(time_out(app, id).await);
+    }
     let current = state
         .current
         .ok_or(Error::NotActive(TestStatus::Completed))?;
