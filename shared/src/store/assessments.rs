@@ -764,7 +764,20 @@ pub async fn gradebook(
             &[&assignment, &class, &limit, &offset],
         )
         .await?;
-    let total = rows.first().map_or(0, |r| r.get("total"));
+    let total = match rows.first() {
+        Some(r) => r.get("total"),
+        // A page past the end: count on its own.
+        None => client
+            .query_one(
+                "SELECT count(*) FROM assignments g JOIN class_students cs ON cs.class_id = g.class_id
+                 WHERE ($1::uuid IS NULL OR g.id = $1) AND ($2::uuid IS NULL OR g.class_id = $2)
+                   AND (NOT g.chosen OR EXISTS (SELECT 1 FROM assignment_students s
+                                                WHERE s.assignment_id = g.id AND s.student_id = cs.user_id))",
+                &[&assignment, &class],
+            )
+            .await?
+            .get(0),
+    };
     let grades = rows
         .iter()
         .map(|r| {

@@ -30,7 +30,7 @@ fn exam_design(env: &TestEnv, pool: Uuid) -> Value {
         "pool_id": pool,
         "mode": "exam",
         "config": { "max_items": 10, "min_items": 10, "se_target": null },
-        "blueprint": { "fractions": { "min": 2, "max": 3 }, "algebra": { "min": 1, "max": 4 } },
+        "blueprint": { "fractions": { "min": 2, "max": 3.0 }, "algebra": { "min": 1, "max": 4 } },
         "enemies": [[tag[0]["id"], tag[1]["id"]]],
         "time_limit_s": 1800,
         "levels": [
@@ -275,6 +275,15 @@ async fn an_exam_tells_the_student_nothing_until_released() {
     assert_eq!(lines.len(), 2, "{csv}");
     assert!(lines[0].starts_with("assignment_id,student_id,email"));
     assert!(lines[1].contains(&c.student.0.to_string()) && lines[1].contains(expected_level));
+    let past_the_end = c
+        .as_teacher(
+            Method::GET,
+            &format!("/v1/assignments/{assignment}/gradebook?offset=5"),
+            None,
+        )
+        .await;
+    assert_eq!(past_the_end.body["grades"], json!([]));
+    assert_eq!(past_the_end.body["total"], 1);
     let by_class = c
         .as_teacher(
             Method::GET,

@@ -25,9 +25,10 @@ pub enum Mode {
 #[serde(deny_unknown_fields)]
 pub struct ItemRange {
     /// At least this many.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::wire::integer")]
     pub min: u32,
     /// At most this many.
+    #[serde(deserialize_with = "crate::wire::integer")]
     pub max: u32,
 }
 
@@ -53,7 +54,7 @@ pub struct Scale {
     /// The scale score at θ = 0.
     pub intercept: f64,
     /// Decimal places kept (0 to 4).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::wire::integer")]
     pub decimals: u8,
     /// Lowest score reported.
     pub min: f64,
