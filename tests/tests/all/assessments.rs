@@ -925,3 +925,40 @@ async fn past_its_deadline_a_test_serves_no_question() {
     assert_eq!(report.body["status"], "timed_out");
     assert_eq!(report.body["items_answered"], 0);
 }
+
+/// PostgreSQL down at the start of an attempt: 503, no attempt used; once it
+/// is back the same start gets attempt 1.
+#[tokio::test]
+async fn an_attempt_started_while_postgresql_is_down_is_not_counted() {
+    let (_healthy, proxy, env) = TestEnv::behind_database_proxy().await;
+    let pool = env.demo_pool(40).await;
+    let made = env.post("/v1/assessments", exam_design(&env, pool)).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let given = env
+        .post(
+            "/v1/assignments",
+            json!({ "assessment_id": made.body["id"], "class_id": env.class,
+                    "closes_at": from_now(3600), "max_attempts": 1 }),
+        )
+        .await;
+    assert_eq!(given.status, StatusCode::CREATED, "{}", given.body);
+    let (_, student) = env.user(Role::Student).await;
+    let body = json!({ "assignment_id": given.body["id"] });
+    proxy.cut();
+    let down = env
+        .call_as(
+            Some(&student),
+            Method::POST,
+            "/v1/tests",
+            Some(body.clone()),
+        )
+        .await;
+    assert!(down.problem(503).contains("PostgreSQL"), "{}", down.body);
+    proxy.restore();
+    let up = env
+        .call_as(Some(&student), Method::POST, "/v1/tests", Some(body))
+        .await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.body);
+    assert_eq!(up.body["attempt"], 1);
+    assert_eq!(env.count("test_sessions").await, 1);
+}
