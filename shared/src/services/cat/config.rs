@@ -337,7 +337,7 @@ impl TestConfig {
 
     /// The performance levels' stop: once θ's interval lies inside one level.
     fn stop_levels(&self) -> Option<engine::Levels> {
-        let cuts: Vec<f64> = self.levels.iter().filter_map(|l| l.from).collect();
+        let cuts = super::design::cuts(&self.levels);
         // Checked when the design was written; an unusable set only stops no test.
         (!cuts.is_empty())
             .then(|| engine::Levels::new(&cuts, self.confidence).ok())

@@ -217,11 +217,11 @@ impl DesignInput {
         }
         Ok(())
     }
+}
 
-    /// The cut scores of the levels, lowest first.
-    pub fn cuts(&self) -> Vec<f64> {
-        self.levels.iter().filter_map(|l| l.from).collect()
-    }
+/// The cut scores of `levels`, lowest first.
+pub fn cuts(levels: &[Level]) -> Vec<f64> {
+    levels.iter().filter_map(|l| l.from).collect()
 }
 
 /// The label of the level θ falls in (the highest level whose cut θ reaches).
@@ -278,7 +278,7 @@ mod tests {
             ..Default::default()
         };
         assert!(ok.check().is_ok());
-        assert_eq!(ok.cuts(), vec![-0.5, 0.5]);
+        assert_eq!(cuts(&ok.levels), vec![-0.5, 0.5]);
         let mut swapped = levels;
         swapped.swap(1, 2);
         let err = DesignInput {

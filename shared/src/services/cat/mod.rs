@@ -118,9 +118,9 @@ pub enum Error {
     /// A concurrent start took this attempt.
     #[error("another start of this attempt won; list your assignments to see it")]
     AttemptTaken,
-    /// The test's deadline passed: the answer was not recorded, the test ended as timed out.
+    /// The test's deadline passed: nothing after it is recorded; the test ended as timed out.
     #[error(
-        "the deadline of test {0} has passed; the test ended as timed_out and the answer was not recorded"
+        "the deadline of test {0} has passed: the test ended as timed_out, and nothing sent after the deadline is recorded"
     )]
     DeadlinePassed(Uuid),
     /// A backing service failed.
