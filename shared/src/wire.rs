@@ -47,6 +47,20 @@ where
         .map_err(|_| D::Error::invalid_value(Unexpected::Unsigned(n), &"a smaller integer"))
 }
 
+/// [`integer`] in JSON; in a binary format (postcard: a test's live state,
+/// which cannot describe itself to [`integer`]), the plain integer it wrote.
+pub fn stored_integer<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64> + Deserialize<'de>,
+{
+    if d.is_human_readable() {
+        integer(d)
+    } else {
+        T::deserialize(d)
+    }
+}
+
 /// An optional, non-nullable integer field: absent is `None`, `null` refused.
 pub fn some_integer<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where

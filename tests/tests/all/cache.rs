@@ -296,7 +296,7 @@ async fn cleanup_removes_what_is_stale_and_reports_it() {
     assert_eq!(
         left,
         [format!(
-            "{}cache:{{history:{}}}:entry:tests:20:0:all",
+            "{}cache:{{history:{}}}:entry:tests:20:0:all:own",
             env.prefix, env.admin
         )]
     );

@@ -25,10 +25,10 @@ pub enum Mode {
 #[serde(deny_unknown_fields)]
 pub struct ItemRange {
     /// At least this many.
-    #[serde(default, deserialize_with = "crate::wire::integer")]
+    #[serde(default, deserialize_with = "crate::wire::stored_integer")]
     pub min: u32,
     /// At most this many.
-    #[serde(deserialize_with = "crate::wire::integer")]
+    #[serde(deserialize_with = "crate::wire::stored_integer")]
     pub max: u32,
 }
 
@@ -54,7 +54,7 @@ pub struct Scale {
     /// The scale score at θ = 0.
     pub intercept: f64,
     /// Decimal places kept (0 to 4).
-    #[serde(default, deserialize_with = "crate::wire::integer")]
+    #[serde(default, deserialize_with = "crate::wire::stored_integer")]
     pub decimals: u8,
     /// Lowest score reported.
     pub min: f64,
@@ -236,6 +236,27 @@ pub fn level_of(levels: &[Level], theta: f64) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A test's live state is postcard: the design's parts must read back from it.
+    #[test]
+    fn design_parts_survive_postcard_and_take_integral_floats_in_json() {
+        let range = ItemRange { min: 2, max: 4 };
+        let scale = Scale {
+            slope: 50.0,
+            intercept: 500.0,
+            decimals: 1,
+            min: 200.0,
+            max: 800.0,
+        };
+        let bytes = postcard::to_stdvec(&(range, scale)).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<(ItemRange, Scale)>(&bytes).unwrap(),
+            (range, scale)
+        );
+        let json: ItemRange = serde_json::from_str(r#"{"min": 2.0, "max": 4}"#).unwrap();
+        assert_eq!(json, range);
+        assert!(serde_json::from_str::<ItemRange>(r#"{"min": 2.5, "max": 4}"#).is_err());
+    }
 
     #[test]
     fn scale_scores_round_and_stay_in_bounds() {
