@@ -273,15 +273,7 @@ pub async fn create(
     let org = input
         .organization_id
         .ok_or_else(|| Error::Invalid("organization_id is required".into()))?;
-    standing(
-        app,
-        caller,
-        OrgOf::Organization(org),
-        Standing::org_staff,
-        format!("organization with id {org}"),
-        ORG_STAFF,
-    )
-    .await?;
+    of_organization(app, caller, org).await?;
     let name = checked_name(&input.name)?.to_owned();
     let design = design_of(app, org, &mut input).await?;
     let created = stored::create(
@@ -337,6 +329,32 @@ fn not_found_assessment(id: Uuid) -> Error {
     Error::NotFound(format!("no assessment with id {id}"))
 }
 
+/// The organization's staff only.
+async fn of_organization(app: &App, caller: Uuid, org: Uuid) -> Result<Standing, Error> {
+    standing(
+        app,
+        caller,
+        OrgOf::Organization(org),
+        Standing::org_staff,
+        format!("organization with id {org}"),
+        ORG_STAFF,
+    )
+    .await
+}
+
+/// The class's staff only.
+async fn of_class_staff(app: &App, caller: Uuid, class: Uuid) -> Result<Standing, Error> {
+    standing(
+        app,
+        caller,
+        OrgOf::Class(class),
+        Standing::class_staff,
+        format!("class with id {class}"),
+        CLASS_STAFF,
+    )
+    .await
+}
+
 async fn of_assessment(app: &App, caller: Uuid, id: Uuid) -> Result<Standing, Error> {
     standing(
         app,
@@ -374,15 +392,7 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<AssessmentPage, Error> {
-    standing(
-        app,
-        caller,
-        OrgOf::Organization(org),
-        Standing::org_staff,
-        format!("organization with id {org}"),
-        ORG_STAFF,
-    )
-    .await?;
+    of_organization(app, caller, org).await?;
     let (found, total) = stored::list(app.db(), org, limit, offset).await?;
     Ok(AssessmentPage {
         assessments: found
@@ -489,15 +499,7 @@ pub async fn assign(
     input: AssignmentInput,
 ) -> Result<AssignmentView, Error> {
     let class = input.class_id;
-    standing(
-        app,
-        caller,
-        OrgOf::Class(class),
-        Standing::class_staff,
-        format!("class with id {class}"),
-        CLASS_STAFF,
-    )
-    .await?;
+    of_class_staff(app, caller, class).await?;
     let opens_at = input.opens_at.unwrap_or_else(OffsetDateTime::now_utc);
     if input.closes_at <= opens_at {
         return Err(Error::Invalid(
@@ -583,15 +585,7 @@ pub async fn of_class(
     limit: i64,
     offset: i64,
 ) -> Result<AssignmentPage, Error> {
-    standing(
-        app,
-        caller,
-        OrgOf::Class(class),
-        Standing::class_staff,
-        format!("class with id {class}"),
-        CLASS_STAFF,
-    )
-    .await?;
+    of_class_staff(app, caller, class).await?;
     let (found, total) = stored::of_class(app.db(), class, limit, offset).await?;
     Ok(AssignmentPage {
         assignments: found.into_iter().map(AssignmentView::from).collect(),
@@ -820,15 +814,7 @@ pub async fn gradebook(
             (Some(id), None)
         }
         Err(class) => {
-            standing(
-                app,
-                caller,
-                OrgOf::Class(class),
-                Standing::class_staff,
-                format!("class with id {class}"),
-                CLASS_STAFF,
-            )
-            .await?;
+            of_class_staff(app, caller, class).await?;
             (None, Some(class))
         }
     };

@@ -331,22 +331,22 @@ pub async fn assign(
         &[&a.id, &a.students],
     )
     .await?;
-    let row = tx
-        .query_one(
-            &format!(
-                "SELECT {ASSIGNMENT_COLUMNS} FROM assignments g
-                 JOIN assessments a ON a.id = g.assessment_id WHERE g.id = $1"
-            ),
-            &[&a.id],
-        )
-        .await?;
+    let written = assignment_in(&tx, a.id).await?;
     tx.commit().await?;
-    Ok(Ok(assignment_row(&row)))
+    written
+        .map(Ok)
+        .ok_or_else(|| StoreError::Corrupt(format!("assignment {} not read back", a.id)))
 }
 
 /// An assignment by id.
 pub async fn assignment_by_id(db: &Pool, id: Uuid) -> Result<Option<Assignment>, StoreError> {
-    let client = db.get().await?;
+    assignment_in(&db.get().await?, id).await
+}
+
+async fn assignment_in(
+    client: &impl deadpool_postgres::GenericClient,
+    id: Uuid,
+) -> Result<Option<Assignment>, StoreError> {
     let row = client
         .query_opt(
             &format!(

@@ -98,12 +98,18 @@ impl Class {
     }
 
     async fn attempt(&self, assignment: Uuid) -> Resp {
-        self.as_student(
-            Method::POST,
-            "/v1/tests",
-            Some(json!({ "assignment_id": assignment })),
-        )
-        .await
+        self.attempt_as(&self.student.1, assignment).await
+    }
+
+    async fn attempt_as(&self, token: &str, assignment: Uuid) -> Resp {
+        self.env
+            .call_as(
+                Some(token),
+                Method::POST,
+                "/v1/tests",
+                Some(json!({ "assignment_id": assignment })),
+            )
+            .await
     }
 
     /// A gradebook page as CSV.
@@ -478,36 +484,12 @@ async fn only_assigned_students_start_attempts() {
     assert_eq!(r.slug(), "not-assigned");
     let outsider_org = c.env.new_org().await;
     let (_, outsider) = c.env.member(outsider_org, "student").await;
-    let r = c
-        .env
-        .call_as(
-            Some(&outsider),
-            Method::POST,
-            "/v1/tests",
-            Some(json!({ "assignment_id": just_one })),
-        )
-        .await;
+    let r = c.attempt_as(&outsider, just_one).await;
     r.problem(404);
-    let r = c
-        .env
-        .call_as(
-            Some(&chosen.1),
-            Method::POST,
-            "/v1/tests",
-            Some(json!({ "assignment_id": just_one })),
-        )
-        .await;
+    let r = c.attempt_as(&chosen.1, just_one).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     // A running attempt is taken up again, not doubled.
-    let again = c
-        .env
-        .call_as(
-            Some(&chosen.1),
-            Method::POST,
-            "/v1/tests",
-            Some(json!({ "assignment_id": just_one })),
-        )
-        .await;
+    let again = c.attempt_as(&chosen.1, just_one).await;
     let detail = again.problem(409);
     assert_eq!(again.slug(), "attempt-in-progress");
     assert!(
@@ -877,19 +859,7 @@ async fn flushall_mid_exam_changes_no_trajectory() {
     }
     env.sign_admin_in_again().await;
     for test in &tests {
-        let report = env.get(&format!("/v1/tests/{test}")).await.body;
-        let recorded: Vec<(String, f64, f64)> = report["responses"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                (
-                    r["question_id"].as_str().unwrap().to_owned(),
-                    r["theta"].as_f64().unwrap(),
-                    r["se"].as_f64().unwrap(),
-                )
-            })
-            .collect();
+        let recorded = super::outages::recorded(&env, test).await;
         assert_eq!(recorded.len(), 10);
         assert_eq!(recorded, super::outages::replay(&env, test).await, "{test}");
     }

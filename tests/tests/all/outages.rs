@@ -298,23 +298,29 @@ async fn flushall_mid_run_changes_no_trajectory() {
         tests.push(run.await.unwrap());
     }
     for test in tests {
-        let report = env.get(&format!("/v1/tests/{test}")).await.body;
         let replayed = replay(&env, &test).await;
-        let recorded: Vec<(String, f64, f64)> = report["responses"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                (
-                    r["question_id"].as_str().unwrap().to_owned(),
-                    r["theta"].as_f64().unwrap(),
-                    r["se"].as_f64().unwrap(),
-                )
-            })
-            .collect();
+        let recorded = recorded(&env, &test).await;
         assert_eq!(recorded.len(), 12);
         assert_eq!(recorded, replayed, "test {test}");
     }
+}
+
+/// Each question a test served and the estimate after each answer, as its
+/// report (read by the admin) has them.
+pub(super) async fn recorded(env: &TestEnv, test: &str) -> Vec<(String, f64, f64)> {
+    let report = env.get(&format!("/v1/tests/{test}")).await.body;
+    report["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["question_id"].as_str().unwrap().to_owned(),
+                r["theta"].as_f64().unwrap(),
+                r["se"].as_f64().unwrap(),
+            )
+        })
+        .collect()
 }
 
 /// What the engine alone makes of a test's seed, prior, configuration and
