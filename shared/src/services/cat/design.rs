@@ -84,27 +84,22 @@ impl Scale {
     }
 }
 
-/// The design beyond the engine configuration, as a request sends it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The design beyond the engine configuration, to check before it joins a
+/// [`super::TestConfig`] (whose JSON and postcard forms keep these fields flat,
+/// as an assessment's request body does).
+#[derive(Debug, Clone, Default)]
 pub struct DesignInput {
     /// `practice` (default) or `exam`.
-    #[serde(default)]
     pub mode: Mode,
     /// Items per concept name.
-    #[serde(default)]
     pub blueprint: BTreeMap<String, ItemRange>,
     /// Groups of question ids never given in one test.
-    #[serde(default)]
     pub enemies: Vec<Vec<String>>,
     /// Seconds from start to the deadline.
-    #[serde(default)]
     pub time_limit_s: Option<i64>,
     /// Performance levels, lowest first.
-    #[serde(default)]
     pub levels: Vec<Level>,
     /// The reported scale.
-    #[serde(default)]
     pub scale: Option<Scale>,
 }
 
