@@ -18,12 +18,12 @@ use rand_chacha::ChaCha8Rng;
 
 /// A 30-answer response pattern on the first 30 items of `bank`, answered as an
 /// examinee at θ = 0.4 would most likely answer.
-fn pattern(bank: &ItemBank, n: usize) -> (Vec<usize>, Vec<bool>) {
+fn pattern(bank: &ItemBank, n: usize) -> (Vec<usize>, Vec<u8>) {
     let items: Vec<usize> = (0..n).collect();
     let answers = items
         .iter()
         .enumerate()
-        .map(|(k, &i)| bank.probability(i, 0.4) > 0.35 + 0.3 * ((k % 3) as f64 / 2.0))
+        .map(|(k, &i)| u8::from(bank.probability(i, 0.4) > 0.35 + 0.3 * ((k % 3) as f64 / 2.0)))
         .collect();
     (items, answers)
 }
@@ -67,7 +67,7 @@ fn selection(c: &mut Criterion) {
         });
         if n == 5_000 {
             let concepts = (0..n).map(|i| vec![(i % 5) as u16]).collect();
-            let params = (0..n).map(|i| bank.params(i)).collect();
+            let params = (0..n).map(|i| bank.item(i)).collect();
             let tagged = ItemBank::new(params, concepts)
                 .with_exposure((0..n).map(|i| if i % 4 == 0 { 0.3 } else { 1.0 }).collect());
             let balanced = SympsonHetter::new(Box::new(
@@ -97,7 +97,7 @@ fn step(c: &mut Criterion) {
     let n = 5_000;
     let raw = generate_bank(n, 2);
     let bank = ItemBank::new(
-        (0..n).map(|i| raw.params(i)).collect(),
+        (0..n).map(|i| raw.item(i)).collect(),
         (0..n).map(|i| vec![(i % 5) as u16]).collect(),
     );
     let stop = StopRule {
@@ -118,7 +118,7 @@ fn step(c: &mut Criterion) {
             .step(&bank, &items, &answers, 9)
             .next
             .expect("items left");
-        answers.push(bank.probability(next, 0.4) > 0.5);
+        answers.push(u8::from(bank.probability(next, 0.4) > 0.5));
         items.push(next);
     }
     let mut group = c.benchmark_group("step");

@@ -1,19 +1,29 @@
 //! The item bank, stored as a struct of arrays so that the selection scan and the
 //! likelihood loops walk contiguous `f64` slices.
 
-use super::model::{self, ItemParams};
+use super::model::{self, Item, ItemParams};
+use super::poly::{self, Kind, PolyModel, PolyParams};
 
-/// An item bank: 4PL parameters as struct-of-arrays plus each item's concept tags.
+/// An item bank: item parameters as struct-of-arrays plus each item's concept
+/// tags. Dichotomous (1PL–4PL) and polytomous (GRM, GPCM, PCM) items mix freely.
 ///
 /// Concept tags are small integer ids; mapping them to names is the caller's job.
-/// Tags are stored flattened (one array of ids plus offsets) rather than as one
-/// `Vec` per item, so a bank is a handful of allocations whatever its size.
+/// Tags and polytomous thresholds are stored flattened (one array plus offsets)
+/// rather than as one `Vec` per item, so a bank is a handful of allocations
+/// whatever its size.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ItemBank {
     a: Vec<f64>,
+    /// b of a dichotomous item (the first threshold of a polytomous one).
     b: Vec<f64>,
     c: Vec<f64>,
     d: Vec<f64>,
+    /// `None` for a dichotomous item.
+    poly: Vec<Option<PolyModel>>,
+    /// `thresholds[threshold_start[i]..threshold_start[i + 1]]` are item i's
+    /// thresholds or steps (none for a dichotomous item).
+    thresholds: Vec<f64>,
+    threshold_start: Vec<usize>,
     /// The items in the order selection scans them (see [`ScanOrder`]).
     scan: ScanOrder,
     /// `concept_ids[concept_start[i]..concept_start[i + 1]]` are the tags of item `i`.
@@ -25,12 +35,13 @@ pub struct ItemBank {
 }
 
 impl ItemBank {
-    /// Builds a bank from item parameters and, for each item, its concept ids.
+    /// Builds a bank from items ([`ItemParams`], [`PolyParams`] or [`Item`]) and,
+    /// for each item, its concept ids.
     ///
     /// # Panics
     /// If `items` and `concepts` have different lengths (pass `vec![vec![]; n]` for
     /// untagged items, or use [`ItemBank::without_concepts`]).
-    pub fn new(items: Vec<ItemParams>, concepts: Vec<Vec<u16>>) -> ItemBank {
+    pub fn new<I: Into<Item>>(items: Vec<I>, concepts: Vec<Vec<u16>>) -> ItemBank {
         assert_eq!(
             items.len(),
             concepts.len(),
@@ -38,32 +49,51 @@ impl ItemBank {
             items.len(),
             concepts.len()
         );
+        let items: Vec<Item> = items.into_iter().map(Into::into).collect();
         let n = items.len();
         let mut bank = ItemBank {
             a: Vec::with_capacity(n),
             b: Vec::with_capacity(n),
             c: Vec::with_capacity(n),
             d: Vec::with_capacity(n),
+            poly: Vec::with_capacity(n),
+            thresholds: Vec::new(),
+            threshold_start: Vec::with_capacity(n + 1),
             concept_ids: Vec::with_capacity(concepts.iter().map(Vec::len).sum()),
             concept_start: Vec::with_capacity(n + 1),
             exposure: Vec::new(),
             scan: ScanOrder::default(),
         };
         bank.concept_start.push(0);
+        bank.threshold_start.push(0);
         for (item, tags) in items.iter().zip(&concepts) {
-            bank.a.push(item.a);
-            bank.b.push(item.b);
-            bank.c.push(item.c);
-            bank.d.push(item.d);
+            match item {
+                Item::Dichotomous(p) => {
+                    bank.a.push(p.a);
+                    bank.b.push(p.b);
+                    bank.c.push(p.c);
+                    bank.d.push(p.d);
+                    bank.poly.push(None);
+                }
+                Item::Polytomous(p) => {
+                    bank.a.push(p.a());
+                    bank.b.push(p.thresholds()[0]);
+                    bank.c.push(0.0);
+                    bank.d.push(1.0);
+                    bank.poly.push(Some(p.model()));
+                    bank.thresholds.extend_from_slice(p.thresholds());
+                }
+            }
+            bank.threshold_start.push(bank.thresholds.len());
             bank.concept_ids.extend_from_slice(tags);
             bank.concept_start.push(bank.concept_ids.len());
         }
-        bank.scan = ScanOrder::new(&items);
+        bank.scan = ScanOrder::new(&bank);
         bank
     }
 
     /// Builds a bank whose items carry no concept tags.
-    pub fn without_concepts(items: Vec<ItemParams>) -> ItemBank {
+    pub fn without_concepts<I: Into<Item>>(items: Vec<I>) -> ItemBank {
         let n = items.len();
         ItemBank::new(items, vec![Vec::new(); n])
     }
@@ -108,22 +138,42 @@ impl ItemBank {
         self.a.is_empty()
     }
 
-    /// Parameters of item `i`.
+    /// Item `i`.
     ///
     /// # Panics
     /// If `i >= self.len()`; see [`ItemBank::get`] for a checked version.
-    pub fn params(&self, i: usize) -> ItemParams {
-        ItemParams {
-            a: self.a[i],
-            b: self.b[i],
-            c: self.c[i],
-            d: self.d[i],
+    pub fn item(&self, i: usize) -> Item {
+        match self.poly[i] {
+            None => Item::Dichotomous(ItemParams {
+                a: self.a[i],
+                b: self.b[i],
+                c: self.c[i],
+                d: self.d[i],
+            }),
+            Some(model) => Item::Polytomous(
+                PolyParams::new(model, self.a[i], self.thresholds_of(i).to_vec())
+                    .expect("stored from validated parameters"),
+            ),
         }
     }
 
-    /// Parameters of item `i`, or `None` when `i` is out of range.
-    pub fn get(&self, i: usize) -> Option<ItemParams> {
-        (i < self.len()).then(|| self.params(i))
+    /// Item `i`, or `None` when `i` is out of range.
+    pub fn get(&self, i: usize) -> Option<Item> {
+        (i < self.len()).then(|| self.item(i))
+    }
+
+    /// The highest score of item `i` (1 for a dichotomous item).
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    #[inline]
+    pub fn max_score(&self, i: usize) -> u8 {
+        (self.threshold_start[i + 1] - self.threshold_start[i]).max(1) as u8
+    }
+
+    /// True when at least one item is polytomous.
+    pub fn has_polytomous(&self) -> bool {
+        self.poly.iter().any(Option::is_some)
     }
 
     /// Concept ids of item `i`, in the order given to [`ItemBank::new`].
@@ -134,20 +184,42 @@ impl ItemBank {
         &self.concept_ids[self.concept_start[i]..self.concept_start[i + 1]]
     }
 
-    /// Probability that item `i` is answered correctly at `theta`.
+    /// Probability of item `i`'s highest score at `theta` (of a correct answer,
+    /// for a dichotomous item).
     ///
     /// # Panics
     /// If `i >= self.len()`.
     pub fn probability(&self, i: usize, theta: f64) -> f64 {
-        model::probability(self.a[i], self.b[i], self.c[i], self.d[i], theta)
+        match self.kind(i) {
+            None => model::probability(self.a[i], self.b[i], self.c[i], self.d[i], theta),
+            Some((kind, a, b)) => kind.ln_probability(a, b, b.len(), theta).exp(),
+        }
     }
 
-    /// Fisher information of item `i` at `theta` (see [`ItemParams::information`]).
+    /// Expected score of item `i` at `theta` (the probability of a correct
+    /// answer, for a dichotomous item).
     ///
     /// # Panics
     /// If `i >= self.len()`.
+    pub fn expected_score(&self, i: usize, theta: f64) -> f64 {
+        match self.kind(i) {
+            None => self.probability(i, theta),
+            Some((kind, a, b)) => (1..=b.len())
+                .map(|k| k as f64 * kind.ln_probability(a, b, k, theta).exp())
+                .sum(),
+        }
+    }
+
+    /// Fisher information of item `i` at `theta` (see [`Item::information`]).
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    #[inline]
     pub fn information(&self, i: usize, theta: f64) -> f64 {
-        model::information(self.a[i], self.b[i], self.c[i], self.d[i], theta)
+        match self.kind(i) {
+            None => model::information(self.a[i], self.b[i], self.c[i], self.d[i], theta),
+            Some((kind, a, b)) => kind.information(a, b, theta),
+        }
     }
 
     /// Test information at `theta`: the sum of the information of `items`
@@ -165,7 +237,15 @@ impl ItemBank {
     /// # Panics
     /// If `i >= self.len()`.
     pub fn max_information(&self, i: usize) -> f64 {
-        max_information(&self.params(i))
+        match self.kind(i) {
+            None => max_information(&ItemParams {
+                a: self.a[i],
+                b: self.b[i],
+                c: self.c[i],
+                d: self.d[i],
+            }),
+            Some((kind, a, b)) => poly::max_information(kind, a, b),
+        }
     }
 
     /// The items in scan order, for the hot loop of selection.
@@ -174,28 +254,98 @@ impl ItemBank {
         &self.scan
     }
 
-    /// True when item `i` is 1PL/2PL (`c = 0, d = 1`), whose log-likelihood is concave.
     #[inline]
-    pub(crate) fn is_two_pl(&self, i: usize) -> bool {
+    fn thresholds_of(&self, i: usize) -> &[f64] {
+        &self.thresholds[self.threshold_start[i]..self.threshold_start[i + 1]]
+    }
+
+    /// The polytomous arithmetic of item `i`, a and thresholds; `None` when dichotomous.
+    #[inline]
+    fn kind(&self, i: usize) -> Option<(Kind, f64, &[f64])> {
+        self.poly[i].map(|m| (Kind::of(m), self.a[i], self.thresholds_of(i)))
+    }
+
+    /// True when the log-likelihood of any answer to item `i` is concave in θ:
+    /// 1PL/2PL (`c = 0, d = 1`) and every polytomous item.
+    #[inline]
+    pub(crate) fn is_log_concave(&self, i: usize) -> bool {
         self.c[i] == 0.0 && self.d[i] == 1.0
     }
 
-    /// Likelihood factor of answering item `i` `correct`ly or not.
+    /// Multiplies `post[j]` by the likelihood of `score` on item `i` at
+    /// θ_j = lo + j·step; returns the new maximum of `post`.
     #[inline]
-    pub(crate) fn factor(&self, i: usize, correct: bool) -> model::Factor {
+    pub(crate) fn multiply_grid(
+        &self,
+        i: usize,
+        score: u8,
+        post: &mut [f64],
+        lo: f64,
+        step: f64,
+    ) -> f64 {
+        match self.kind(i) {
+            None => crate::estimate::multiply_factor(post, lo, step, &self.factor(i, score != 0)),
+            Some((kind, a, b)) => kind.multiply_grid(a, b, usize::from(score), post, lo, step),
+        }
+    }
+
+    /// ln of the likelihood of `score` on item `i` at θ, finite even where the
+    /// likelihood underflows.
+    #[inline]
+    pub(crate) fn ln_likelihood(&self, i: usize, theta: f64, score: u8) -> f64 {
+        match self.kind(i) {
+            None => self.factor(i, score != 0).ln_value(theta),
+            Some((kind, a, b)) => kind.ln_probability(a, b, usize::from(score), theta),
+        }
+    }
+
+    /// Likelihood factor of answering dichotomous item `i` `correct`ly or not.
+    #[inline]
+    fn factor(&self, i: usize, correct: bool) -> model::Factor {
         model::Factor::new(self.a[i], self.b[i], self.c[i], self.d[i], correct)
     }
 
-    /// Score, information and Warm's J of one answer to item `i` (see `model::warm_terms`).
+    /// Score, information and Warm's J of `score` on item `i` (see
+    /// `model::warm_terms` and `poly`).
     #[inline]
-    pub(crate) fn warm_terms(&self, i: usize, theta: f64, correct: bool) -> (f64, f64, f64) {
-        model::warm_terms(self.a[i], self.b[i], self.c[i], self.d[i], theta, correct)
+    pub(crate) fn warm_terms(&self, i: usize, theta: f64, score: u8) -> (f64, f64, f64) {
+        match self.kind(i) {
+            None => model::warm_terms(
+                self.a[i],
+                self.b[i],
+                self.c[i],
+                self.d[i],
+                theta,
+                score != 0,
+            ),
+            Some((kind, a, b)) => kind.warm_terms(a, b, usize::from(score), theta),
+        }
     }
 
-    /// First and second θ-derivatives of the log-likelihood of one answer to item `i`.
+    /// First and second θ-derivatives of the log-likelihood of `score` on item `i`.
     #[inline]
-    pub(crate) fn loglik_derivs(&self, i: usize, theta: f64, correct: bool) -> (f64, f64) {
-        model::loglik_derivs(self.a[i], self.b[i], self.c[i], self.d[i], theta, correct)
+    pub(crate) fn loglik_derivs(&self, i: usize, theta: f64, score: u8) -> (f64, f64) {
+        match self.kind(i) {
+            None => model::loglik_derivs(
+                self.a[i],
+                self.b[i],
+                self.c[i],
+                self.d[i],
+                theta,
+                score != 0,
+            ),
+            Some((kind, a, b)) => kind.loglik_derivs(a, b, usize::from(score), theta),
+        }
+    }
+
+    /// The score drawn for item `i` at `theta` by a uniform `u` in [0, 1) (a
+    /// dichotomous item is answered correctly when `u < P`).
+    #[inline]
+    pub fn draw(&self, i: usize, theta: f64, u: f64) -> u8 {
+        match self.kind(i) {
+            None => u8::from(u < self.probability(i, theta)),
+            Some((kind, a, b)) => poly::draw(kind, a, b, theta, u),
+        }
     }
 }
 
@@ -206,42 +356,81 @@ impl ItemBank {
 /// information cannot beat the best found so far: every later item is weaker
 /// everywhere. Near the middle of the bank that is a few dozen items, whatever
 /// the bank's size. Built once per bank (O(n log n)); never per selection.
+///
+/// Each item also carries a distance bound, I(θ) ≤ e^(ln_bound − a·δ) with δ the
+/// distance from θ to [lo, hi] (its b for a dichotomous item, its smallest and
+/// largest thresholds for a polytomous one): see `select::scan`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct ScanOrder {
     /// Bank index of each position.
     pub(crate) index: Vec<u32>,
     pub(crate) a: Vec<f64>,
-    pub(crate) b: Vec<f64>,
+    /// b (dichotomous) or the smallest threshold.
+    pub(crate) lo: Vec<f64>,
+    /// b (dichotomous) or the largest threshold.
+    pub(crate) hi: Vec<f64>,
     pub(crate) c: Vec<f64>,
     pub(crate) d: Vec<f64>,
-    /// ln(a²): the distance bound I ≤ a² e^(−a|θ − b|) (see `select`).
-    pub(crate) ln_a2: Vec<f64>,
+    /// `None` for a dichotomous item.
+    pub(crate) kind: Vec<Option<Kind>>,
+    /// Thresholds of position p: `thresholds[start[p]..start[p + 1]]`.
+    pub(crate) thresholds: Vec<f64>,
+    pub(crate) start: Vec<usize>,
+    /// ln of the distance bound's constant: ln a² (4PL), see `Kind::ln_bound`.
+    pub(crate) ln_bound: Vec<f64>,
     /// ln of the item's maximum information (non-increasing along the order).
     pub(crate) ln_max: Vec<f64>,
 }
 
 impl ScanOrder {
-    fn new(items: &[ItemParams]) -> ScanOrder {
-        let ln_max: Vec<f64> = items.iter().map(|p| max_information(p).ln()).collect();
-        let mut index: Vec<u32> = (0..items.len() as u32).collect();
+    fn new(bank: &ItemBank) -> ScanOrder {
+        let n = bank.len();
+        let ln_max: Vec<f64> = (0..n).map(|i| bank.max_information(i).ln()).collect();
+        let mut index: Vec<u32> = (0..n as u32).collect();
         // NaN (unchecked parameters) sorts first, so such items are never cut off.
         let key = |i: u32| {
             let v = ln_max[i as usize];
             if v.is_nan() { f64::INFINITY } else { v }
         };
         index.sort_by(|&x, &y| key(y).total_cmp(&key(x)).then(x.cmp(&y)));
-        let column = |f: &dyn Fn(&ItemParams) -> f64| -> Vec<f64> {
-            index.iter().map(|&i| f(&items[i as usize])).collect()
+        let column = |f: &dyn Fn(usize) -> f64| -> Vec<f64> {
+            index.iter().map(|&i| f(i as usize)).collect()
         };
+        let extreme = |i: usize, pick: fn(f64, f64) -> f64| match bank.kind(i) {
+            None => bank.b[i],
+            Some((_, _, b)) => b.iter().copied().reduce(pick).unwrap_or(bank.b[i]),
+        };
+        let mut thresholds = Vec::new();
+        let mut start = vec![0];
+        for &i in &index {
+            thresholds.extend_from_slice(bank.thresholds_of(i as usize));
+            start.push(thresholds.len());
+        }
         ScanOrder {
-            a: column(&|p| p.a),
-            b: column(&|p| p.b),
-            c: column(&|p| p.c),
-            d: column(&|p| p.d),
-            ln_a2: column(&|p| 2.0 * p.a.ln()),
+            a: column(&|i| bank.a[i]),
+            lo: column(&|i| extreme(i, f64::min)),
+            hi: column(&|i| extreme(i, f64::max)),
+            c: column(&|i| bank.c[i]),
+            d: column(&|i| bank.d[i]),
+            kind: index
+                .iter()
+                .map(|&i| bank.poly[i as usize].map(Kind::of))
+                .collect(),
+            thresholds,
+            start,
+            ln_bound: column(&|i| match bank.kind(i) {
+                None => 2.0 * bank.a[i].ln(),
+                Some((kind, a, b)) => kind.ln_bound(a, b.len()),
+            }),
             ln_max: index.iter().map(|&i| key(i)).collect(),
             index,
         }
+    }
+
+    /// Thresholds of the item at scan position `pos`.
+    #[inline]
+    pub(crate) fn thresholds(&self, pos: usize) -> &[f64] {
+        &self.thresholds[self.start[pos]..self.start[pos + 1]]
     }
 }
 
@@ -309,8 +498,8 @@ mod tests {
         assert_eq!(bank.len(), 3);
         assert!(!bank.is_empty());
         for (i, it) in items.iter().enumerate() {
-            assert_eq!(bank.params(i), *it);
-            assert_eq!(bank.get(i), Some(*it));
+            assert_eq!(bank.item(i), Item::from(*it));
+            assert_eq!(bank.get(i), Some(Item::from(*it)));
             assert_eq!(bank.probability(i, 0.3), it.probability(0.3));
             assert_eq!(bank.information(i, 0.3), it.information(0.3));
         }
@@ -318,7 +507,7 @@ mod tests {
         assert_eq!(bank.concepts(0), &[3, 1]);
         assert!(bank.concepts(1).is_empty());
         assert_eq!(bank.concepts(2), &[7]);
-        assert!(bank.is_two_pl(0) && !bank.is_two_pl(1));
+        assert!(bank.is_log_concave(0) && !bank.is_log_concave(1));
         let ti = bank.test_information(&[0, 2, 99], 0.0);
         assert!((ti - items[0].information(0.0) - items[2].information(0.0)).abs() < 1e-15);
     }
@@ -362,7 +551,7 @@ mod tests {
 
     #[test]
     fn empty_bank() {
-        let bank = ItemBank::new(vec![], vec![]);
+        let bank = ItemBank::new(Vec::<Item>::new(), vec![]);
         assert!(bank.is_empty());
         assert_eq!(bank.len(), 0);
         assert_eq!(

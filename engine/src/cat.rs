@@ -103,7 +103,7 @@ impl Cat {
     /// not end the test: it goes on with items tagged with an unmet concept, and
     /// stops for that first reason only once no such item is eligible. `max_items`
     /// always ends it; running out of eligible items ends it as `BankExhausted`.
-    pub fn step(&self, bank: &ItemBank, items: &[usize], answers: &[bool], seed: u64) -> Step {
+    pub fn step(&self, bank: &ItemBank, items: &[usize], answers: &[u8], seed: u64) -> Step {
         let mut estimate = self.estimator.estimate(bank, items, answers);
         let answered = items.len().min(answers.len());
         if answered == 0
@@ -181,7 +181,7 @@ pub fn concept_estimates(
     estimator: &dyn Estimator,
     bank: &ItemBank,
     items: &[usize],
-    answers: &[bool],
+    answers: &[u8],
 ) -> Vec<(u16, Estimate, usize)> {
     // (concept, position in the test) pairs, sorted: each concept's answers then
     // form one run, in test order.
@@ -239,7 +239,7 @@ mod tests {
         bank: &ItemBank,
         seed: u64,
         true_theta: f64,
-    ) -> (Vec<usize>, Vec<bool>, Step) {
+    ) -> (Vec<usize>, Vec<u8>, Step) {
         let (mut items, mut answers) = (Vec::new(), Vec::new());
         loop {
             let step = cat.step(bank, &items, &answers, seed);
@@ -249,9 +249,9 @@ mod tests {
             assert!(!items.contains(&next));
             assert!(step.stop.is_none());
             items.push(next);
-            answers.push(
+            answers.push(u8::from(
                 bank.probability(next, true_theta) > 0.5 - 0.3 * ((items.len() % 3) as f64 - 1.0),
-            );
+            ));
         }
     }
 
@@ -372,14 +372,14 @@ mod tests {
         );
         let eap = Eap::default();
         let items = [0, 1, 2, 3, 77];
-        let answers = [true, false, true, true, true];
+        let answers = [1, 0, 1, 1, 1];
         let got = concept_estimates(&eap, &bank, &items, &answers);
         assert_eq!(got.len(), 2);
-        assert_eq!(got[0], (2, eap.estimate(&bank, &[0, 1], &[true, false]), 2));
-        assert_eq!(got[1], (5, eap.estimate(&bank, &[0, 2], &[true, true]), 2));
+        assert_eq!(got[0], (2, eap.estimate(&bank, &[0, 1], &[1, 0]), 2));
+        assert_eq!(got[1], (5, eap.estimate(&bank, &[0, 2], &[1, 1]), 2));
         assert!(concept_estimates(&eap, &bank, &[], &[]).is_empty());
         // Item 4's concept appears once it is administered.
-        let got = concept_estimates(&eap, &bank, &[4], &[false]);
-        assert_eq!(got, vec![(9, eap.estimate(&bank, &[4], &[false]), 1)]);
+        let got = concept_estimates(&eap, &bank, &[4], &[0]);
+        assert_eq!(got, vec![(9, eap.estimate(&bank, &[4], &[0]), 1)]);
     }
 }

@@ -328,7 +328,7 @@ mod tests {
             match step.next {
                 Some(i) => {
                     assert!(!items.contains(&i));
-                    answers.push(bank.probability(i, theta) > 0.5);
+                    answers.push(u8::from(bank.probability(i, theta) > 0.5));
                     items.push(i);
                 }
                 None => return (items, step.stop.unwrap()),
@@ -367,7 +367,7 @@ mod tests {
                 }
             })
             .collect();
-        let bank = ItemBank::new((0..600).map(|i| raw.params(i)).collect(), tags);
+        let bank = ItemBank::new((0..600).map(|i| raw.item(i)).collect(), tags);
         let enemies: Vec<Vec<usize>> = (0..100)
             .map(|g| vec![3 * g, 3 * g + 1, 3 * g + 2])
             .collect();

@@ -75,33 +75,36 @@ impl NormalPrior {
 /// Something that turns a response pattern into an ability estimate.
 pub trait Estimator: Send + Sync {
     /// Estimates θ from the answers to `items` (indexes into `bank`); `answers[i]`
-    /// is true when `items[i]` was answered correctly.
+    /// is the score of `items[i]`: 0…m for a polytomous item, 1 (correct) or 0
+    /// for a dichotomous one.
     ///
     /// `items` and `answers` are paired up to the shorter of the two, and pairs
-    /// whose item index is not in `bank` are ignored, so this never panics; the
+    /// whose item index is not in `bank`, or whose score is above the item's
+    /// highest, are ignored, so this never panics; the
     /// caller is expected to have validated them. With no (usable) answer, EAP and
     /// MAP return the prior mean (clamped to their range) and the prior sd, and MLE
     /// returns θ = 0 with se = [`Mle::SE_CAP`]. The result is always finite.
-    fn estimate(&self, bank: &ItemBank, items: &[usize], answers: &[bool]) -> Estimate;
+    fn estimate(&self, bank: &ItemBank, items: &[usize], answers: &[u8]) -> Estimate;
 }
 
-/// The usable (item, answer) pairs: zipped to the shorter slice, out-of-range items skipped.
+/// The usable (item, score) pairs: zipped to the shorter slice, out-of-range
+/// items and scores skipped.
 #[inline]
 fn responses<'a>(
     bank: &'a ItemBank,
     items: &'a [usize],
-    answers: &'a [bool],
-) -> impl Iterator<Item = (usize, bool)> + 'a {
+    answers: &'a [u8],
+) -> impl Iterator<Item = (usize, u8)> + 'a {
     let n = bank.len();
     items
         .iter()
         .zip(answers)
-        .filter(move |(i, _)| **i < n)
+        .filter(move |&(&i, &u)| i < n && u <= bank.max_score(i))
         .map(|(&i, &u)| (i, u))
 }
 
 /// Test information of the answered items at θ (sum of item Fisher information).
-fn answered_information(bank: &ItemBank, items: &[usize], answers: &[bool], theta: f64) -> f64 {
+fn answered_information(bank: &ItemBank, items: &[usize], answers: &[u8], theta: f64) -> f64 {
     responses(bank, items, answers)
         .map(|(i, _)| bank.information(i, theta))
         .sum()
@@ -142,7 +145,7 @@ fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
 /// rounding is at most ~n ulp. If k·step itself is extreme, fall back to one
 /// `exp` per node.
 #[inline]
-fn multiply_factor(post: &mut [f64], lo: f64, step: f64, f: &Factor) -> f64 {
+pub(crate) fn multiply_factor(post: &mut [f64], lo: f64, step: f64, f: &Factor) -> f64 {
     let n = post.len();
     let ratio = (f.k * step).exp();
     let back = (-f.k * step).exp();
@@ -216,7 +219,7 @@ type GridPrior<'a> = Option<(&'a [f64], &'a [f64])>;
 fn grid_posterior(
     bank: &ItemBank,
     items: &[usize],
-    answers: &[bool],
+    answers: &[u8],
     nodes: &[f64],
     step: f64,
     prior: GridPrior<'_>,
@@ -232,7 +235,7 @@ fn grid_posterior(
     }
     let mut ok = true;
     for (i, u) in responses(bank, items, answers) {
-        let max = multiply_factor(post, lo, step, &bank.factor(i, u));
+        let max = bank.multiply_grid(i, u, post, lo, step);
         if max < RESCALE_BELOW {
             if max > GIVE_UP_BELOW {
                 let scale = 1.0 / max;
@@ -255,9 +258,8 @@ fn grid_posterior(
         None => post.fill(0.0),
     }
     for (i, u) in responses(bank, items, answers) {
-        let f = bank.factor(i, u);
         for (p, &theta) in post.iter_mut().zip(nodes) {
-            *p += f.ln_value(theta);
+            *p += bank.ln_likelihood(i, theta, u);
         }
     }
     let max = post.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x));
@@ -370,7 +372,7 @@ impl Default for Eap {
 }
 
 impl Estimator for Eap {
-    fn estimate(&self, bank: &ItemBank, items: &[usize], answers: &[bool]) -> Estimate {
+    fn estimate(&self, bank: &ItemBank, items: &[usize], answers: &[u8]) -> Estimate {
         if responses(bank, items, answers).next().is_none() {
             return self.prior_estimate();
         }
@@ -546,7 +548,7 @@ fn refine_from_scan(f: &impl Fn(f64) -> (f64, f64), t: f64) -> f64 {
 fn find_mode(
     bank: &ItemBank,
     items: &[usize],
-    answers: &[bool],
+    answers: &[u8],
     prior: Option<&ModalPrior<'_>>,
 ) -> f64 {
     let f = |theta: f64| {
@@ -563,7 +565,7 @@ fn find_mode(
         (g, h)
     };
     let start = prior.map_or(0.0, |p| p.mean.clamp(THETA_MIN, THETA_MAX));
-    if responses(bank, items, answers).all(|(i, _)| bank.is_two_pl(i)) {
+    if responses(bank, items, answers).all(|(i, _)| bank.is_log_concave(i)) {
         return maximize_concave(&f, THETA_MIN, THETA_MAX, start);
     }
     let mut post = [0.0f64; SCAN_POINTS];
@@ -616,7 +618,7 @@ fn find_mode(
     }
     let objective = |theta: f64| {
         let ll: f64 = responses(bank, items, answers)
-            .map(|(i, u)| bank.factor(i, u).ln_value(theta))
+            .map(|(i, u)| bank.ln_likelihood(i, theta, u))
             .sum();
         match prior {
             Some(p) => ll - 0.5 * p.precision * (theta - p.mean) * (theta - p.mean),
@@ -677,7 +679,7 @@ impl Default for Map {
 }
 
 impl Estimator for Map {
-    fn estimate(&self, bank: &ItemBank, items: &[usize], answers: &[bool]) -> Estimate {
+    fn estimate(&self, bank: &ItemBank, items: &[usize], answers: &[u8]) -> Estimate {
         let precision = 1.0 / (self.prior.sd * self.prior.sd);
         if responses(bank, items, answers).next().is_none() {
             return Estimate {
@@ -703,7 +705,7 @@ impl Estimator for Map {
 
 /// θ with the SE of the likelihood estimators (MLE, WLE): 1/√I(θ), capped at
 /// [`Mle::SE_CAP`] when the information is (nearly) zero.
-fn with_information_se(bank: &ItemBank, items: &[usize], answers: &[bool], theta: f64) -> Estimate {
+fn with_information_se(bank: &ItemBank, items: &[usize], answers: &[u8], theta: f64) -> Estimate {
     let info = answered_information(bank, items, answers, theta);
     let se = if info > 0.0 {
         (1.0 / info.sqrt()).min(Mle::SE_CAP)
@@ -715,9 +717,12 @@ fn with_information_se(bank: &ItemBank, items: &[usize], answers: &[bool], theta
 
 /// Maximum likelihood estimator, bounded to [−6, 6].
 ///
-/// Rule for the patterns whose likelihood has no interior maximum: all answers
-/// correct gives θ = +6, all wrong gives θ = −6 (the bounds, as catR and catsim
-/// do). The SE is 1/√I(θ̂), capped at [`Mle::SE_CAP`] when the information is
+/// Rule for the patterns whose likelihood has no interior maximum: every answer
+/// at its item's highest score (all correct, for dichotomous items) gives
+/// θ = +6, every answer at score 0 (all wrong) gives θ = −6 (the bounds, as catR
+/// and catsim do for dichotomous items). Any other pattern of 1PL/2PL and
+/// polytomous items has an interior maximum (the likelihood vanishes at both
+/// ends); 3PL/4PL patterns may still run into a bound. The SE is 1/√I(θ̂), capped at [`Mle::SE_CAP`] when the information is
 /// (nearly) zero; with no answer the estimate is θ = 0 with se = `SE_CAP`.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Mle {
@@ -736,14 +741,14 @@ impl Mle {
 }
 
 impl Estimator for Mle {
-    fn estimate(&self, bank: &ItemBank, items: &[usize], answers: &[bool]) -> Estimate {
+    fn estimate(&self, bank: &ItemBank, items: &[usize], answers: &[u8]) -> Estimate {
         let mut any = false;
-        let mut all_right = true;
-        let mut all_wrong = true;
-        for (_, u) in responses(bank, items, answers) {
+        let mut all_top = true;
+        let mut all_bottom = true;
+        for (i, u) in responses(bank, items, answers) {
             any = true;
-            all_right &= u;
-            all_wrong &= !u;
+            all_top &= u == bank.max_score(i);
+            all_bottom &= u == 0;
         }
         if !any {
             return Estimate {
@@ -751,9 +756,9 @@ impl Estimator for Mle {
                 se: Mle::SE_CAP,
             };
         }
-        let theta = if all_right {
+        let theta = if all_top {
             THETA_MAX
-        } else if all_wrong {
+        } else if all_bottom {
             THETA_MIN
         } else {
             find_mode(bank, items, answers, None)
@@ -787,7 +792,7 @@ impl Wle {
 }
 
 /// Warm's estimating function l′ + J / (2I) at θ, and I.
-fn warm_score(bank: &ItemBank, items: &[usize], answers: &[bool], theta: f64) -> (f64, f64) {
+fn warm_score(bank: &ItemBank, items: &[usize], answers: &[u8], theta: f64) -> (f64, f64) {
     let (mut score, mut info, mut j) = (0.0, 0.0, 0.0);
     for (i, u) in responses(bank, items, answers) {
         let (l1, ii, jj) = bank.warm_terms(i, theta, u);
@@ -840,7 +845,7 @@ fn bracketed_root(f: impl Fn(f64) -> f64, mut lo: f64, mut hi: f64) -> f64 {
 }
 
 impl Estimator for Wle {
-    fn estimate(&self, bank: &ItemBank, items: &[usize], answers: &[bool]) -> Estimate {
+    fn estimate(&self, bank: &ItemBank, items: &[usize], answers: &[u8]) -> Estimate {
         if responses(bank, items, answers).next().is_none() {
             return Estimate {
                 theta: 0.0,
@@ -850,7 +855,7 @@ impl Estimator for Wle {
         let g = |theta: f64| warm_score(bank, items, answers, theta).0;
         let objective = |theta: f64| {
             let ll: f64 = responses(bank, items, answers)
-                .map(|(i, u)| bank.factor(i, u).ln_value(theta))
+                .map(|(i, u)| bank.ln_likelihood(i, theta, u))
                 .sum();
             let info = answered_information(bank, items, answers, theta);
             ll + 0.5 * info.max(f64::MIN_POSITIVE).ln()
@@ -979,7 +984,7 @@ mod tests {
     #[test]
     fn rasch_mle_reference() {
         let bank = rasch(&[-2.1851, -0.2897194]);
-        let e = Mle::default().estimate(&bank, &[0, 1], &[true, false]);
+        let e = Mle::default().estimate(&bank, &[0, 1], &[1, 0]);
         assert!((e.theta - -1.237413).abs() < 1e-4, "{e:?}");
         // For the Rasch model the MLE solves Σ P = number correct.
         let sum_p: f64 = (0..2).map(|i| bank.probability(i, e.theta)).sum();
@@ -991,7 +996,7 @@ mod tests {
     #[test]
     fn four_pl_references() {
         let bank = four_pl();
-        let (items, answers) = (all(3), [false, true, false]);
+        let (items, answers) = (all(3), [0, 1, 0]);
         let mle = Mle::default().estimate(&bank, &items, &answers);
         assert!((mle.theta - -1.793097).abs() < 1e-4, "MLE {mle:?}");
         let map = Map::default().estimate(&bank, &items, &answers);
@@ -1010,7 +1015,7 @@ mod tests {
             (1.174, -2.411, 0.212, 1.0),
             (2.104, -2.439, 0.192, 1.0),
         ]);
-        let e = Mle::default().estimate(&bank, &all(3), &[true, false, true]);
+        let e = Mle::default().estimate(&bank, &all(3), &[1, 0, 1]);
         assert!((e.theta - -1.642307).abs() < 1e-4, "{e:?}");
     }
 
@@ -1018,7 +1023,7 @@ mod tests {
     #[test]
     fn wle_references() {
         let wle = Wle::new();
-        let check = |bank: &ItemBank, answers: &[bool], want: f64| {
+        let check = |bank: &ItemBank, answers: &[u8], want: f64| {
             let e = wle.estimate(bank, &all(answers.len()), answers);
             assert!(
                 (e.theta - want).abs() < 1e-6,
@@ -1028,17 +1033,17 @@ mod tests {
         };
         let rasch = rasch(&[-2.1851, -0.2897194]);
         // One right, one wrong: J vanishes at the MLE, so WLE = MLE here.
-        check(&rasch, &[true, false], -1.2374097);
+        check(&rasch, &[1, 0], -1.2374097);
         // Constant patterns stay finite with Rasch/2PL items (Warm's weight √I).
-        check(&rasch, &[true, true], 0.830720129456);
-        check(&rasch, &[false, false], -3.30553952946);
-        check(&four_pl(), &[false, true, false], -1.11884139715);
+        check(&rasch, &[1, 1], 0.830720129456);
+        check(&rasch, &[0, 0], -3.30553952946);
+        check(&four_pl(), &[0, 1, 0], -1.11884139715);
         let three_pl = bank_of(&[
             (2.225, -1.885, 0.21, 1.0),
             (1.174, -2.411, 0.212, 1.0),
             (2.104, -2.439, 0.192, 1.0),
         ]);
-        check(&three_pl, &[true, false, true], -1.83274186105);
+        check(&three_pl, &[1, 0, 1], -1.83274186105);
         let two_pl = bank_of(&[
             (0.8, -1.0, 0.0, 1.0),
             (1.2, 0.0, 0.0, 1.0),
@@ -1046,9 +1051,9 @@ mod tests {
             (1.0, 1.5, 0.0, 1.0),
             (2.0, -0.5, 0.0, 1.0),
         ]);
-        let e = check(&two_pl, &[true, true, false, false, true], 0.28403249712);
+        let e = check(&two_pl, &[1, 1, 0, 0, 1], 0.28403249712);
         assert!((e.se - 0.736694269441).abs() < 1e-6, "SE = 1/√I: {e:?}");
-        check(&two_pl, &[true; 5], 2.51713770575);
+        check(&two_pl, &[1; 5], 2.51713770575);
         assert_eq!(
             wle.estimate(&two_pl, &[], &[]),
             Estimate {
@@ -1061,7 +1066,7 @@ mod tests {
     #[test]
     fn estimator_kinds_by_name() {
         let bank = four_pl();
-        let answers = [false, true, false];
+        let answers = [0, 1, 0];
         for kind in EstimatorKind::ALL {
             assert_eq!(kind.name().parse::<EstimatorKind>(), Ok(kind));
             assert_eq!(
@@ -1092,14 +1097,14 @@ mod tests {
             (2.0, 1.1, 0.1, 0.9),
             (1.0, 3.0, 0.0, 1.0),
         ]);
-        let answers = [true, false, true, true];
+        let answers = [1, 0, 1, 1];
         let eap = Eap::new(NormalPrior::new(0.3, 1.4));
         let (mut s0, mut s1, mut s2) = (0.0, 0.0, 0.0);
         for &t in eap.nodes() {
             let mut w = (-0.5 * ((t - 0.3) / 1.4f64).powi(2)).exp();
             for (i, &u) in answers.iter().enumerate() {
                 let p = bank.probability(i, t);
-                w *= if u { p } else { 1.0 - p };
+                w *= if u == 1 { p } else { 1.0 - p };
             }
             s0 += w;
             s1 += w * t;
@@ -1139,7 +1144,7 @@ mod tests {
         );
         // Out-of-range indexes and unpaired entries are ignored, not a panic.
         assert_eq!(
-            Mle::default().estimate(&bank, &[7], &[true]),
+            Mle::default().estimate(&bank, &[7], &[1]),
             Estimate {
                 theta: 0.0,
                 se: Mle::SE_CAP
@@ -1161,15 +1166,15 @@ mod tests {
     #[test]
     fn mle_extreme_patterns_hit_the_bounds() {
         let bank = four_pl();
-        let up = Mle::default().estimate(&bank, &all(3), &[true; 3]);
-        let down = Mle::default().estimate(&bank, &all(3), &[false; 3]);
+        let up = Mle::default().estimate(&bank, &all(3), &[1; 3]);
+        let down = Mle::default().estimate(&bank, &all(3), &[0; 3]);
         assert_eq!(up.theta, 6.0);
         assert_eq!(down.theta, -6.0);
         assert!(up.se.is_finite() && up.se > 0.0 && up.se <= Mle::SE_CAP);
         assert!(down.se.is_finite() && down.se > 0.0 && down.se <= Mle::SE_CAP);
         // A 2PL item far from the bound has ~no information there: SE is capped.
         let bank = rasch(&[-4.0]);
-        let e = Mle::default().estimate(&bank, &[0], &[true]);
+        let e = Mle::default().estimate(&bank, &[0], &[1]);
         assert_eq!(
             e,
             Estimate {
@@ -1182,7 +1187,7 @@ mod tests {
     #[test]
     fn map_and_eap_shrink_towards_the_prior() {
         let bank = rasch(&[0.0, 0.5, -0.5, 1.0]);
-        let answers = [true, true, false, true];
+        let answers = [1, 1, 0, 1];
         let mle = Mle::default().estimate(&bank, &all(4), &answers).theta;
         let map = Map::default().estimate(&bank, &all(4), &answers).theta;
         let eap = Eap::default().estimate(&bank, &all(4), &answers).theta;
@@ -1201,15 +1206,15 @@ mod tests {
         // global one not the nearest to 0 (found by a brute-force search in Python):
         // the first has maxima near −2.42 (global), 0.92 and the bound −6; the
         // second near 0.96 and 2.51 (global).
-        type Case = ([(f64, f64); 4], [bool; 4]);
+        type Case = ([(f64, f64); 4], [u8; 4]);
         let cases: [Case; 2] = [
             (
                 [(2.6, -2.8), (2.3, 1.3), (2.6, 1.0), (1.6, -1.9)],
-                [true, true, true, false],
+                [1, 1, 1, 0],
             ),
             (
                 [(2.3, 2.7), (2.3, -2.0), (2.8, 2.9), (1.6, -2.7)],
-                [false, true, true, true],
+                [0, 1, 1, 1],
             ),
         ];
         for (params, answers) in cases {
@@ -1218,7 +1223,11 @@ mod tests {
                 (0..4)
                     .map(|i| {
                         let p = bank.probability(i, t);
-                        if answers[i] { p.ln() } else { (1.0 - p).ln() }
+                        if answers[i] == 1 {
+                            p.ln()
+                        } else {
+                            (1.0 - p).ln()
+                        }
                     })
                     .sum()
             };
@@ -1249,7 +1258,7 @@ mod tests {
         ];
         for e in est {
             for pattern in 0..16u32 {
-                let answers: Vec<bool> = (0..4).map(|k| pattern >> k & 1 == 1).collect();
+                let answers: Vec<u8> = (0..4).map(|k| (pattern >> k & 1) as u8).collect();
                 let r = e.estimate(&bank, &all(4), &answers);
                 assert!(r.theta.is_finite() && r.se.is_finite(), "{r:?}");
                 assert!((-6.0..=6.0).contains(&r.theta), "{r:?}");
@@ -1257,9 +1266,9 @@ mod tests {
             }
         }
         // Right on a hopeless item: the posterior piles up at the top of the grid.
-        let r = Eap::default().estimate(&bank, &[0], &[true]);
+        let r = Eap::default().estimate(&bank, &[0], &[1]);
         assert!(r.theta > 5.5, "{r:?}");
-        let r = Eap::default().estimate(&bank, &[1], &[false]);
+        let r = Eap::default().estimate(&bank, &[1], &[0]);
         assert!(r.theta < -5.5, "{r:?}");
     }
 
@@ -1273,14 +1282,14 @@ mod tests {
             NormalPrior::new(0.0, 1e-300),
         ] {
             for e in [&Eap::new(prior) as &dyn Estimator, &Map::new(prior)] {
-                let r = e.estimate(&bank, &[0, 1], &[true, false]);
+                let r = e.estimate(&bank, &[0, 1], &[1, 0]);
                 assert!(r.theta.is_finite() && r.se.is_finite(), "{prior:?} {r:?}");
             }
         }
         let e = Eap::with_grid(NormalPrior::default(), 0, 3.0, f64::NAN);
         assert_eq!(e.nodes(), &[-6.0, 6.0]);
         let e = Eap::with_grid(NormalPrior::default(), 1001, -4.0, 4.0);
-        let r = e.estimate(&bank, &[0, 1], &[true, true]);
+        let r = e.estimate(&bank, &[0, 1], &[1, 1]);
         assert!(r.theta > 0.0 && r.theta <= 4.0);
     }
 
@@ -1289,7 +1298,7 @@ mod tests {
         // 400 answers: the likelihood is ~1e-120 and smaller, far past underflow without rescaling.
         let bs: Vec<f64> = (0..400).map(|i| -3.0 + 6.0 * (i as f64) / 399.0).collect();
         let bank = rasch(&bs);
-        let answers: Vec<bool> = bs.iter().map(|&b| b < 0.7).collect();
+        let answers: Vec<u8> = bs.iter().map(|&b| u8::from(b < 0.7)).collect();
         for e in [
             &Eap::default() as &dyn Estimator,
             &Map::default(),
@@ -1320,7 +1329,7 @@ mod tests {
         #[test]
         fn estimates_finite_and_bounded(rows in arb_items(0..25)) {
             let bank = bank_of(&rows.iter().map(|r| (r.0, r.1, r.2, r.3)).collect::<Vec<_>>());
-            let answers: Vec<bool> = rows.iter().map(|r| r.4).collect();
+            let answers: Vec<u8> = rows.iter().map(|r| u8::from(r.4)).collect();
             let items = all(rows.len());
             for e in [&Eap::default() as &dyn Estimator, &Map::default(), &Mle::default(), &Wle::new()] {
                 let r = e.estimate(&bank, &items, &answers);
@@ -1332,7 +1341,7 @@ mod tests {
         #[test]
         fn all_right_or_all_wrong_mle_at_bounds(rows in arb_items(1..12), right in any::<bool>()) {
             let bank = bank_of(&rows.iter().map(|r| (r.0, r.1, r.2, r.3)).collect::<Vec<_>>());
-            let answers = vec![right; rows.len()];
+            let answers = vec![u8::from(right); rows.len()];
             let r = Mle::default().estimate(&bank, &all(rows.len()), &answers);
             prop_assert_eq!(r.theta, if right { 6.0 } else { -6.0 });
             prop_assert!(r.se.is_finite() && r.se > 0.0 && r.se <= Mle::SE_CAP);
@@ -1343,12 +1352,12 @@ mod tests {
             // 3PL/4PL objectives may be multimodal: compare with a fine brute-force search.
             let bank = bank_of(&rows.iter().map(|r| (r.0, r.1, r.2, r.3)).collect::<Vec<_>>());
             // A mixed pattern, so that the MLE is not ruled to a bound.
-            let answers: Vec<bool> = rows.iter().enumerate().map(|(i, r)| if i < 2 { i == 0 } else { r.4 }).collect();
+            let answers: Vec<u8> = rows.iter().enumerate().map(|(i, r)| u8::from(if i < 2 { i == 0 } else { r.4 })).collect();
             let objective = |t: f64| -> f64 {
                 let ll: f64 = (0..rows.len())
                     .map(|i| {
                         let p = bank.probability(i, t);
-                        if answers[i] { p.ln() } else { (1.0 - p).ln() }
+                        if answers[i] == 1 { p.ln() } else { (1.0 - p).ln() }
                     })
                     .sum();
                 if flat { ll } else { ll - 0.5 * t * t }
@@ -1363,10 +1372,10 @@ mod tests {
         fn map_is_a_stationary_point(rows in arb_items(0..15)) {
             // For 2PL items, the MAP is the unique root of the posterior score.
             let bank = bank_of(&rows.iter().map(|r| (r.0, r.1, 0.0, 1.0)).collect::<Vec<_>>());
-            let answers: Vec<bool> = rows.iter().map(|r| r.4).collect();
+            let answers: Vec<u8> = rows.iter().map(|r| u8::from(r.4)).collect();
             let t = Map::default().estimate(&bank, &all(rows.len()), &answers).theta;
             let score: f64 = (0..rows.len())
-                .map(|i| rows[i].0 * (f64::from(u8::from(answers[i])) - bank.probability(i, t)))
+                .map(|i| rows[i].0 * (f64::from(answers[i]) - bank.probability(i, t)))
                 .sum::<f64>() - t;
             prop_assert!(score.abs() < 1e-8, "score {} at {}", score, t);
         }
@@ -1385,9 +1394,9 @@ mod tests {
             for (name, est) in [("eap", &Eap::default() as &dyn Estimator), ("map", &Map::default()), ("mle", &Mle::new()), ("wle", &Wle::new())] {
                 let mut last = f64::NEG_INFINITY;
                 for right in 0..=n {
-                    let mut answers = vec![false; n];
+                    let mut answers = vec![0; n];
                     for &i in &order[..right] {
-                        answers[i] = true;
+                        answers[i] = 1;
                     }
                     let t = est.estimate(&bank, &all(n), &answers).theta;
                     let strict = name != "mle" && right > 0;
@@ -1400,14 +1409,14 @@ mod tests {
         #[test]
         fn wle_solves_warms_equation(rows in arb_items(1..15)) {
             let bank = bank_of(&rows.iter().map(|r| (r.0, r.1, 0.0, 1.0)).collect::<Vec<_>>());
-            let answers: Vec<bool> = rows.iter().map(|r| r.4).collect();
+            let answers: Vec<u8> = rows.iter().map(|r| u8::from(r.4)).collect();
             let items = all(rows.len());
             let t = Wle::new().estimate(&bank, &items, &answers).theta;
             // 2PL, written out: Σ a(u − P) + Σ a³P(1−P)(1−2P) / (2 Σ a²P(1−P)) = 0.
             let (mut score, mut j, mut info) = (0.0, 0.0, 0.0);
             for (i, r) in rows.iter().enumerate() {
                 let p = bank.probability(i, t);
-                score += r.0 * (f64::from(u8::from(answers[i])) - p);
+                score += r.0 * (f64::from(answers[i]) - p);
                 j += r.0.powi(3) * p * (1.0 - p) * (1.0 - 2.0 * p);
                 info += r.0 * r.0 * p * (1.0 - p);
             }
@@ -1420,8 +1429,8 @@ mod tests {
         fn mirrored_patterns_give_mirrored_theta(rows in arb_items(0..25)) {
             let bank = bank_of(&rows.iter().map(|r| (r.0, r.1, 0.0, 1.0)).collect::<Vec<_>>());
             let mirror = bank_of(&rows.iter().map(|r| (r.0, -r.1, 0.0, 1.0)).collect::<Vec<_>>());
-            let answers: Vec<bool> = rows.iter().map(|r| r.4).collect();
-            let flipped: Vec<bool> = answers.iter().map(|u| !u).collect();
+            let answers: Vec<u8> = rows.iter().map(|r| u8::from(r.4)).collect();
+            let flipped: Vec<u8> = answers.iter().map(|u| 1 - u).collect();
             let items = all(rows.len());
             for est in [&Eap::default() as &dyn Estimator, &Map::default(), &Mle::new(), &Wle::new()] {
                 let x = est.estimate(&bank, &items, &answers);

@@ -1,11 +1,15 @@
-//! The pure psychometric engine of lectern: item response theory (4PL, logistic
-//! metric D = 1) and computerized adaptive testing.
+//! The pure psychometric engine of lectern: item response theory (dichotomous
+//! 1PL–4PL and polytomous GRM, GPCM and PCM items, mixed freely; logistic metric
+//! D = 1) and computerized adaptive testing.
 //!
 //! No I/O, no global state, no logging: every function is a deterministic function
 //! of its arguments (randomness comes from explicit seeds), and none panics on valid
 //! input; estimates are always finite and MLE/MAP stay within [−6, 6].
 //!
-//! - [`model`]: item parameters, response probability, Fisher information.
+//! - [`model`]: dichotomous item parameters, response probability, Fisher
+//!   information, and [`Item`], an item of any model.
+//! - [`poly`]: the polytomous models (graded response, generalized and plain
+//!   partial credit).
 //! - [`bank`]: the item bank (struct-of-arrays) with concept tags.
 //! - [`init`]: where a test starts (fixed θ, or the student's proficiency).
 //! - [`estimate`]: EAP, MAP, MLE and WLE ability estimators.
@@ -25,6 +29,7 @@ pub mod constraints;
 pub mod estimate;
 pub mod init;
 pub mod model;
+pub mod poly;
 pub mod select;
 pub mod sim;
 pub mod stop;
@@ -36,6 +41,7 @@ pub use estimate::{
     Eap, Estimate, Estimator, EstimatorKind, Map, Mle, NormalPrior, THETA_MAX, THETA_MIN, Wle,
 };
 pub use init::{FixedTheta, FromProficiency, Initializer, Start};
-pub use model::{ItemParams, ParamError};
+pub use model::{Item, ItemParams, ParamError};
+pub use poly::{MAX_CATEGORIES, PolyModel, PolyParams};
 pub use select::{Candidates, ContentBalanced, MaxInfo, Randomesque, Selector, SympsonHetter};
 pub use stop::{Classify, Levels, Side, StopReason, StopRule};

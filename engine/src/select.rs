@@ -211,7 +211,8 @@ const SKIP_MARGIN: f64 = 1e-9;
 /// (see `model::information`), and s(1 − s) ≤ e^(−|z|) with z = a(θ − b); so
 /// I ≤ a² e^(−a|θ − b|), and an item with a|θ − b| > ln a² − ln(bar) cannot beat the
 /// bar. Both tests cost a multiply and a compare, where the information costs an
-/// `exp` and three divisions.
+/// `exp` and three divisions. A polytomous item has a bound of the same shape,
+/// measured from the nearer end of its thresholds (see `poly::Kind::ln_bound`).
 #[inline]
 fn scan(bank: &ItemBank, theta: f64, candidates: &Candidates<'_>, sink: &mut impl Sink) {
     let theta = sane_theta(theta);
@@ -222,15 +223,29 @@ fn scan(bank: &ItemBank, theta: f64, candidates: &Candidates<'_>, sink: &mut imp
         if order.ln_max[pos] < ln_bar - SKIP_MARGIN {
             break;
         }
-        let (a, b) = (order.a[pos], order.b[pos]);
+        let a = order.a[pos];
         let i = order.index[pos] as usize;
-        // Written so that NaN (unchecked parameters) is never skipped.
-        if a * (theta - b).abs() > order.ln_a2[pos] - ln_bar + SKIP_MARGIN
-            || !candidates.is_open(bank, i)
-        {
-            continue;
-        }
-        let info = model::information(a, b, order.c[pos], order.d[pos], theta);
+        let info = match order.kind[pos] {
+            None => {
+                let b = order.lo[pos];
+                // Written so that NaN (unchecked parameters) is never skipped.
+                if a * (theta - b).abs() > order.ln_bound[pos] - ln_bar + SKIP_MARGIN
+                    || !candidates.is_open(bank, i)
+                {
+                    continue;
+                }
+                model::information(a, b, order.c[pos], order.d[pos], theta)
+            }
+            Some(kind) => {
+                let distance = (order.lo[pos] - theta).max(theta - order.hi[pos]).max(0.0);
+                if a * distance > order.ln_bound[pos] - ln_bar + SKIP_MARGIN
+                    || !candidates.is_open(bank, i)
+                {
+                    continue;
+                }
+                kind.information(a, order.thresholds(pos), theta)
+            }
+        };
         if sink.offer(i, info) {
             ln_bar = sink.ln_bar();
         }

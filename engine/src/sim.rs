@@ -54,8 +54,8 @@ pub struct Examinee {
     pub estimate: Estimate,
     /// Administered items, in order.
     pub items: Vec<usize>,
-    /// `answers[i]` is the answer to `items[i]`.
-    pub answers: Vec<bool>,
+    /// `answers[i]` is the score of `items[i]` (1 or 0 for a dichotomous item).
+    pub answers: Vec<u8>,
     /// Why the test ended.
     pub stop: StopReason,
 }
@@ -161,9 +161,8 @@ fn run_one(cat: &Cat, bank: &ItemBank, cfg: &SimConfig, index: usize) -> Examine
         let step = cat.step(bank, &items, &answers, test_seed);
         match (step.next, step.stop) {
             (Some(next), _) => {
-                let p = bank.probability(next, true_theta);
                 items.push(next);
-                answers.push(rng.random::<f64>() < p);
+                answers.push(bank.draw(next, true_theta, rng.random::<f64>()));
             }
             (None, stop) => {
                 return Examinee {
@@ -329,6 +328,7 @@ fn correlation(es: &[Examinee]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::super::estimate::{Eap, Estimator};
+    use super::super::model::Item;
     use super::super::select::{MaxInfo, Randomesque};
     use super::super::stop::StopRule;
     use super::*;
@@ -354,7 +354,9 @@ mod tests {
         assert_eq!(bank, generate_bank(300, 9));
         assert_ne!(bank, generate_bank(300, 10));
         for i in 0..bank.len() {
-            let p = bank.params(i);
+            let Item::Dichotomous(p) = bank.item(i) else {
+                panic!("item {i} is not dichotomous")
+            };
             assert!((0.8..=2.0).contains(&p.a) && p.b.abs() <= 3.5, "{p:?}");
             assert!((0.05..=0.25).contains(&p.c) && p.d == 1.0, "{p:?}");
         }
@@ -395,7 +397,7 @@ mod tests {
         let est = |theta, items: Vec<usize>| Examinee {
             true_theta: 0.0,
             estimate: Estimate { theta, se: 0.5 },
-            answers: vec![true; items.len()],
+            answers: vec![1; items.len()],
             items,
             stop: StopReason::MaxItems,
         };

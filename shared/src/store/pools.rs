@@ -205,7 +205,9 @@ impl PoolBank {
             ids: self.ids.clone(),
             params: (0..b.len())
                 .map(|i| {
-                    let p = b.params(i);
+                    let lectern_engine::Item::Dichotomous(p) = b.item(i) else {
+                        unreachable!("pools hold dichotomous items")
+                    };
                     (p.a, p.b, p.c, p.d)
                 })
                 .collect(),

@@ -346,7 +346,7 @@ pub(super) async fn replay(env: &TestEnv, test: &str) -> Vec<(String, f64, f64)>
     };
     let seed = row.get::<_, i64>("seed") as u64;
     let cat = config.engine(prior, &bank);
-    let answers: Vec<bool> = sql
+    let answers: Vec<u8> = sql
         .query(
             "SELECT correct FROM test_responses WHERE session_id = $1 ORDER BY seq",
             &[&id],
@@ -354,7 +354,7 @@ pub(super) async fn replay(env: &TestEnv, test: &str) -> Vec<(String, f64, f64)>
         .await
         .unwrap()
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| u8::from(r.get::<_, bool>(0)))
         .collect();
     let (mut items, mut out) = (Vec::new(), Vec::new());
     let mut next = cat.step(&bank.bank, &[], &[], seed).next;

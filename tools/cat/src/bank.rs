@@ -425,6 +425,13 @@ pub fn generate(n: usize, seed: u64) -> Bank {
 
 #[cfg(test)]
 mod tests {
+    fn dich(bank: &lectern_engine::ItemBank, i: usize) -> ItemParams {
+        match bank.item(i) {
+            lectern_engine::Item::Dichotomous(p) => p,
+            other => panic!("not dichotomous: {other:?}"),
+        }
+    }
+
     use super::*;
 
     fn csv(text: &str) -> Result<Bank, Error> {
@@ -443,11 +450,11 @@ mod tests {
         .unwrap();
         assert_eq!(bank.ids, ["q1", "q2"]);
         assert_eq!(
-            bank.bank.params(0),
+            dich(&bank.bank, 0),
             ItemParams::new(1.2, -0.5, 0.2, 1.0).unwrap()
         );
         assert_eq!(
-            bank.bank.params(1),
+            dich(&bank.bank, 1),
             ItemParams::new(0.8, 1.0, 0.0, 0.9).unwrap()
         );
         assert_eq!(bank.concepts, ["algebra", "geometry"]);
@@ -505,7 +512,7 @@ mod tests {
     fn json_bank_and_errors() {
         let bank = json(r#"[{"id": "q1", "a": 1, "b": 0}, {"id": 7, "a": 2, "b": 1, "c": 0.1, "concepts": ["x"]}]"#).unwrap();
         assert_eq!(bank.ids, ["q1", "7"]);
-        assert_eq!(bank.bank.params(1).c, 0.1);
+        assert_eq!(dich(&bank.bank, 1).c, 0.1);
         assert!(!bank.has_exposure);
         let err = |text: &str| json(text).unwrap_err().to_string();
         assert_eq!(
@@ -529,8 +536,8 @@ mod tests {
     #[test]
     fn scale_multiplies_a() {
         let bank = parse("b.csv", "id,a,b\nq,1.0,0.5\n", 1.702, Format::Csv).unwrap();
-        assert!((bank.bank.params(0).a - 1.702).abs() < 1e-15);
-        assert_eq!(bank.bank.params(0).b, 0.5);
+        assert!((dich(&bank.bank, 0).a - 1.702).abs() < 1e-15);
+        assert_eq!(dich(&bank.bank, 0).b, 0.5);
     }
 
     #[test]

@@ -53,7 +53,8 @@ pub fn run(args: &EstimateArgs, out: &mut dyn Write) -> Result<(), Error> {
     let (name, text) = read_text(&args.responses)?;
     let patterns = responses::parse(&name, &text, &bank)?;
     for p in &patterns {
-        let e = estimator.estimate(&bank.bank, &p.items, &p.answers);
+        let scores: Vec<u8> = p.answers.iter().map(|&u| u8::from(u)).collect();
+        let e = estimator.estimate(&bank.bank, &p.items, &scores);
         let line = serde_json::to_string(&Line {
             theta: e.theta,
             se: e.se,

@@ -705,7 +705,8 @@ async fn record(
     items.push(current);
     state.answers.push(correct);
     let cat = state.config.engine(state.prior(), &bank);
-    let step = cat.step(&bank.bank, &items, &state.answers, state.seed);
+    let scores: Vec<u8> = state.answers.iter().map(|&u| u8::from(u)).collect();
+    let step = cat.step(&bank.bank, &items, &scores, state.seed);
     let status = if step.next.is_some() {
         TestStatus::Active
     } else {
@@ -763,7 +764,7 @@ async fn record(
                 cat.estimator.as_ref(),
                 step.estimate,
                 &items,
-                &state.answers,
+                &scores,
             )
         }),
         items_answered: state.seq,

@@ -161,7 +161,7 @@ impl Replay {
 
     pub(super) fn proficiency(&self) -> Result<Proficiency, Error> {
         let items = self.items()?;
-        let answers: Vec<bool> = self.responses.iter().map(|r| r.correct).collect();
+        let answers: Vec<u8> = self.responses.iter().map(|r| u8::from(r.correct)).collect();
         let estimator = self.config.estimator.build(self.record.prior);
         let overall = estimator.estimate(&self.bank.bank, &items, &answers);
         Ok(proficiency(

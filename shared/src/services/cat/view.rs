@@ -64,7 +64,7 @@ pub(super) fn proficiency(
     estimator: &dyn Estimator,
     overall: Estimate,
     items: &[usize],
-    answers: &[bool],
+    answers: &[u8],
 ) -> Proficiency {
     let concepts = engine::concept_estimates(estimator, &bank.bank, items, answers)
         .into_iter()

@@ -48,7 +48,9 @@ fn bank_csv(bank: &Bank) -> Result<Vec<u8>, Error> {
     csv_bytes("bank.csv", |w| {
         w.write_record(["id", "a", "b", "c", "d", "concepts", "exposure"])?;
         for (i, id) in bank.ids.iter().enumerate() {
-            let p = bank.bank.params(i);
+            let lectern_engine::Item::Dichotomous(p) = bank.bank.item(i) else {
+                unreachable!("banks hold dichotomous items")
+            };
             let concepts: Vec<&str> = bank
                 .bank
                 .concepts(i)
@@ -79,7 +81,7 @@ fn responses_jsonl(sim: &Simulation, bank: &Bank) -> String {
     for e in &sim.examinees {
         let line = Line {
             items: e.items.iter().map(|&i| bank.ids[i].as_str()).collect(),
-            answers: e.answers.iter().map(|&u| u8::from(u)).collect(),
+            answers: e.answers.clone(),
         };
         out.push_str(&serde_json::to_string(&line).expect("ids and answers serialize"));
         out.push('\n');
