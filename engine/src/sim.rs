@@ -16,6 +16,7 @@ use super::bank::ItemBank;
 use super::cat::Cat;
 use super::estimate::Estimate;
 use super::model::ItemParams;
+use super::poly::{PolyModel, PolyParams};
 use super::stop::StopReason;
 
 /// What to simulate.
@@ -141,6 +142,47 @@ pub fn generate_bank(n: usize, seed: u64) -> ItemBank {
             let b = (1.2 * standard_normal(&mut rng)).clamp(-3.5, 3.5);
             let c = 0.05 + 0.2 * rng.random::<f64>();
             ItemParams::new(a, b, c, 1.0).expect("generated parameters are valid")
+        })
+        .collect();
+    ItemBank::without_concepts(items)
+}
+
+/// How [`generate_polytomous_bank`] draws its items.
+pub const GENERATED_POLYTOMOUS_RECIPE: &str = "location β ~ N(0, 1) clipped to [-2.5, 2.5]; \
+     thresholds (steps) β + m evenly spaced offsets over [-1.5, 1.5] (one per threshold) plus N(0, 0.15²) \
+     jitter, sorted, at least 0.15 apart; a ~ U(0.8, 2.2) (1 for the PCM)";
+
+/// A reproducible bank of `n` polytomous items with `categories` categories
+/// (2 to [`crate::MAX_CATEGORIES`], clamped), drawn as
+/// [`GENERATED_POLYTOMOUS_RECIPE`] says, with no concept tags.
+pub fn generate_polytomous_bank(
+    model: PolyModel,
+    n: usize,
+    categories: usize,
+    seed: u64,
+) -> ItemBank {
+    let m = categories.clamp(2, crate::MAX_CATEGORIES) - 1;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let items: Vec<PolyParams> = (0..n)
+        .map(|_| {
+            let a = 0.8 + 1.4 * rng.random::<f64>();
+            let beta = standard_normal(&mut rng).clamp(-2.5, 2.5);
+            let mut b: Vec<f64> = (0..m)
+                .map(|k| {
+                    let offset = if m == 1 {
+                        0.0
+                    } else {
+                        -1.5 + 3.0 * k as f64 / (m - 1) as f64
+                    };
+                    beta + offset + 0.15 * standard_normal(&mut rng)
+                })
+                .collect();
+            b.sort_by(f64::total_cmp);
+            for k in 1..m {
+                b[k] = b[k].max(b[k - 1] + 0.15);
+            }
+            let a = if model == PolyModel::Pcm { 1.0 } else { a };
+            PolyParams::new(model, a, b).expect("generated parameters are valid")
         })
         .collect();
     ItemBank::without_concepts(items)
