@@ -1,6 +1,9 @@
 //! The engine's speed goals (issue 3), on the 2-core CI machine:
 //! one EAP update with 30 answers ≤ 5 µs; one selection from 5,000 items ≤ 20 µs;
 //! a 1,000-examinee × 20-item simulation on a 500-item 3PL bank ≤ 0.2 s.
+//! Polytomous (issue 20), on banks of 5-category GRM items: one EAP update with
+//! 30 answers ≤ 10 µs; one selection from 5,000 items ≤ 50 µs; a 1,000 × 20
+//! simulation on 500 items ≤ 0.5 s (`-- grm` runs just these).
 //!
 //! `cargo bench -p lectern-engine --bench engine` (add `-- <filter>` for one group,
 //! e.g. `-- step` for a whole step, plain and with content constraints).
@@ -8,10 +11,10 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use lectern_engine::sim::{SimConfig, generate_bank, simulate};
+use lectern_engine::sim::{SimConfig, generate_bank, generate_polytomous_bank, simulate};
 use lectern_engine::{
-    Cat, Constraints, ContentBalanced, Eap, Estimator, ItemBank, Map, MaxInfo, Mle, Randomesque,
-    Selector, StopRule, SympsonHetter, Wle,
+    Cat, Constraints, ContentBalanced, Eap, Estimator, ItemBank, Map, MaxInfo, Mle, PolyModel,
+    Randomesque, Selector, StopRule, SympsonHetter, Wle,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -43,6 +46,15 @@ fn estimators(c: &mut Criterion) {
             b.iter(|| est.estimate(black_box(&bank), black_box(&items), black_box(&answers)))
         });
     }
+    // 30 five-category GRM answers, scores spread over the categories.
+    let grm = generate_polytomous_bank(PolyModel::Grm, 500, 5, 1);
+    let items: Vec<usize> = (0..30).collect();
+    let scores: Vec<u8> = (0..30).map(|k| (k * 7 % 5) as u8).collect();
+    for (name, est) in all {
+        group.bench_function(format!("grm5_{name}"), |b| {
+            b.iter(|| est.estimate(black_box(&grm), black_box(&items), black_box(&scores)))
+        });
+    }
     group.finish();
 }
 
@@ -64,6 +76,13 @@ fn selection(c: &mut Criterion) {
             b.iter(|| {
                 Randomesque { k: 5 }.select(black_box(&bank), black_box(0.37), &given, &mut rng)
             })
+        });
+        let grm = generate_polytomous_bank(PolyModel::Grm, n, 5, 2);
+        group.bench_with_input(BenchmarkId::new("grm5_max_info", n), &n, |b, _| {
+            b.iter(|| MaxInfo.select(black_box(&grm), black_box(0.37), &given, &mut rng))
+        });
+        group.bench_with_input(BenchmarkId::new("grm5_max_info_at_2.8", n), &n, |b, _| {
+            b.iter(|| MaxInfo.select(black_box(&grm), black_box(2.8), &given, &mut rng))
         });
         if n == 5_000 {
             let concepts = (0..n).map(|i| vec![(i % 5) as u16]).collect();
@@ -152,6 +171,17 @@ fn simulation(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("1000x20_eap_500_3pl", |b| {
         b.iter(|| simulate(&cat, &bank, black_box(&cfg), &|_| {}))
+    });
+    let grm = generate_polytomous_bank(PolyModel::Grm, 500, 5, 4);
+    let one_thread = SimConfig {
+        threads: 1,
+        ..cfg.clone()
+    };
+    group.bench_function("1000x20_eap_500_grm5", |b| {
+        b.iter(|| simulate(&cat, &grm, black_box(&cfg), &|_| {}))
+    });
+    group.bench_function("1000x20_eap_500_grm5_one_thread", |b| {
+        b.iter(|| simulate(&cat, &grm, black_box(&one_thread), &|_| {}))
     });
     group.finish();
 }

@@ -373,6 +373,8 @@ pub(crate) struct ScanOrder {
     pub(crate) d: Vec<f64>,
     /// `None` for a dichotomous item.
     pub(crate) kind: Vec<Option<Kind>>,
+    /// True when any item is polytomous (else the scan ignores `kind`).
+    pub(crate) any_polytomous: bool,
     /// Thresholds of position p: `thresholds[start[p]..start[p + 1]]`.
     pub(crate) thresholds: Vec<f64>,
     pub(crate) start: Vec<usize>,
@@ -416,6 +418,7 @@ impl ScanOrder {
                 .iter()
                 .map(|&i| bank.poly[i as usize].map(Kind::of))
                 .collect(),
+            any_polytomous: bank.has_polytomous(),
             thresholds,
             start,
             ln_bound: column(&|i| match bank.kind(i) {

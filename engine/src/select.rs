@@ -215,6 +215,22 @@ const SKIP_MARGIN: f64 = 1e-9;
 /// measured from the nearer end of its thresholds (see `poly::Kind::ln_bound`).
 #[inline]
 fn scan(bank: &ItemBank, theta: f64, candidates: &Candidates<'_>, sink: &mut impl Sink) {
+    if bank.scan_order().any_polytomous {
+        scan_models::<true>(bank, theta, candidates, sink)
+    } else {
+        scan_models::<false>(bank, theta, candidates, sink)
+    }
+}
+
+/// The scan, compiled twice: with `POLY` false (a bank of dichotomous items
+/// only) the loop never reads the item kinds.
+#[inline]
+fn scan_models<const POLY: bool>(
+    bank: &ItemBank,
+    theta: f64,
+    candidates: &Candidates<'_>,
+    sink: &mut impl Sink,
+) {
     let theta = sane_theta(theta);
     let order = bank.scan_order();
     let mut ln_bar = sink.ln_bar();
@@ -225,7 +241,7 @@ fn scan(bank: &ItemBank, theta: f64, candidates: &Candidates<'_>, sink: &mut imp
         }
         let a = order.a[pos];
         let i = order.index[pos] as usize;
-        let info = match order.kind[pos] {
+        let info = match if POLY { order.kind[pos] } else { None } {
             None => {
                 let b = order.lo[pos];
                 // Written so that NaN (unchecked parameters) is never skipped.
