@@ -280,3 +280,46 @@ fn mixed_bank_recovery() {
     }
     assert!(high > 0);
 }
+
+/// Any item, 3PL/4PL included: what selectors face in a mixed bank.
+fn arb_any_item() -> impl Strategy<Value = Item> {
+    (arb_item(), 0.0f64..0.3, 0.7f64..1.0, any::<bool>()).prop_map(|(item, c, d, four)| {
+        match item {
+            Item::Dichotomous(p) if four => ItemParams::new(p.a, p.b, c, d).unwrap().into(),
+            other => other,
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The scan's bounds (maximum information, distance from the thresholds)
+    /// never skip the most informative item of a mixed bank, nor one of the
+    /// top k.
+    #[test]
+    fn selection_finds_the_most_informative_item(
+        items in proptest::collection::vec(arb_any_item(), 1..120),
+        theta in -5.0f64..5.0,
+        given in proptest::collection::vec(any::<prop::sample::Index>(), 0..10),
+    ) {
+        use lectern_engine::Selector;
+        let bank = ItemBank::without_concepts(items);
+        let given: Vec<usize> = given.iter().map(|g| g.index(bank.len())).collect();
+        let mut open: Vec<(f64, usize)> = (0..bank.len())
+            .filter(|i| !given.contains(i))
+            .map(|i| (bank.information(i, theta), i))
+            .collect();
+        open.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);
+        let got = MaxInfo.select(&bank, theta, &given, &mut rng);
+        prop_assert_eq!(got, open.first().map(|x| x.1));
+        // Randomesque draws among exactly the top 3.
+        let top: Vec<usize> = open.iter().take(3).map(|x| x.1).collect();
+        for seed in 0..8 {
+            let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+            let pick = lectern_engine::Randomesque { k: 3 }.select(&bank, theta, &given, &mut rng);
+            prop_assert!(pick.is_some_and(|i| top.contains(&i)) || top.is_empty());
+        }
+    }
+}
