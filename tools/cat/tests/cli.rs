@@ -350,7 +350,7 @@ fn bad_response_lines_are_named() {
         ),
         (
             "{\"items\": [\"rasch1\"], \"answers\": [\"yes\"]}\n",
-            "line 1: answers[0] must be 0, 1, true or false (got \"yes\")",
+            "line 1: answers[0] must be 0, 1, true or false for item \"rasch1\" (got \"yes\")",
         ),
     ];
     for (k, (content, message)) in cases.into_iter().enumerate() {
@@ -696,6 +696,8 @@ fn report_writes_page_plots_and_raw_results() {
         "lengths.svg",
         "exposure.svg",
         "information.svg",
+        "information-by-model.svg",
+        "curves.svg",
     ];
     for name in svgs {
         let svg = std::fs::read_to_string(dir.join(name)).unwrap();
