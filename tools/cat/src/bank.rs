@@ -250,7 +250,11 @@ impl<'a> Builder<'a> {
             )),
             _ => Ok(fixed[k].or(given)),
         };
-        let (a, c, d) = (param(0, "a", raw.a)?, param(1, "c", raw.c)?, param(2, "d", raw.d)?);
+        let (a, c, d) = (
+            param(0, "a", raw.a)?,
+            param(1, "c", raw.c)?,
+            param(2, "d", raw.d)?,
+        );
         let a = a.ok_or("a is missing")?;
         let item = match (model, &raw.b) {
             (Model::Poly(m), Some(B::List(b))) => PolyParams::new(m, a, b.clone()).map(Item::from),
@@ -377,7 +381,11 @@ pub fn id_of(value: &Value) -> Option<String> {
 fn b_of(value: &Value) -> Option<B> {
     match value {
         Value::Number(n) => n.as_f64().map(B::One),
-        Value::Array(xs) => xs.iter().map(Value::as_f64).collect::<Option<_>>().map(B::List),
+        Value::Array(xs) => xs
+            .iter()
+            .map(Value::as_f64)
+            .collect::<Option<_>>()
+            .map(B::List),
         _ => None,
     }
 }
@@ -522,7 +530,11 @@ fn columns(name: &str, header: &csv::StringRecord) -> Result<Columns, Error> {
     let id = found.get("id").copied();
     let b = found.get("b").copied();
     if id.is_none() || (b.is_none() && thresholds.is_empty()) {
-        let missing = if id.is_none() { "\"id\"" } else { "\"b\" or \"b1\"" };
+        let missing = if id.is_none() {
+            "\"id\""
+        } else {
+            "\"b\" or \"b1\""
+        };
         return Err(at_header(format!(
             "the header has no {missing} column (it needs id, and b or b1…bm; model, a, c, d, concepts and exposure are optional)"
         )));
@@ -562,9 +574,8 @@ impl Row<'_> {
     fn number(&self, col: Option<usize>, label: &str) -> Result<Option<f64>, Error> {
         self.cell(col)
             .map(|cell| {
-                cell.parse::<f64>().map_err(|_| {
-                    self.fail(format!("{label} is not a number (got {cell:?})"))
-                })
+                cell.parse::<f64>()
+                    .map_err(|_| self.fail(format!("{label} is not a number (got {cell:?})")))
             })
             .transpose()
     }
@@ -897,10 +908,7 @@ mod tests {
             Item::grm(1.4, vec![-1.0, 0.5, 2.0]).unwrap()
         );
         assert_eq!(bank.bank.item(1), Item::gpcm(0.9, vec![0.4, -0.6]).unwrap());
-        assert_eq!(
-            bank.bank.item(2),
-            Item::pcm(vec![0.1, 0.2, 0.3]).unwrap()
-        );
+        assert_eq!(bank.bank.item(2), Item::pcm(vec![0.1, 0.2, 0.3]).unwrap());
         assert_eq!(bank.bank.item(3), dich(1.2, 0.3, 0.0, 1.0));
         let err = |item: &str| {
             json(&format!(r#"[{{"id": "ok", "a": 1, "b": 0}}, {item}]"#))

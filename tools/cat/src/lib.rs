@@ -47,7 +47,7 @@ pub enum Command {
     /// by the model; the test runs with the chosen estimator, selector and stop
     /// rule. The same seed gives the same results, whatever the thread count.
     #[command(after_help = simulate::AFTER_HELP)]
-    Simulate(simulate::SimulateArgs),
+    Simulate(Box<simulate::SimulateArgs>),
 }
 
 /// The ability estimators, as named on the command line.

@@ -180,7 +180,9 @@ mod tests {
         for bad in ["true", "1.5", "-1", "\"2\""] {
             assert_eq!(
                 err(&format!("{{\"items\": [17], \"answers\": [{bad}]}}")),
-                format!("r.jsonl: line 1: answers[0] must be an integer score from 0 to 3 for item \"17\" (got {bad})")
+                format!(
+                    "r.jsonl: line 1: answers[0] must be an integer score from 0 to 3 for item \"17\" (got {bad})"
+                )
             );
         }
         assert_eq!(

@@ -113,10 +113,10 @@ pub struct SimulateArgs {
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub generate: Option<u64>,
     /// Model of the generated bank [default: 3pl].
-    #[arg(long, value_enum, requires = "generate", help_heading = "Bank")]
+    #[arg(long, value_enum, conflicts_with = "bank", help_heading = "Bank")]
     pub model: Option<GeneratedModel>,
     /// Categories of each generated polytomous item, 2 to 10 [default: 5].
-    #[arg(long, value_name = "K", requires = "generate", value_parser = categories,
+    #[arg(long, value_name = "K", conflicts_with = "bank", value_parser = categories,
           help_heading = "Bank")]
     pub categories: Option<usize>,
     /// Scaling constant D for --bank: every a is multiplied by it.

@@ -461,7 +461,10 @@ fn lines_over_theta(
             .draw()?;
         for (label, color, points) in series {
             chart
-                .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))?
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))?
                 .label(label.as_str())
                 .legend(legend_line(*color));
         }
@@ -523,7 +526,7 @@ fn category_curves(bank: &Bank, i: usize) -> Result<String, Error> {
         "P(score = k | θ)",
         1.05,
         &series,
-        SeriesLabelPosition::MiddleRight,
+        SeriesLabelPosition::UpperMiddle,
     )
 }
 
