@@ -549,7 +549,7 @@ fn information_by_model(bank: &Bank) -> Result<String, Error> {
         .map(|(&(name, n), sum)| {
             let colour = MODELS.iter().position(|&m| m == name).unwrap_or(0);
             (
-                format!("{name} ({n} items)"),
+                format!("{name} ({n} item{})", if n == 1 { "" } else { "s" }),
                 PALETTE[colour % PALETTE.len()],
                 grid.iter().copied().zip(sum).collect(),
             )
@@ -720,6 +720,41 @@ mod tests {
             vec![vec![(0.0, 1.0)], vec![(2.0, 2.0), (3.0, 3.0)]]
         );
         assert!(runs(&[(0.0, f64::NAN)]).is_empty());
+    }
+
+    #[test]
+    fn curves_item_prefers_the_most_exposed_polytomous_item() {
+        use lectern_engine::ItemParams;
+        let two = Item::from(ItemParams::new(1.0, 0.0, 0.0, 1.0).unwrap());
+        let grm = Item::grm(1.0, vec![0.0, 1.0]).unwrap();
+        let bank = |items: Vec<Item>| {
+            let ids: Vec<String> = (0..items.len()).map(|i| format!("i{i}")).collect();
+            Bank {
+                bank: lectern_engine::ItemBank::without_concepts(items),
+                index: ids.iter().cloned().zip(0..).collect(),
+                ids,
+                concepts: Vec::new(),
+                has_exposure: false,
+            }
+        };
+        let mixed = bank(vec![two.clone(), grm.clone(), grm, two.clone()]);
+        assert_eq!(
+            curves_item(&mixed, &[9, 2, 2, 0], None),
+            (1, Chosen::MostExposedPolytomous)
+        );
+        assert_eq!(
+            curves_item(&mixed, &[9, 2, 3, 0], None),
+            (2, Chosen::MostExposedPolytomous)
+        );
+        assert_eq!(
+            curves_item(&mixed, &[9, 2, 3, 0], Some(3)),
+            (3, Chosen::Named)
+        );
+        let dichotomous = bank(vec![two.clone(), two.clone(), two]);
+        assert_eq!(
+            curves_item(&dichotomous, &[1, 4, 4], None),
+            (1, Chosen::MostExposed)
+        );
     }
 
     #[test]
