@@ -272,7 +272,7 @@ impl<'a> Builder<'a> {
             }
             (_, Some(B::List(b))) => {
                 return Err(format!(
-                    "a {} item has a single b (got {} thresholds)",
+                    "a {} item has a single b (got a list of {})",
                     model.name(),
                     b.len()
                 ));
@@ -829,7 +829,7 @@ mod tests {
             ("g,gpcm,1,,,,,", "a gpcm item needs thresholds b1…bm"),
             (
                 "g,3pl,1,,0,1,,0.2",
-                "a 3pl item has a single b (got 2 thresholds)",
+                "a 3pl item has a single b (got a list of 2)",
             ),
             ("g,2pl,1,0,,,,0.2", "a 2pl item has c = 0 (got 0.2)"),
             ("g,1pl,1.5,0,,,,", "a 1pl item has a = 1 (got 1.5)"),
@@ -942,7 +942,7 @@ mod tests {
             ),
             (
                 r#"{"id": "x", "model": "4pl", "a": 1, "b": [0]}"#,
-                "a 4pl item has a single b (got 1 thresholds)",
+                "a 4pl item has a single b (got a list of 1)",
             ),
             (
                 r#"{"id": "x", "model": "grm", "a": 1, "b": [0, "1"]}"#,
