@@ -1,14 +1,24 @@
 //! Item bank files (JSON or CSV) and generated banks.
 //!
-//! JSON: an array of objects `{"id", "a", "b", "c", "d", "concepts", "exposure"}`;
-//! CSV: a header naming the columns `id`, `a`, `b` and optionally `c`, `d`,
-//! `concepts` (names separated by `;`) and `exposure`. Other columns and fields
-//! are ignored. `c` defaults to 0, `d` to 1, `exposure` (the Sympson–Hetter
-//! parameter) to 1.
+//! JSON: an array of objects `{"id", "model", "a", "b", "c", "d", "concepts",
+//! "exposure"}`, where `b` is a number for a dichotomous item and a list of
+//! thresholds (GRM) or steps (GPCM, PCM) for a polytomous one. CSV: a header
+//! naming the columns `id` and `b` or `b1`…`bm`, and optionally `model`, `a`,
+//! `c`, `d`, `concepts` (names separated by `;`) and `exposure`; a dichotomous
+//! row fills `b`, a polytomous one `b1`…`bm` (blank cells after its last
+//! threshold). Other columns and fields are ignored.
+//!
+//! `model` is one of `1pl`, `2pl`, `3pl`, `4pl`, `grm`, `gpcm`, `pcm`; without
+//! it, an item with a number `b` is dichotomous (as `4pl`), and one with
+//! thresholds is refused. A model fixes some parameters (`1pl`: a = 1, c = 0,
+//! d = 1; `2pl`: c = 0, d = 1; `3pl`: d = 1; `grm`, `gpcm`: c = 0, d = 1;
+//! `pcm`: a = 1, c = 0, d = 1): they may be left out, and another value is an
+//! error. Otherwise `c` defaults to 0, `d` to 1, `exposure` (the
+//! Sympson–Hetter parameter) to 1.
 
 use std::collections::HashMap;
 
-use lectern_engine::{ItemBank, ItemParams};
+use lectern_engine::{Item, ItemBank, ItemParams, MAX_CATEGORIES, PolyModel, PolyParams};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -37,6 +47,72 @@ impl Bank {
             .position(|c| c == name)
             .and_then(|i| u16::try_from(i).ok())
     }
+
+    /// How many items of each model the bank holds, in [`MODELS`] order (models
+    /// with no item left out); a dichotomous item counts under the smallest
+    /// model that fits its parameters ([`Item::model_name`]).
+    pub fn model_counts(&self) -> Vec<(&'static str, usize)> {
+        let mut counts = [0usize; MODELS.len()];
+        for i in 0..self.bank.len() {
+            let name = self.bank.item(i).model_name();
+            if let Some(k) = MODELS.iter().position(|m| *m == name) {
+                counts[k] += 1;
+            }
+        }
+        MODELS
+            .into_iter()
+            .zip(counts)
+            .filter(|&(_, n)| n > 0)
+            .collect()
+    }
+}
+
+/// The model names a bank may use, in the order reports list them.
+pub const MODELS: [&str; 7] = ["1pl", "2pl", "3pl", "4pl", "grm", "gpcm", "pcm"];
+
+/// An item's model as a bank file names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Model {
+    OnePl,
+    TwoPl,
+    ThreePl,
+    FourPl,
+    Poly(PolyModel),
+}
+
+impl Model {
+    fn parse(name: &str) -> Option<Model> {
+        Some(match name.trim().to_ascii_lowercase().as_str() {
+            "1pl" => Model::OnePl,
+            "2pl" => Model::TwoPl,
+            "3pl" => Model::ThreePl,
+            "4pl" => Model::FourPl,
+            "grm" => Model::Poly(PolyModel::Grm),
+            "gpcm" => Model::Poly(PolyModel::Gpcm),
+            "pcm" => Model::Poly(PolyModel::Pcm),
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Model::OnePl => "1pl",
+            Model::TwoPl => "2pl",
+            Model::ThreePl => "3pl",
+            Model::FourPl => "4pl",
+            Model::Poly(m) => m.name(),
+        }
+    }
+
+    /// The values the model fixes for a, c and d (`None`: free).
+    fn fixed(self) -> [Option<f64>; 3] {
+        match self {
+            Model::OnePl | Model::Poly(PolyModel::Pcm) => [Some(1.0), Some(0.0), Some(1.0)],
+            Model::TwoPl | Model::Poly(_) => [None, Some(0.0), Some(1.0)],
+            Model::ThreePl => [None, None, Some(1.0)],
+            Model::FourPl => [None, None, None],
+        }
+    }
 }
 
 /// The file format of a bank.
@@ -44,6 +120,24 @@ impl Bank {
 enum Format {
     Json,
     Csv,
+}
+
+impl Format {
+    /// "Thresholds were given", as this format gives them.
+    fn thresholds_given(self) -> &'static str {
+        match self {
+            Format::Json => "b is a list",
+            Format::Csv => "b1…bm are given",
+        }
+    }
+
+    /// Where this format puts thresholds.
+    fn thresholds(self) -> &'static str {
+        match self {
+            Format::Json => "a list of thresholds b",
+            Format::Csv => "thresholds b1…bm",
+        }
+    }
 }
 
 /// Picks the format from the extension (`.json`, `.csv`), else from the content:
@@ -68,9 +162,10 @@ pub fn load(path: &str, scale: f64) -> Result<Bank, Error> {
 }
 
 fn parse(name: &str, text: &str, scale: f64, format: Format) -> Result<Bank, Error> {
+    let builder = Builder::new(name, scale, format);
     let bank = match format {
-        Format::Json => parse_json(name, text, scale)?,
-        Format::Csv => parse_csv(name, text, scale)?,
+        Format::Json => parse_json(builder, text)?,
+        Format::Csv => parse_csv(builder, text)?,
     };
     if bank.ids.is_empty() {
         return Err(Error::file(name, "the bank has no items"));
@@ -82,7 +177,8 @@ fn parse(name: &str, text: &str, scale: f64, format: Format) -> Result<Bank, Err
 struct Builder<'a> {
     file: &'a str,
     scale: f64,
-    items: Vec<ItemParams>,
+    format: Format,
+    items: Vec<Item>,
     tags: Vec<Vec<u16>>,
     exposure: Vec<f64>,
     ids: Vec<String>,
@@ -93,11 +189,19 @@ struct Builder<'a> {
     concept_index: HashMap<String, u16>,
 }
 
+/// The `b` of an item as read: one number, or thresholds.
+#[derive(Debug, Clone, PartialEq)]
+enum B {
+    One(f64),
+    List(Vec<f64>),
+}
+
 /// One item as read from a file, before validation.
 struct RawItem {
     id: String,
-    a: f64,
-    b: f64,
+    model: Option<String>,
+    a: Option<f64>,
+    b: Option<B>,
     c: Option<f64>,
     d: Option<f64>,
     concepts: Vec<String>,
@@ -105,10 +209,11 @@ struct RawItem {
 }
 
 impl<'a> Builder<'a> {
-    fn new(file: &'a str, scale: f64) -> Self {
+    fn new(file: &'a str, scale: f64, format: Format) -> Self {
         Builder {
             file,
             scale,
+            format,
             items: Vec::new(),
             tags: Vec::new(),
             exposure: Vec::new(),
@@ -118,6 +223,64 @@ impl<'a> Builder<'a> {
             concepts: Vec::new(),
             concept_index: HashMap::new(),
         }
+    }
+
+    /// The item `raw` describes, on the D = 1 metric, or what is wrong with it.
+    fn item(&self, raw: &RawItem) -> Result<Item, String> {
+        let model = match (&raw.model, &raw.b) {
+            (Some(name), _) => Model::parse(name).ok_or_else(|| {
+                format!(
+                    "unknown model {name:?} (expected one of {})",
+                    MODELS.join(", ")
+                )
+            })?,
+            (None, Some(B::List(_))) => {
+                return Err(format!(
+                    "{}: say which polytomous model it is (grm, gpcm or pcm)",
+                    self.format.thresholds_given()
+                ));
+            }
+            (None, _) => Model::FourPl,
+        };
+        let fixed = model.fixed();
+        let param = |k: usize, label: &str, given: Option<f64>| match (given, fixed[k]) {
+            (Some(x), Some(f)) if x != f => Err(format!(
+                "a {} item has {label} = {f} (got {x})",
+                model.name()
+            )),
+            _ => Ok(fixed[k].or(given)),
+        };
+        let (a, c, d) = (
+            param(0, "a", raw.a)?,
+            param(1, "c", raw.c)?,
+            param(2, "d", raw.d)?,
+        );
+        let a = a.ok_or("a is missing")?;
+        let item = match (model, &raw.b) {
+            (Model::Poly(m), Some(B::List(b))) => PolyParams::new(m, a, b.clone()).map(Item::from),
+            (Model::Poly(m), Some(B::One(_))) => {
+                return Err(format!(
+                    "a {m} item needs {} (got a single b)",
+                    self.format.thresholds()
+                ));
+            }
+            (Model::Poly(m), None) => {
+                return Err(format!("a {m} item needs {}", self.format.thresholds()));
+            }
+            (_, Some(B::One(b))) => {
+                ItemParams::new(a, *b, c.unwrap_or(0.0), d.unwrap_or(1.0)).map(Item::from)
+            }
+            (_, Some(B::List(b))) => {
+                return Err(format!(
+                    "a {} item has a single b (got a list of {})",
+                    model.name(),
+                    b.len()
+                ));
+            }
+            (_, None) => return Err("b is missing".into()),
+        };
+        item.and_then(|i| i.scaled(self.scale))
+            .map_err(|e| e.to_string())
     }
 
     fn push(&mut self, place: Place, raw: RawItem) -> Result<(), Error> {
@@ -135,9 +298,7 @@ impl<'a> Builder<'a> {
                 raw.id
             )));
         }
-        let params = ItemParams::new(raw.a, raw.b, raw.c.unwrap_or(0.0), raw.d.unwrap_or(1.0))
-            .and_then(|p| p.scaled(self.scale))
-            .map_err(|e| fail(e.to_string()))?;
+        let item = self.item(&raw).map_err(fail)?;
         let exposure = raw.exposure.unwrap_or(1.0);
         if !(0.0..=1.0).contains(&exposure) {
             return Err(fail(format!("exposure must be in [0, 1] (got {exposure})")));
@@ -164,7 +325,7 @@ impl<'a> Builder<'a> {
         }
         self.index.insert(raw.id.clone(), self.ids.len());
         self.ids.push(raw.id);
-        self.items.push(params);
+        self.items.push(item);
         self.tags.push(tags);
         self.exposure.push(exposure);
         self.places.push(place);
@@ -191,8 +352,12 @@ impl<'a> Builder<'a> {
 #[derive(Deserialize)]
 struct JsonItem {
     id: Value,
-    a: f64,
-    b: f64,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    a: Option<f64>,
+    #[serde(default)]
+    b: Option<Value>,
     #[serde(default)]
     c: Option<f64>,
     #[serde(default)]
@@ -212,7 +377,21 @@ pub fn id_of(value: &Value) -> Option<String> {
     }
 }
 
-fn parse_json(name: &str, text: &str, scale: f64) -> Result<Bank, Error> {
+/// A JSON `b`: a number, or a list of numbers.
+fn b_of(value: &Value) -> Option<B> {
+    match value {
+        Value::Number(n) => n.as_f64().map(B::One),
+        Value::Array(xs) => xs
+            .iter()
+            .map(Value::as_f64)
+            .collect::<Option<_>>()
+            .map(B::List),
+        _ => None,
+    }
+}
+
+fn parse_json(mut builder: Builder<'_>, text: &str) -> Result<Bank, Error> {
+    let name = builder.file;
     let items: Vec<JsonItem> = serde_json::from_str(text).map_err(|e| {
         Error::at(
             name,
@@ -220,7 +399,6 @@ fn parse_json(name: &str, text: &str, scale: f64) -> Result<Bank, Error> {
             json_message(&e),
         )
     })?;
-    let mut builder = Builder::new(name, scale);
     for (k, item) in items.into_iter().enumerate() {
         let n = k + 1;
         let Some(id) = id_of(&item.id) else {
@@ -230,16 +408,28 @@ fn parse_json(name: &str, text: &str, scale: f64) -> Result<Bank, Error> {
                 format!("id must be a string or a number (got {})", item.id),
             ));
         };
+        let place = Place::Item(n, Some(id.clone()));
+        let b = match &item.b {
+            None => None,
+            Some(value) => Some(b_of(value).ok_or_else(|| {
+                Error::at(
+                    name,
+                    place.clone(),
+                    format!("b must be a number or a list of numbers (got {value})"),
+                )
+            })?),
+        };
         let raw = RawItem {
-            id: id.clone(),
+            id,
+            model: item.model,
             a: item.a,
-            b: item.b,
+            b,
             c: item.c,
             d: item.d,
             concepts: item.concepts.unwrap_or_default(),
             exposure: item.exposure,
         };
-        builder.push(Place::Item(n, Some(id)), raw)?;
+        builder.push(place, raw)?;
     }
     Ok(builder.finish())
 }
@@ -251,8 +441,11 @@ fn parse_json(name: &str, text: &str, scale: f64) -> Result<Bank, Error> {
 /// Column positions in a CSV header.
 struct Columns {
     id: usize,
-    a: usize,
-    b: usize,
+    model: Option<usize>,
+    a: Option<usize>,
+    b: Option<usize>,
+    /// The columns b1, b2, … in order.
+    thresholds: Vec<usize>,
     c: Option<usize>,
     d: Option<usize>,
     concepts: Option<usize>,
@@ -291,33 +484,67 @@ fn csv_error(name: &str, text: &str, e: &csv::Error) -> Error {
     }
 }
 
+/// The k of a threshold column name `bk` (`b1`, `b2`, …; also `b0`, `b10`, …
+/// so that they can be refused).
+fn threshold_column(key: &str) -> Option<usize> {
+    let k: usize = key.strip_prefix('b')?.parse().ok()?;
+    (key == format!("b{k}")).then_some(k)
+}
+
 fn columns(name: &str, header: &csv::StringRecord) -> Result<Columns, Error> {
+    let at_header = |message: String| Error::at(name, Place::Row(1), message);
     let mut found: HashMap<String, usize> = HashMap::new();
+    let mut thresholds: Vec<Option<usize>> = Vec::new();
     for (i, h) in header.iter().enumerate() {
         let key = h.trim().to_ascii_lowercase();
         if found.insert(key.clone(), i).is_some() && !key.is_empty() {
-            return Err(Error::at(
-                name,
-                Place::Row(1),
-                format!("column {key:?} appears twice in the header"),
-            ));
+            return Err(at_header(format!(
+                "column {key:?} appears twice in the header"
+            )));
+        }
+        if let Some(k) = threshold_column(&key) {
+            if !(1..MAX_CATEGORIES).contains(&k) {
+                return Err(at_header(format!(
+                    "column {key:?}: an item has at most {} thresholds, b1…b{} ({MAX_CATEGORIES} categories)",
+                    MAX_CATEGORIES - 1,
+                    MAX_CATEGORIES - 1
+                )));
+            }
+            thresholds.resize(thresholds.len().max(k), None);
+            thresholds[k - 1] = Some(i);
         }
     }
-    let required = |col: &str| {
-        found.get(col).copied().ok_or_else(|| {
-            Error::at(
-                name,
-                Place::Row(1),
-                format!(
-                    "the header has no {col:?} column (it needs id, a and b; c, d, concepts and exposure are optional)"
-                ),
-            )
+    let thresholds = thresholds
+        .iter()
+        .enumerate()
+        .map(|(k, col)| {
+            col.ok_or_else(|| {
+                at_header(format!(
+                    "the header has b{} but no b{}",
+                    thresholds.len(),
+                    k + 1
+                ))
+            })
         })
-    };
+        .collect::<Result<Vec<usize>, Error>>()?;
+    let id = found.get("id").copied();
+    let b = found.get("b").copied();
+    if id.is_none() || (b.is_none() && thresholds.is_empty()) {
+        let missing = if id.is_none() {
+            "\"id\""
+        } else {
+            "\"b\" or \"b1\""
+        };
+        return Err(at_header(format!(
+            "the header has no {missing} column (it needs id, and b or b1…bm; model, a, c, d, concepts and exposure are optional)"
+        )));
+    }
     Ok(Columns {
-        id: required("id")?,
-        a: required("a")?,
-        b: required("b")?,
+        id: id.expect("checked above"),
+        model: found.get("model").copied(),
+        a: found.get("a").copied(),
+        b,
+        thresholds,
         c: found.get("c").copied(),
         d: found.get("d").copied(),
         concepts: found.get("concepts").copied(),
@@ -325,41 +552,64 @@ fn columns(name: &str, header: &csv::StringRecord) -> Result<Columns, Error> {
     })
 }
 
-/// A numeric cell: `None` when the column is absent or the cell empty.
-fn number(
-    name: &str,
+/// A CSV data row, for reading its cells.
+struct Row<'r> {
+    file: &'r str,
     row: u64,
-    record: &csv::StringRecord,
-    col: Option<usize>,
-    label: &str,
-) -> Result<Option<f64>, Error> {
-    let Some(cell) = col.and_then(|c| record.get(c)) else {
-        return Ok(None);
-    };
-    if cell.is_empty() {
-        return Ok(None);
+    record: &'r csv::StringRecord,
+}
+
+impl Row<'_> {
+    fn fail(&self, message: String) -> Error {
+        Error::at(self.file, Place::Row(self.row), message)
     }
-    cell.parse::<f64>().map(Some).map_err(|_| {
-        Error::at(
-            name,
-            Place::Row(row),
-            format!("{label} is not a number (got {cell:?})"),
-        )
-    })
+
+    /// A cell: `None` when the column is absent or the cell empty.
+    fn cell(&self, col: Option<usize>) -> Option<&str> {
+        col.and_then(|c| self.record.get(c))
+            .filter(|cell| !cell.is_empty())
+    }
+
+    /// A numeric cell: `None` when the column is absent or the cell empty.
+    fn number(&self, col: Option<usize>, label: &str) -> Result<Option<f64>, Error> {
+        self.cell(col)
+            .map(|cell| {
+                cell.parse::<f64>()
+                    .map_err(|_| self.fail(format!("{label} is not a number (got {cell:?})")))
+            })
+            .transpose()
+    }
+
+    /// `b`, or the thresholds `b1`…`bm` (filled from b1 on, without gaps).
+    fn b(&self, cols: &Columns) -> Result<Option<B>, Error> {
+        let mut list = Vec::new();
+        let mut gap = None;
+        for (k, &col) in cols.thresholds.iter().enumerate() {
+            match (self.number(Some(col), &format!("b{}", k + 1))?, gap) {
+                (Some(_), Some(g)) => {
+                    return Err(self.fail(format!(
+                        "b{g} is empty but b{} is not (thresholds fill b1, b2, … in order)",
+                        k + 1
+                    )));
+                }
+                (Some(x), None) => list.push(x),
+                (None, _) => gap = gap.or(Some(k + 1)),
+            }
+        }
+        match (self.number(cols.b, "b")?, list.is_empty()) {
+            (Some(_), false) => Err(self.fail(
+                "both b and b1…bm are given (b for a dichotomous item, b1…bm for a polytomous one)"
+                    .into(),
+            )),
+            (Some(b), true) => Ok(Some(B::One(b))),
+            (None, false) => Ok(Some(B::List(list))),
+            (None, true) => Ok(None),
+        }
+    }
 }
 
-fn required_number(
-    name: &str,
-    row: u64,
-    record: &csv::StringRecord,
-    col: usize,
-    label: &str,
-) -> Result<f64, Error> {
-    number(name, row, record, Some(col), label)?
-        .ok_or_else(|| Error::at(name, Place::Row(row), format!("{label} is empty")))
-}
-
-fn parse_csv(name: &str, text: &str, scale: f64) -> Result<Bank, Error> {
+fn parse_csv(mut builder: Builder<'_>, text: &str) -> Result<Bank, Error> {
+    let name = builder.file;
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
@@ -374,25 +624,27 @@ fn parse_csv(name: &str, text: &str, scale: f64) -> Result<Bank, Error> {
         ));
     }
     let cols = columns(name, &header)?;
-    let mut builder = Builder::new(name, scale);
     for record in reader.records() {
         let record = record.map_err(|e| csv_error(name, text, &e))?;
-        let row = record.position().map_or(0, |p| row_of(text, p));
-        let id = record.get(cols.id).unwrap_or_default().to_owned();
+        let row = Row {
+            file: name,
+            row: record.position().map_or(0, |p| row_of(text, p)),
+            record: &record,
+        };
         let raw = RawItem {
-            id,
-            a: required_number(name, row, &record, cols.a, "a")?,
-            b: required_number(name, row, &record, cols.b, "b")?,
-            c: number(name, row, &record, cols.c, "c")?,
-            d: number(name, row, &record, cols.d, "d")?,
-            concepts: cols
-                .concepts
-                .and_then(|c| record.get(c))
+            id: record.get(cols.id).unwrap_or_default().to_owned(),
+            model: row.cell(cols.model).map(str::to_owned),
+            a: row.number(cols.a, "a")?,
+            b: row.b(&cols)?,
+            c: row.number(cols.c, "c")?,
+            d: row.number(cols.d, "d")?,
+            concepts: row
+                .cell(cols.concepts)
                 .map(|cell| cell.split(';').map(str::to_owned).collect())
                 .unwrap_or_default(),
-            exposure: number(name, row, &record, cols.exposure, "exposure")?,
+            exposure: row.number(cols.exposure, "exposure")?,
         };
-        builder.push(Place::Row(row), raw)?;
+        builder.push(Place::Row(row.row), raw)?;
     }
     Ok(builder.finish())
 }
@@ -401,16 +653,34 @@ fn parse_csv(name: &str, text: &str, scale: f64) -> Result<Bank, Error> {
 // Generated banks
 // ---------------------------------------------------------------------------
 
-pub use lectern_engine::sim::GENERATED_RECIPE;
+/// How [`generate`] draws its items: `poly` as there.
+pub fn recipe(poly: Option<(PolyModel, usize)>) -> String {
+    use lectern_engine::sim::{GENERATED_POLYTOMOUS_RECIPE, GENERATED_RECIPE};
+    match poly {
+        None => GENERATED_RECIPE.to_owned(),
+        Some((model, categories)) => format!(
+            "{}, {categories} categories: {GENERATED_POLYTOMOUS_RECIPE}",
+            model.name().to_uppercase()
+        ),
+    }
+}
 
-/// A reproducible bank of `n` items drawn from `seed` (the engine's
-/// [`generate_bank`](lectern_engine::sim::generate_bank), see [`GENERATED_RECIPE`]),
-/// with ids `g001`, `g002`, … and no concepts.
-pub fn generate(n: usize, seed: u64) -> Bank {
+/// A reproducible bank of `n` items drawn from `seed`, with ids `g001`, `g002`,
+/// … and no concepts: 3PL items (the engine's
+/// [`generate_bank`](lectern_engine::sim::generate_bank)) when `poly` is
+/// `None`, else items of that polytomous model with that many categories
+/// ([`generate_polytomous_bank`](lectern_engine::sim::generate_polytomous_bank));
+/// see [`recipe`].
+pub fn generate(n: usize, seed: u64, poly: Option<(PolyModel, usize)>) -> Bank {
     let width = n.to_string().len();
     let ids: Vec<String> = (1..=n).map(|i| format!("g{i:0width$}")).collect();
     Bank {
-        bank: lectern_engine::sim::generate_bank(n, seed),
+        bank: match poly {
+            None => lectern_engine::sim::generate_bank(n, seed),
+            Some((model, categories)) => {
+                lectern_engine::sim::generate_polytomous_bank(model, n, categories, seed)
+            }
+        },
         index: ids
             .iter()
             .cloned()
@@ -425,13 +695,6 @@ pub fn generate(n: usize, seed: u64) -> Bank {
 
 #[cfg(test)]
 mod tests {
-    fn dich(bank: &lectern_engine::ItemBank, i: usize) -> ItemParams {
-        match bank.item(i) {
-            lectern_engine::Item::Dichotomous(p) => p,
-            other => panic!("not dichotomous: {other:?}"),
-        }
-    }
-
     use super::*;
 
     fn csv(text: &str) -> Result<Bank, Error> {
@@ -442,6 +705,10 @@ mod tests {
         parse("bank.json", text, 1.0, Format::Json)
     }
 
+    fn dich(a: f64, b: f64, c: f64, d: f64) -> Item {
+        ItemParams::new(a, b, c, d).unwrap().into()
+    }
+
     #[test]
     fn csv_with_optional_columns() {
         let bank = csv("id,a,b,c,d,concepts,exposure,text\n\
@@ -449,14 +716,8 @@ mod tests {
              q2, 0.8 ,1,,0.9,geometry,,\n")
         .unwrap();
         assert_eq!(bank.ids, ["q1", "q2"]);
-        assert_eq!(
-            dich(&bank.bank, 0),
-            ItemParams::new(1.2, -0.5, 0.2, 1.0).unwrap()
-        );
-        assert_eq!(
-            dich(&bank.bank, 1),
-            ItemParams::new(0.8, 1.0, 0.0, 0.9).unwrap()
-        );
+        assert_eq!(bank.bank.item(0), dich(1.2, -0.5, 0.2, 1.0));
+        assert_eq!(bank.bank.item(1), dich(0.8, 1.0, 0.0, 0.9));
         assert_eq!(bank.concepts, ["algebra", "geometry"]);
         assert_eq!(bank.bank.concepts(0), &[0, 1]);
         assert_eq!(bank.bank.concepts(1), &[1]);
@@ -465,6 +726,37 @@ mod tests {
         assert!(bank.has_exposure);
         assert_eq!(bank.concept_id("geometry"), Some(1));
         assert_eq!(bank.concept_id("history"), None);
+        assert_eq!(bank.model_counts(), [("3pl", 1), ("4pl", 1)]);
+    }
+
+    #[test]
+    fn csv_polytomous_and_mixed() {
+        let bank = csv("id,model,a,b,b1,b2,b3,b4,c,d\n\
+             g,grm,1.5,,-1,0,1,2,,\n\
+             p,PCM,,,0.5,-0.5,,,0,1\n\
+             c,gpcm,0.8,,0.2,,,,,\n\
+             r,1pl,,0.3,,,,,,\n\
+             t,,1.1,0.4,,,,,0.2,\n")
+        .unwrap();
+        assert_eq!(
+            bank.bank.item(0),
+            Item::grm(1.5, vec![-1.0, 0.0, 1.0, 2.0]).unwrap()
+        );
+        assert_eq!(bank.bank.item(1), Item::pcm(vec![0.5, -0.5]).unwrap());
+        assert_eq!(bank.bank.item(2), Item::gpcm(0.8, vec![0.2]).unwrap());
+        assert_eq!(bank.bank.item(3), dich(1.0, 0.3, 0.0, 1.0));
+        assert_eq!(bank.bank.item(4), dich(1.1, 0.4, 0.2, 1.0));
+        assert_eq!(
+            (0..5).map(|i| bank.bank.max_score(i)).collect::<Vec<_>>(),
+            [4, 2, 1, 1, 1]
+        );
+        assert_eq!(
+            bank.model_counts(),
+            [("1pl", 1), ("3pl", 1), ("grm", 1), ("gpcm", 1), ("pcm", 1)]
+        );
+        // Thresholds alone, without a b column.
+        let only = csv("id,model,a,b1,b2\nx,grm,1,0,1\n").unwrap();
+        assert_eq!(only.bank.item(0), Item::grm(1.0, vec![0.0, 1.0]).unwrap());
     }
 
     #[test]
@@ -482,12 +774,17 @@ mod tests {
             err("id,a,b\nq1,x,0\n"),
             "bank.csv: row 2: a is not a number (got \"x\")"
         );
-        assert_eq!(err("id,a,b\nq1,,0\n"), "bank.csv: row 2: a is empty");
+        assert_eq!(err("id,a,b\nq1,,0\n"), "bank.csv: row 2: a is missing");
+        assert_eq!(err("id,b\nq1,1\n"), "bank.csv: row 2: a is missing");
+        assert_eq!(err("id,a,b\nq1,1,\n"), "bank.csv: row 2: b is missing");
         assert_eq!(
             err("id,a,b\nq1,1\n"),
             "bank.csv: row 2: expected 3 fields as in the header, found 2"
         );
-        assert!(err("id,b\nq1,1\n").starts_with("bank.csv: row 1: the header has no \"a\" column"));
+        assert!(err("id,a\nq1,1\n").starts_with(
+            "bank.csv: row 1: the header has no \"b\" or \"b1\" column (it needs id, and b or b1…bm;"
+        ));
+        assert!(err("a,b\n1,1\n").starts_with("bank.csv: row 1: the header has no \"id\" column"));
         assert_eq!(err("id,a,b\n"), "bank.csv: the bank has no items");
         // Blank lines, Windows line ends and quoted line breaks still count.
         assert_eq!(
@@ -509,10 +806,70 @@ mod tests {
     }
 
     #[test]
+    fn csv_polytomous_errors_name_the_row() {
+        let err = |text: &str| csv(text).unwrap_err().to_string();
+        let head = "id,model,a,b,b1,b2,b3,c\n";
+        for (row, message) in [
+            (
+                "g,grm,1,,0,1,0.5,",
+                "graded-response thresholds must be strictly increasing (b3 is not above b2)",
+            ),
+            (
+                "g,,1,,0,1,,",
+                "b1…bm are given: say which polytomous model it is (grm, gpcm or pcm)",
+            ),
+            (
+                "g,rasch,1,0,,,,",
+                "unknown model \"rasch\" (expected one of 1pl, 2pl, 3pl, 4pl, grm, gpcm, pcm)",
+            ),
+            (
+                "g,grm,1,0.5,,,,",
+                "a grm item needs thresholds b1…bm (got a single b)",
+            ),
+            ("g,gpcm,1,,,,,", "a gpcm item needs thresholds b1…bm"),
+            (
+                "g,3pl,1,,0,1,,0.2",
+                "a 3pl item has a single b (got a list of 2)",
+            ),
+            ("g,2pl,1,0,,,,0.2", "a 2pl item has c = 0 (got 0.2)"),
+            ("g,1pl,1.5,0,,,,", "a 1pl item has a = 1 (got 1.5)"),
+            ("g,pcm,2,,0,,,", "a pcm item has a = 1 (got 2)"),
+            ("g,grm,1,,0,,,0.1", "a grm item has c = 0 (got 0.1)"),
+            (
+                "g,grm,1,,0,,1,",
+                "b2 is empty but b3 is not (thresholds fill b1, b2, … in order)",
+            ),
+            (
+                "g,grm,1,0,0,,,",
+                "both b and b1…bm are given (b for a dichotomous item, b1…bm for a polytomous one)",
+            ),
+            ("g,grm,1,,0,x,,", "b2 is not a number (got \"x\")"),
+        ] {
+            assert_eq!(
+                err(&format!("{head}ok,1pl,,0,,,,\n{row}\n")),
+                format!("bank.csv: row 3: {message}"),
+                "{row}"
+            );
+        }
+        assert_eq!(
+            err("id,a,b1,b10\nq,1,0,1\n"),
+            "bank.csv: row 1: column \"b10\": an item has at most 9 thresholds, b1…b9 (10 categories)"
+        );
+        assert_eq!(
+            err("id,a,b0\nq,1,0\n"),
+            "bank.csv: row 1: column \"b0\": an item has at most 9 thresholds, b1…b9 (10 categories)"
+        );
+        assert_eq!(
+            err("id,a,b1,b3\nq,1,0,1\n"),
+            "bank.csv: row 1: the header has b3 but no b2"
+        );
+    }
+
+    #[test]
     fn json_bank_and_errors() {
         let bank = json(r#"[{"id": "q1", "a": 1, "b": 0}, {"id": 7, "a": 2, "b": 1, "c": 0.1, "concepts": ["x"]}]"#).unwrap();
         assert_eq!(bank.ids, ["q1", "7"]);
-        assert_eq!(dich(&bank.bank, 1).c, 0.1);
+        assert_eq!(bank.bank.item(1), dich(2.0, 1.0, 0.1, 1.0));
         assert!(!bank.has_exposure);
         let err = |text: &str| json(text).unwrap_err().to_string();
         assert_eq!(
@@ -521,7 +878,11 @@ mod tests {
         );
         assert_eq!(
             err("[\n{\"id\": \"q1\", \"b\": 0}\n]"),
-            "bank.json: line 2, column 20: missing field `a`"
+            "bank.json: item 1 (\"q1\"): a is missing"
+        );
+        assert_eq!(
+            err("[\n{\"id\": \"q1\", \"a\": \"x\", \"b\": 0}\n]"),
+            "bank.json: line 2, column 21: invalid type: string \"x\", expected f64"
         );
         assert_eq!(
             err(r#"[{"id": ["q1"], "a": 1, "b": 0}]"#),
@@ -534,10 +895,88 @@ mod tests {
     }
 
     #[test]
+    fn json_polytomous_and_errors() {
+        let bank = json(
+            r#"[{"id": "g", "model": "grm", "a": 1.4, "b": [-1, 0.5, 2]},
+                {"id": "c", "model": "gpcm", "a": 0.9, "b": [0.4, -0.6], "concepts": ["x"]},
+                {"id": "p", "model": "pcm", "b": [0.1, 0.2, 0.3]},
+                {"id": "d", "model": "2pl", "a": 1.2, "b": 0.3, "c": 0, "d": 1}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            bank.bank.item(0),
+            Item::grm(1.4, vec![-1.0, 0.5, 2.0]).unwrap()
+        );
+        assert_eq!(bank.bank.item(1), Item::gpcm(0.9, vec![0.4, -0.6]).unwrap());
+        assert_eq!(bank.bank.item(2), Item::pcm(vec![0.1, 0.2, 0.3]).unwrap());
+        assert_eq!(bank.bank.item(3), dich(1.2, 0.3, 0.0, 1.0));
+        let err = |item: &str| {
+            json(&format!(r#"[{{"id": "ok", "a": 1, "b": 0}}, {item}]"#))
+                .unwrap_err()
+                .to_string()
+        };
+        for (item, message) in [
+            (
+                r#"{"id": "x", "a": 1, "b": [0, 1]}"#,
+                "b is a list: say which polytomous model it is (grm, gpcm or pcm)",
+            ),
+            (
+                r#"{"id": "x", "model": "grm", "a": 1, "b": [0, 1, 1]}"#,
+                "graded-response thresholds must be strictly increasing (b3 is not above b2)",
+            ),
+            (
+                r#"{"id": "x", "model": "gpcm", "a": 1, "b": [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]}"#,
+                "a polytomous item has 2 to 10 categories, i.e. 1 to 9 thresholds (got 11 categories)",
+            ),
+            (
+                r#"{"id": "x", "model": "grm", "a": 1, "b": []}"#,
+                "a polytomous item has 2 to 10 categories, i.e. 1 to 9 thresholds (got 1 categories)",
+            ),
+            (
+                r#"{"id": "x", "model": "nrm", "a": 1, "b": [0]}"#,
+                "unknown model \"nrm\" (expected one of 1pl, 2pl, 3pl, 4pl, grm, gpcm, pcm)",
+            ),
+            (
+                r#"{"id": "x", "model": "grm", "a": 1, "b": 0}"#,
+                "a grm item needs a list of thresholds b (got a single b)",
+            ),
+            (
+                r#"{"id": "x", "model": "4pl", "a": 1, "b": [0]}"#,
+                "a 4pl item has a single b (got a list of 1)",
+            ),
+            (
+                r#"{"id": "x", "model": "grm", "a": 1, "b": [0, "1"]}"#,
+                "b must be a number or a list of numbers (got [0,\"1\"])",
+            ),
+            (
+                r#"{"id": "x", "model": "3pl", "a": 1, "b": 0, "c": 0.2, "d": 0.9}"#,
+                "a 3pl item has d = 1 (got 0.9)",
+            ),
+        ] {
+            assert_eq!(
+                err(item),
+                format!("bank.json: item 2 (\"x\"): {message}"),
+                "{item}"
+            );
+        }
+    }
+
+    #[test]
     fn scale_multiplies_a() {
-        let bank = parse("b.csv", "id,a,b\nq,1.0,0.5\n", 1.702, Format::Csv).unwrap();
-        assert!((dich(&bank.bank, 0).a - 1.702).abs() < 1e-15);
-        assert_eq!(dich(&bank.bank, 0).b, 0.5);
+        let bank = parse(
+            "b.csv",
+            "id,model,a,b,b1,b2\nq,,1.0,0.5,,\ng,grm,1,,0,1\np,pcm,,,0,1\n",
+            1.702,
+            Format::Csv,
+        )
+        .unwrap();
+        assert_eq!(bank.bank.item(0), dich(1.702, 0.5, 0.0, 1.0));
+        assert_eq!(bank.bank.item(1), Item::grm(1.702, vec![0.0, 1.0]).unwrap());
+        // A PCM item fixes a = 1, so scaled it is a GPCM item.
+        assert_eq!(
+            bank.bank.item(2),
+            Item::gpcm(1.702, vec![0.0, 1.0]).unwrap()
+        );
     }
 
     #[test]
@@ -550,11 +989,18 @@ mod tests {
 
     #[test]
     fn generated_banks_are_reproducible() {
-        let x = generate(500, 7);
-        assert_eq!(x.bank, generate(500, 7).bank);
+        let x = generate(500, 7, None);
+        assert_eq!(x.bank, generate(500, 7, None).bank);
         assert_eq!(x.bank, lectern_engine::sim::generate_bank(500, 7));
-        assert_ne!(x.bank, generate(500, 8).bank);
+        assert_ne!(x.bank, generate(500, 8, None).bank);
         assert_eq!((x.ids[0].as_str(), x.ids[499].as_str()), ("g001", "g500"));
         assert_eq!(x.index["g042"], 41);
+        let grm = generate(40, 7, Some((PolyModel::Grm, 5)));
+        assert_eq!(
+            grm.bank,
+            lectern_engine::sim::generate_polytomous_bank(PolyModel::Grm, 40, 5, 7)
+        );
+        assert_eq!(grm.model_counts(), [("grm", 40)]);
+        assert!(recipe(Some((PolyModel::Grm, 5))).starts_with("GRM, 5 categories: location"));
     }
 }

@@ -22,8 +22,10 @@ pub use error::Error;
 
 /// lectern-cat: IRT ability estimation and adaptive-test simulation on an item bank.
 ///
-/// Item parameters are read on the logistic metric (D = 1): P(θ) = c + (d − c) / (1 +
-/// exp(−a(θ − b))). Banks calibrated with D = 1.702 are read with `--scale 1.702`.
+/// A bank mixes dichotomous items (1PL–4PL, P(θ) = c + (d − c) / (1 + exp(−a(θ −
+/// b)))) and polytomous ones (graded response, generalized and plain partial
+/// credit; scores 0…m). Parameters are read on the logistic metric (D = 1); banks
+/// calibrated with D = 1.702 are read with `--scale 1.702`.
 #[derive(Debug, Parser)]
 #[command(name = "lectern-cat", version, propagate_version = true)]
 pub struct Cli {
@@ -47,7 +49,7 @@ pub enum Command {
     /// by the model; the test runs with the chosen estimator, selector and stop
     /// rule. The same seed gives the same results, whatever the thread count.
     #[command(after_help = simulate::AFTER_HELP)]
-    Simulate(simulate::SimulateArgs),
+    Simulate(Box<simulate::SimulateArgs>),
 }
 
 /// The ability estimators, as named on the command line.

@@ -1,4 +1,6 @@
-//! Response files: JSON lines `{"items": ["id", ...], "answers": [0|1, ...]}`.
+//! Response files: JSON lines `{"items": ["id", ...], "answers": [score, ...]}`,
+//! each score an integer from 0 to the item's highest (0 or 1, or false or
+//! true, for a dichotomous item).
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -13,8 +15,9 @@ pub struct Pattern {
     pub line: u64,
     /// Items answered, as indexes into the bank.
     pub items: Vec<usize>,
-    /// `answers[i]` is true when `items[i]` was answered correctly.
-    pub answers: Vec<bool>,
+    /// `answers[i]` is the score on `items[i]` (1 for a correct answer to a
+    /// dichotomous item).
+    pub answers: Vec<u8>,
 }
 
 #[derive(Deserialize)]
@@ -23,14 +26,15 @@ struct RawPattern {
     answers: Vec<Value>,
 }
 
-fn answer(value: &Value) -> Option<bool> {
+/// A score from 0 to `max`: an integer (1.0 counts as 1), or for a dichotomous
+/// item (`max` 1) also false or true.
+fn score(value: &Value, max: u8) -> Option<u8> {
     match value {
-        Value::Bool(b) => Some(*b),
-        Value::Number(n) => match n.as_f64() {
-            Some(0.0) => Some(false),
-            Some(1.0) => Some(true),
-            _ => None,
-        },
+        Value::Bool(b) if max == 1 => Some(u8::from(*b)),
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|x| x.fract() == 0.0 && (0.0..=f64::from(max)).contains(x))
+            .map(|x| x as u8),
         _ => None,
     }
 }
@@ -78,15 +82,23 @@ pub fn parse(name: &str, text: &str, bank: &Bank) -> Result<Vec<Pattern>, Error>
         let answers = raw
             .answers
             .iter()
+            .zip(&items)
             .enumerate()
-            .map(|(j, value)| {
-                answer(value).ok_or_else(|| {
+            .map(|(j, (value, &i))| {
+                let max = bank.bank.max_score(i);
+                score(value, max).ok_or_else(|| {
+                    let allowed = if max == 1 {
+                        "0, 1, true or false".to_owned()
+                    } else {
+                        format!("an integer score from 0 to {max}")
+                    };
                     at(format!(
-                        "answers[{j}] must be 0, 1, true or false (got {value})"
+                        "answers[{j}] must be {allowed} for item {:?} (got {value})",
+                        bank.ids[i]
                     ))
                 })
             })
-            .collect::<Result<Vec<bool>, Error>>()?;
+            .collect::<Result<Vec<u8>, Error>>()?;
         patterns.push(Pattern {
             line: n,
             items,
@@ -99,12 +111,18 @@ pub fn parse(name: &str, text: &str, bank: &Bank) -> Result<Vec<Pattern>, Error>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lectern_engine::{ItemBank, ItemParams};
+    use lectern_engine::{Item, ItemBank, ItemParams};
     use std::collections::HashMap;
 
+    /// Two dichotomous items, q1 and q2, and a 4-category GRM item, 17.
     fn bank() -> Bank {
         let ids = vec!["q1".to_owned(), "q2".to_owned(), "17".to_owned()];
-        let items = vec![ItemParams::new(1.0, 0.0, 0.0, 1.0).unwrap(); 3];
+        let two = Item::from(ItemParams::new(1.0, 0.0, 0.0, 1.0).unwrap());
+        let items = vec![
+            two.clone(),
+            two,
+            Item::grm(1.0, vec![-1.0, 0.0, 1.0]).unwrap(),
+        ];
         Bank {
             bank: ItemBank::without_concepts(items),
             index: ids.iter().cloned().zip(0..).collect::<HashMap<_, _>>(),
@@ -116,7 +134,7 @@ mod tests {
 
     #[test]
     fn parses_patterns_and_skips_blank_lines() {
-        let text = "{\"items\": [\"q2\", \"q1\"], \"answers\": [1, 0]}\n\n  \n{\"items\": [17], \"answers\": [true], \"extra\": 1}\r\n{\"items\": [], \"answers\": []}";
+        let text = "{\"items\": [\"q2\", \"q1\"], \"answers\": [1, false]}\n\n  \n{\"items\": [17, \"q1\"], \"answers\": [3, true], \"extra\": 1}\r\n{\"items\": [], \"answers\": []}";
         let got = parse("r.jsonl", text, &bank()).unwrap();
         assert_eq!(
             got,
@@ -124,12 +142,12 @@ mod tests {
                 Pattern {
                     line: 1,
                     items: vec![1, 0],
-                    answers: vec![true, false]
+                    answers: vec![1, 0]
                 },
                 Pattern {
                     line: 4,
-                    items: vec![2],
-                    answers: vec![true]
+                    items: vec![2, 0],
+                    answers: vec![3, 1]
                 },
                 Pattern {
                     line: 5,
@@ -153,8 +171,20 @@ mod tests {
         );
         assert_eq!(
             err("{\"items\": [\"q1\"], \"answers\": [2]}"),
-            "r.jsonl: line 1: answers[0] must be 0, 1, true or false (got 2)"
+            "r.jsonl: line 1: answers[0] must be 0, 1, true or false for item \"q1\" (got 2)"
         );
+        assert_eq!(
+            err("{\"items\": [\"q1\", 17], \"answers\": [1, 4]}"),
+            "r.jsonl: line 1: answers[1] must be an integer score from 0 to 3 for item \"17\" (got 4)"
+        );
+        for bad in ["true", "1.5", "-1", "\"2\""] {
+            assert_eq!(
+                err(&format!("{{\"items\": [17], \"answers\": [{bad}]}}")),
+                format!(
+                    "r.jsonl: line 1: answers[0] must be an integer score from 0 to 3 for item \"17\" (got {bad})"
+                )
+            );
+        }
         assert_eq!(
             err("{\"items\": [\"q1\", \"q1\"], \"answers\": [1, 1]}"),
             "r.jsonl: line 1: item \"q1\" is answered twice"

@@ -8,8 +8,8 @@ use clap::{ArgGroup, Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use lectern_engine::sim::{SimConfig, Simulation, Summary, simulate};
 use lectern_engine::{
-    Cat, Classify, ContentBalanced, EstimatorKind, FixedTheta, Initializer, MaxInfo, Randomesque,
-    Selector, StopRule, SympsonHetter,
+    Cat, Classify, ContentBalanced, EstimatorKind, FixedTheta, Initializer, MAX_CATEGORIES,
+    MaxInfo, PolyModel, Randomesque, Selector, StopRule, SympsonHetter,
 };
 use serde::Serialize;
 
@@ -19,9 +19,15 @@ use crate::{EstimatorArgs, EstimatorName, finite, positive, probability};
 
 /// Extra help text of `simulate`.
 pub const AFTER_HELP: &str = "\
---generate N draws a reproducible bank from --seed: 3PL items with
-a ~ U(0.8, 2.0), b ~ N(0, 1.2²) clipped to [-3.5, 3.5], c ~ U(0.05, 0.25),
-d = 1, ids g001, g002, ... and no concepts.
+--generate N draws a reproducible bank from --seed, with ids g001, g002, ...
+and no concepts. --model 3pl (the default): a ~ U(0.8, 2.0),
+b ~ N(0, 1.2²) clipped to [-3.5, 3.5], c ~ U(0.05, 0.25), d = 1.
+--model grm, gpcm or pcm with --categories K (2 to 10, default 5): location
+β ~ N(0, 1) clipped to [-2.5, 2.5], the K - 1 thresholds (steps) β plus
+offsets evenly spaced over [-1.5, 1.5] plus N(0, 0.15²) jitter, sorted and
+at least 0.15 apart, a ~ U(0.8, 2.2) (1 for pcm).
+A --bank may mix dichotomous and polytomous items (see `lectern-cat estimate
+--help` for the formats); every answer is a score drawn from the item's model.
 
 Selection: maximum information, or randomesque (uniform among the K most
 informative items); --content-balance picks, before each item, the concept
@@ -31,14 +37,47 @@ They combine: Sympson–Hetter over content balancing over the base selector.
 
 Output: one JSON object with bias, rmse, mean_se, correlation, mean_length,
 min_length, max_length, max_exposure, overlap_rate, never_used, wall_seconds,
-the count of each stop reason and the configuration. --report DIR also writes
-DIR/index.html with plots (SVG), summary.json (with conditional statistics by
-true θ), examinees.csv, responses.jsonl and bank.csv; `lectern-cat estimate
---bank DIR/bank.csv --responses DIR/responses.jsonl` reproduces the estimates.
+the count of each stop reason and the configuration (with the number of items
+of each model). --report DIR also writes DIR/index.html with plots (SVG;
+among them the category response curves of one item, --curves-item, and the
+bank's information by model), summary.json (with conditional statistics by
+true θ), examinees.csv, responses.jsonl (the scores) and bank.csv (model, a,
+b or b1..bm, c, d); `lectern-cat estimate --bank DIR/bank.csv --responses
+DIR/responses.jsonl` reproduces the estimates.
 
-Example:
+Examples:
   lectern-cat simulate --generate 300 --examinees 1000 --seed 7 \\
-      --max-items 30 --se-target 0.3 --randomesque 5 --report sim-report";
+      --max-items 30 --se-target 0.3 --randomesque 5 --report sim-report
+  lectern-cat simulate --generate 300 --model grm --categories 5 \\
+      --examinees 1000 --seed 7 --max-items 15 --report grm-report";
+
+/// The models of a generated bank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GeneratedModel {
+    /// Three-parameter logistic (right/wrong) items.
+    #[value(name = "3pl")]
+    ThreePl,
+    /// Graded response model.
+    Grm,
+    /// Generalized partial credit model.
+    Gpcm,
+    /// Partial credit model (a = 1).
+    Pcm,
+}
+
+impl GeneratedModel {
+    fn poly(self) -> Option<PolyModel> {
+        match self {
+            GeneratedModel::ThreePl => None,
+            GeneratedModel::Grm => Some(PolyModel::Grm),
+            GeneratedModel::Gpcm => Some(PolyModel::Gpcm),
+            GeneratedModel::Pcm => Some(PolyModel::Pcm),
+        }
+    }
+}
+
+/// Default number of categories of a generated polytomous bank.
+const DEFAULT_CATEGORIES: usize = 5;
 
 /// The base item selectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -69,10 +108,17 @@ pub struct SimulateArgs {
     /// Item bank file (JSON or CSV; see `lectern-cat estimate --help`).
     #[arg(long, value_name = "BANK", help_heading = "Bank")]
     pub bank: Option<String>,
-    /// Generate a reproducible 3PL bank of N items from --seed (see below).
+    /// Generate a reproducible bank of N items from --seed (see below).
     #[arg(long, value_name = "N", help_heading = "Bank",
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub generate: Option<u64>,
+    /// Model of the generated bank [default: 3pl].
+    #[arg(long, value_enum, conflicts_with = "bank", help_heading = "Bank")]
+    pub model: Option<GeneratedModel>,
+    /// Categories of each generated polytomous item, 2 to 10 [default: 5].
+    #[arg(long, value_name = "K", conflicts_with = "bank", value_parser = categories,
+          help_heading = "Bank")]
+    pub categories: Option<usize>,
     /// Scaling constant D for --bank: every a is multiplied by it.
     #[arg(long, value_name = "D", default_value_t = 1.0, value_parser = positive,
           conflicts_with = "generate", help_heading = "Bank")]
@@ -148,6 +194,20 @@ pub struct SimulateArgs {
     /// Write an HTML report with SVG plots (and the raw results) into DIR.
     #[arg(long, value_name = "DIR", help_heading = "Output")]
     pub report: Option<PathBuf>,
+    /// The item whose category response curves the report draws [default: the
+    /// most exposed polytomous item, else the most exposed item].
+    #[arg(long, value_name = "ID", requires = "report", help_heading = "Output")]
+    pub curves_item: Option<String>,
+}
+
+/// A category count from 2 to [`MAX_CATEGORIES`].
+fn categories(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(k) if (2..=MAX_CATEGORIES).contains(&k) => Ok(k),
+        _ => Err(format!(
+            "a polytomous item has 2 to {MAX_CATEGORIES} categories (got {s:?})"
+        )),
+    }
 }
 
 /// A finite number ≥ 0.
@@ -187,6 +247,8 @@ pub struct Config {
     pub generated: Option<String>,
     /// Number of items in the bank.
     pub bank_items: usize,
+    /// Number of items of each model (see [`Bank::model_counts`]).
+    pub bank_models: BTreeMap<&'static str, usize>,
     /// Scaling constant applied to a.
     pub scale: f64,
     /// Number of examinees.
@@ -351,6 +413,8 @@ pub struct Outcome {
     pub summary: Summary,
     /// Tests per stop reason.
     pub stop_reasons: BTreeMap<&'static str, usize>,
+    /// The item named by --curves-item.
+    pub curves_item: Option<usize>,
 }
 
 impl Outcome {
@@ -373,15 +437,31 @@ pub fn execute(args: &SimulateArgs) -> Result<Outcome, Error> {
         )));
     }
     let estimator = args.estimator.build()?;
+    let poly = args.model.and_then(GeneratedModel::poly);
+    if poly.is_none() && args.categories.is_some() {
+        return Err(Error::Options(
+            "--categories applies to a polytomous --model (grm, gpcm or pcm), not 3pl".into(),
+        ));
+    }
+    let poly = poly.map(|m| (m, args.categories.unwrap_or(DEFAULT_CATEGORIES)));
     let (bank, source, generated) = match (&args.bank, args.generate) {
         (Some(path), _) => (bank::load(path, args.scale)?, path.clone(), None),
         (None, Some(n)) => (
-            bank::generate(n as usize, args.seed),
+            bank::generate(n as usize, args.seed, poly),
             "generated".to_owned(),
-            Some(bank::GENERATED_RECIPE.to_owned()),
+            Some(bank::recipe(poly)),
         ),
         (None, None) => unreachable!("clap requires --bank or --generate"),
     };
+    let curves_item = args
+        .curves_item
+        .as_ref()
+        .map(|id| {
+            bank.index.get(id).copied().ok_or_else(|| {
+                Error::Options(format!("--curves-item: the bank has no item {id:?}"))
+            })
+        })
+        .transpose()?;
     let selection = selection(args, &bank)?;
     let stop = StopRule {
         max_items: args.max_items as usize,
@@ -402,6 +482,7 @@ pub fn execute(args: &SimulateArgs) -> Result<Outcome, Error> {
         bank: source,
         generated,
         bank_items: bank.ids.len(),
+        bank_models: bank.model_counts().into_iter().collect(),
         scale: if args.bank.is_some() { args.scale } else { 1.0 },
         examinees: args.examinees as usize,
         seed: args.seed,
@@ -455,6 +536,7 @@ pub fn execute(args: &SimulateArgs) -> Result<Outcome, Error> {
         sim,
         summary,
         stop_reasons,
+        curves_item,
     })
 }
 

@@ -350,7 +350,7 @@ fn bad_response_lines_are_named() {
         ),
         (
             "{\"items\": [\"rasch1\"], \"answers\": [\"yes\"]}\n",
-            "line 1: answers[0] must be 0, 1, true or false (got \"yes\")",
+            "line 1: answers[0] must be 0, 1, true or false for item \"rasch1\" (got \"yes\")",
         ),
     ];
     for (k, (content, message)) in cases.into_iter().enumerate() {
@@ -696,6 +696,8 @@ fn report_writes_page_plots_and_raw_results() {
         "lengths.svg",
         "exposure.svg",
         "information.svg",
+        "information-by-model.svg",
+        "curves.svg",
     ];
     for name in svgs {
         let svg = std::fs::read_to_string(dir.join(name)).unwrap();
@@ -789,4 +791,549 @@ fn report_directory_problems_are_one_line() {
         err.starts_with(&format!("error: {target}: cannot create directory: ")),
         "{err}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Polytomous and mixed banks
+// ---------------------------------------------------------------------------
+
+/// The items of `poly.json` / `poly.csv`, built with the engine.
+fn poly_items() -> Vec<lectern_engine::Item> {
+    use lectern_engine::Item;
+    vec![
+        Item::grm(1.4, vec![-1.2, -0.1, 0.9, 2.0]).unwrap(),
+        Item::grm(0.9, vec![-0.5, 0.7]).unwrap(),
+        Item::gpcm(1.1, vec![0.3, -0.4, 1.2]).unwrap(),
+        Item::gpcm(1.7, vec![-1.0, 0.5, 0.2, 1.5]).unwrap(),
+        Item::pcm(vec![-0.8, 0.4]).unwrap(),
+        Item::pcm(vec![0.0, 1.1, -0.3, 0.9]).unwrap(),
+    ]
+}
+
+/// The engine's estimates of `patterns` on `items` with `estimator` and the
+/// tool's default options (N(0, 1) prior, 61 EAP points on [−6, 6]).
+fn engine_estimates(
+    items: Vec<lectern_engine::Item>,
+    patterns: &[(Vec<usize>, Vec<u8>)],
+    estimator: &str,
+) -> Vec<(f64, f64)> {
+    use lectern_engine::{EstimatorKind, ItemBank, NormalPrior};
+    let bank = ItemBank::without_concepts(items);
+    let kind = match estimator {
+        "eap" => EstimatorKind::Eap,
+        "map" => EstimatorKind::Map,
+        "mle" => EstimatorKind::Mle,
+        _ => EstimatorKind::Wle,
+    };
+    let estimator = kind.build(NormalPrior::new(0.0, 1.0));
+    patterns
+        .iter()
+        .map(|(items, scores)| {
+            let e = estimator.estimate(&bank, items, scores);
+            (e.theta, e.se)
+        })
+        .collect()
+}
+
+fn estimates_of(bank: &str, responses: &str, estimator: &str) -> Vec<(f64, f64)> {
+    ok(&[
+        "estimate",
+        "--bank",
+        bank,
+        "--responses",
+        responses,
+        "--estimator",
+        estimator,
+    ])
+    .lines()
+    .map(|line| {
+        let v: Value = serde_json::from_str(line).unwrap();
+        (v["theta"].as_f64().unwrap(), v["se"].as_f64().unwrap())
+    })
+    .collect()
+}
+
+#[test]
+fn estimate_on_a_grm_bank_is_the_engines_estimate() {
+    use lectern_engine::Item;
+    let tmp = TempDir::new("grm");
+    let items: Vec<Item> = (0..8)
+        .map(|i| {
+            let loc = -1.5 + 0.4 * f64::from(i);
+            Item::grm(0.8 + 0.2 * f64::from(i), vec![loc - 1.0, loc, loc + 1.2]).unwrap()
+        })
+        .collect();
+    let json: Vec<String> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let Item::Polytomous(p) = item else {
+                unreachable!()
+            };
+            format!(
+                r#"{{"id": "g{i}", "model": "grm", "a": {}, "b": {:?}}}"#,
+                p.a(),
+                p.thresholds()
+            )
+        })
+        .collect();
+    let bank = tmp.file("grm.json", &format!("[{}]", json.join(",\n")));
+    let patterns: Vec<(Vec<usize>, Vec<u8>)> = vec![
+        (vec![0, 1, 2], vec![3, 2, 1]),
+        (vec![7, 3, 5, 1], vec![0, 0, 1, 0]),
+        (vec![4, 6], vec![3, 3]),
+        (vec![2], vec![0]),
+        (vec![], vec![]),
+    ];
+    let lines: Vec<String> = patterns
+        .iter()
+        .map(|(items, scores)| {
+            let ids: Vec<String> = items.iter().map(|i| format!("\"g{i}\"")).collect();
+            format!(
+                r#"{{"items": [{}], "answers": {scores:?}}}"#,
+                ids.join(", ")
+            )
+        })
+        .collect();
+    let responses = tmp.file("grm.jsonl", &lines.join("\n"));
+    for estimator in ["eap", "map", "mle", "wle"] {
+        assert_eq!(
+            estimates_of(&bank, &responses, estimator),
+            engine_estimates(items.clone(), &patterns, estimator),
+            "{estimator}"
+        );
+    }
+    // The fixture bank of GRM, GPCM and PCM items too.
+    let patterns = [
+        (vec![0, 1, 2], vec![3, 1, 2]),
+        (vec![3, 4, 5], vec![0, 2, 4]),
+        (vec![0, 3], vec![4, 4]),
+        (vec![0, 1, 4], vec![0, 0, 0]),
+    ];
+    for estimator in ["eap", "map", "mle", "wle"] {
+        assert_eq!(
+            estimates_of(&fixture("poly.json"), &fixture("poly.jsonl"), estimator),
+            engine_estimates(poly_items(), &patterns, estimator),
+            "{estimator}"
+        );
+    }
+}
+
+#[test]
+fn polytomous_and_mixed_banks_read_alike_from_json_and_csv() {
+    for (name, lines) in [("poly", 4), ("mixed", 3)] {
+        for estimator in ["eap", "map", "mle", "wle"] {
+            let responses = fixture(&format!("{name}.jsonl"));
+            let from_json = estimates_of(&fixture(&format!("{name}.json")), &responses, estimator);
+            let from_csv = estimates_of(&fixture(&format!("{name}.csv")), &responses, estimator);
+            assert_eq!(from_json.len(), lines);
+            assert_eq!(from_json, from_csv, "{name} {estimator}");
+            assert!(
+                from_json
+                    .iter()
+                    .all(|&(t, se)| t.is_finite() && se.is_finite() && se > 0.0),
+                "{from_json:?}"
+            );
+        }
+    }
+    // --scale multiplies every a (a PCM item becomes a GPCM item with a = D).
+    let scaled = ok(&[
+        "estimate",
+        "--bank",
+        &fixture("mixed.csv"),
+        "--responses",
+        &fixture("mixed.jsonl"),
+        "--scale",
+        "1.702",
+    ]);
+    assert_ne!(
+        scaled,
+        ok(&[
+            "estimate",
+            "--bank",
+            &fixture("mixed.csv"),
+            "--responses",
+            &fixture("mixed.jsonl"),
+        ])
+    );
+}
+
+#[test]
+fn bad_polytomous_input_is_one_line_naming_file_place_and_problem() {
+    let tmp = TempDir::new("badpoly");
+    let responses = fixture("poly.jsonl");
+    let bank_cases = [
+        (
+            "order.csv",
+            "id,model,a,b1,b2,b3\ng1,grm,1,-1,0,1\ng2,grm,1.2,-1,0.5,0.2\n",
+            "row 3: graded-response thresholds must be strictly increasing (b3 is not above b2)",
+        ),
+        (
+            "many.json",
+            r#"[{"id": "g1", "model": "gpcm", "a": 1, "b": [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]}]"#,
+            "item 1 (\"g1\"): a polytomous item has 2 to 10 categories, i.e. 1 to 9 thresholds (got 11 categories)",
+        ),
+        (
+            "one.json",
+            r#"[{"id": "g1", "model": "grm", "a": 1, "b": []}]"#,
+            "item 1 (\"g1\"): a polytomous item has 2 to 10 categories, i.e. 1 to 9 thresholds (got 1 categories)",
+        ),
+        (
+            "many.csv",
+            "id,model,a,b1,b2,b3,b4,b5,b6,b7,b8,b9,b10\n",
+            "row 1: column \"b10\": an item has at most 9 thresholds, b1…b9 (10 categories)",
+        ),
+        (
+            "model.csv",
+            "id,model,a,b,b1,b2\nq1,2pl,1,0,,\nq2,graded,1,,0,1\n",
+            "row 3: unknown model \"graded\" (expected one of 1pl, 2pl, 3pl, 4pl, grm, gpcm, pcm)",
+        ),
+        (
+            "nomodel.json",
+            r#"[{"id": "g1", "a": 1, "b": [0, 1]}]"#,
+            "item 1 (\"g1\"): b is a list: say which polytomous model it is (grm, gpcm or pcm)",
+        ),
+        (
+            "fixed.csv",
+            "id,model,a,b,c\nq1,2pl,1,0,0.25\n",
+            "row 2: a 2pl item has c = 0 (got 0.25)",
+        ),
+    ];
+    for (file, content, message) in bank_cases {
+        let bank = tmp.file(file, content);
+        for command in ["estimate", "simulate"] {
+            let args: &[&str] = if command == "estimate" {
+                &["estimate", "--bank", &bank, "--responses", &responses]
+            } else {
+                &[
+                    "simulate",
+                    "--bank",
+                    &bank,
+                    "--examinees",
+                    "2",
+                    "--seed",
+                    "1",
+                ]
+            };
+            assert_eq!(
+                fails(args, None),
+                format!("error: {bank}: {message}"),
+                "{command} {file}"
+            );
+        }
+    }
+    // A score above the item's highest.
+    let answers = tmp.file(
+        "scores.jsonl",
+        "{\"items\": [\"essay1\"], \"answers\": [4]}\n\n{\"items\": [\"essay1\", \"essay2\"], \"answers\": [4, 3]}\n",
+    );
+    assert_eq!(
+        fails(
+            &[
+                "estimate",
+                "--bank",
+                &fixture("poly.csv"),
+                "--responses",
+                &answers
+            ],
+            None
+        ),
+        format!(
+            "error: {answers}: line 3: answers[1] must be an integer score from 0 to 2 for item \"essay2\" (got 3)"
+        )
+    );
+}
+
+#[test]
+fn simulate_option_errors_for_generated_polytomous_banks() {
+    let base = [
+        "simulate",
+        "--generate",
+        "20",
+        "--examinees",
+        "2",
+        "--seed",
+        "1",
+    ];
+    fn with<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        [base, extra].concat()
+    }
+    for bad in ["1", "11", "x"] {
+        let out = run(&with(&base, &["--model", "grm", "--categories", bad]), None);
+        assert_eq!(out.status.code(), Some(2), "--categories {bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with(&format!(
+                "error: invalid value '{bad}' for '--categories <K>': a polytomous item has 2 to 10 categories (got \"{bad}\")"
+            )),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        fails(&with(&base, &["--categories", "4"]), None),
+        "error: --categories applies to a polytomous --model (grm, gpcm or pcm), not 3pl"
+    );
+    let out = run(
+        &[
+            "simulate",
+            "--bank",
+            "b.csv",
+            "--model",
+            "grm",
+            "--examinees",
+            "2",
+            "--seed",
+            "1",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "--model needs --generate");
+    let tmp = TempDir::new("curvesitem");
+    let report = tmp.path("r").to_string_lossy().into_owned();
+    assert_eq!(
+        fails(
+            &with(&base, &["--report", &report, "--curves-item", "nope"]),
+            None
+        ),
+        "error: --curves-item: the bank has no item \"nope\""
+    );
+}
+
+/// The printed summary without what depends on the machine (time, threads).
+fn comparable(stdout: &str) -> Value {
+    let mut v: Value = serde_json::from_str(stdout).unwrap();
+    v.as_object_mut().unwrap().remove("wall_seconds");
+    v["config"].as_object_mut().unwrap().remove("threads");
+    v
+}
+
+/// Checks that `dir`'s bank.csv and responses.jsonl re-estimate (with
+/// `estimator`) to the θ of examinees.csv.
+fn reestimates_exactly(dir: &Path, estimator: &str) {
+    let reestimated = estimates_of(
+        &dir.join("bank.csv").to_string_lossy(),
+        &dir.join("responses.jsonl").to_string_lossy(),
+        estimator,
+    );
+    let examinees = std::fs::read_to_string(dir.join("examinees.csv")).unwrap();
+    let thetas: Vec<f64> = examinees
+        .lines()
+        .skip(1)
+        .map(|row| row.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(reestimated.iter().map(|e| e.0).collect::<Vec<_>>(), thetas);
+}
+
+#[test]
+fn simulate_generated_grm_bank_with_report() {
+    let tmp = TempDir::new("grmsim");
+    let dir = tmp.path("report");
+    let args = |threads: &'static str, report: &str| {
+        ok(&[
+            "simulate",
+            "--generate",
+            "300",
+            "--model",
+            "grm",
+            "--categories",
+            "5",
+            "--examinees",
+            "200",
+            "--seed",
+            "7",
+            "--max-items",
+            "12",
+            "--threads",
+            threads,
+            "--report",
+            report,
+        ])
+    };
+    let first = comparable(&args("1", &dir.to_string_lossy()));
+    let responses = std::fs::read_to_string(dir.join("responses.jsonl")).unwrap();
+    let other = tmp.path("other");
+    assert_eq!(first, comparable(&args("3", &other.to_string_lossy())));
+    assert_eq!(
+        responses,
+        std::fs::read_to_string(other.join("responses.jsonl")).unwrap(),
+        "the same answers whatever --threads"
+    );
+    assert_eq!(first["config"]["bank_models"]["grm"], 300);
+    assert!(
+        first["config"]["generated"]
+            .as_str()
+            .unwrap()
+            .starts_with("GRM, 5 categories: "),
+        "{first}"
+    );
+    assert!(first["correlation"].as_f64().unwrap() > 0.9, "{first}");
+    assert!(first["rmse"].as_f64().unwrap() < 0.4, "{first}");
+
+    // Scores 0…4, all of them used.
+    let mut seen = [false; 5];
+    for line in responses.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        for s in v["answers"].as_array().unwrap() {
+            seen[usize::try_from(s.as_u64().unwrap()).unwrap()] = true;
+        }
+    }
+    assert_eq!(seen, [true; 5]);
+    let bank_csv = std::fs::read_to_string(dir.join("bank.csv")).unwrap();
+    assert!(
+        bank_csv.starts_with("id,model,a,b,b1,b2,b3,b4,c,d,concepts,exposure\ng001,grm,"),
+        "{}",
+        &bank_csv[..200]
+    );
+    reestimates_exactly(&dir, "eap");
+
+    // The new plots: category response curves (one per score) and information by model.
+    let curves = std::fs::read_to_string(dir.join("curves.svg")).unwrap();
+    assert!(curves.contains("Category response curves: item g"), "title");
+    for k in 0..5 {
+        assert!(curves.contains(&format!("score {k}")), "score {k}");
+    }
+    assert!(!curves.contains("score 5"));
+    let by_model = std::fs::read_to_string(dir.join("information-by-model.svg")).unwrap();
+    assert!(by_model.contains("grm (300 items)"));
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    for needle in [
+        "<figure id=\"curves\">",
+        "<figure id=\"information-by-model\">",
+        "the most exposed polytomous item",
+        "Category response curves",
+        "Bank information by model",
+        "grm 300",
+    ] {
+        assert!(html.contains(needle), "index.html lacks {needle:?}");
+    }
+
+    // The partial credit models too, with another number of categories.
+    for model in ["gpcm", "pcm"] {
+        let v = comparable(&ok(&[
+            "simulate",
+            "--generate",
+            "100",
+            "--model",
+            model,
+            "--categories",
+            "3",
+            "--examinees",
+            "40",
+            "--seed",
+            "2",
+        ]));
+        assert_eq!(v["config"]["bank_models"][model], 100, "{v}");
+        assert!(v["correlation"].as_f64().unwrap() > 0.8, "{v}");
+    }
+}
+
+/// A mixed bank of two concepts: 3PL, GRM and GPCM items in turn; every
+/// fourth item (all "geometry") has exposure parameter 0.
+fn mixed_tagged_bank() -> String {
+    let mut csv = String::from("id,model,a,b,b1,b2,b3,c,concepts,exposure\n");
+    for i in 0..60 {
+        let loc = -2.0 + 4.0 * f64::from(i) / 59.0;
+        let item = match i % 3 {
+            0 => format!("3pl,1.2,{loc},,,,0.15"),
+            1 => format!("grm,1.5,,{},{loc},{},", loc - 0.8, loc + 0.8),
+            _ => format!("gpcm,1.1,,{},{},,", loc + 0.3, loc - 0.3),
+        };
+        let concept = if i % 2 == 0 { "algebra" } else { "geometry" };
+        let exposure = if i % 4 == 1 { 0 } else { 1 };
+        csv.push_str(&format!("i{i},{item},{concept},{exposure}\n"));
+    }
+    csv
+}
+
+#[test]
+fn simulate_mixed_bank_with_every_option() {
+    let tmp = TempDir::new("mixedsim");
+    let bank = tmp.file("mixed.csv", &mixed_tagged_bank());
+    let dir = tmp.path("report");
+    let report = dir.to_string_lossy().into_owned();
+    let run_with = |extra: &[&str]| {
+        let mut args = vec![
+            "simulate",
+            "--bank",
+            &bank,
+            "--examinees",
+            "30",
+            "--seed",
+            "5",
+            "--max-items",
+            "10",
+            "--report",
+            &report,
+        ];
+        args.extend_from_slice(extra);
+        comparable(&ok(&args))
+    };
+    let number = |id: &str| id[1..].parse::<u32>().unwrap();
+    for estimator in ["eap", "map", "mle", "wle"] {
+        let v = run_with(&[
+            "--estimator",
+            estimator,
+            "--content-balance",
+            "algebra=1,geometry=1",
+            "--exposure-control",
+            "--randomesque",
+            "3",
+            "--curves-item",
+            "i3",
+        ]);
+        assert_eq!(v["config"]["estimator"], estimator);
+        assert_eq!(v["config"]["bank_models"]["3pl"], 20);
+        assert_eq!(v["config"]["bank_models"]["grm"], 20);
+        assert_eq!(v["config"]["bank_models"]["gpcm"], 20);
+        for test in report_responses(&tmp) {
+            assert_eq!(test.len(), 10);
+            assert_eq!(
+                test.iter().filter(|i| number(i) % 2 == 1).count(),
+                5,
+                "content balance: {test:?}"
+            );
+            assert!(
+                test.iter().all(|i| number(i) % 4 != 1),
+                "Sympson–Hetter: {test:?}"
+            );
+        }
+        reestimates_exactly(&dir, estimator);
+        let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+        assert!(html.contains("item i3 (3pl; a = 1.200"), "curves of i3");
+        assert!(html.contains("chosen with --curves-item"));
+        let by_model = std::fs::read_to_string(dir.join("information-by-model.svg")).unwrap();
+        for model in ["3pl (20 items)", "grm (20 items)", "gpcm (20 items)"] {
+            assert!(by_model.contains(model), "{model}");
+        }
+    }
+    // Variable length and classification stop rules.
+    let v = run_with(&["--se-target", "0.5", "--min-items", "3"]);
+    assert!(v["min_length"].as_u64().unwrap() >= 3, "{v}");
+    assert!(v["stop_reasons"]["se_target"].as_u64().unwrap() > 0, "{v}");
+    let v = run_with(&[
+        "--cut-score",
+        "0.2",
+        "--estimator",
+        "map",
+        "--start-theta",
+        "1",
+    ]);
+    let reasons = v["stop_reasons"].as_object().unwrap();
+    assert!(
+        reasons.contains_key("classified_above") && reasons.contains_key("classified_below"),
+        "{v}"
+    );
+    // Scores above 1 are drawn for the polytomous items only.
+    for line in std::fs::read_to_string(dir.join("responses.jsonl"))
+        .unwrap()
+        .lines()
+    {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let items = v["items"].as_array().unwrap();
+        for (item, score) in items.iter().zip(v["answers"].as_array().unwrap()) {
+            // 3PL, GRM with 3 thresholds, GPCM with 2.
+            let max = [1, 3, 2][number(item.as_str().unwrap()) as usize % 3];
+            assert!(score.as_u64().unwrap() <= max, "{item} {score}");
+        }
+    }
 }

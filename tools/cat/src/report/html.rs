@@ -38,6 +38,14 @@ fn config_rows(c: &Config) -> Vec<(&'static str, String)> {
             },
         ),
         ("Items in the bank", c.bank_items.to_string()),
+        (
+            "Items by model",
+            c.bank_models
+                .iter()
+                .map(|(m, n)| format!("{m} {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
     ];
     if c.generated.is_none() {
         rows.push(("Scaling constant D applied to a", c.scale.to_string()));
@@ -155,8 +163,9 @@ pub(super) fn page(outcome: &Outcome, bins: &[Bin], plots: &[Plot]) -> String {
     let _ = writeln!(
         h,
         "<p>{} simulated examinees on a bank of {} items, produced by lectern-cat {}. \
-         Each examinee's true θ is drawn from N({}, {}²) and every answer from the item's \
-         response function at that θ; the test then runs as designed below.</p>",
+         Each examinee's true θ is drawn from N({}, {}²) and every answer, a score, from the item's \
+         model at that θ (right or wrong for a dichotomous item, 0 to m for a polytomous one); \
+         the test then runs as designed below.</p>",
         s.examinees,
         c.bank_items,
         env!("CARGO_PKG_VERSION"),
@@ -285,7 +294,8 @@ pub(super) fn page(outcome: &Outcome, bins: &[Bin], plots: &[Plot]) -> String {
         "<li><a href=\"summary.json\">summary.json</a>: the summary, stop reasons, design and conditional statistics</li>\n",
         "<li><a href=\"examinees.csv\">examinees.csv</a>: each examinee's true θ, estimate, SE, test length and stop reason</li>\n",
         "<li><a href=\"responses.jsonl\">responses.jsonl</a> and <a href=\"bank.csv\">bank.csv</a>: ",
-        "the administered items and answers, and the bank (a on the D = 1 metric); ",
+        "the administered items and scores, and the bank (model, a on the D = 1 metric, ",
+        "b or the thresholds b1…bm, c, d); ",
         "<code>lectern-cat estimate --bank bank.csv --responses responses.jsonl</code> re-estimates them</li>\n",
         "</ul>\n</body>\n</html>\n"
     ));

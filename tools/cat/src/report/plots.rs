@@ -1,11 +1,12 @@
 //! The report's SVG plots, each with its caption in the HTML page.
 
 use lectern_engine::sim::{Bin, Simulation};
+use lectern_engine::{Item, PolyModel};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{COND_BINS, COND_HI, COND_LO, num, num_places};
-use crate::bank::Bank;
+use crate::bank::{Bank, MODELS};
 use crate::error::Error;
 use crate::simulate::Outcome;
 
@@ -133,6 +134,24 @@ const ORANGE: RGBColor = RGBColor(230, 120, 20);
 const GREEN_: RGBColor = RGBColor(44, 160, 44);
 const RED_: RGBColor = RGBColor(214, 39, 40);
 const GREY: RGBColor = RGBColor(120, 120, 120);
+/// One colour per category (at most ten) or per model.
+const PALETTE: [RGBColor; 10] = [
+    BLUE_,
+    ORANGE,
+    GREEN_,
+    RED_,
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(60, 60, 60),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// The θ grid of the curves over [−4, 4], in steps of 0.05.
+fn thetas() -> impl Iterator<Item = f64> {
+    (0..=160).map(|j| -4.0 + 0.05 * f64::from(j))
+}
 
 /// (a) Estimated against true θ, with the identity line.
 fn scatter(sim: &Simulation) -> Result<String, Error> {
@@ -179,24 +198,24 @@ fn scatter(sim: &Simulation) -> Result<String, Error> {
 }
 
 /// A named, coloured line of (x, y) points.
-type Series = (&'static str, RGBColor, Vec<(f64, f64)>);
+type Series = (String, RGBColor, Vec<(f64, f64)>);
 
 /// (b) Conditional bias, RMSE and mean SE by true θ.
 fn conditional(bins: &[Bin]) -> Result<String, Error> {
     let centre = |b: &Bin| (b.lo + b.hi) / 2.0;
     let series: [Series; 3] = [
         (
-            "bias",
+            "bias".to_owned(),
             RED_,
             bins.iter().map(|b| (centre(b), b.bias)).collect(),
         ),
         (
-            "RMSE",
+            "RMSE".to_owned(),
             BLUE_,
             bins.iter().map(|b| (centre(b), b.rmse)).collect(),
         ),
         (
-            "mean SE",
+            "mean SE".to_owned(),
             GREEN_,
             bins.iter().map(|b| (centre(b), b.mean_se)).collect(),
         ),
@@ -235,7 +254,7 @@ fn conditional(bins: &[Bin]) -> Result<String, Error> {
                         .filter(|p| p.1.is_finite())
                         .map(|&p| Circle::new(p, 3, color.filled())),
                 )?
-                .label(*label)
+                .label(label.as_str())
                 .legend(legend_line(color));
         }
         draw_legend(&mut chart, SeriesLabelPosition::UpperMiddle)
@@ -346,11 +365,8 @@ fn exposure(sim: &Simulation, mean_length: f64) -> Result<String, Error> {
 /// (e) Test information of the whole bank, and the SE it gives.
 fn information(bank: &Bank) -> Result<String, Error> {
     let all: Vec<usize> = (0..bank.bank.len()).collect();
-    let info: Vec<(f64, f64)> = (0..=160)
-        .map(|j| {
-            let theta = -4.0 + 0.05 * f64::from(j);
-            (theta, bank.bank.test_information(&all, theta))
-        })
+    let info: Vec<(f64, f64)> = thetas()
+        .map(|theta| (theta, bank.bank.test_information(&all, theta)))
         .collect();
     let se: Vec<(f64, f64)> = info
         .iter()
@@ -421,9 +437,189 @@ fn information(bank: &Bank) -> Result<String, Error> {
     })
 }
 
+/// Lines over θ ∈ [−4, 4] from 0 to `y_max`, one per series, with a legend.
+fn lines_over_theta(
+    file: &str,
+    title: &str,
+    y_desc: &str,
+    y_max: f64,
+    series: &[Series],
+    legend: SeriesLabelPosition,
+) -> Result<String, Error> {
+    let places = if y_max < 10.0 { 1 } else { 0 };
+    svg(file, |root| {
+        let mut chart = builder(root, title).build_cartesian_2d(-4.0..4.0, 0.0..y_max)?;
+        chart
+            .configure_mesh()
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 16))
+            .x_desc("θ")
+            .y_desc(y_desc)
+            .x_label_formatter(&one_decimal)
+            .y_label_formatter(&|v| decimals(*v, places))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        for (label, color, points) in series {
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))?
+                .label(label.as_str())
+                .legend(legend_line(*color));
+        }
+        draw_legend(&mut chart, legend)
+    })
+}
+
+/// Why the item of the category response curves was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chosen {
+    /// --curves-item.
+    Named,
+    /// The most exposed polytomous item.
+    MostExposedPolytomous,
+    /// The most exposed item (the bank has no polytomous item).
+    MostExposed,
+}
+
+/// The item whose category response curves the report draws: `named`, else
+/// the most exposed polytomous item, else the most exposed item (ties go to
+/// the first in the bank).
+fn curves_item(bank: &Bank, exposure: &[usize], named: Option<usize>) -> (usize, Chosen) {
+    let most_exposed = |pick: &dyn Fn(usize) -> bool| {
+        (0..bank.bank.len())
+            .filter(|&i| pick(i))
+            .max_by_key(|&i| (exposure[i], std::cmp::Reverse(i)))
+    };
+    let polytomous = |i| matches!(bank.bank.item(i), Item::Polytomous(_));
+    match named {
+        Some(i) => (i, Chosen::Named),
+        None => match most_exposed(&polytomous) {
+            Some(i) => (i, Chosen::MostExposedPolytomous),
+            None => (most_exposed(&|_| true).unwrap_or(0), Chosen::MostExposed),
+        },
+    }
+}
+
+/// (f) Category response curves P(X = k | θ) of item `i`.
+fn category_curves(bank: &Bank, i: usize) -> Result<String, Error> {
+    let item = bank.bank.item(i);
+    let probabilities: Vec<(f64, Vec<f64>)> =
+        thetas().map(|t| (t, item.probabilities(t))).collect();
+    let series: Vec<Series> = (0..item.categories())
+        .map(|k| {
+            (
+                format!("score {k}"),
+                PALETTE[k % PALETTE.len()],
+                probabilities.iter().map(|(t, p)| (*t, p[k])).collect(),
+            )
+        })
+        .collect();
+    lines_over_theta(
+        "curves.svg",
+        &format!(
+            "Category response curves: item {} ({})",
+            bank.ids[i],
+            item.model_name()
+        ),
+        "P(score = k | θ)",
+        1.05,
+        &series,
+        SeriesLabelPosition::UpperMiddle,
+    )
+}
+
+/// (g) Information of the bank's items of each model.
+fn information_by_model(bank: &Bank) -> Result<String, Error> {
+    let models = bank.model_counts();
+    let grid: Vec<f64> = thetas().collect();
+    let mut sums = vec![vec![0.0; grid.len()]; models.len()];
+    for i in 0..bank.bank.len() {
+        let name = bank.bank.item(i).model_name();
+        if let Some(k) = models.iter().position(|m| m.0 == name) {
+            for (sum, &t) in sums[k].iter_mut().zip(&grid) {
+                *sum += bank.bank.information(i, t);
+            }
+        }
+    }
+    let series: Vec<Series> = models
+        .iter()
+        .zip(sums)
+        .map(|(&(name, n), sum)| {
+            let colour = MODELS.iter().position(|&m| m == name).unwrap_or(0);
+            (
+                format!("{name} ({n} item{})", if n == 1 { "" } else { "s" }),
+                PALETTE[colour % PALETTE.len()],
+                grid.iter().copied().zip(sum).collect(),
+            )
+        })
+        .collect();
+    let (_, top) = min_max(series.iter().flat_map(|s| s.2.iter().map(|p| p.1)));
+    lines_over_theta(
+        "information-by-model.svg",
+        "Bank information by model",
+        "information Σ Iᵢ(θ)",
+        top.max(1e-9) * 1.08,
+        &series,
+        SeriesLabelPosition::UpperLeft,
+    )
+}
+
+/// The numbers of a list, rounded to 3 decimals.
+fn list(xs: &[f64]) -> String {
+    xs.iter()
+        .map(|x| decimals(*x, 3))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The caption of the category response curves of item `i`.
+fn curves_caption(outcome: &Outcome, i: usize, chosen: Chosen) -> String {
+    let bank = &outcome.bank;
+    let item = bank.bank.item(i);
+    let params = match &item {
+        Item::Dichotomous(p) => format!(
+            "a = {}, b = {}, c = {}, d = {}",
+            decimals(p.a, 3),
+            decimals(p.b, 3),
+            decimals(p.c, 3),
+            decimals(p.d, 3)
+        ),
+        Item::Polytomous(p) => format!(
+            "a = {}, {} {}",
+            decimals(p.a(), 3),
+            if p.model() == PolyModel::Grm {
+                "thresholds"
+            } else {
+                "steps"
+            },
+            list(p.thresholds())
+        ),
+    };
+    let why = match chosen {
+        Chosen::Named => "chosen with --curves-item",
+        Chosen::MostExposedPolytomous => "the most exposed polytomous item",
+        Chosen::MostExposed => "the most exposed item; the bank has no polytomous item",
+    };
+    let rate = 100.0 * outcome.sim.exposure()[i];
+    format!(
+        "Probability of each score of item {} ({}; {params}) as a function of θ: {why}, seen by {rate:.1} % of the examinees. \
+         Each curve is one score; at every θ they sum to 1, and the expected score rises with θ. \
+         --curves-item ID draws another item.",
+        bank.ids[i],
+        item.model_name(),
+    )
+}
+
 /// Draws every plot of the report, in the order the page shows them.
 pub(super) fn render(outcome: &Outcome, bins: &[Bin]) -> Result<Vec<Plot>, Error> {
     let s = &outcome.summary;
+    let (curves, chosen) = curves_item(
+        &outcome.bank,
+        &outcome.sim.exposure_counts(),
+        outcome.curves_item,
+    );
     let shown = outcome.sim.examinees.len().min(MAX_POINTS);
     let scatter_caption = if shown < outcome.sim.examinees.len() {
         format!(
@@ -482,6 +678,27 @@ pub(super) fn render(outcome: &Outcome, bins: &[Bin]) -> Result<Vec<Plot>, Error
                 .to_owned(),
             svg: information(&outcome.bank)?,
         },
+        Plot {
+            file: "information-by-model.svg",
+            caption: format!(
+                "Test information of the bank's items of each model, Σ Iᵢ(θ) over the items of that model ({}). \
+                 It shows which part of the bank measures where; a polytomous item spreads its information \
+                 over the range of its thresholds.",
+                outcome
+                    .bank
+                    .model_counts()
+                    .iter()
+                    .map(|(m, n)| format!("{n} {m}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            svg: information_by_model(&outcome.bank)?,
+        },
+        Plot {
+            file: "curves.svg",
+            caption: curves_caption(outcome, curves, chosen),
+            svg: category_curves(&outcome.bank, curves)?,
+        },
     ])
 }
 
@@ -503,6 +720,41 @@ mod tests {
             vec![vec![(0.0, 1.0)], vec![(2.0, 2.0), (3.0, 3.0)]]
         );
         assert!(runs(&[(0.0, f64::NAN)]).is_empty());
+    }
+
+    #[test]
+    fn curves_item_prefers_the_most_exposed_polytomous_item() {
+        use lectern_engine::ItemParams;
+        let two = Item::from(ItemParams::new(1.0, 0.0, 0.0, 1.0).unwrap());
+        let grm = Item::grm(1.0, vec![0.0, 1.0]).unwrap();
+        let bank = |items: Vec<Item>| {
+            let ids: Vec<String> = (0..items.len()).map(|i| format!("i{i}")).collect();
+            Bank {
+                bank: lectern_engine::ItemBank::without_concepts(items),
+                index: ids.iter().cloned().zip(0..).collect(),
+                ids,
+                concepts: Vec::new(),
+                has_exposure: false,
+            }
+        };
+        let mixed = bank(vec![two.clone(), grm.clone(), grm, two.clone()]);
+        assert_eq!(
+            curves_item(&mixed, &[9, 2, 2, 0], None),
+            (1, Chosen::MostExposedPolytomous)
+        );
+        assert_eq!(
+            curves_item(&mixed, &[9, 2, 3, 0], None),
+            (2, Chosen::MostExposedPolytomous)
+        );
+        assert_eq!(
+            curves_item(&mixed, &[9, 2, 3, 0], Some(3)),
+            (3, Chosen::Named)
+        );
+        let dichotomous = bank(vec![two.clone(), two.clone(), two]);
+        assert_eq!(
+            curves_item(&dichotomous, &[1, 4, 4], None),
+            (1, Chosen::MostExposed)
+        );
     }
 
     #[test]

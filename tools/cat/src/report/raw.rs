@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use lectern_engine::Item;
 use lectern_engine::sim::{Bin, Simulation};
 use serde::Serialize;
 
@@ -44,12 +45,34 @@ fn examinees_csv(sim: &Simulation) -> Result<Vec<u8>, Error> {
     })
 }
 
+/// The bank as `lectern-cat` reads it back: id, model, a, b (dichotomous) or
+/// b1…bm (polytomous; as many columns as the most thresholds), c and d
+/// (dichotomous), concepts, exposure.
 fn bank_csv(bank: &Bank) -> Result<Vec<u8>, Error> {
+    let items: Vec<Item> = (0..bank.bank.len()).map(|i| bank.bank.item(i)).collect();
+    let width = items
+        .iter()
+        .map(|item| match item {
+            Item::Dichotomous(_) => 0,
+            Item::Polytomous(p) => p.thresholds().len(),
+        })
+        .max()
+        .unwrap_or(0);
     csv_bytes("bank.csv", |w| {
-        w.write_record(["id", "a", "b", "c", "d", "concepts", "exposure"])?;
-        for (i, id) in bank.ids.iter().enumerate() {
-            let lectern_engine::Item::Dichotomous(p) = bank.bank.item(i) else {
-                unreachable!("banks hold dichotomous items")
+        let mut header: Vec<String> = ["id", "model", "a", "b"].map(String::from).to_vec();
+        header.extend((1..=width).map(|k| format!("b{k}")));
+        header.extend(["c", "d", "concepts", "exposure"].map(String::from));
+        w.write_record(&header)?;
+        for (i, (id, item)) in bank.ids.iter().zip(&items).enumerate() {
+            let mut thresholds = vec![String::new(); width];
+            let (b, c, d) = match item {
+                Item::Dichotomous(p) => (p.b.to_string(), p.c.to_string(), p.d.to_string()),
+                Item::Polytomous(p) => {
+                    for (cell, x) in thresholds.iter_mut().zip(p.thresholds()) {
+                        *cell = x.to_string();
+                    }
+                    (String::new(), String::new(), String::new())
+                }
             };
             let concepts: Vec<&str> = bank
                 .bank
@@ -57,15 +80,15 @@ fn bank_csv(bank: &Bank) -> Result<Vec<u8>, Error> {
                 .iter()
                 .map(|&c| bank.concepts[usize::from(c)].as_str())
                 .collect();
-            w.write_record([
+            let mut record = vec![
                 id.clone(),
-                p.a.to_string(),
-                p.b.to_string(),
-                p.c.to_string(),
-                p.d.to_string(),
-                concepts.join(";"),
-                bank.bank.exposure(i).to_string(),
-            ])?;
+                item.model_name().to_owned(),
+                item.a().to_string(),
+                b,
+            ];
+            record.extend(thresholds);
+            record.extend([c, d, concepts.join(";"), bank.bank.exposure(i).to_string()]);
+            w.write_record(&record)?;
         }
         Ok(())
     })
