@@ -620,18 +620,33 @@ impl TestEnv {
     }
 
     /// Every key under this environment's prefix has a TTL, and no value gives a
-    /// key away: test states and pool parameters hold no key string at all, and a
-    /// cached question is exactly the question as anyone may see it. Returns the
+    /// key away: test states and pool parameters hold no key string at all (nor a
+    /// polytomous item's option scores, as JSON or postcard), and a cached
+    /// question is exactly the question as anyone may see it. Returns the
     /// number of keys checked.
     pub async fn assert_redis_clean(&self) -> usize {
         let sql = self.sql().await;
-        let keys: Vec<String> = sql
-            .query("SELECT correct_answer FROM questions", &[])
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        for r in sql
+            .query("SELECT correct_answer, option_scores FROM questions", &[])
             .await
             .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        {
+            if let Some(right) = r.get::<_, Option<String>>(0) {
+                keys.push(right.into_bytes());
+            }
+            // Scores 0, 1, …, m in option order give away nothing the options do not (a Likert item).
+            if let Some(scores) = r
+                .get::<_, Option<Vec<i16>>>(1)
+                .filter(|s| s.iter().enumerate().any(|(i, &s)| s != i as i16))
+            {
+                let scores: Vec<u8> = scores.into_iter().map(|s| s as u8).collect();
+                keys.push(serde_json::to_vec(&scores).unwrap());
+                let mut postcard = vec![scores.len() as u8];
+                postcard.extend(&scores);
+                keys.push(postcard);
+            }
+        }
         let mut conn = self.redis().await;
         let entries = self.redis_entries().await;
         let question_prefix = format!("{}question:{{", self.prefix);
@@ -672,13 +687,17 @@ impl TestEnv {
                         .map(String::as_str)
                         .collect();
                     fields.sort_unstable();
-                    assert_eq!(
-                        fields,
-                        [
-                            "a", "b", "c", "concepts", "content", "d", "exposure", "id", "options"
-                        ],
-                        "{k} holds more than the item as shown"
-                    );
+                    let shown: &[&str] = if item["b"].is_array() {
+                        &[
+                            "a", "b", "concepts", "content", "exposure", "id", "model", "options",
+                        ]
+                    } else {
+                        &[
+                            "a", "b", "c", "concepts", "content", "d", "exposure", "id", "model",
+                            "options",
+                        ]
+                    };
+                    assert_eq!(fields, shown, "{k} holds more than the item as shown");
                 }
                 continue;
             }
@@ -707,8 +726,9 @@ impl TestEnv {
             } else {
                 for key in &keys {
                     assert!(
-                        !v.windows(key.len()).any(|w| w == key.as_bytes()),
-                        "{k} holds the key {key:?}"
+                        !v.windows(key.len()).any(|w| w == key.as_slice()),
+                        "{k} holds the key {:?}",
+                        String::from_utf8_lossy(key)
                     );
                 }
             }
@@ -733,9 +753,9 @@ impl TestEnv {
 /// Whether a JSON value has a field named like an answer key, at any depth.
 fn names_a_key(value: &Value) -> bool {
     match value {
-        Value::Object(map) => map
-            .iter()
-            .any(|(k, v)| k == "correct_answer" || k == "key" || names_a_key(v)),
+        Value::Object(map) => map.iter().any(|(k, v)| {
+            ["correct_answer", "option_scores", "key"].contains(&k.as_str()) || names_a_key(v)
+        }),
         Value::Array(items) => items.iter().any(names_a_key),
         _ => false,
     }
@@ -810,13 +830,18 @@ pub fn items_json(n: usize, salt: &str) -> Vec<Value> {
     lectern::services::demo::items(n, 11)
         .into_iter()
         .map(|it| {
+            let (lectern::store::pools::Key::Correct(right), lectern::engine::Item::Dichotomous(p)) =
+                (it.key, it.params)
+            else {
+                unreachable!("demo items are right/wrong")
+            };
             json!({
                 "id": format!("{}-{tag}", it.id),
                 "content": it.content,
                 "options": it.options,
-                "correct_answer": it.correct_answer,
+                "correct_answer": right,
                 "concepts": it.concepts,
-                "a": it.params.a, "b": it.params.b, "c": it.params.c, "d": it.params.d,
+                "a": p.a, "b": p.b, "c": p.c, "d": p.d,
             })
         })
         .collect()

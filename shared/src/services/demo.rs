@@ -4,7 +4,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::store::pools::{self, NewItem, PoolSummary};
+use crate::store::pools::{self, Key, NewItem, PoolSummary};
 use crate::store::{StoreError, users};
 use lectern_engine::ItemParams;
 
@@ -51,10 +51,12 @@ pub fn items(n: usize, seed: u64) -> Vec<NewItem> {
             NewItem {
                 id: format!("demo-{i:04}"),
                 content: format!("[{concept}] What is {x} × {y}?"),
-                correct_answer,
+                key: Key::Correct(correct_answer),
                 options,
                 concepts: vec![concept.to_string()],
-                params: ItemParams::new(a, b, c, 1.0).expect("drawn parameters are in range"),
+                params: ItemParams::new(a, b, c, 1.0)
+                    .expect("drawn parameters are in range")
+                    .into(),
                 exposure: 1.0,
             }
         })

@@ -13,9 +13,11 @@ use super::{CachedJson, cached_json};
 use crate::app::App;
 use crate::cache::Namespace;
 use crate::store::StoreError;
-use crate::store::pools::{self as stored, Item, NewItem, PoolBank, PoolSummary, QuestionText};
+use crate::store::pools::{
+    self as stored, Item, Key, NewItem, PoolBank, PoolSummary, QuestionText,
+};
 use crate::store::tenancy;
-use lectern_engine::ItemParams;
+use lectern_engine::{self as engine, ItemParams, ParamError, PolyModel, PolyParams};
 
 /// Items one request may send.
 const MAX_ITEMS_PER_REQUEST: usize = 5_000;
@@ -43,7 +45,9 @@ pub enum Error {
     Store(#[from] StoreError),
 }
 
-/// One item as sent.
+/// One item as sent: right/wrong (`b` a number, `correct_answer`, optional
+/// `c`, `d`), or polytomous (`model` grm, gpcm or pcm, `b` its thresholds,
+/// `option_scores`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ItemInput {
@@ -51,17 +55,47 @@ pub struct ItemInput {
     id: Option<String>,
     content: String,
     options: Vec<String>,
-    correct_answer: String,
+    #[serde(default, deserialize_with = "crate::wire::some")]
+    model: Option<String>,
+    #[serde(default, deserialize_with = "crate::wire::some")]
+    correct_answer: Option<String>,
+    #[serde(default, deserialize_with = "crate::wire::some")]
+    option_scores: Option<Vec<Score>>,
     concepts: Vec<String>,
-    a: f64,
-    b: f64,
-    #[serde(default)]
-    c: f64,
-    #[serde(default = "one")]
-    d: f64,
+    #[serde(default, deserialize_with = "crate::wire::some")]
+    a: Option<f64>,
+    b: Location,
+    #[serde(default, deserialize_with = "crate::wire::some")]
+    c: Option<f64>,
+    #[serde(default, deserialize_with = "crate::wire::some")]
+    d: Option<f64>,
     #[serde(default = "one")]
     exposure: f64,
 }
+
+/// `b`: a right/wrong item's difficulty, or a polytomous item's thresholds
+/// (GRM) or steps (GPCM, PCM), b1…bm.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(
+    untagged,
+    expecting = "a number, or a list of numbers (a polytomous item's thresholds)"
+)]
+enum Location {
+    One(f64),
+    Many(Vec<f64>),
+}
+
+/// One option's score (JSON Schema `integer`: `2.0` is 2).
+#[derive(Debug, Deserialize)]
+struct Score(#[serde(deserialize_with = "crate::wire::integer")] u8);
+
+/// The right/wrong models, each fixing more than the next: 1PL ⊂ 2PL ⊂ 3PL ⊂ 4PL.
+const DICHOTOMOUS: [(&str, &str); 4] = [
+    ("1pl", "a = 1, c = 0 and d = 1"),
+    ("2pl", "c = 0 and d = 1"),
+    ("3pl", "d = 1"),
+    ("4pl", ""),
+];
 
 fn one() -> f64 {
     1.0
@@ -104,11 +138,25 @@ fn check_list(
     Ok(())
 }
 
+/// A parameter error, naming the field it is about.
+fn param_error(f: &dyn Fn(&str) -> String, e: ParamError) -> String {
+    let field = match e {
+        ParamError::InvalidA(_) => "a",
+        ParamError::InvalidC(_) | ParamError::CNotBelowD { .. } => "c",
+        ParamError::InvalidD(_) => "d",
+        ParamError::InvalidB(_)
+        | ParamError::Categories(_)
+        | ParamError::InvalidThreshold { .. }
+        | ParamError::ThresholdsNotIncreasing { .. } => "b",
+    };
+    format!("{}: {e}", f(field))
+}
+
 impl ItemInput {
     /// Checks one item; errors name the field, as `items[3].c`.
-    fn parse(self, at: usize) -> Result<NewItem, String> {
+    fn parse(mut self, at: usize) -> Result<NewItem, String> {
         let f = |name: &str| format!("items[{at}].{name}");
-        let id = match self.id {
+        let id = match self.id.take() {
             Some(id) if is_valid_id(&id) => id,
             Some(id) => {
                 return Err(format!(
@@ -123,25 +171,24 @@ impl ItemInput {
         if self.options.iter().collect::<HashSet<_>>().len() != self.options.len() {
             return Err(format!("{} must be distinct", f("options")));
         }
-        if !self.options.contains(&self.correct_answer) {
-            return Err(format!(
-                "{} must be one of the options",
-                f("correct_answer")
-            ));
-        }
         check_list(f("concepts"), &self.concepts, 1..=10, 100)?;
-        if self.a > 10.0 {
-            return Err(format!("{}: a must be at most 10 (got {})", f("a"), self.a));
+        if let Some(a) = self.a.filter(|&a| a > 10.0) {
+            return Err(format!("{}: a must be at most 10 (got {a})", f("a")));
         }
-        if self.b.abs() > 10.0 {
-            return Err(format!(
-                "{}: b must be from -10 to 10 (got {})",
-                f("b"),
-                self.b
-            ));
-        }
-        let params = ItemParams::new(self.a, self.b, self.c, self.d)
-            .map_err(|e| format!("items[{at}]: {e}"))?;
+        let poly = match self.model.as_deref() {
+            None => None,
+            Some(name) if DICHOTOMOUS.iter().any(|(m, _)| *m == name) => None,
+            Some(name) => Some(stored::poly_model(name).ok_or_else(|| {
+                format!(
+                    "{}: unknown model {name:?} (one of 1pl, 2pl, 3pl, 4pl, grm, gpcm, pcm)",
+                    f("model")
+                )
+            })?),
+        };
+        let (params, key) = match poly {
+            None => self.dichotomous(&f)?,
+            Some(model) => self.polytomous(model, &f)?,
+        };
         if !(self.exposure > 0.0 && self.exposure <= 1.0) {
             return Err(format!(
                 "{}: exposure must be in (0, 1] (got {})",
@@ -153,11 +200,140 @@ impl ItemInput {
             id,
             content: self.content,
             options: self.options,
-            correct_answer: self.correct_answer,
+            key,
             concepts: self.concepts,
             params,
             exposure: self.exposure,
         })
+    }
+
+    /// The parameters and key of a right/wrong item.
+    fn dichotomous(&self, f: &dyn Fn(&str) -> String) -> Result<(engine::Item, Key), String> {
+        if self.option_scores.is_some() {
+            return Err(format!(
+                "{}: only polytomous items (model grm, gpcm or pcm) have option scores; a right/wrong item has a correct_answer",
+                f("option_scores")
+            ));
+        }
+        let Location::One(b) = self.b else {
+            return Err(format!(
+                "{}: a list of thresholds needs model grm, gpcm or pcm; a right/wrong item's b is a number",
+                f("b")
+            ));
+        };
+        if b.abs() > 10.0 {
+            return Err(format!("{}: b must be from -10 to 10 (got {b})", f("b")));
+        }
+        let Some(right) = &self.correct_answer else {
+            return Err(format!(
+                "{} is required: the option that is right",
+                f("correct_answer")
+            ));
+        };
+        if !self.options.contains(right) {
+            return Err(format!(
+                "{} must be one of the options",
+                f("correct_answer")
+            ));
+        }
+        let a = match (self.a, self.model.as_deref()) {
+            (Some(a), _) => a,
+            (None, Some("1pl")) => 1.0,
+            (None, _) => return Err(format!("{} is required", f("a"))),
+        };
+        let (c, d) = (self.c.unwrap_or(0.0), self.d.unwrap_or(1.0));
+        let params = ItemParams::new(a, b, c, d).map_err(|e| param_error(f, e))?;
+        let item = engine::Item::from(params);
+        // A model named must admit the parameters given (1PL ⊂ 2PL ⊂ 3PL ⊂ 4PL).
+        let rank = |name: &str| DICHOTOMOUS.iter().position(|(m, _)| *m == name);
+        if let Some(named) = self.model.as_deref()
+            && rank(named) < rank(item.model_name())
+        {
+            let rule = DICHOTOMOUS[rank(named).unwrap_or_default()].1;
+            return Err(format!(
+                "{}: a {named} item has {rule} (got a = {a}, c = {c}, d = {d})",
+                f("model")
+            ));
+        }
+        Ok((item, Key::Correct(right.clone())))
+    }
+
+    /// The parameters and key of a polytomous item: every option scored 0…m.
+    fn polytomous(
+        &self,
+        model: PolyModel,
+        f: &dyn Fn(&str) -> String,
+    ) -> Result<(engine::Item, Key), String> {
+        if self.correct_answer.is_some() {
+            return Err(format!(
+                "{}: a {model} item has no correct answer; give each option's score in option_scores",
+                f("correct_answer")
+            ));
+        }
+        for (name, given) in [("c", self.c), ("d", self.d)] {
+            if given.is_some() {
+                return Err(format!(
+                    "{}: a {model} item has no {name} (only right/wrong items do)",
+                    f(name)
+                ));
+            }
+        }
+        let Location::Many(b) = &self.b else {
+            return Err(format!(
+                "{}: a {model} item's b is the list of its thresholds b1…bm",
+                f("b")
+            ));
+        };
+        if let Some((k, t)) = b.iter().enumerate().find(|(_, t)| t.abs() > 10.0) {
+            return Err(format!(
+                "{}[{k}]: thresholds must be from -10 to 10 (got {t})",
+                f("b")
+            ));
+        }
+        let a = match (model, self.a) {
+            (PolyModel::Pcm, None | Some(1.0)) => 1.0,
+            (PolyModel::Pcm, Some(a)) => {
+                return Err(format!(
+                    "{}: a pcm item's a is 1 (got {a}); a gpcm item has a discrimination of its own",
+                    f("a")
+                ));
+            }
+            (_, Some(a)) => a,
+            (_, None) => return Err(format!("{} is required", f("a"))),
+        };
+        let params = PolyParams::new(model, a, b.clone()).map_err(|e| param_error(f, e))?;
+        let top = params.categories() - 1;
+        let scores: Vec<u8> = match &self.option_scores {
+            Some(scores) => scores.iter().map(|s| s.0).collect(),
+            // A Likert item: its options are its categories, in order.
+            None if self.options.len() == top + 1 => (0..=top as u8).collect(),
+            None => {
+                return Err(format!(
+                    "{} is required: the item has {} options and scores 0…{top} (leave it out only when the options are the categories, in order)",
+                    f("option_scores"),
+                    self.options.len()
+                ));
+            }
+        };
+        if scores.len() != self.options.len() {
+            return Err(format!(
+                "{} must give one score per option ({} options, got {} scores)",
+                f("option_scores"),
+                self.options.len(),
+                scores.len()
+            ));
+        }
+        if let Some((k, s)) = scores
+            .iter()
+            .enumerate()
+            .find(|&(_, &s)| usize::from(s) > top)
+        {
+            return Err(format!(
+                "{}[{k}]: {s} is above the item's highest score {top}",
+                f("option_scores")
+            ));
+        }
+        Ok((params.into(), Key::Scores(scores)))
     }
 }
 
@@ -397,16 +573,22 @@ pub async fn list(app: &App, caller: Uuid, limit: i64, offset: i64) -> Result<Ca
     Ok(found.expect("a list is never missing"))
 }
 
+/// An item as staff see it: parameters, never its key.
 #[derive(Serialize)]
 struct ItemView {
     id: String,
     content: String,
     options: Vec<String>,
     concepts: Vec<String>,
+    /// `1pl`…`4pl` (the smallest that fits), `grm`, `gpcm` or `pcm`.
+    model: &'static str,
     a: f64,
-    b: f64,
-    c: f64,
-    d: f64,
+    b: Location,
+    /// Right/wrong items only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    c: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    d: Option<f64>,
     exposure: f64,
 }
 
@@ -420,9 +602,13 @@ struct PoolDetail {
 /// A pool with its current items (never their keys), through the cache.
 pub async fn detail(app: &App, caller: Uuid, id: Uuid) -> Result<CachedJson, Error> {
     may_use(app, caller, id, false).await?;
-    cached_json(app, &Namespace::Pool(id), "detail", || load_detail(app, id))
-        .await?
-        .ok_or(Error::NotFound(id))
+    // "detail2": items gained `model` and polytomous parameters; a view an
+    // older release cached under "detail" is not served.
+    cached_json(app, &Namespace::Pool(id), "detail2", || {
+        load_detail(app, id)
+    })
+    .await?
+    .ok_or(Error::NotFound(id))
 }
 
 /// A pool with its current items, from PostgreSQL.
@@ -438,18 +624,27 @@ async fn load_detail(app: &App, id: Uuid) -> Result<Option<PoolDetail>, StoreErr
                  content,
                  options,
                  concepts,
-                 params: p,
+                 params,
                  exposure,
-             }| ItemView {
-                id,
-                content,
-                options,
-                concepts,
-                a: p.a,
-                b: p.b,
-                c: p.c,
-                d: p.d,
-                exposure,
+             }| {
+                let (b, c, d) = match &params {
+                    engine::Item::Dichotomous(p) => (Location::One(p.b), Some(p.c), Some(p.d)),
+                    engine::Item::Polytomous(p) => {
+                        (Location::Many(p.thresholds().to_vec()), None, None)
+                    }
+                };
+                ItemView {
+                    id,
+                    content,
+                    options,
+                    concepts,
+                    model: params.model_name(),
+                    a: params.a(),
+                    b,
+                    c,
+                    d,
+                    exposure,
+                }
             },
         )
         .collect();
@@ -466,12 +661,13 @@ pub async fn bank(app: &App, pool_id: Uuid, version: i32) -> Result<Arc<PoolBank
         .await
 }
 
-/// The keys of one pool version, in engine order (process → PostgreSQL; never Redis).
+/// The keys of one pool version, in engine order, as each option's score
+/// (process → PostgreSQL; never Redis).
 pub async fn answer_key(
     app: &App,
     pool_id: Uuid,
     version: i32,
-) -> Result<Arc<Vec<String>>, StoreError> {
+) -> Result<Arc<Vec<Vec<u8>>>, StoreError> {
     app.catalog().answer_key(app.db(), pool_id, version).await
 }
 

@@ -12,7 +12,7 @@ pub enum KeyKind {
     TestLock,
     /// `question:{<id>}`.
     Question,
-    /// `pool:{<id>}:v<version>`.
+    /// `pool:{<id>}:v<version>:e<encoding>`.
     Pool,
     /// `auth:session:<hash>`.
     AuthSession,
@@ -94,9 +94,12 @@ impl Keys {
         format!("{}question:{{{question_id}}}", self.prefix)
     }
 
-    /// `pool:{<id>}:v<version>`: the item parameters of one pool version.
+    /// `pool:{<id>}:v<version>:e<encoding>`: the item parameters of one pool
+    /// version, in form [`BANK_ENCODING`](super::pools::BANK_ENCODING) (a
+    /// release never reads a bank another release encoded differently).
     pub fn pool(&self, pool: Uuid, version: i32) -> String {
-        format!("{}pool:{{{pool}}}:v{version}", self.prefix)
+        let encoding = super::pools::BANK_ENCODING;
+        format!("{}pool:{{{pool}}}:v{version}:e{encoding}", self.prefix)
     }
 
     /// `teaching:session:{<id>}:context`: a tutoring session's TeachingContext.
@@ -250,7 +253,7 @@ mod tests {
         assert!(keys.test_state(id).contains(&tag));
         assert_eq!(keys.test_lock(id, "q7"), format!("p:test:{tag}:lock:q7"));
         assert_eq!(keys.question("q7"), "p:question:{q7}");
-        assert_eq!(keys.pool(id, 3), format!("p:pool:{tag}:v3"));
+        assert_eq!(keys.pool(id, 3), format!("p:pool:{tag}:v3:e2"));
         for key in [
             keys.teaching_context(id),
             keys.teaching_history(id),

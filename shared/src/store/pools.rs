@@ -9,7 +9,39 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::StoreError;
-use lectern_engine::{ItemBank, ItemParams};
+use lectern_engine::{self as engine, ItemBank, ItemParams, PolyModel, PolyParams};
+
+/// The form of [`PoolBank::encode`], part of the bank's Redis key: bump it with
+/// any change to what is encoded, so that no release reads another's.
+pub const BANK_ENCODING: u32 = 2;
+
+/// The polytomous model named `name` (`grm`, `gpcm`, `pcm`).
+pub fn poly_model(name: &str) -> Option<PolyModel> {
+    [PolyModel::Grm, PolyModel::Gpcm, PolyModel::Pcm]
+        .into_iter()
+        .find(|m| m.name() == name)
+}
+
+/// An item's key: what each of its options is worth. It stays in PostgreSQL
+/// and process memory, never in Redis nor in a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    /// A right/wrong item: its correct option.
+    Correct(String),
+    /// A polytomous item: the score (0…m) of each option, in option order.
+    Scores(Vec<u8>),
+}
+
+impl Key {
+    /// The score of each of `options`, in order (a right/wrong item: 1 for
+    /// its correct option, 0 for the others).
+    pub fn option_scores(&self, options: &[String]) -> Vec<u8> {
+        match self {
+            Key::Correct(right) => options.iter().map(|o| u8::from(o == right)).collect(),
+            Key::Scores(scores) => scores.clone(),
+        }
+    }
+}
 
 /// A validated item about to be stored.
 #[derive(Debug, Clone)]
@@ -20,12 +52,12 @@ pub struct NewItem {
     pub content: String,
     /// The answer choices, distinct.
     pub options: Vec<String>,
-    /// One of `options`.
-    pub correct_answer: String,
+    /// What each option is worth.
+    pub key: Key,
     /// Concept names, at least one.
     pub concepts: Vec<String>,
-    /// IRT parameters.
-    pub params: ItemParams,
+    /// IRT parameters (of any model).
+    pub params: engine::Item,
     /// Sympson–Hetter exposure parameter in (0, 1].
     pub exposure: f64,
 }
@@ -60,8 +92,8 @@ pub struct Item {
     pub options: Vec<String>,
     /// Concept names.
     pub concepts: Vec<String>,
-    /// IRT parameters.
-    pub params: ItemParams,
+    /// IRT parameters (of any model).
+    pub params: engine::Item,
     /// Sympson–Hetter exposure parameter in (0, 1].
     pub exposure: f64,
 }
@@ -96,8 +128,8 @@ impl QuestionText {
 pub struct BankItem {
     /// Question id.
     pub id: String,
-    /// IRT parameters.
-    pub params: ItemParams,
+    /// IRT parameters (of any model).
+    pub params: engine::Item,
     /// Sympson–Hetter exposure parameter in (0, 1].
     pub exposure: f64,
     /// Concept names.
@@ -106,7 +138,7 @@ pub struct BankItem {
 
 /// One version of a pool, ready for the engine: parameters as struct-of-arrays,
 /// concepts as small ids, question ids by engine index. Holds no content and no
-/// keys, so it may be cached in Redis (`pool:{<id>}:v<version>`).
+/// keys, so it may be cached in Redis (`pool:{<id>}:v<version>:e<encoding>`).
 pub struct PoolBank {
     /// Pool id.
     pub pool_id: Uuid,
@@ -121,14 +153,47 @@ pub struct PoolBank {
     index: HashMap<String, usize>,
 }
 
-/// [`PoolBank`] as cached in Redis.
+/// [`PoolBank`] as cached in Redis (form [`BANK_ENCODING`]).
 #[derive(Serialize, Deserialize)]
 struct BankWire {
     ids: Vec<String>,
-    params: Vec<(f64, f64, f64, f64)>,
+    items: Vec<WireItem>,
     exposure: Vec<f64>,
     concepts: Vec<Vec<u16>>,
     concept_names: Vec<String>,
+}
+
+/// One item's parameters in a [`BankWire`].
+#[derive(Serialize, Deserialize)]
+enum WireItem {
+    /// a, b, c, d.
+    Dichotomous(f64, f64, f64, f64),
+    /// Model name, a, thresholds.
+    Polytomous(String, f64, Vec<f64>),
+}
+
+impl From<&engine::Item> for WireItem {
+    fn from(item: &engine::Item) -> Self {
+        match item {
+            engine::Item::Dichotomous(p) => WireItem::Dichotomous(p.a, p.b, p.c, p.d),
+            engine::Item::Polytomous(p) => {
+                WireItem::Polytomous(p.model().name().into(), p.a(), p.thresholds().to_vec())
+            }
+        }
+    }
+}
+
+impl WireItem {
+    fn into_item(self) -> Result<engine::Item, String> {
+        match self {
+            WireItem::Dichotomous(a, b, c, d) => ItemParams::new(a, b, c, d).map(Into::into),
+            WireItem::Polytomous(model, a, b) => {
+                let model = poly_model(&model).ok_or(format!("unknown model {model:?}"))?;
+                PolyParams::new(model, a, b).map(Into::into)
+            }
+        }
+        .map_err(|e| e.to_string())
+    }
 }
 
 impl PoolBank {
@@ -138,7 +203,7 @@ impl PoolBank {
         let mut concept_ids: HashMap<String, u16> = HashMap::new();
         let mut wire = BankWire {
             ids: Vec::with_capacity(items.len()),
-            params: Vec::with_capacity(items.len()),
+            items: Vec::with_capacity(items.len()),
             exposure: Vec::with_capacity(items.len()),
             concepts: Vec::with_capacity(items.len()),
             concept_names: Vec::new(),
@@ -155,9 +220,8 @@ impl PoolBank {
                     })
                 })
                 .collect();
-            let p = it.params;
             wire.ids.push(it.id);
-            wire.params.push((p.a, p.b, p.c, p.d));
+            wire.items.push(WireItem::from(&it.params));
             wire.exposure.push(it.exposure);
             wire.concepts.push(ids);
         }
@@ -167,7 +231,7 @@ impl PoolBank {
 
     fn from_wire(pool_id: Uuid, version: i32, w: BankWire) -> Result<Self, String> {
         let n = w.ids.len();
-        if [w.params.len(), w.exposure.len(), w.concepts.len()] != [n; 3] {
+        if [w.items.len(), w.exposure.len(), w.concepts.len()] != [n; 3] {
             return Err("column lengths differ".into());
         }
         if w.concepts
@@ -178,9 +242,9 @@ impl PoolBank {
             return Err("concept id out of range".into());
         }
         let params = w
-            .params
-            .iter()
-            .map(|&(a, b, c, d)| ItemParams::new(a, b, c, d).map_err(|e| e.to_string()))
+            .items
+            .into_iter()
+            .map(WireItem::into_item)
             .collect::<Result<Vec<_>, _>>()?;
         let index = w
             .ids
@@ -203,14 +267,7 @@ impl PoolBank {
         let b = &self.bank;
         let wire = BankWire {
             ids: self.ids.clone(),
-            params: (0..b.len())
-                .map(|i| {
-                    let lectern_engine::Item::Dichotomous(p) = b.item(i) else {
-                        unreachable!("pools hold dichotomous items")
-                    };
-                    (p.a, p.b, p.c, p.d)
-                })
-                .collect(),
+            items: (0..b.len()).map(|i| WireItem::from(&b.item(i))).collect(),
             exposure: (0..b.len()).map(|i| b.exposure(i)).collect(),
             concepts: (0..b.len()).map(|i| b.concepts(i).to_vec()).collect(),
             concept_names: self.concept_names.clone(),
@@ -245,8 +302,8 @@ pub struct LoadedVersion {
     pub bank: PoolBank,
     /// Question texts in engine order.
     pub questions: Vec<QuestionText>,
-    /// Keys in engine order.
-    pub keys: Vec<String>,
+    /// Keys in engine order, as each option's score.
+    pub keys: Vec<Vec<u8>>,
 }
 
 const SUMMARY_COLUMNS: &str = "id, name, description, org_id, version, item_count, created_at";
@@ -263,11 +320,50 @@ fn summary(row: &Row) -> PoolSummary {
     }
 }
 
+/// An item's parameters from its row (model, a, b, c, d, thresholds).
+fn params(row: &Row) -> Result<engine::Item, StoreError> {
+    let a = row.get("a");
+    let built = match row.get::<_, Option<&str>>("model") {
+        None => ItemParams::new(a, row.get("b"), row.get("c"), row.get("d")).map(Into::into),
+        Some(name) => match poly_model(name) {
+            Some(model) => PolyParams::new(model, a, row.get("thresholds")).map(Into::into),
+            None => {
+                return Err(StoreError::Corrupt(format!(
+                    "question {}: unknown model {name:?}",
+                    row.get::<_, &str>("id")
+                )));
+            }
+        },
+    };
+    built.map_err(|e| StoreError::Corrupt(format!("question {}: {e}", row.get::<_, &str>("id"))))
+}
+
+/// An item's key from its row (correct_answer or option_scores), as each option's score.
+fn option_scores(row: &Row) -> Result<Vec<u8>, StoreError> {
+    let corrupt = || {
+        StoreError::Corrupt(format!(
+            "question {}: no usable key",
+            row.get::<_, &str>("id")
+        ))
+    };
+    let key = match row.get::<_, Option<Vec<i16>>>("option_scores") {
+        Some(scores) => Key::Scores(
+            scores
+                .into_iter()
+                .map(u8::try_from)
+                .collect::<Result<_, _>>()
+                .map_err(|_| corrupt())?,
+        ),
+        None => Key::Correct(
+            row.get::<_, Option<String>>("correct_answer")
+                .ok_or_else(corrupt)?,
+        ),
+    };
+    Ok(key.option_scores(&row.get::<_, Vec<String>>("options")))
+}
+
 fn item(row: &Row) -> Result<Item, StoreError> {
-    let params =
-        ItemParams::new(row.get("a"), row.get("b"), row.get("c"), row.get("d")).map_err(|e| {
-            StoreError::Corrupt(format!("question {}: {e}", row.get::<_, String>("id")))
-        })?;
+    let params = params(row)?;
     Ok(Item {
         id: row.get("id"),
         content: row.get("content"),
@@ -287,13 +383,31 @@ async fn insert_items(
 ) -> Result<(), StoreError> {
     let insert = tx
         .prepare(
-            "INSERT INTO questions (id, pool_id, position, added_in, content, options, correct_answer, concepts, a, b, c, d, exposure)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            "INSERT INTO questions (id, pool_id, position, added_in, content, options, correct_answer,
+                                    concepts, a, b, c, d, exposure, model, thresholds, option_scores)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .await?;
     for (offset, it) in items.iter().enumerate() {
         let position = first_position + offset as i32;
-        let p = it.params;
+        // A polytomous item has thresholds instead of b, and no c or d (the defaults stand).
+        let (model, a, b, (c, d), thresholds) = match &it.params {
+            engine::Item::Dichotomous(p) => (None, p.a, Some(p.b), (p.c, p.d), None),
+            engine::Item::Polytomous(p) => (
+                Some(p.model().name()),
+                p.a(),
+                None,
+                (0.0, 1.0),
+                Some(p.thresholds()),
+            ),
+        };
+        let (correct_answer, option_scores) = match &it.key {
+            Key::Correct(right) => (Some(right.as_str()), None),
+            Key::Scores(s) => (
+                None,
+                Some(s.iter().map(|&s| i16::from(s)).collect::<Vec<_>>()),
+            ),
+        };
         tx.execute(
             &insert,
             &[
@@ -303,13 +417,16 @@ async fn insert_items(
                 &version,
                 &it.content,
                 &it.options,
-                &it.correct_answer,
+                &correct_answer,
                 &it.concepts,
-                &p.a,
-                &p.b,
-                &p.c,
-                &p.d,
+                &a,
+                &b,
+                &c,
+                &d,
                 &it.exposure,
+                &model,
+                &thresholds,
+                &option_scores,
             ],
         )
         .await?;
@@ -447,7 +564,8 @@ pub async fn with_items(
     };
     let rows = client
         .query(
-            "SELECT id, content, options, concepts, a, b, c, d, exposure FROM questions WHERE pool_id = $1 ORDER BY position",
+            "SELECT id, content, options, concepts, model, a, b, c, d, thresholds, exposure
+             FROM questions WHERE pool_id = $1 ORDER BY position",
             &[&pool_id],
         )
         .await?;
@@ -464,8 +582,9 @@ pub async fn load_version(
     let client = db.get().await?;
     let rows = client
         .query(
-            "SELECT id, content, options, concepts, correct_answer, a, b, c, d, exposure FROM questions
-             WHERE pool_id = $1 AND added_in <= $2 ORDER BY position",
+            "SELECT id, content, options, concepts, correct_answer, option_scores,
+                    model, a, b, c, d, thresholds, exposure
+             FROM questions WHERE pool_id = $1 AND added_in <= $2 ORDER BY position",
             &[&pool_id, &version],
         )
         .await?;
@@ -473,6 +592,7 @@ pub async fn load_version(
     let mut questions = Vec::with_capacity(rows.len());
     let mut keys = Vec::with_capacity(rows.len());
     for row in &rows {
+        keys.push(option_scores(row)?);
         let it = item(row)?;
         questions.push(QuestionText {
             id: it.id.clone(),
@@ -486,7 +606,6 @@ pub async fn load_version(
             exposure: it.exposure,
             concepts: it.concepts,
         });
-        keys.push(row.get("correct_answer"));
     }
     Ok(LoadedVersion {
         bank: PoolBank::new(pool_id, version, items),
@@ -495,16 +614,21 @@ pub async fn load_version(
     })
 }
 
-/// The keys of one pool version, in engine order.
-pub async fn answer_key(db: &Pool, pool_id: Uuid, version: i32) -> Result<Vec<String>, StoreError> {
+/// The keys of one pool version, in engine order: each option's score.
+pub async fn answer_key(
+    db: &Pool,
+    pool_id: Uuid,
+    version: i32,
+) -> Result<Vec<Vec<u8>>, StoreError> {
     let client = db.get().await?;
     let rows = client
         .query(
-            "SELECT correct_answer FROM questions WHERE pool_id = $1 AND added_in <= $2 ORDER BY position",
+            "SELECT id, options, correct_answer, option_scores FROM questions
+             WHERE pool_id = $1 AND added_in <= $2 ORDER BY position",
             &[&pool_id, &version],
         )
         .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    rows.iter().map(option_scores).collect()
 }
 
 /// One question's text.
@@ -534,4 +658,63 @@ pub async fn find_by_name(db: &Pool, name: &str) -> Result<Option<PoolSummary>, 
         )
         .await?;
     Ok(row.as_ref().map(summary))
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    fn item(id: &str, params: engine::Item, concepts: &[&str]) -> BankItem {
+        BankItem {
+            id: id.into(),
+            params,
+            exposure: 0.5,
+            concepts: concepts.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_bank_of_every_model_reads_back_what_it_encoded() {
+        let items = vec![
+            item(
+                "q1",
+                engine::Item::grm(1.3, vec![-1.0, 0.0, 1.2]).unwrap(),
+                &["x"],
+            ),
+            item(
+                "q2",
+                engine::Item::gpcm(0.8, vec![0.5, -0.2]).unwrap(),
+                &["y", "x"],
+            ),
+            item("q3", engine::Item::pcm(vec![0.1]).unwrap(), &["y"]),
+            item(
+                "q4",
+                ItemParams::new(1.1, 0.3, 0.2, 0.95).unwrap().into(),
+                &["z"],
+            ),
+        ];
+        let pool = Uuid::new_v4();
+        let bank = PoolBank::new(pool, 2, items);
+        let read = PoolBank::decode(pool, 2, &bank.encode()).unwrap();
+        assert_eq!(read.bank, bank.bank);
+        assert_eq!(
+            (&read.ids, &read.concept_names),
+            (&bank.ids, &bank.concept_names)
+        );
+        assert_eq!(read.bank.max_score(0), 3);
+        assert_eq!(read.index_of("q3"), Some(2));
+        assert!(PoolBank::decode(pool, 2, &bank.encode()[..20]).is_err());
+    }
+
+    #[test]
+    fn a_right_wrong_key_scores_its_correct_option_one() {
+        let options = ["a", "b", "c"].map(String::from);
+        assert_eq!(Key::Correct("b".into()).option_scores(&options), [0, 1, 0]);
+        assert_eq!(
+            Key::Scores(vec![2, 0, 1]).option_scores(&options),
+            [2, 0, 1]
+        );
+        assert_eq!(poly_model("gpcm"), Some(PolyModel::Gpcm));
+        assert_eq!(poly_model("2pl"), None);
+    }
 }

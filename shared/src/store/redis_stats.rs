@@ -43,7 +43,7 @@ pub struct KeyCounts {
     pub test_lock: u64,
     /// `question:{<id>}`.
     pub question: u64,
-    /// `pool:{<id>}:v<version>`.
+    /// `pool:{<id>}:v<version>:e<encoding>`.
     pub pool: u64,
     /// `auth:session:<hash>`.
     pub auth_session: u64,

@@ -158,7 +158,9 @@ pub struct ResponseRecord {
     pub question_id: String,
     /// The option chosen.
     pub response: String,
-    /// Whether it was the key.
+    /// Its score (0…m; 1/0 for a right/wrong item).
+    pub score: u8,
+    /// Whether it got the item's top score (for a right/wrong item: was the key).
     pub correct: bool,
     /// Estimate after this response.
     pub after: Estimate,
@@ -248,7 +250,8 @@ pub async fn snapshot(
     };
     let rows = tx
         .query(
-            "SELECT seq, question_id, response, correct, theta_after, se_after, served_at, answered_at
+            "SELECT seq, question_id, response, correct, theta_after, se_after, served_at, answered_at,
+                    coalesce(score, correct::int)::smallint AS score
              FROM test_responses WHERE session_id = $1 ORDER BY seq",
             &[&id],
         )
@@ -256,19 +259,25 @@ pub async fn snapshot(
     tx.commit().await?;
     let responses = rows
         .iter()
-        .map(|r| ResponseRecord {
-            seq: r.get("seq"),
-            question_id: r.get("question_id"),
-            response: r.get("response"),
-            correct: r.get("correct"),
-            after: Estimate {
-                theta: r.get("theta_after"),
-                se: r.get("se_after"),
-            },
-            served_at: r.get("served_at"),
-            answered_at: r.get("answered_at"),
+        .map(|r| {
+            // A row the release before scores wrote has its score from `correct` (see V8).
+            let score: i16 = r.get("score");
+            Ok(ResponseRecord {
+                seq: r.get("seq"),
+                question_id: r.get("question_id"),
+                response: r.get("response"),
+                score: u8::try_from(score)
+                    .map_err(|_| StoreError::Corrupt(format!("test {id}: score {score}")))?,
+                correct: r.get("correct"),
+                after: Estimate {
+                    theta: r.get("theta_after"),
+                    se: r.get("se_after"),
+                },
+                served_at: r.get("served_at"),
+                answered_at: r.get("answered_at"),
+            })
         })
-        .collect();
+        .collect::<Result<_, StoreError>>()?;
     Ok(Some((record(&row)?, responses)))
 }
 
@@ -278,7 +287,9 @@ pub struct Answer<'a> {
     pub question_id: &'a str,
     /// The option chosen.
     pub response: &'a str,
-    /// Whether it was the key.
+    /// Its score (0…m; 1/0 for a right/wrong item).
+    pub score: u8,
+    /// Whether it got the item's top score.
     pub correct: bool,
     /// Estimate before and after.
     pub before: Estimate,
@@ -318,8 +329,9 @@ pub async fn record_answer(
                  RETURNING t.id, before.served_at
              )
              INSERT INTO test_responses (session_id, seq, question_id, response, correct,
-                                         theta_before, se_before, theta_after, se_after, served_at)
-             SELECT id, $2 + 1, $3, $4, $5, $6, $7, $8, $9, served_at FROM moved",
+                                         theta_before, se_before, theta_after, se_after, served_at,
+                                         score)
+             SELECT id, $2 + 1, $3, $4, $5, $6, $7, $8, $9, served_at, $12 FROM moved",
         )
         .await?;
     let inserted = client
@@ -337,6 +349,7 @@ pub async fn record_answer(
                 &a.after.se,
                 &a.status.as_str(),
                 &a.next_question,
+                &i16::from(a.score),
             ],
         )
         .await?;

@@ -16,6 +16,7 @@ mod lifecycle;
 mod load;
 mod oidc;
 mod outages;
+mod polytomous;
 mod pools;
 mod redis_conn;
 mod scoping;

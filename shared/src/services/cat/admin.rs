@@ -122,8 +122,10 @@ pub struct SideView {
     pub current_question: Option<String>,
     /// Questions answered, in order.
     pub answered: Vec<String>,
-    /// Whether each was answered correctly.
+    /// Whether each got its item's top score (was right, for a right/wrong item).
     pub correct: Vec<bool>,
+    /// The score of each (0…m; 1/0 for a right/wrong item).
+    pub scores: Vec<u8>,
 }
 
 /// The Redis side.
@@ -263,6 +265,7 @@ async fn side_by_side(app: &App, id: Uuid) -> Result<Inspection, Error> {
             .map(|r| r.question_id.clone())
             .collect(),
         correct: replay.responses.iter().map(|r| r.correct).collect(),
+        scores: replay.responses.iter().map(|r| r.score).collect(),
     };
     let mut differences = Vec::new();
     let redis = match stored {
@@ -279,7 +282,13 @@ async fn side_by_side(app: &App, id: Uuid) -> Result<Inspection, Error> {
                     se: s.se,
                     current_question: s.current.map(|i| name(&replay, i)),
                     answered: s.items.iter().map(|&i| name(&replay, i)).collect(),
-                    correct: s.answers.clone(),
+                    correct: s
+                        .items
+                        .iter()
+                        .zip(&s.answers)
+                        .map(|(&i, &score)| top_score(&replay, i) == Some(score))
+                        .collect(),
+                    scores: s.answers.clone(),
                 };
                 differences.extend(compare(&side, &pg));
                 if matches!(t.status, TestStatus::Ended | TestStatus::Abandoned) {
@@ -322,6 +331,12 @@ fn name(replay: &Replay, i: u32) -> String {
         .unwrap_or_else(|| format!("<item {i} not in the pool>"))
 }
 
+/// The top score of the item at engine index `i`, if it is in the pool.
+fn top_score(replay: &Replay, i: u32) -> Option<u8> {
+    let bank = &replay.bank.bank;
+    (usize::try_from(i).ok()? < bank.len()).then(|| bank.max_score(i as usize))
+}
+
 fn compare(redis: &SideView, pg: &SideView) -> Vec<String> {
     let mut out = Vec::new();
     let mut field = |what: &str, r: String, p: String| {
@@ -350,6 +365,11 @@ fn compare(redis: &SideView, pg: &SideView) -> Vec<String> {
         "correct",
         format!("{:?}", redis.correct),
         format!("{:?}", pg.correct),
+    );
+    field(
+        "scores",
+        format!("{:?}", redis.scores),
+        format!("{:?}", pg.scores),
     );
     out
 }

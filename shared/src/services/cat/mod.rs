@@ -689,24 +689,34 @@ async fn record(
         _ => return Err(Error::QuestionNotServed(question_id.into())),
     }
     let served = pools::question(app, question_id).await?;
-    if !served.options.iter().any(|o| o == response) {
-        return Err(Error::UnknownOption {
+    let option = served
+        .options
+        .iter()
+        .position(|o| o == response)
+        .ok_or_else(|| Error::UnknownOption {
             question: question_id.into(),
             response: response.into(),
-        });
-    }
+        })?;
     let keys = pools::answer_key(app, state.pool_id, state.pool_version).await?;
-    let correct = keys.get(current).is_some_and(|key| key == response);
+    let score = keys
+        .get(current)
+        .and_then(|scores| scores.get(option))
+        .copied()
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "question {question_id:?} has no score for option {option}"
+            ))
+        })?;
+    let correct = score == bank.bank.max_score(current);
     let before = Estimate {
         theta: state.theta,
         se: state.se,
     };
     let mut items = state.items();
     items.push(current);
-    state.answers.push(correct);
+    state.answers.push(score);
     let cat = state.config.engine(state.prior(), &bank);
-    let scores: Vec<u8> = state.answers.iter().map(|&u| u8::from(u)).collect();
-    let step = cat.step(&bank.bank, &items, &scores, state.seed);
+    let step = cat.step(&bank.bank, &items, &state.answers, state.seed);
     let status = if step.next.is_some() {
         TestStatus::Active
     } else {
@@ -715,6 +725,7 @@ async fn record(
     let answer = Answer {
         question_id,
         response,
+        score,
         correct,
         before,
         after: step.estimate,
@@ -758,13 +769,14 @@ async fn record(
     let feedback = state.config.mode == Mode::Practice;
     Ok(Submitted {
         correct: feedback.then_some(correct),
+        score: feedback.then_some(score),
         proficiency: feedback.then(|| {
             proficiency(
                 &bank,
                 cat.estimator.as_ref(),
                 step.estimate,
                 &items,
-                &scores,
+                &state.answers,
             )
         }),
         items_answered: state.seq,
@@ -920,6 +932,7 @@ pub async fn report(app: &App, id: Uuid, who: &Caller) -> Result<Report, Error> 
                 question_id: r.question_id,
                 response: r.response,
                 correct: open.then_some(r.correct),
+                score: open.then_some(r.score),
                 theta: open.then_some(r.after.theta),
                 se: open.then_some(r.after.se),
                 served_at: r.served_at,

@@ -35,7 +35,13 @@ pub(super) struct LiveState {
     pub(super) theta: f64,
     pub(super) se: f64,
     pub(super) items: Vec<u32>,
-    pub(super) answers: Vec<bool>,
+    /// The score of each answer (0…m; 1/0 for a right/wrong item). Was
+    /// `Vec<bool>` before polytomous items: postcard writes a bool and a u8 as
+    /// the same single byte 0/1, so a state the older release wrote still
+    /// decodes, to the same scores (pinned by a test below). A state this
+    /// release wrote with a score above 1 does not decode for the older one,
+    /// which rebuilds it from PostgreSQL as it does any unreadable state.
+    pub(super) answers: Vec<u8>,
     /// The question being served; `None` once the stop rule fired.
     pub(super) current: Option<u32>,
     /// No answer counts after this (Unix milliseconds); fixed at start.
@@ -72,7 +78,7 @@ impl LiveState {
             theta: t.estimate.theta,
             se: t.estimate.se,
             items: r.items()?.into_iter().map(|i| i as u32).collect(),
-            answers: r.responses.iter().map(|x| x.correct).collect(),
+            answers: r.responses.iter().map(|x| x.score).collect(),
             current,
             deadline: t.deadline.map(millis),
             config: r.config.clone(),
@@ -161,7 +167,7 @@ impl Replay {
 
     pub(super) fn proficiency(&self) -> Result<Proficiency, Error> {
         let items = self.items()?;
-        let answers: Vec<u8> = self.responses.iter().map(|r| u8::from(r.correct)).collect();
+        let answers: Vec<u8> = self.responses.iter().map(|r| r.score).collect();
         let estimator = self.config.estimator.build(self.record.prior);
         let overall = estimator.estimate(&self.bank.bank, &items, &answers);
         Ok(proficiency(
@@ -230,5 +236,55 @@ impl Replay {
             classification,
             released: exam,
         }
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+    use crate::services::cat::TestConfigInput;
+
+    /// The live state as the release before polytomous items wrote it.
+    #[derive(Serialize)]
+    struct Before {
+        pool_id: Uuid,
+        pool_version: i32,
+        student_id: Option<Uuid>,
+        seed: u64,
+        prior: (f64, f64),
+        theta: f64,
+        se: f64,
+        items: Vec<u32>,
+        answers: Vec<bool>,
+        current: Option<u32>,
+        deadline: Option<i64>,
+        config: TestConfig,
+    }
+
+    #[test]
+    fn a_state_the_release_before_scores_wrote_still_decodes() {
+        let config = TestConfig::resolve(TestConfigInput::default()).unwrap();
+        let before = Before {
+            pool_id: Uuid::new_v4(),
+            pool_version: 3,
+            student_id: Some(Uuid::new_v4()),
+            seed: 42,
+            prior: (0.1, 0.9),
+            theta: 0.25,
+            se: 0.6,
+            items: vec![4, 9, 2],
+            answers: vec![true, false, true],
+            current: Some(7),
+            deadline: None,
+            config: config.clone(),
+        };
+        let body = postcard::to_stdvec(&before).unwrap();
+        let state = LiveState::decode(&Stored::Framed { seq: 3, body }).unwrap();
+        assert_eq!(state.answers, [1, 0, 1]);
+        assert_eq!((state.seq, state.items.as_slice()), (3, &[4, 9, 2][..]));
+        assert_eq!(
+            (state.theta, state.current, state.config),
+            (0.25, Some(7), config)
+        );
     }
 }

@@ -122,9 +122,13 @@ pub struct Started {
 /// The outcome of one answer.
 #[derive(Debug, Serialize)]
 pub struct Submitted {
-    /// Whether the answer was the key (not in exam mode).
+    /// Whether the answer got the item's top score (the key, for a
+    /// right/wrong item; not in exam mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correct: Option<bool>,
+    /// The answer's score, 0…m (1/0 for a right/wrong item; not in exam mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<u8>,
     /// Updated ability (not in exam mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proficiency: Option<Proficiency>,
@@ -178,7 +182,7 @@ pub struct Ended {
     pub proficiency: Option<Proficiency>,
     /// Responses recorded.
     pub total_questions: u32,
-    /// Correct responses.
+    /// Responses with the item's top score (right answers, for right/wrong items).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correct_responses: Option<u32>,
     /// correct / total (0 with no responses).
@@ -210,9 +214,12 @@ pub struct ResponseView {
     pub question_id: String,
     /// The option chosen.
     pub response: String,
-    /// Whether it was the key.
+    /// Whether it got the item's top score (the key, for a right/wrong item).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correct: Option<bool>,
+    /// Its score, 0…m (1/0 for a right/wrong item).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<u8>,
     /// θ after this response.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub theta: Option<f64>,
