@@ -2,7 +2,7 @@
 //! likelihood loops walk contiguous `f64` slices.
 
 use super::model::{self, Item, ItemParams};
-use super::poly::{self, Kind, PolyModel, PolyParams};
+use super::poly::{self, Kind, Poly, PolyModel, PolyParams};
 
 /// An item bank: item parameters as struct-of-arrays plus each item's concept
 /// tags. Dichotomous (1PL–4PL) and polytomous (GRM, GPCM, PCM) items mix freely.
@@ -23,6 +23,8 @@ pub struct ItemBank {
     /// `thresholds[threshold_start[i]..threshold_start[i + 1]]` are item i's
     /// thresholds or steps (none for a dichotomous item).
     thresholds: Vec<f64>,
+    /// The GRM gaps of each item, beside its thresholds (see `poly::gaps`).
+    gaps: Vec<f64>,
     threshold_start: Vec<usize>,
     /// The items in the order selection scans them (see [`ScanOrder`]).
     scan: ScanOrder,
@@ -58,6 +60,7 @@ impl ItemBank {
             d: Vec::with_capacity(n),
             poly: Vec::with_capacity(n),
             thresholds: Vec::new(),
+            gaps: Vec::new(),
             threshold_start: Vec::with_capacity(n + 1),
             concept_ids: Vec::with_capacity(concepts.iter().map(Vec::len).sum()),
             concept_start: Vec::with_capacity(n + 1),
@@ -82,6 +85,9 @@ impl ItemBank {
                     bank.d.push(1.0);
                     bank.poly.push(Some(p.model()));
                     bank.thresholds.extend_from_slice(p.thresholds());
+                    let m = p.thresholds().len();
+                    bank.gaps
+                        .extend_from_slice(&poly::gaps(p.model(), p.a(), p.thresholds())[..m]);
                 }
             }
             bank.threshold_start.push(bank.thresholds.len());
@@ -190,9 +196,9 @@ impl ItemBank {
     /// # Panics
     /// If `i >= self.len()`.
     pub fn probability(&self, i: usize, theta: f64) -> f64 {
-        match self.kind(i) {
+        match self.poly(i) {
             None => model::probability(self.a[i], self.b[i], self.c[i], self.d[i], theta),
-            Some((kind, a, b)) => kind.ln_probability(a, b, b.len(), theta).exp(),
+            Some(item) => item.ln_probability(item.b.len(), theta).exp(),
         }
     }
 
@@ -202,10 +208,10 @@ impl ItemBank {
     /// # Panics
     /// If `i >= self.len()`.
     pub fn expected_score(&self, i: usize, theta: f64) -> f64 {
-        match self.kind(i) {
+        match self.poly(i) {
             None => self.probability(i, theta),
-            Some((kind, a, b)) => (1..=b.len())
-                .map(|k| k as f64 * kind.ln_probability(a, b, k, theta).exp())
+            Some(item) => (1..=item.b.len())
+                .map(|k| k as f64 * item.ln_probability(k, theta).exp())
                 .sum(),
         }
     }
@@ -216,9 +222,9 @@ impl ItemBank {
     /// If `i >= self.len()`.
     #[inline]
     pub fn information(&self, i: usize, theta: f64) -> f64 {
-        match self.kind(i) {
+        match self.poly(i) {
             None => model::information(self.a[i], self.b[i], self.c[i], self.d[i], theta),
-            Some((kind, a, b)) => kind.information(a, b, theta),
+            Some(item) => item.information(theta),
         }
     }
 
@@ -237,14 +243,14 @@ impl ItemBank {
     /// # Panics
     /// If `i >= self.len()`.
     pub fn max_information(&self, i: usize) -> f64 {
-        match self.kind(i) {
+        match self.poly(i) {
             None => max_information(&ItemParams {
                 a: self.a[i],
                 b: self.b[i],
                 c: self.c[i],
                 d: self.d[i],
             }),
-            Some((kind, a, b)) => poly::max_information(kind, a, b),
+            Some(item) => poly::max_information(&item),
         }
     }
 
@@ -259,10 +265,16 @@ impl ItemBank {
         &self.thresholds[self.threshold_start[i]..self.threshold_start[i + 1]]
     }
 
-    /// The polytomous arithmetic of item `i`, a and thresholds; `None` when dichotomous.
+    /// Polytomous item `i` as the formulas read it; `None` when dichotomous.
     #[inline]
-    fn kind(&self, i: usize) -> Option<(Kind, f64, &[f64])> {
-        self.poly[i].map(|m| (Kind::of(m), self.a[i], self.thresholds_of(i)))
+    fn poly(&self, i: usize) -> Option<Poly<'_>> {
+        let range = self.threshold_start[i]..self.threshold_start[i + 1];
+        self.poly[i].map(|m| Poly {
+            kind: Kind::of(m),
+            a: self.a[i],
+            b: &self.thresholds[range.clone()],
+            gap: &self.gaps[range],
+        })
     }
 
     /// True when the log-likelihood of any answer to item `i` is concave in θ:
@@ -283,9 +295,9 @@ impl ItemBank {
         lo: f64,
         step: f64,
     ) -> f64 {
-        match self.kind(i) {
+        match self.poly(i) {
             None => crate::estimate::multiply_factor(post, lo, step, &self.factor(i, score != 0)),
-            Some((kind, a, b)) => kind.multiply_grid(a, b, usize::from(score), post, lo, step),
+            Some(item) => item.multiply_grid(usize::from(score), post, lo, step),
         }
     }
 
@@ -293,9 +305,9 @@ impl ItemBank {
     /// likelihood underflows.
     #[inline]
     pub(crate) fn ln_likelihood(&self, i: usize, theta: f64, score: u8) -> f64 {
-        match self.kind(i) {
+        match self.poly(i) {
             None => self.factor(i, score != 0).ln_value(theta),
-            Some((kind, a, b)) => kind.ln_probability(a, b, usize::from(score), theta),
+            Some(item) => item.ln_probability(usize::from(score), theta),
         }
     }
 
@@ -309,7 +321,7 @@ impl ItemBank {
     /// `model::warm_terms` and `poly`).
     #[inline]
     pub(crate) fn warm_terms(&self, i: usize, theta: f64, score: u8) -> (f64, f64, f64) {
-        match self.kind(i) {
+        match self.poly(i) {
             None => model::warm_terms(
                 self.a[i],
                 self.b[i],
@@ -318,14 +330,14 @@ impl ItemBank {
                 theta,
                 score != 0,
             ),
-            Some((kind, a, b)) => kind.warm_terms(a, b, usize::from(score), theta),
+            Some(item) => item.warm_terms(usize::from(score), theta),
         }
     }
 
     /// First and second θ-derivatives of the log-likelihood of `score` on item `i`.
     #[inline]
     pub(crate) fn loglik_derivs(&self, i: usize, theta: f64, score: u8) -> (f64, f64) {
-        match self.kind(i) {
+        match self.poly(i) {
             None => model::loglik_derivs(
                 self.a[i],
                 self.b[i],
@@ -334,7 +346,7 @@ impl ItemBank {
                 theta,
                 score != 0,
             ),
-            Some((kind, a, b)) => kind.loglik_derivs(a, b, usize::from(score), theta),
+            Some(item) => item.loglik_derivs(usize::from(score), theta),
         }
     }
 
@@ -342,9 +354,9 @@ impl ItemBank {
     /// dichotomous item is answered correctly when `u < P`).
     #[inline]
     pub fn draw(&self, i: usize, theta: f64, u: f64) -> u8 {
-        match self.kind(i) {
+        match self.poly(i) {
             None => u8::from(u < self.probability(i, theta)),
-            Some((kind, a, b)) => poly::draw(kind, a, b, theta, u),
+            Some(item) => poly::draw(&item, theta, u),
         }
     }
 }
@@ -375,8 +387,9 @@ pub(crate) struct ScanOrder {
     pub(crate) kind: Vec<Option<Kind>>,
     /// True when any item is polytomous (else the scan ignores `kind`).
     pub(crate) any_polytomous: bool,
-    /// Thresholds of position p: `thresholds[start[p]..start[p + 1]]`.
+    /// Thresholds and gaps of position p: `thresholds[start[p]..start[p + 1]]`.
     pub(crate) thresholds: Vec<f64>,
+    pub(crate) gaps: Vec<f64>,
     pub(crate) start: Vec<usize>,
     /// ln of the distance bound's constant: ln a² (4PL), see `Kind::ln_bound`.
     pub(crate) ln_bound: Vec<f64>,
@@ -398,14 +411,16 @@ impl ScanOrder {
         let column = |f: &dyn Fn(usize) -> f64| -> Vec<f64> {
             index.iter().map(|&i| f(i as usize)).collect()
         };
-        let extreme = |i: usize, pick: fn(f64, f64) -> f64| match bank.kind(i) {
+        let extreme = |i: usize, pick: fn(f64, f64) -> f64| match bank.poly(i) {
             None => bank.b[i],
-            Some((_, _, b)) => b.iter().copied().reduce(pick).unwrap_or(bank.b[i]),
+            Some(item) => item.b.iter().copied().reduce(pick).unwrap_or(bank.b[i]),
         };
-        let mut thresholds = Vec::new();
+        let (mut thresholds, mut gaps) = (Vec::new(), Vec::new());
         let mut start = vec![0];
         for &i in &index {
-            thresholds.extend_from_slice(bank.thresholds_of(i as usize));
+            let range = bank.threshold_start[i as usize]..bank.threshold_start[i as usize + 1];
+            thresholds.extend_from_slice(&bank.thresholds[range.clone()]);
+            gaps.extend_from_slice(&bank.gaps[range]);
             start.push(thresholds.len());
         }
         ScanOrder {
@@ -420,20 +435,27 @@ impl ScanOrder {
                 .collect(),
             any_polytomous: bank.has_polytomous(),
             thresholds,
+            gaps,
             start,
-            ln_bound: column(&|i| match bank.kind(i) {
+            ln_bound: column(&|i| match bank.poly(i) {
                 None => 2.0 * bank.a[i].ln(),
-                Some((kind, a, b)) => kind.ln_bound(a, b.len()),
+                Some(item) => item.ln_bound(),
             }),
             ln_max: index.iter().map(|&i| key(i)).collect(),
             index,
         }
     }
 
-    /// Thresholds of the item at scan position `pos`.
+    /// The polytomous item at scan position `pos`, of arithmetic `kind`.
     #[inline]
-    pub(crate) fn thresholds(&self, pos: usize) -> &[f64] {
-        &self.thresholds[self.start[pos]..self.start[pos + 1]]
+    pub(crate) fn poly(&self, pos: usize, kind: Kind) -> Poly<'_> {
+        let range = self.start[pos]..self.start[pos + 1];
+        Poly {
+            kind,
+            a: self.a[pos],
+            b: &self.thresholds[range.clone()],
+            gap: &self.gaps[range],
+        }
     }
 }
 

@@ -79,9 +79,10 @@ impl fmt::Display for ParamError {
             }
             ParamError::Categories(n) => write!(
                 f,
-                "a polytomous item has 2 to {} categories, i.e. 1 to {} thresholds (got {n} categories)",
+                "a polytomous item has 2 to {} categories, i.e. 1 to {} thresholds (got {n} categor{})",
                 crate::poly::MAX_CATEGORIES,
-                crate::poly::MAX_CATEGORIES - 1
+                crate::poly::MAX_CATEGORIES - 1,
+                if *n == 1 { "y" } else { "ies" }
             ),
             ParamError::InvalidThreshold { k, value } => {
                 write!(f, "threshold b{k} must be finite (got {value})")

@@ -259,7 +259,7 @@ fn scan_models<const POLY: bool>(
                 {
                     continue;
                 }
-                kind.information(a, order.thresholds(pos), theta)
+                order.poly(pos, kind).information(theta)
             }
         };
         if sink.offer(i, info) {

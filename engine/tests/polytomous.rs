@@ -283,12 +283,12 @@ fn mixed_bank_recovery() {
 
 /// Any item, 3PL/4PL included: what selectors face in a mixed bank.
 fn arb_any_item() -> impl Strategy<Value = Item> {
-    (arb_item(), 0.0f64..0.3, 0.7f64..1.0, any::<bool>()).prop_map(|(item, c, d, four)| {
-        match item {
+    (arb_item(), 0.0f64..0.3, 0.7f64..1.0, any::<bool>()).prop_map(
+        |(item, c, d, four)| match item {
             Item::Dichotomous(p) if four => ItemParams::new(p.a, p.b, c, d).unwrap().into(),
             other => other,
-        }
-    })
+        },
+    )
 }
 
 proptest! {
