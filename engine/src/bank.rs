@@ -393,6 +393,9 @@ pub(crate) struct ScanOrder {
     pub(crate) start: Vec<usize>,
     /// ln of the distance bound's constant: ln a² (4PL), see `Kind::ln_bound`.
     pub(crate) ln_bound: Vec<f64>,
+    /// ln of the GRM's second bound, from the nearest threshold (see
+    /// `Poly::ln_near_bound`); +inf for the other models.
+    pub(crate) ln_near: Vec<f64>,
     /// ln of the item's maximum information (non-increasing along the order).
     pub(crate) ln_max: Vec<f64>,
 }
@@ -440,6 +443,11 @@ impl ScanOrder {
             ln_bound: column(&|i| match bank.poly(i) {
                 None => 2.0 * bank.a[i].ln(),
                 Some(item) => item.ln_bound(),
+            }),
+            ln_near: column(&|i| {
+                bank.poly(i)
+                    .and_then(|item| item.ln_near_bound())
+                    .unwrap_or(f64::INFINITY)
             }),
             ln_max: index.iter().map(|&i| key(i)).collect(),
             index,

@@ -126,7 +126,11 @@ const STACK_POINTS: usize = 256;
 /// enough, so that the usual EAP call does not allocate.
 #[inline]
 fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
-    if n <= STACK_POINTS {
+    if n <= 64 {
+        // The default 61-point grid: a quarter of the clearing.
+        let mut buf = [0.0f64; 64];
+        f(&mut buf[..n])
+    } else if n <= STACK_POINTS {
         let mut buf = [0.0f64; STACK_POINTS];
         f(&mut buf[..n])
     } else {

@@ -262,6 +262,31 @@ impl Poly<'_> {
         }
     }
 
+    /// A second bound, for the GRM, from the threshold nearest θ:
+    /// I(θ) ≤ e^(ln_near_bound − a·δ) with δ = min_k |θ − b_k|; `None` for the
+    /// partial credit models.
+    ///
+    /// The GRM information never exceeds the sum of its m boundary curves,
+    /// I ≤ a² Σ_k s_k t_k. With u_k = 1 − 2s_k (u₀ = −1 ≤ u₁ ≤ … ≤ u_{m+1} = 1),
+    /// I/a² = Σ_k P_k g_k² = Σ_{k=0}^{m} (u_{k+1} − u_k)(u_k + u_{k+1})²/8 and
+    /// s_k t_k = (1 − u_k²)/4. For m = 1 both sides are (1 − u₁²)/4 (the 2PL).
+    /// Inserting a threshold v between p and q adds (q − p)(v − p)(q − v)/8 to
+    /// the left side and (1 − v²)/4 to the right, and
+    /// (q − p)(v − p)(q − v) ≤ 2(1 + v)(1 − v) since −1 ≤ p and q ≤ 1. So the
+    /// inequality holds for every m by induction, and with s_k t_k ≤ e^(−a|θ − b_k|),
+    /// I ≤ m·a²·e^(−a·min_k |θ − b_k|): ln(m a²).
+    pub(crate) fn ln_near_bound(&self) -> Option<f64> {
+        (self.kind == Kind::Graded).then(|| (self.b.len() as f64 * self.a * self.a).ln())
+    }
+
+    /// The distance from θ to the nearest threshold.
+    #[inline]
+    pub(crate) fn nearest(&self, theta: f64) -> f64 {
+        self.b
+            .iter()
+            .fold(f64::INFINITY, |d, &x| d.min((theta - x).abs()))
+    }
+
     /// An upper bound of the information at distance δ from the thresholds:
     /// I(θ) ≤ e^(ln_bound − a·δ) with δ = max(0, lo − θ, θ − hi), where lo and hi
     /// are the smallest and largest threshold. Returns ln_bound.
@@ -665,6 +690,16 @@ mod tests {
             let delta = (lo - theta).max(theta - hi).max(0.0);
             let bound = (view.ln_bound() - item.a() * delta).exp();
             prop_assert!(info <= bound * (1.0 + 1e-12), "{info} > {bound}");
+            if let Some(ln_near) = view.ln_near_bound() {
+                let near = (ln_near - item.a() * view.nearest(theta)).exp();
+                prop_assert!(info <= near * (1.0 + 1e-12), "{info} > {near}");
+                // The sum of the boundary curves, which the proof bounds it by.
+                let boundaries: f64 = item.thresholds().iter().map(|&b| {
+                    let s = 1.0 / (1.0 + (-item.a() * (theta - b)).exp());
+                    item.a() * item.a() * s * (1.0 - s)
+                }).sum();
+                prop_assert!(info <= boundaries * (1.0 + 1e-12), "{info} > {boundaries}");
+            }
         }
 
         #[test]

@@ -45,6 +45,9 @@ pub trait Selector: Send + Sync {
 
 /// Banks up to this many 64-item words keep the candidate bitset on the stack.
 const STACK_WORDS: usize = 1024; // 65,536 items, 8 KiB
+/// Banks up to this many words (1,024 items) use a small stack bitset, so the
+/// usual selection does not clear 8 KiB.
+const SMALL_WORDS: usize = 16;
 
 /// The items one selection may pick: not administered, not set aside during this
 /// selection (a Sympson–Hetter rejection, an enemy of an administered item), and,
@@ -106,7 +109,10 @@ impl<'a> Candidates<'a> {
             candidates.refilter();
             f(&mut candidates)
         };
-        if words <= STACK_WORDS {
+        if words <= SMALL_WORDS {
+            let mut bits = [0u64; SMALL_WORDS];
+            run(&mut bits[..words])
+        } else if words <= STACK_WORDS {
             let mut bits = [0u64; STACK_WORDS];
             run(&mut bits[..words])
         } else {
@@ -259,7 +265,12 @@ fn scan_models<const POLY: bool>(
                 {
                     continue;
                 }
-                order.poly(pos, kind).information(theta)
+                let item = order.poly(pos, kind);
+                // Inside the thresholds' span, the nearest one bounds a GRM item.
+                if a * item.nearest(theta) > order.ln_near[pos] - ln_bar + SKIP_MARGIN {
+                    continue;
+                }
+                item.information(theta)
             }
         };
         if sink.offer(i, info) {
