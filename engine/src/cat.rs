@@ -104,7 +104,20 @@ impl Cat {
     /// stops for that first reason only once no such item is eligible. `max_items`
     /// always ends it; running out of eligible items ends it as `BankExhausted`.
     pub fn step(&self, bank: &ItemBank, items: &[usize], answers: &[u8], seed: u64) -> Step {
-        let mut estimate = self.estimator.estimate(bank, items, answers);
+        let estimate = self.estimator.estimate(bank, items, answers);
+        self.step_from(bank, items, answers, seed, estimate)
+    }
+
+    /// [`Cat::step`] with the estimator's estimate on `items` and `answers`
+    /// already at hand (a simulation's running [`crate::estimate::Posterior`]).
+    pub fn step_from(
+        &self,
+        bank: &ItemBank,
+        items: &[usize],
+        answers: &[u8],
+        seed: u64,
+        mut estimate: Estimate,
+    ) -> Step {
         let answered = items.len().min(answers.len());
         if answered == 0
             && let Some(theta) = self.start

@@ -85,6 +85,12 @@ pub trait Estimator: Send + Sync {
     /// MAP return the prior mean (clamped to their range) and the prior sd, and MLE
     /// returns θ = 0 with se = [`Mle::SE_CAP`]. The result is always finite.
     fn estimate(&self, bank: &ItemBank, items: &[usize], answers: &[u8]) -> Estimate;
+
+    /// This estimator as an [`Eap`], if it is one: a simulation then keeps a
+    /// running [`Posterior`] per examinee.
+    fn as_eap(&self) -> Option<&Eap> {
+        None
+    }
 }
 
 /// The usable (item, score) pairs: zipped to the shorter slice, out-of-range
@@ -375,6 +381,45 @@ impl Default for Eap {
     }
 }
 
+impl Eap {
+    /// Mean and SD of the grid posterior `post` (the prior estimate if they are
+    /// not finite). Two passes (mean, then centred second moment) avoid the
+    /// cancellation of E[θ²] − E[θ]² when the posterior is narrow.
+    fn moments(&self, post: &[f64]) -> Estimate {
+        let total: f64 = post.iter().sum();
+        let mean = post
+            .iter()
+            .zip(&self.nodes)
+            .map(|(w, t)| w * t)
+            .sum::<f64>()
+            / total;
+        let var = post
+            .iter()
+            .zip(&self.nodes)
+            .map(|(w, t)| w * (t - mean) * (t - mean))
+            .sum::<f64>()
+            / total;
+        if !(mean.is_finite() && var.is_finite()) {
+            return self.prior_estimate();
+        }
+        Estimate {
+            theta: mean.clamp(self.lo(), self.hi()),
+            se: var.max(0.0).sqrt(),
+        }
+    }
+
+    /// A running posterior with no answer yet, to be extended one answer at a
+    /// time (see [`Posterior`]).
+    pub fn posterior(&self) -> Posterior<'_> {
+        Posterior {
+            eap: self,
+            post: self.prior_w.clone(),
+            answered: 0,
+            underflowed: false,
+        }
+    }
+}
+
 impl Estimator for Eap {
     fn estimate(&self, bank: &ItemBank, items: &[usize], answers: &[u8]) -> Estimate {
         if responses(bank, items, answers).next().is_none() {
@@ -385,29 +430,63 @@ impl Estimator for Eap {
             if !grid_posterior(bank, items, answers, &self.nodes, self.step, prior, post) {
                 return self.prior_estimate();
             }
-            // Two passes (mean, then centred second moment) avoid the cancellation
-            // of E[θ²] − E[θ]² when the posterior is narrow.
-            let total: f64 = post.iter().sum();
-            let mean = post
-                .iter()
-                .zip(&self.nodes)
-                .map(|(w, t)| w * t)
-                .sum::<f64>()
-                / total;
-            let var = post
-                .iter()
-                .zip(&self.nodes)
-                .map(|(w, t)| w * (t - mean) * (t - mean))
-                .sum::<f64>()
-                / total;
-            if !(mean.is_finite() && var.is_finite()) {
-                return self.prior_estimate();
-            }
-            Estimate {
-                theta: mean.clamp(self.lo(), self.hi()),
-                se: var.max(0.0).sqrt(),
-            }
+            self.moments(post)
         })
+    }
+
+    fn as_eap(&self) -> Option<&Eap> {
+        Some(self)
+    }
+}
+
+/// An EAP posterior kept across the answers of one test, each answer
+/// multiplied in once: a simulation's examinee pays one item per step instead
+/// of the whole test so far. Its estimates are bit-identical to
+/// [`Eap::estimate`] on the same answers, because the multiplications and
+/// rescalings are the same operations in the same order; when the running
+/// product underflows (where `Eap::estimate` turns to log space) it hands the
+/// answers to `Eap::estimate`.
+#[derive(Debug, Clone)]
+pub struct Posterior<'a> {
+    eap: &'a Eap,
+    post: Vec<f64>,
+    answered: usize,
+    underflowed: bool,
+}
+
+impl Posterior<'_> {
+    /// Multiplies in the answer `score` to item `item` (skipped, as
+    /// [`Estimator::estimate`] skips it, when either is out of range).
+    pub fn push(&mut self, bank: &ItemBank, item: usize, score: u8) {
+        if item >= bank.len() || score > bank.max_score(item) {
+            return;
+        }
+        self.answered += 1;
+        if self.underflowed {
+            return;
+        }
+        let max = bank.multiply_grid(item, score, &mut self.post, self.eap.lo(), self.eap.step);
+        if max < RESCALE_BELOW {
+            if max > GIVE_UP_BELOW {
+                let scale = 1.0 / max;
+                self.post.iter_mut().for_each(|p| *p *= scale);
+            } else {
+                self.underflowed = true;
+            }
+        }
+    }
+
+    /// The estimate from the answers pushed so far, which must be `items` and
+    /// `answers` (used only when the running product underflowed).
+    pub fn estimate(&self, bank: &ItemBank, items: &[usize], answers: &[u8]) -> Estimate {
+        if self.answered == 0 {
+            return self.eap.prior_estimate();
+        }
+        let total: f64 = self.post.iter().sum();
+        if self.underflowed || !(total.is_finite() && total > 0.0) {
+            return self.eap.estimate(bank, items, answers);
+        }
+        self.eap.moments(&self.post)
     }
 }
 
@@ -1295,6 +1374,53 @@ mod tests {
         let e = Eap::with_grid(NormalPrior::default(), 1001, -4.0, 4.0);
         let r = e.estimate(&bank, &[0, 1], &[1, 1]);
         assert!(r.theta > 0.0 && r.theta <= 4.0);
+    }
+
+    #[test]
+    fn a_running_posterior_equals_estimating_from_scratch() {
+        let grm = crate::sim::generate_polytomous_bank(crate::PolyModel::Grm, 60, 5, 3);
+        let long = rasch(
+            &(0..400)
+                .map(|i| -3.0 + 6.0 * f64::from(i) / 399.0)
+                .collect::<Vec<_>>(),
+        );
+        // Items far outside the grid answered against the odds: the product underflows.
+        let extreme = bank_of(&[
+            (8.0, 150.0, 0.0, 1.0),
+            (1.0, 0.0, 0.0, 1.0),
+            (8.0, -150.0, 0.0, 1.0),
+            (1e6, 0.0, 0.0, 1.0),
+        ]);
+        let cases: [(&ItemBank, Vec<u8>); 3] = [
+            (&grm, (0..60).map(|i| (i * 7 % 5) as u8).collect()),
+            (&long, (0..400).map(|i| u8::from(i < 230)).collect()),
+            (&extreme, vec![1, 0, 0, 1]),
+        ];
+        for eap in [
+            Eap::default(),
+            Eap::with_grid(NormalPrior::new(0.5, 2.0), 300, -5.0, 7.0),
+        ] {
+            for (bank, answers) in &cases {
+                let items: Vec<usize> = (0..answers.len()).collect();
+                let mut running = eap.posterior();
+                assert_eq!(
+                    running.estimate(bank, &[], &[]),
+                    eap.estimate(bank, &[], &[])
+                );
+                for k in 0..answers.len() {
+                    running.push(bank, items[k], answers[k]);
+                    let (i, u) = (&items[..=k], &answers[..=k]);
+                    assert_eq!(
+                        running.estimate(bank, i, u),
+                        eap.estimate(bank, i, u),
+                        "{k}"
+                    );
+                }
+                // Out-of-range answers are skipped by both.
+                running.push(bank, 9_999, 1);
+                running.push(bank, 0, 99);
+            }
+        }
     }
 
     #[test]

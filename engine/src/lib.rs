@@ -38,7 +38,8 @@ pub use bank::ItemBank;
 pub use cat::{Cat, Step, concept_estimates};
 pub use constraints::Constraints;
 pub use estimate::{
-    Eap, Estimate, Estimator, EstimatorKind, Map, Mle, NormalPrior, THETA_MAX, THETA_MIN, Wle,
+    Eap, Estimate, Estimator, EstimatorKind, Map, Mle, NormalPrior, Posterior, THETA_MAX,
+    THETA_MIN, Wle,
 };
 pub use init::{FixedTheta, FromProficiency, Initializer, Start};
 pub use model::{Item, ItemParams, ParamError};

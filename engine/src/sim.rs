@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::bank::ItemBank;
 use super::cat::Cat;
-use super::estimate::Estimate;
+use super::estimate::{Eap, Estimate};
 use super::model::ItemParams;
 use super::poly::{PolyModel, PolyParams};
 use super::stop::StopReason;
@@ -199,12 +199,24 @@ fn run_one(cat: &Cat, bank: &ItemBank, cfg: &SimConfig, index: usize) -> Examine
     let test_seed = rng.random::<u64>();
     let mut items = Vec::with_capacity(cat.stop.max_items.min(bank.len()));
     let mut answers = Vec::with_capacity(items.capacity());
+    // EAP keeps one running posterior (bit-identical to re-estimating).
+    let mut posterior = cat.estimator.as_eap().map(Eap::posterior);
     loop {
-        let step = cat.step(bank, &items, &answers, test_seed);
+        let step = match &posterior {
+            Some(p) => {
+                let estimate = p.estimate(bank, &items, &answers);
+                cat.step_from(bank, &items, &answers, test_seed, estimate)
+            }
+            None => cat.step(bank, &items, &answers, test_seed),
+        };
         match (step.next, step.stop) {
             (Some(next), _) => {
+                let score = bank.draw(next, true_theta, rng.random::<f64>());
+                if let Some(p) = &mut posterior {
+                    p.push(bank, next, score);
+                }
                 items.push(next);
-                answers.push(bank.draw(next, true_theta, rng.random::<f64>()));
+                answers.push(score);
             }
             (None, stop) => {
                 return Examinee {

@@ -930,7 +930,7 @@ mod tests {
             ),
             (
                 r#"{"id": "x", "model": "grm", "a": 1, "b": []}"#,
-                "a polytomous item has 2 to 10 categories, i.e. 1 to 9 thresholds (got 1 categories)",
+                "a polytomous item has 2 to 10 categories, i.e. 1 to 9 thresholds (got 1 category)",
             ),
             (
                 r#"{"id": "x", "model": "nrm", "a": 1, "b": [0]}"#,

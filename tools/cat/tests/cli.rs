@@ -976,7 +976,7 @@ fn bad_polytomous_input_is_one_line_naming_file_place_and_problem() {
         (
             "one.json",
             r#"[{"id": "g1", "model": "grm", "a": 1, "b": []}]"#,
-            "item 1 (\"g1\"): a polytomous item has 2 to 10 categories, i.e. 1 to 9 thresholds (got 1 categories)",
+            "item 1 (\"g1\"): a polytomous item has 2 to 10 categories, i.e. 1 to 9 thresholds (got 1 category)",
         ),
         (
             "many.csv",
