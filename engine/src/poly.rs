@@ -153,9 +153,9 @@ impl PolyParams {
     }
 }
 
-/// The GRM's category gaps g_k = 1 − e^(−a(b_{k+1} − b_k)) for k = 0…m − 1
+/// The GRM's category gaps, gap_k = 1 − e^(−a(b_{k+1} − b_k)) for k = 0…m − 1
 /// (1 where the formula has none: k = 0, and every slot for the partial credit
-/// models), so that P_k = s_k · t_{k+1} · g_k. They depend on the item only,
+/// models), so that P_k = s_k · t_{k+1} · gap_k. They depend on the item only,
 /// and are its one `expm1` per category: banks compute them once.
 pub(crate) fn gaps(model: PolyModel, a: f64, b: &[f64]) -> [f64; MAX_CATEGORIES] {
     let mut out = [1.0; MAX_CATEGORIES];
