@@ -1,7 +1,8 @@
 //! The item bank, stored as a struct of arrays so that the selection scan and the
 //! likelihood loops walk contiguous `f64` slices.
 
-use super::model::{self, Item, ItemParams};
+use super::item::Item;
+use super::model::{self, ItemParams};
 use super::poly::{self, Kind, Poly, PolyModel, PolyParams};
 
 /// An item bank: item parameters as struct-of-arrays plus each item's concept
@@ -296,7 +297,7 @@ impl ItemBank {
         step: f64,
     ) -> f64 {
         match self.poly(i) {
-            None => crate::estimate::multiply_factor(post, lo, step, &self.factor(i, score != 0)),
+            None => model::multiply_factor(post, lo, step, &self.factor(i, score != 0)),
             Some(item) => item.multiply_grid(usize::from(score), post, lo, step),
         }
     }

@@ -7,7 +7,6 @@
 //! answered items, capped at [`Mle::SE_CAP`].
 
 use super::bank::ItemBank;
-use super::model::Factor;
 
 /// Lowest ability any estimator here reports (MLE/MAP bound, default EAP grid end).
 pub const THETA_MIN: f64 = -6.0;
@@ -143,77 +142,6 @@ fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
         let mut buf = vec![0.0f64; n];
         f(&mut buf)
     }
-}
-
-/// Multiplies `post[j]` by one answer's likelihood factor at θ_j = `lo + j·step`
-/// and returns the new maximum of `post`.
-///
-/// On an evenly spaced grid e^(k(θ_j − b)) is a geometric sequence, so two or three
-/// `exp` per item replace one per node. The sequence is walked outwards from the
-/// node nearest to b: |k(θ − b)| only grows along the way, so once a term saturates
-/// (overflow to +inf or underflow to 0) it stays at the correct limit. Accumulated
-/// rounding is at most ~n ulp. If k·step itself is extreme, fall back to one
-/// `exp` per node.
-#[inline]
-pub(crate) fn multiply_factor(post: &mut [f64], lo: f64, step: f64, f: &Factor) -> f64 {
-    let n = post.len();
-    let ratio = (f.k * step).exp();
-    let back = (-f.k * step).exp();
-    let mut max = 0.0f64;
-    if !(ratio.is_finite() && back.is_finite() && ratio > 0.0 && back > 0.0) {
-        for (j, p) in post.iter_mut().enumerate() {
-            *p *= f.value(lo + j as f64 * step);
-            max = max.max(*p);
-        }
-        return max;
-    }
-    // Usual case: one pass from the first node, four independent chains of
-    // e_j = e_0·ratio^j (so the multiplications pipeline and vectorise), as long
-    // as every e_j stays well inside the normal range (|exponent| ≤ 600).
-    let hi = lo + (n - 1) as f64 * step;
-    if f.k.abs() * (lo - f.b).abs().max((hi - f.b).abs()) <= 600.0 {
-        let e0 = (f.k * (lo - f.b)).exp();
-        let r2 = ratio * ratio;
-        let r4 = r2 * r2;
-        let mut e = [e0, e0 * ratio, e0 * r2, e0 * r2 * ratio];
-        let mut m = [0.0f64; 4];
-        let mut chunks = post.chunks_exact_mut(4);
-        for chunk in &mut chunks {
-            for l in 0..4 {
-                chunk[l] *= f.base + f.span / (1.0 + e[l]);
-                m[l] = m[l].max(chunk[l]);
-                e[l] *= r4;
-            }
-        }
-        for (l, p) in chunks.into_remainder().iter_mut().enumerate() {
-            *p *= f.base + f.span / (1.0 + e[l]);
-            m[l] = m[l].max(*p);
-        }
-        return m[0].max(m[1]).max(m[2].max(m[3]));
-    }
-    // Extreme discrimination: start from the node nearest b, where e ≈ 1, and
-    // walk outwards in both directions.
-    let pos = ((f.b - lo) / step).round();
-    // `as` saturates (NaN → 0), and the min keeps the index in range.
-    let jc = if pos > 0.0 {
-        (pos as usize).min(n - 1)
-    } else {
-        0
-    };
-    let ec = (f.k * (lo + jc as f64 * step - f.b)).exp();
-    let mut e = ec;
-    for p in &mut post[jc..] {
-        *p *= f.base + f.span / (1.0 + e);
-        max = max.max(*p);
-        e *= ratio;
-    }
-    let mut e = ec * back;
-    for p in post[..jc].iter_mut().rev() {
-        *p *= f.base + f.span / (1.0 + e);
-        max = max.max(*p);
-        e *= back;
-    }
-    max
 }
 
 /// Prior weights on a grid: linear values (max 1) and their logarithms.

@@ -7,7 +7,8 @@
 //! input; estimates are always finite and MLE/MAP stay within [−6, 6].
 //!
 //! - [`model`]: dichotomous item parameters, response probability, Fisher
-//!   information, and [`Item`], an item of any model.
+//!   information.
+//! - [`item`]: [`Item`], an item of any model.
 //! - [`poly`]: the polytomous models (graded response, generalized and plain
 //!   partial credit).
 //! - [`bank`]: the item bank (struct-of-arrays) with concept tags.
@@ -28,6 +29,7 @@ pub mod cat;
 pub mod constraints;
 pub mod estimate;
 pub mod init;
+pub mod item;
 pub mod model;
 pub mod poly;
 pub mod select;
@@ -42,7 +44,8 @@ pub use estimate::{
     THETA_MIN, Wle,
 };
 pub use init::{FixedTheta, FromProficiency, Initializer, Start};
-pub use model::{Item, ItemParams, ParamError};
+pub use item::Item;
+pub use model::{ItemParams, ParamError};
 pub use poly::{MAX_CATEGORIES, PolyModel, PolyParams};
 pub use select::{Candidates, ContentBalanced, MaxInfo, Randomesque, Selector, SympsonHetter};
 pub use stop::{Classify, Levels, Side, StopReason, StopRule};

@@ -10,7 +10,8 @@
 
 use std::fmt;
 
-use super::poly::{PolyModel, PolyParams};
+/// Most categories a polytomous item may have (scores 0…9).
+pub const MAX_CATEGORIES: usize = 10;
 
 /// Validated parameters of one 4PL item: discrimination `a`, difficulty `b`,
 /// lower asymptote (guessing) `c` and upper asymptote (slipping) `d`.
@@ -51,7 +52,7 @@ pub enum ParamError {
         d: f64,
     },
     /// A polytomous item's category count was outside 2 to
-    /// [`MAX_CATEGORIES`](crate::poly::MAX_CATEGORIES).
+    /// [`MAX_CATEGORIES`].
     Categories(usize),
     /// Threshold `k` (1-based) of a polytomous item was not finite.
     InvalidThreshold {
@@ -80,8 +81,8 @@ impl fmt::Display for ParamError {
             ParamError::Categories(n) => write!(
                 f,
                 "a polytomous item has 2 to {} categories, i.e. 1 to {} thresholds (got {n} categor{})",
-                crate::poly::MAX_CATEGORIES,
-                crate::poly::MAX_CATEGORIES - 1,
+                MAX_CATEGORIES,
+                MAX_CATEGORIES - 1,
                 if *n == 1 { "y" } else { "ies" }
             ),
             ParamError::InvalidThreshold { k, value } => {
@@ -140,118 +141,6 @@ impl ItemParams {
     /// with D = 1.702 (as in BILOG and many published banks) are read this way.
     pub fn scaled(self, scale: f64) -> Result<Self, ParamError> {
         ItemParams::new(self.a * scale, self.b, self.c, self.d)
-    }
-}
-
-/// One item of any model: right/wrong (1PL–4PL, scores 0 and 1) or polytomous
-/// (GRM, GPCM, PCM, scores 0…m). A bank may mix them freely.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Item {
-    /// A right/wrong item (score 1 for a correct answer).
-    Dichotomous(ItemParams),
-    /// A polytomous item.
-    Polytomous(PolyParams),
-}
-
-impl From<ItemParams> for Item {
-    fn from(p: ItemParams) -> Item {
-        Item::Dichotomous(p)
-    }
-}
-
-impl From<PolyParams> for Item {
-    fn from(p: PolyParams) -> Item {
-        Item::Polytomous(p)
-    }
-}
-
-impl Item {
-    /// A graded-response item (see [`PolyParams::new`]).
-    pub fn grm(a: f64, thresholds: Vec<f64>) -> Result<Item, ParamError> {
-        PolyParams::new(PolyModel::Grm, a, thresholds).map(Item::Polytomous)
-    }
-
-    /// A generalized partial credit item.
-    pub fn gpcm(a: f64, steps: Vec<f64>) -> Result<Item, ParamError> {
-        PolyParams::new(PolyModel::Gpcm, a, steps).map(Item::Polytomous)
-    }
-
-    /// A partial credit (Rasch) item: the GPCM with a = 1.
-    pub fn pcm(steps: Vec<f64>) -> Result<Item, ParamError> {
-        PolyParams::new(PolyModel::Pcm, 1.0, steps).map(Item::Polytomous)
-    }
-
-    /// Number of score categories: 2 for a dichotomous item, m + 1 otherwise.
-    pub fn categories(&self) -> usize {
-        match self {
-            Item::Dichotomous(_) => 2,
-            Item::Polytomous(p) => p.categories(),
-        }
-    }
-
-    /// The highest score, categories − 1.
-    pub fn max_score(&self) -> u8 {
-        (self.categories() - 1) as u8
-    }
-
-    /// Discrimination `a`.
-    pub fn a(&self) -> f64 {
-        match self {
-            Item::Dichotomous(p) => p.a,
-            Item::Polytomous(p) => p.a(),
-        }
-    }
-
-    /// The model's name: `grm`, `gpcm`, `pcm`, or for a dichotomous item the
-    /// smallest of `1pl` (a = 1, c = 0, d = 1), `2pl`, `3pl`, `4pl` it fits.
-    pub fn model_name(&self) -> &'static str {
-        match self {
-            Item::Polytomous(p) => p.model().name(),
-            Item::Dichotomous(p) if p.d < 1.0 => "4pl",
-            Item::Dichotomous(p) if p.c > 0.0 => "3pl",
-            Item::Dichotomous(p) if p.a == 1.0 => "1pl",
-            Item::Dichotomous(_) => "2pl",
-        }
-    }
-
-    /// P(X = k | θ) for k = 0…categories − 1 (1 − P and P for a dichotomous item).
-    pub fn probabilities(&self, theta: f64) -> Vec<f64> {
-        match self {
-            Item::Dichotomous(p) => {
-                let right = p.probability(theta);
-                vec![1.0 - right, right]
-            }
-            Item::Polytomous(p) => {
-                let mut out = vec![0.0; p.categories()];
-                p.probabilities(theta, &mut out);
-                out
-            }
-        }
-    }
-
-    /// Expected score at θ (P for a dichotomous item).
-    pub fn expected_score(&self, theta: f64) -> f64 {
-        self.probabilities(theta)
-            .iter()
-            .enumerate()
-            .map(|(k, p)| k as f64 * p)
-            .sum()
-    }
-
-    /// Fisher information at θ; finite and ≥ 0.
-    pub fn information(&self, theta: f64) -> f64 {
-        match self {
-            Item::Dichotomous(p) => p.information(theta),
-            Item::Polytomous(p) => p.information(theta),
-        }
-    }
-
-    /// The same item with its discrimination multiplied by the scaling constant D.
-    pub fn scaled(self, scale: f64) -> Result<Item, ParamError> {
-        match self {
-            Item::Dichotomous(p) => p.scaled(scale).map(Item::Dichotomous),
-            Item::Polytomous(p) => p.scaled(scale).map(Item::Polytomous),
-        }
     }
 }
 
@@ -438,6 +327,77 @@ impl Factor {
             self.span.ln() - softplus(x)
         }
     }
+}
+
+/// Multiplies `post[j]` by one answer's likelihood factor at θ_j = `lo + j·step`
+/// and returns the new maximum of `post`.
+///
+/// On an evenly spaced grid e^(k(θ_j − b)) is a geometric sequence, so two or three
+/// `exp` per item replace one per node. The sequence is walked outwards from the
+/// node nearest to b: |k(θ − b)| only grows along the way, so once a term saturates
+/// (overflow to +inf or underflow to 0) it stays at the correct limit. Accumulated
+/// rounding is at most ~n ulp. If k·step itself is extreme, fall back to one
+/// `exp` per node.
+#[inline]
+pub(crate) fn multiply_factor(post: &mut [f64], lo: f64, step: f64, f: &Factor) -> f64 {
+    let n = post.len();
+    let ratio = (f.k * step).exp();
+    let back = (-f.k * step).exp();
+    let mut max = 0.0f64;
+    if !(ratio.is_finite() && back.is_finite() && ratio > 0.0 && back > 0.0) {
+        for (j, p) in post.iter_mut().enumerate() {
+            *p *= f.value(lo + j as f64 * step);
+            max = max.max(*p);
+        }
+        return max;
+    }
+    // Usual case: one pass from the first node, four independent chains of
+    // e_j = e_0·ratio^j (so the multiplications pipeline and vectorise), as long
+    // as every e_j stays well inside the normal range (|exponent| ≤ 600).
+    let hi = lo + (n - 1) as f64 * step;
+    if f.k.abs() * (lo - f.b).abs().max((hi - f.b).abs()) <= 600.0 {
+        let e0 = (f.k * (lo - f.b)).exp();
+        let r2 = ratio * ratio;
+        let r4 = r2 * r2;
+        let mut e = [e0, e0 * ratio, e0 * r2, e0 * r2 * ratio];
+        let mut m = [0.0f64; 4];
+        let mut chunks = post.chunks_exact_mut(4);
+        for chunk in &mut chunks {
+            for l in 0..4 {
+                chunk[l] *= f.base + f.span / (1.0 + e[l]);
+                m[l] = m[l].max(chunk[l]);
+                e[l] *= r4;
+            }
+        }
+        for (l, p) in chunks.into_remainder().iter_mut().enumerate() {
+            *p *= f.base + f.span / (1.0 + e[l]);
+            m[l] = m[l].max(*p);
+        }
+        return m[0].max(m[1]).max(m[2].max(m[3]));
+    }
+    // Extreme discrimination: start from the node nearest b, where e ≈ 1, and
+    // walk outwards in both directions.
+    let pos = ((f.b - lo) / step).round();
+    // `as` saturates (NaN → 0), and the min keeps the index in range.
+    let jc = if pos > 0.0 {
+        (pos as usize).min(n - 1)
+    } else {
+        0
+    };
+    let ec = (f.k * (lo + jc as f64 * step - f.b)).exp();
+    let mut e = ec;
+    for p in &mut post[jc..] {
+        *p *= f.base + f.span / (1.0 + e);
+        max = max.max(*p);
+        e *= ratio;
+    }
+    let mut e = ec * back;
+    for p in post[..jc].iter_mut().rev() {
+        *p *= f.base + f.span / (1.0 + e);
+        max = max.max(*p);
+        e *= back;
+    }
+    max
 }
 
 #[cfg(test)]

@@ -26,8 +26,7 @@ use std::fmt;
 
 use super::model::{ParamError, logistic_pair, softplus};
 
-/// Most categories a polytomous item may have (scores 0…9).
-pub const MAX_CATEGORIES: usize = 10;
+pub use super::model::MAX_CATEGORIES;
 
 /// The polytomous models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -382,7 +382,7 @@ fn correlation(es: &[Examinee]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::super::estimate::{Eap, Estimator};
-    use super::super::model::Item;
+    use super::super::item::Item;
     use super::super::select::{MaxInfo, Randomesque};
     use super::super::stop::StopRule;
     use super::*;
