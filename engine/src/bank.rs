@@ -151,12 +151,7 @@ impl ItemBank {
     /// If `i >= self.len()`; see [`ItemBank::get`] for a checked version.
     pub fn item(&self, i: usize) -> Item {
         match self.poly[i] {
-            None => Item::Dichotomous(ItemParams {
-                a: self.a[i],
-                b: self.b[i],
-                c: self.c[i],
-                d: self.d[i],
-            }),
+            None => Item::Dichotomous(self.params(i)),
             Some(model) => Item::Polytomous(
                 PolyParams::new(model, self.a[i], self.thresholds_of(i).to_vec())
                     .expect("stored from validated parameters"),
@@ -245,12 +240,7 @@ impl ItemBank {
     /// If `i >= self.len()`.
     pub fn max_information(&self, i: usize) -> f64 {
         match self.poly(i) {
-            None => max_information(&ItemParams {
-                a: self.a[i],
-                b: self.b[i],
-                c: self.c[i],
-                d: self.d[i],
-            }),
+            None => max_information(&self.params(i)),
             Some(item) => poly::max_information(&item),
         }
     }
@@ -259,6 +249,18 @@ impl ItemBank {
     #[inline]
     pub(crate) fn scan_order(&self) -> &ScanOrder {
         &self.scan
+    }
+
+    /// The 4PL columns of item `i` (for a polytomous item, a, its first
+    /// threshold, c = 0, d = 1: meaningful only for dichotomous items).
+    #[inline]
+    fn params(&self, i: usize) -> ItemParams {
+        ItemParams {
+            a: self.a[i],
+            b: self.b[i],
+            c: self.c[i],
+            d: self.d[i],
+        }
     }
 
     #[inline]
@@ -323,14 +325,10 @@ impl ItemBank {
     #[inline]
     pub(crate) fn warm_terms(&self, i: usize, theta: f64, score: u8) -> (f64, f64, f64) {
         match self.poly(i) {
-            None => model::warm_terms(
-                self.a[i],
-                self.b[i],
-                self.c[i],
-                self.d[i],
-                theta,
-                score != 0,
-            ),
+            None => {
+                let p = self.params(i);
+                model::warm_terms(p.a, p.b, p.c, p.d, theta, score != 0)
+            }
             Some(item) => item.warm_terms(usize::from(score), theta),
         }
     }
@@ -339,14 +337,10 @@ impl ItemBank {
     #[inline]
     pub(crate) fn loglik_derivs(&self, i: usize, theta: f64, score: u8) -> (f64, f64) {
         match self.poly(i) {
-            None => model::loglik_derivs(
-                self.a[i],
-                self.b[i],
-                self.c[i],
-                self.d[i],
-                theta,
-                score != 0,
-            ),
+            None => {
+                let p = self.params(i);
+                model::loglik_derivs(p.a, p.b, p.c, p.d, theta, score != 0)
+            }
             Some(item) => item.loglik_derivs(usize::from(score), theta),
         }
     }
