@@ -21,10 +21,12 @@
 //! - [`constraints`]: content constraints (blueprint minimums/maximums per
 //!   concept, enemy items) that narrow selection and hold the stop.
 //! - [`cat`]: one step of an adaptive test, per-concept estimates.
+//! - [`calibrate`]: item calibration by marginal maximum likelihood (EM).
 //! - [`sim`]: Monte Carlo simulation of many tests and its statistics.
 #![warn(missing_docs)]
 
 pub mod bank;
+pub mod calibrate;
 pub mod cat;
 pub mod constraints;
 pub mod estimate;

@@ -2,13 +2,16 @@
 //!
 //! - `estimate`: ability estimates (θ, SE) for response patterns read from a file;
 //! - `simulate`: Monte Carlo simulation of an adaptive test design on a bank, with
-//!   an optional HTML report.
+//!   an optional HTML report;
+//! - `calibrate`: item parameters from recorded responses (marginal maximum
+//!   likelihood by EM).
 //!
 //! Everything is computed by `lectern_engine`; this crate reads files, checks
 //! them (every error is one line naming the file, the row or line, and the
 //! problem), and writes JSON, SVG and HTML.
 
 pub mod bank;
+pub mod calibrate;
 pub mod error;
 pub mod estimate;
 pub mod report;
@@ -50,6 +53,13 @@ pub enum Command {
     /// rule. The same seed gives the same results, whatever the thread count.
     #[command(after_help = simulate::AFTER_HELP)]
     Simulate(Box<simulate::SimulateArgs>),
+    /// Estimate item parameters from responses by marginal maximum likelihood (EM).
+    ///
+    /// Bock–Aitkin EM on a quadrature grid, for 1PL, 2PL, 3PL, GRM, GPCM and PCM
+    /// items, mixed freely; sparse (adaptive-test) data is read as it is: an item
+    /// a person was not given is missing, not wrong. Prints a JSON summary.
+    #[command(after_help = calibrate::AFTER_HELP)]
+    Calibrate(Box<calibrate::CalibrateArgs>),
 }
 
 /// The ability estimators, as named on the command line.
@@ -154,6 +164,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     let result = match cli.command {
         Command::Estimate(args) => estimate::run(&args, &mut out),
         Command::Simulate(args) => simulate_and_report(&args, &mut out),
+        Command::Calibrate(args) => calibrate::run(&args, &mut out),
     };
     result
         .and_then(|()| {
