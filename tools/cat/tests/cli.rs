@@ -1337,3 +1337,190 @@ fn simulate_mixed_bank_with_every_option() {
         }
     }
 }
+
+/// Long-form CSV of 2PL responses: `persons` × 20 items (a = 0.8 + 0.06 k,
+/// b = −1.9 + 0.2 k), θ ~ N(0, 1) from a fixed xorshift stream; every third
+/// response is left out (not administered). Returns the CSV and the items.
+fn two_pl_responses(persons: usize) -> (String, Vec<(f64, f64)>) {
+    let items: Vec<(f64, f64)> = (0..20)
+        .map(|k| (0.8 + 0.06 * k as f64, -1.9 + 0.2 * k as f64))
+        .collect();
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut uniform = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut csv = String::from("person,item,score\n");
+    for p in 0..persons {
+        let theta =
+            (-2.0 * (1.0 - uniform()).ln()).sqrt() * (std::f64::consts::TAU * uniform()).cos();
+        for (k, &(a, b)) in items.iter().enumerate() {
+            let u = uniform();
+            if (p + k) % 3 == 0 {
+                continue;
+            }
+            let right = u < 1.0 / (1.0 + (-a * (theta - b)).exp());
+            csv.push_str(&format!("p{p},i{k:02},{}\n", u8::from(right)));
+        }
+    }
+    (csv, items)
+}
+
+#[test]
+fn calibrate_recovers_items_and_writes_a_bank_that_estimate_reads() {
+    let dir = TempDir::new("calibrate");
+    let (csv, truth) = two_pl_responses(3000);
+    let responses = dir.file("responses.csv", &csv);
+    let out1 = dir.path("one.json");
+    let out2 = dir.path("two.json");
+    let summary: Value = serde_json::from_str(&ok(&[
+        "calibrate",
+        "--responses",
+        &responses,
+        "--threads",
+        "1",
+        "--out",
+        out1.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(summary["converged"], true);
+    assert_eq!(summary["items"], 20);
+    assert_eq!(summary["parameters"], 40);
+    assert_eq!(summary["persons"], 3000);
+    assert_eq!(summary["responses"], 40000);
+    let ll = summary["log_likelihood"].as_f64().unwrap();
+    assert_eq!(summary["aic"].as_f64().unwrap(), -2.0 * ll + 80.0);
+    ok(&[
+        "calibrate",
+        "--responses",
+        &responses,
+        "--threads",
+        "2",
+        "--out",
+        out2.to_str().unwrap(),
+    ]);
+    let bank = std::fs::read_to_string(&out1).unwrap();
+    assert_eq!(
+        bank,
+        std::fs::read_to_string(&out2).unwrap(),
+        "threads changed the output"
+    );
+    let items: Vec<Value> = serde_json::from_str(&bank).unwrap();
+    let mut sq = (0.0, 0.0);
+    assert_eq!(items.len(), 20);
+    for item in &items {
+        let k: usize = item["id"].as_str().unwrap()[1..].parse().unwrap();
+        let (a, b) = truth[k];
+        assert_eq!(item["model"], "2pl");
+        let (ea, eb) = (item["a"].as_f64().unwrap(), item["b"].as_f64().unwrap());
+        sq.0 += (ea - a).powi(2);
+        sq.1 += (eb - b).powi(2);
+        assert!(item["se"]["a"].as_f64().unwrap() > 0.0 && item["se"]["b"].as_f64().unwrap() > 0.0);
+        assert_eq!(item["responses"], 2000);
+    }
+    let (ra, rb) = ((sq.0 / 20.0).sqrt(), (sq.1 / 20.0).sqrt());
+    assert!(ra < 0.12 && rb < 0.12, "RMSE a {ra} b {rb}");
+    // The written bank is a bank: `estimate` reads it.
+    let pattern = dir.file(
+        "p.jsonl",
+        "{\"items\": [\"i00\", \"i19\"], \"answers\": [1, 0]}\n",
+    );
+    let est: Value = serde_json::from_str(
+        ok(&[
+            "estimate",
+            "--bank",
+            out1.to_str().unwrap(),
+            "--responses",
+            &pattern,
+        ])
+        .trim(),
+    )
+    .unwrap();
+    assert!(est["theta"].as_f64().unwrap().is_finite());
+}
+
+#[test]
+fn calibrate_anchors_new_items_on_fixed_ones() {
+    let dir = TempDir::new("calibrate-fixed");
+    let (csv, truth) = two_pl_responses(3000);
+    let responses = dir.file("responses.csv", &csv);
+    let fixed: Vec<Value> = truth[..12]
+        .iter()
+        .enumerate()
+        .map(|(k, (a, b))| serde_json::json!({"id": format!("i{k:02}"), "model": "2pl", "a": a, "b": b}))
+        .collect();
+    let fixed = dir.file("fixed.json", &Value::from(fixed).to_string());
+    let out = dir.path("new.json");
+    let summary: Value = serde_json::from_str(&ok(&[
+        "calibrate",
+        "--responses",
+        &responses,
+        "--fixed",
+        &fixed,
+        "--out",
+        out.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(summary["fixed"], 12);
+    assert_eq!(summary["items"], 8);
+    assert_eq!(summary["latent"]["estimated"], true);
+    assert!(summary["latent"]["mean"].as_f64().unwrap().abs() < 0.1);
+    assert!((summary["latent"]["sd"].as_f64().unwrap() - 1.0).abs() < 0.1);
+    let items: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let mut ids: Vec<&str> = items.iter().map(|i| i["id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        (12..20).map(|k| format!("i{k:02}")).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn calibrate_refuses_bad_input_in_one_line() {
+    let dir = TempDir::new("calibrate-bad");
+    let scores = dir.file("r.csv", "person,item,score\np1,q1,1\np2,q1,2\np3,q1,0\n");
+    assert_eq!(
+        fails(&["calibrate", "--responses", &scores], None),
+        format!("error: {scores}: row 3: item \"q1\": score 2 is above its highest score 1")
+    );
+    let unrelated = dir.file("fixed.json", "[{\"id\": \"zz\", \"a\": 1, \"b\": 0}]");
+    assert_eq!(
+        fails(
+            &[
+                "calibrate",
+                "--responses",
+                &scores,
+                "--model",
+                "grm",
+                "--fixed",
+                &unrelated
+            ],
+            None
+        ),
+        format!(
+            "error: {unrelated}: none of its items is in the responses, so it cannot anchor the scale"
+        )
+    );
+    let twice = dir.file(
+        "t.jsonl",
+        "{\"person\": 1, \"item\": 2, \"score\": 1}\n{\"person\": 1, \"item\": 2, \"score\": 0}\n",
+    );
+    assert_eq!(
+        fails(&["calibrate", "--responses", &twice], None),
+        format!("error: {twice}: line 2: person \"1\" answered item \"2\" twice")
+    );
+    let out = dir.path("never.json");
+    fails(
+        &[
+            "calibrate",
+            "--responses",
+            &scores,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!out.exists());
+}
