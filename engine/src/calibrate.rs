@@ -38,6 +38,8 @@ pub const DEFAULT_QUADRATURE: usize = 41;
 pub const GRID_EDGE: f64 = 6.0;
 /// Bounds of an estimated discrimination.
 pub const A_RANGE: (f64, f64) = (0.05, 12.0);
+/// Bounds of an estimated latent SD.
+const LATENT_SD: (f64, f64) = (0.05, 5.0);
 /// Bound of an estimated intercept |d| (|b| ≤ 40 / a).
 const D_BOUND: f64 = 40.0;
 
@@ -387,11 +389,68 @@ pub fn calibrate(
     let mut em = Em::new(data, specs, config)?;
     let mut converged = false;
     let mut iterations = 0;
-    while iterations < config.max_iter {
-        em.e_step();
+    // One EM step: the log-likelihood at the parameters it started from, and
+    // the largest change it made.
+    let mut step = |em: &mut Em<'_>, iterations: &mut usize| {
+        let ll = em.e_step();
         let change = em.m_step();
-        iterations += 1;
-        progress(iterations, change);
+        *iterations += 1;
+        progress(*iterations, change);
+        (ll, change)
+    };
+    // SQUAREM (Varadhan & Roland 2008, scheme S3): two EM steps x0 → x1 → x2,
+    // then a jump along r = x1 − x0, v = x2 − 2x1 + x0 to
+    // x′ = x0 − 2αr + α²v, α = −‖r‖/‖v‖ (≤ −1; −1 is the plain x2), and one
+    // EM step from x′. A jump that leaves the parameter space, or whose
+    // log-likelihood falls below x0's, is dropped for x2: every cycle does at
+    // least as well as two plain EM steps.
+    'cycles: while iterations < config.max_iter {
+        let x0 = em.params();
+        let (ll0, change) = step(&mut em, &mut iterations);
+        if change < config.tolerance {
+            converged = true;
+            break;
+        }
+        let x1 = em.params();
+        if iterations >= config.max_iter {
+            break;
+        }
+        let (_, change) = step(&mut em, &mut iterations);
+        if change < config.tolerance {
+            converged = true;
+            break;
+        }
+        let x2 = em.params();
+        let (mut rr, mut vv) = (0.0, 0.0);
+        for ((a, b), c) in x0.iter().zip(&x1).zip(&x2) {
+            rr += (b - a) * (b - a);
+            vv += (c - 2.0 * b + a) * (c - 2.0 * b + a);
+        }
+        if vv == 0.0 || iterations >= config.max_iter {
+            continue;
+        }
+        let alpha = (-(rr / vv).sqrt()).clamp(-50.0, -1.0);
+        if alpha == -1.0 {
+            continue;
+        }
+        let jump: Vec<f64> = x0
+            .iter()
+            .zip(&x1)
+            .zip(&x2)
+            .map(|((a, b), c)| {
+                let (r, v) = (b - a, c - 2.0 * b + a);
+                a - 2.0 * alpha * r + alpha * alpha * v
+            })
+            .collect();
+        if !em.set_params(&jump) {
+            continue;
+        }
+        let (ll, change) = step(&mut em, &mut iterations);
+        if ll.is_nan() || ll < ll0 {
+            let back = em.set_params(&x2);
+            debug_assert!(back, "x2 came from an EM step");
+            continue 'cycles;
+        }
         if change < config.tolerance {
             converged = true;
             break;
@@ -941,6 +1000,52 @@ impl<'d> Em<'d> {
         Ok(em)
     }
 
+    /// Every free item parameter, then the latent mean and SD.
+    fn params(&self) -> Vec<f64> {
+        let mut v: Vec<f64> = self
+            .states
+            .iter()
+            .filter_map(|s| match s {
+                State::Free(f) => Some(f.xi.as_slice()),
+                _ => None,
+            })
+            .flatten()
+            .copied()
+            .collect();
+        v.extend([self.latent.0, self.latent.1]);
+        v
+    }
+
+    /// Sets what [`Em::params`] returns; `false`, with nothing changed, when an
+    /// item's parameters or the latent SD would leave their space.
+    fn set_params(&mut self, v: &[f64]) -> bool {
+        let mut at = 0;
+        for s in &self.states {
+            if let State::Free(f) = s {
+                if !f.valid(&v[at..at + f.dim()]) {
+                    return false;
+                }
+                at += f.dim();
+            }
+        }
+        let (mu, sd) = (v[at], v[at + 1]);
+        if !(mu.is_finite() && (LATENT_SD.0..=LATENT_SD.1).contains(&sd)) {
+            return false;
+        }
+        let mut at = 0;
+        for i in 0..self.states.len() {
+            if let State::Free(f) = &mut self.states[i] {
+                let dim = f.dim();
+                f.xi.copy_from_slice(&v[at..at + dim]);
+                at += dim;
+                self.fill_table(i);
+            }
+        }
+        self.latent = (mu, sd);
+        self.set_prior();
+        true
+    }
+
     fn set_prior(&mut self) {
         let (mu, sd) = self.latent;
         for (w, &t) in self.prior.iter_mut().zip(&self.nodes) {
@@ -1062,7 +1167,7 @@ impl<'d> Em<'d> {
                     .map(|(m, t)| m * (t - mu) * (t - mu))
                     .sum::<f64>()
                     / total;
-                var.sqrt().clamp(0.05, 5.0)
+                var.sqrt().clamp(LATENT_SD.0, LATENT_SD.1)
             } else {
                 sd0
             };
