@@ -11,6 +11,7 @@
 pub mod bank;
 pub mod error;
 pub mod estimate;
+pub mod exposure;
 pub mod report;
 pub mod responses;
 pub mod simulate;
@@ -50,6 +51,14 @@ pub enum Command {
     /// rule. The same seed gives the same results, whatever the thread count.
     #[command(after_help = simulate::AFTER_HELP)]
     Simulate(Box<simulate::SimulateArgs>),
+    /// Calibrate Sympson–Hetter exposure parameters for a target maximum exposure rate.
+    ///
+    /// Runs the Sympson–Hetter (1985) procedure by simulation: each iteration
+    /// simulates the design with the current parameters and lowers those of the
+    /// items selected more often than the target; then writes the bank with its
+    /// parameters (--out) and prints a JSON summary.
+    #[command(after_help = exposure::AFTER_HELP)]
+    CalibrateExposure(Box<exposure::CalibrateExposureArgs>),
 }
 
 /// The ability estimators, as named on the command line.
@@ -154,6 +163,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     let result = match cli.command {
         Command::Estimate(args) => estimate::run(&args, &mut out),
         Command::Simulate(args) => simulate_and_report(&args, &mut out),
+        Command::CalibrateExposure(args) => exposure::run(&args, &mut out),
     };
     result
         .and_then(|()| {

@@ -1,5 +1,5 @@
 //! `lectern-cat simulate`: Monte Carlo simulation of an adaptive test design;
-//! the design options and the engine they build, for other subcommands too.
+//! the design options and their engine, which `calibrate-exposure` shares.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -33,7 +33,8 @@ A --bank may mix dichotomous and polytomous items (see `lectern-cat estimate
 Selection: maximum information, or randomesque (uniform among the K most
 informative items); --content-balance picks, before each item, the concept
 furthest below its target share; --exposure-control adds Sympson–Hetter
-control with each item's exposure parameter (bank column `exposure`).
+control with each item's exposure parameter (bank column `exposure`;
+`lectern-cat calibrate-exposure` computes them for a target rate).
 They combine: Sympson–Hetter over content balancing over the base selector.
 
 Output: one JSON object with bias, rmse, mean_se, correlation, mean_length,
