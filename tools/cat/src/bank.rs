@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 
 use lectern_engine::{Item, ItemBank, ItemParams, MAX_CATEGORIES, PolyModel, PolyParams};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Place, json_message, read_text};
@@ -650,6 +650,69 @@ fn parse_csv(mut builder: Builder<'_>, text: &str) -> Result<Bank, Error> {
 }
 
 // ---------------------------------------------------------------------------
+// Writing
+// ---------------------------------------------------------------------------
+
+/// An item as [`to_json`] writes it.
+#[derive(Serialize)]
+struct OutItem<'a> {
+    id: &'a str,
+    model: &'static str,
+    a: f64,
+    b: OutB<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    c: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    d: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    concepts: Vec<&'a str>,
+    exposure: f64,
+}
+
+/// A written `b`: one number, or the thresholds.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OutB<'a> {
+    One(f64),
+    List(&'a [f64]),
+}
+
+/// The bank as a JSON array that [`load`] reads back to the same bank (with
+/// scale 1: the parameters are those in memory, on the D = 1 metric), one item
+/// per line: id, model, a, b (a number, or the thresholds), c and d
+/// (dichotomous items), concepts (when tagged), exposure.
+pub fn to_json(bank: &Bank) -> String {
+    let mut out = String::from("[\n");
+    for (i, id) in bank.ids.iter().enumerate() {
+        let item = bank.bank.item(i);
+        let (b, c, d) = match &item {
+            Item::Dichotomous(p) => (OutB::One(p.b), Some(p.c), Some(p.d)),
+            Item::Polytomous(p) => (OutB::List(p.thresholds()), None, None),
+        };
+        let line = OutItem {
+            id,
+            model: item.model_name(),
+            a: item.a(),
+            b,
+            c,
+            d,
+            concepts: bank
+                .bank
+                .concepts(i)
+                .iter()
+                .map(|&c| bank.concepts[usize::from(c)].as_str())
+                .collect(),
+            exposure: bank.bank.exposure(i),
+        };
+        out.push_str("  ");
+        out.push_str(&serde_json::to_string(&line).expect("an item serializes"));
+        out.push_str(if i + 1 < bank.ids.len() { ",\n" } else { "\n" });
+    }
+    out.push_str("]\n");
+    out
+}
+
+// ---------------------------------------------------------------------------
 // Generated banks
 // ---------------------------------------------------------------------------
 
@@ -958,6 +1021,32 @@ mod tests {
                 format!("bank.json: item 2 (\"x\"): {message}"),
                 "{item}"
             );
+        }
+    }
+
+    #[test]
+    fn written_json_reads_back_to_the_same_bank() {
+        let mixed = csv("id,model,a,b,b1,b2,c,d,concepts,exposure\n\
+             q1,3pl,1.3,-0.25,,,0.2,,x;y,0.42\n\
+             q2,4pl,0.7,1.5,,,0.1,0.95,y,\n\
+             q3,1pl,,0.1,,,,,,\n\
+             q4,2pl,2.1,0.3,,,,,,1\n\
+             g,grm,1.4,,-1,0.7,,,x,0.123456\n\
+             p,pcm,,,0.4,-0.6,,,,\n")
+        .unwrap();
+        let generated = generate(30, 5, None);
+        let poly = generate(12, 5, Some((PolyModel::Gpcm, 4)));
+        for bank in [mixed, generated, poly] {
+            let text = to_json(&bank);
+            assert!(text.starts_with("[\n  {\"id\":"), "{text}");
+            let back = json(&text).unwrap();
+            // A generated bank stores no exposure parameters; a read one stores 1s.
+            let k = (0..bank.bank.len())
+                .map(|i| bank.bank.exposure(i))
+                .collect();
+            assert_eq!(back.bank, bank.bank.clone().with_exposure(k), "{text}");
+            assert_eq!((&back.ids, &back.concepts), (&bank.ids, &bank.concepts));
+            assert_eq!(back.has_exposure, bank.has_exposure);
         }
     }
 

@@ -14,6 +14,7 @@ pub mod bank;
 pub mod calibrate;
 pub mod error;
 pub mod estimate;
+pub mod exposure;
 pub mod report;
 pub mod responses;
 pub mod simulate;
@@ -60,6 +61,14 @@ pub enum Command {
     /// a person was not given is missing, not wrong. Prints a JSON summary.
     #[command(after_help = calibrate::AFTER_HELP)]
     Calibrate(Box<calibrate::CalibrateArgs>),
+    /// Calibrate Sympson–Hetter exposure parameters for a target maximum exposure rate.
+    ///
+    /// Runs the Sympson–Hetter (1985) procedure by simulation: each iteration
+    /// simulates the design with the current parameters and lowers those of the
+    /// items selected more often than the target; then writes the bank with its
+    /// parameters (--out) and prints a JSON summary.
+    #[command(after_help = exposure::AFTER_HELP)]
+    CalibrateExposure(Box<exposure::CalibrateExposureArgs>),
 }
 
 /// The ability estimators, as named on the command line.
@@ -165,6 +174,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Estimate(args) => estimate::run(&args, &mut out),
         Command::Simulate(args) => simulate_and_report(&args, &mut out),
         Command::Calibrate(args) => calibrate::run(&args, &mut out),
+        Command::CalibrateExposure(args) => exposure::run(&args, &mut out),
     };
     result
         .and_then(|()| {

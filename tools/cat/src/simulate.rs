@@ -1,4 +1,5 @@
-//! `lectern-cat simulate`: Monte Carlo simulation of an adaptive test design.
+//! `lectern-cat simulate`: Monte Carlo simulation of an adaptive test design;
+//! the design options and their engine, which `calibrate-exposure` shares.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -8,8 +9,8 @@ use clap::{ArgGroup, Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use lectern_engine::sim::{SimConfig, Simulation, Summary, simulate};
 use lectern_engine::{
-    Cat, Classify, ContentBalanced, EstimatorKind, FixedTheta, Initializer, MAX_CATEGORIES,
-    MaxInfo, PolyModel, Randomesque, Selector, StopRule, SympsonHetter,
+    Cat, Classify, ContentBalanced, EstimatorKind, FixedTheta, Initializer, ItemBank,
+    MAX_CATEGORIES, MaxInfo, PolyModel, Randomesque, Selector, StopRule, SympsonHetter,
 };
 use serde::Serialize;
 
@@ -32,7 +33,8 @@ A --bank may mix dichotomous and polytomous items (see `lectern-cat estimate
 Selection: maximum information, or randomesque (uniform among the K most
 informative items); --content-balance picks, before each item, the concept
 furthest below its target share; --exposure-control adds Sympson–Hetter
-control with each item's exposure parameter (bank column `exposure`).
+control with each item's exposure parameter (bank column `exposure`;
+`lectern-cat calibrate-exposure` computes them for a target rate).
 They combine: Sympson–Hetter over content balancing over the base selector.
 
 Output: one JSON object with bias, rmse, mean_se, correlation, mean_length,
@@ -101,10 +103,12 @@ impl SelectorName {
 /// Default K of randomesque selection.
 const DEFAULT_RANDOMESQUE: usize = 5;
 
-/// Options of `simulate`.
+/// The options of a simulated design, shared by `simulate` and
+/// `calibrate-exposure`: the bank, the examinees, the stop rule, the item
+/// selection (without exposure control), the estimator and the threads.
 #[derive(Debug, Clone, Args)]
 #[command(group(ArgGroup::new("source").required(true).args(["bank", "generate"])))]
-pub struct SimulateArgs {
+pub struct DesignArgs {
     /// Item bank file (JSON or CSV; see `lectern-cat estimate --help`).
     #[arg(long, value_name = "BANK", help_heading = "Bank")]
     pub bank: Option<String>,
@@ -181,9 +185,6 @@ pub struct SimulateArgs {
     /// "algebra=0.5,geometry=0.5" (proportions are rescaled to sum to 1).
     #[arg(long, value_name = "SPEC", help_heading = "Item selection")]
     pub content_balance: Option<String>,
-    /// Sympson–Hetter exposure control with the bank's `exposure` parameters.
-    #[arg(long, help_heading = "Item selection")]
-    pub exposure_control: bool,
 
     #[command(flatten)]
     pub estimator: EstimatorArgs,
@@ -191,6 +192,17 @@ pub struct SimulateArgs {
     /// Worker threads (0: one per core). Results do not depend on it.
     #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Output")]
     pub threads: usize,
+}
+
+/// Options of `simulate`.
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// The design.
+    #[command(flatten)]
+    pub design: DesignArgs,
+    /// Sympson–Hetter exposure control with the bank's `exposure` parameters.
+    #[arg(long, help_heading = "Item selection")]
+    pub exposure_control: bool,
     /// Write an HTML report with SVG plots (and the raw results) into DIR.
     #[arg(long, value_name = "DIR", help_heading = "Output")]
     pub report: Option<PathBuf>,
@@ -350,7 +362,8 @@ struct Selection {
     targets: Option<Vec<Target>>,
 }
 
-fn selection(args: &SimulateArgs, bank: &Bank) -> Result<Selection, Error> {
+/// The base selector, under content balancing when asked (no exposure control).
+fn selection(args: &DesignArgs, bank: &Bank) -> Result<Selection, Error> {
     let base = match (args.selector, args.randomesque) {
         (Some(SelectorName::MaxInfo), Some(_)) => {
             return Err(Error::Options(
@@ -385,20 +398,137 @@ fn selection(args: &SimulateArgs, bank: &Bank) -> Result<Selection, Error> {
         );
         selector = Box::new(balanced);
     }
-    if args.exposure_control {
-        if !bank.has_exposure {
-            eprintln!(
-                "warning: --exposure-control: every item's exposure parameter is 1, so it changes nothing (give the bank an `exposure` column)"
-            );
-        }
-        selector = Box::new(SympsonHetter::new(selector));
-    }
     Ok(Selection {
         selector,
         base,
         k,
         targets,
     })
+}
+
+/// A design built from [`DesignArgs`]: the bank, the engine that runs each
+/// test, what to simulate, and the configuration that describes them.
+pub struct Design {
+    /// The description (`exposure_control` false until a caller adds it).
+    pub config: Config,
+    /// The bank.
+    pub bank: Bank,
+    /// The engine; its selector is the base selector under content balancing,
+    /// without exposure control (see [`Design::wrap_selector`]).
+    pub cat: Cat,
+    /// The examinees.
+    pub sim: SimConfig,
+}
+
+impl Design {
+    /// Checks the options, reads or generates the bank and builds the engine.
+    pub fn new(args: &DesignArgs) -> Result<Design, Error> {
+        if args.min_items > args.max_items {
+            return Err(Error::Options(format!(
+                "--min-items ({}) must not exceed --max-items ({})",
+                args.min_items, args.max_items
+            )));
+        }
+        let estimator = args.estimator.build()?;
+        let poly = args.model.and_then(GeneratedModel::poly);
+        if poly.is_none() && args.categories.is_some() {
+            return Err(Error::Options(
+                "--categories applies to a polytomous --model (grm, gpcm or pcm), not 3pl".into(),
+            ));
+        }
+        let poly = poly.map(|m| (m, args.categories.unwrap_or(DEFAULT_CATEGORIES)));
+        let (bank, source, generated) = match (&args.bank, args.generate) {
+            (Some(path), _) => (bank::load(path, args.scale)?, path.clone(), None),
+            (None, Some(n)) => (
+                bank::generate(n as usize, args.seed, poly),
+                "generated".to_owned(),
+                Some(bank::recipe(poly)),
+            ),
+            (None, None) => unreachable!("clap requires --bank or --generate"),
+        };
+        let selection = selection(args, &bank)?;
+        let stop = StopRule {
+            max_items: args.max_items as usize,
+            min_items: args.min_items as usize,
+            se_target: args.se_target,
+            classify: args
+                .cut_score
+                .map(|cut| Classify::new(cut, args.confidence.unwrap_or(0.95))),
+            levels: None,
+        };
+        let mut cat = Cat::new(estimator, selection.selector, stop);
+        cat.start = args.start_theta.map(|t| FixedTheta(t).start().theta);
+        let bayesian = matches!(
+            args.estimator.estimator,
+            EstimatorName::Eap | EstimatorName::Map
+        );
+        let config = Config {
+            bank: source,
+            generated,
+            bank_items: bank.ids.len(),
+            bank_models: bank.model_counts().into_iter().collect(),
+            scale: if args.bank.is_some() { args.scale } else { 1.0 },
+            examinees: args.examinees as usize,
+            seed: args.seed,
+            theta_mean: args.theta_mean,
+            theta_sd: args.theta_sd,
+            estimator: EstimatorKind::from(args.estimator.estimator).name(),
+            prior_mean: bayesian.then_some(args.estimator.prior_mean),
+            prior_sd: bayesian.then_some(args.estimator.prior_sd),
+            eap_grid: (args.estimator.estimator == EstimatorName::Eap).then_some(Grid {
+                points: args.estimator.grid_points,
+                min: args.estimator.grid_min,
+                max: args.estimator.grid_max,
+            }),
+            selector: selection.base.name(),
+            randomesque_k: selection.k,
+            content_balance: selection.targets,
+            exposure_control: false,
+            max_items: stop.max_items,
+            min_items: stop.min_items,
+            se_target: stop.se_target,
+            cut_score: args.cut_score,
+            confidence: args.cut_score.map(|_| args.confidence.unwrap_or(0.95)),
+            start_theta: cat.start,
+            threads: args.threads,
+        };
+        let sim = SimConfig {
+            examinees: config.examinees,
+            seed: args.seed,
+            theta_mean: args.theta_mean,
+            theta_sd: args.theta_sd,
+            threads: args.threads,
+        };
+        Ok(Design {
+            config,
+            bank,
+            cat,
+            sim,
+        })
+    }
+
+    /// Replaces the engine's selector by `wrap` of it (e.g. exposure control).
+    pub fn wrap_selector(&mut self, wrap: impl FnOnce(Box<dyn Selector>) -> Box<dyn Selector>) {
+        let inner = std::mem::replace(&mut self.cat.selector, Box::new(MaxInfo));
+        self.cat.selector = wrap(inner);
+    }
+}
+
+/// Simulates `cfg` with `cat` on `bank`, with a progress bar on standard error
+/// that starts with `label`.
+pub fn run(cat: &Cat, bank: &ItemBank, cfg: &SimConfig, label: &str) -> Simulation {
+    let bar = ProgressBar::new(cfg.examinees as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} examinees, {eta} left")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(label.to_owned());
+    let sim = simulate(cat, bank, cfg, &|done| {
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    sim
 }
 
 /// Everything `simulate` computed, for printing and reporting.
@@ -430,109 +560,34 @@ impl Outcome {
 
 /// Runs the simulation described by `args`, with a progress bar on standard error.
 pub fn execute(args: &SimulateArgs) -> Result<Outcome, Error> {
-    if args.min_items > args.max_items {
-        return Err(Error::Options(format!(
-            "--min-items ({}) must not exceed --max-items ({})",
-            args.min_items, args.max_items
-        )));
-    }
-    let estimator = args.estimator.build()?;
-    let poly = args.model.and_then(GeneratedModel::poly);
-    if poly.is_none() && args.categories.is_some() {
-        return Err(Error::Options(
-            "--categories applies to a polytomous --model (grm, gpcm or pcm), not 3pl".into(),
-        ));
-    }
-    let poly = poly.map(|m| (m, args.categories.unwrap_or(DEFAULT_CATEGORIES)));
-    let (bank, source, generated) = match (&args.bank, args.generate) {
-        (Some(path), _) => (bank::load(path, args.scale)?, path.clone(), None),
-        (None, Some(n)) => (
-            bank::generate(n as usize, args.seed, poly),
-            "generated".to_owned(),
-            Some(bank::recipe(poly)),
-        ),
-        (None, None) => unreachable!("clap requires --bank or --generate"),
-    };
+    let mut design = Design::new(&args.design)?;
     let curves_item = args
         .curves_item
         .as_ref()
         .map(|id| {
-            bank.index.get(id).copied().ok_or_else(|| {
+            design.bank.index.get(id).copied().ok_or_else(|| {
                 Error::Options(format!("--curves-item: the bank has no item {id:?}"))
             })
         })
         .transpose()?;
-    let selection = selection(args, &bank)?;
-    let stop = StopRule {
-        max_items: args.max_items as usize,
-        min_items: args.min_items as usize,
-        se_target: args.se_target,
-        classify: args
-            .cut_score
-            .map(|cut| Classify::new(cut, args.confidence.unwrap_or(0.95))),
-        levels: None,
-    };
-    let mut cat = Cat::new(estimator, selection.selector, stop);
-    cat.start = args.start_theta.map(|t| FixedTheta(t).start().theta);
-    let bayesian = matches!(
-        args.estimator.estimator,
-        EstimatorName::Eap | EstimatorName::Map
-    );
-    let config = Config {
-        bank: source,
-        generated,
-        bank_items: bank.ids.len(),
-        bank_models: bank.model_counts().into_iter().collect(),
-        scale: if args.bank.is_some() { args.scale } else { 1.0 },
-        examinees: args.examinees as usize,
-        seed: args.seed,
-        theta_mean: args.theta_mean,
-        theta_sd: args.theta_sd,
-        estimator: EstimatorKind::from(args.estimator.estimator).name(),
-        prior_mean: bayesian.then_some(args.estimator.prior_mean),
-        prior_sd: bayesian.then_some(args.estimator.prior_sd),
-        eap_grid: (args.estimator.estimator == EstimatorName::Eap).then_some(Grid {
-            points: args.estimator.grid_points,
-            min: args.estimator.grid_min,
-            max: args.estimator.grid_max,
-        }),
-        selector: selection.base.name(),
-        randomesque_k: selection.k,
-        content_balance: selection.targets,
-        exposure_control: args.exposure_control,
-        max_items: stop.max_items,
-        min_items: stop.min_items,
-        se_target: stop.se_target,
-        cut_score: args.cut_score,
-        confidence: args.cut_score.map(|_| args.confidence.unwrap_or(0.95)),
-        start_theta: cat.start,
-        threads: args.threads,
-    };
-    let sim_config = SimConfig {
-        examinees: config.examinees,
-        seed: args.seed,
-        theta_mean: args.theta_mean,
-        theta_sd: args.theta_sd,
-        threads: args.threads,
-    };
-    let bar = ProgressBar::new(sim_config.examinees as u64);
-    if let Ok(style) =
-        ProgressStyle::with_template("simulating {wide_bar} {pos}/{len} examinees, {eta} left")
-    {
-        bar.set_style(style.progress_chars("=> "));
+    if args.exposure_control {
+        if !design.bank.has_exposure {
+            eprintln!(
+                "warning: --exposure-control: every item's exposure parameter is 1, so it changes nothing (give the bank an `exposure` column)"
+            );
+        }
+        design.wrap_selector(|inner| Box::new(SympsonHetter::new(inner)));
+        design.config.exposure_control = true;
     }
-    let sim = simulate(&cat, &bank.bank, &sim_config, &|done| {
-        bar.set_position(done as u64);
-    });
-    bar.finish_and_clear();
+    let sim = run(&design.cat, &design.bank.bank, &design.sim, "simulating");
     let summary = sim.summary();
     let mut stop_reasons = BTreeMap::new();
     for e in &sim.examinees {
         *stop_reasons.entry(e.stop.name()).or_insert(0) += 1;
     }
     Ok(Outcome {
-        config,
-        bank,
+        config: design.config,
+        bank: design.bank,
         sim,
         summary,
         stop_reasons,

@@ -1524,3 +1524,266 @@ fn calibrate_refuses_bad_input_in_one_line() {
     );
     assert!(!out.exists());
 }
+
+// ---------------------------------------------------------------------------
+// calibrate-exposure
+// ---------------------------------------------------------------------------
+
+/// The calibration design: 200 generated 3PL items, 1,000 examinees, 20-item
+/// tests, maximum information (the default), target 0.25. The tolerance, 0.04,
+/// is above what chance alone adds to the largest of some 60 rates held to
+/// 0.25 among 1,000 examinees: 2 to 3 times √(0.25 · 0.75 / 1000) ≈ 0.014.
+const CALIBRATION: [&str; 12] = [
+    "--generate",
+    "200",
+    "--examinees",
+    "1000",
+    "--seed",
+    "7",
+    "--max-items",
+    "20",
+    "--target-exposure",
+    "0.25",
+    "--tolerance",
+    "0.04",
+];
+
+fn calibrate(out: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["calibrate-exposure", "--out", out];
+    args.extend_from_slice(&CALIBRATION);
+    args.extend_from_slice(extra);
+    serde_json::from_str(&ok(&args)).unwrap()
+}
+
+/// `simulate` of the calibration design on `bank` with exposure control.
+fn replay(bank: &str) -> Value {
+    serde_json::from_str(&ok(&[
+        "simulate",
+        "--bank",
+        bank,
+        "--exposure-control",
+        "--examinees",
+        "1000",
+        "--seed",
+        "7",
+        "--max-items",
+        "20",
+    ]))
+    .unwrap()
+}
+
+#[test]
+fn calibrate_exposure_meets_the_target_and_its_bank_replays_it() {
+    let tmp = TempDir::new("shcal");
+    let out = tmp.path("bank-sh.json").to_string_lossy().into_owned();
+    let v = calibrate(&out, &["--threads", "2"]);
+    assert_eq!(v["converged"], true, "{v}");
+    let max = v["max_exposure"].as_f64().unwrap();
+    assert!(max <= 0.25 + 0.04 + 1e-9, "{v}");
+    let free = &v["unconstrained"];
+    assert!(free["max_exposure"].as_f64().unwrap() > 0.5, "{v}");
+    assert!(v["rmse"].as_f64().unwrap() < 0.5, "{v}");
+    assert!(free["rmse"].as_f64().unwrap() < v["rmse"].as_f64().unwrap() + 0.1);
+    assert!(
+        v["overlap_rate"].as_f64().unwrap() < free["overlap_rate"].as_f64().unwrap(),
+        "{v}"
+    );
+    let controlled = v["controlled_items"].as_u64().unwrap();
+    assert!(controlled > 10, "{v}");
+    assert!(v["min_parameter"].as_f64().unwrap() < 1.0);
+    let history = v["history"].as_array().unwrap();
+    assert_eq!(history.len() as u64, v["iterations"].as_u64().unwrap());
+    assert!(history.len() > 1 && history.len() <= 30);
+    assert_eq!(history[0]["max_exposure"], free["max_exposure"]);
+    assert_eq!(history[0]["controlled_items"], 0);
+    assert_eq!(history.last().unwrap()["max_exposure"], v["max_exposure"]);
+    assert!(
+        history[..history.len() - 1]
+            .iter()
+            .all(|h| h["max_exposure"].as_f64().unwrap() > 0.29),
+        "stops at the first iteration that meets the target"
+    );
+    assert_eq!(v["config"]["exposure_control"], true);
+    assert_eq!(v["config"]["bank_items"], 200);
+    assert_eq!(v["out"], out.as_str());
+
+    // The bank: every item, in order, with its parameter.
+    let bank: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let items = bank.as_array().unwrap();
+    assert_eq!(items.len(), 200);
+    assert_eq!(
+        (&items[0]["id"], &items[199]["id"]),
+        (&"g001".into(), &"g200".into())
+    );
+    assert!(items.iter().all(|i| i["model"] == "3pl" && i["d"] == 1.0));
+    let k: Vec<f64> = items
+        .iter()
+        .map(|i| i["exposure"].as_f64().unwrap())
+        .collect();
+    assert_eq!(k.iter().filter(|&&k| k < 1.0).count() as u64, controlled);
+    // simulate replays the last iteration exactly.
+    let again = replay(&out);
+    for field in ["max_exposure", "rmse", "bias", "overlap_rate", "never_used"] {
+        assert_eq!(again[field], v[field], "{field}");
+    }
+    assert_eq!(again["config"]["bank_items"], 200);
+
+    // The same results and the same bank with one thread.
+    let out1 = tmp.path("bank-sh-1.json").to_string_lossy().into_owned();
+    let mut one = calibrate(&out1, &["--threads", "1"]);
+    let mut two = v.clone();
+    for v in [&mut one, &mut two] {
+        let o = v.as_object_mut().unwrap();
+        assert!(o.remove("wall_seconds").unwrap().as_f64().unwrap() >= 0.0);
+        o.remove("out");
+        v["config"].as_object_mut().unwrap().remove("threads");
+    }
+    assert_eq!(one, two);
+    assert_eq!(
+        std::fs::read_to_string(&out1).unwrap(),
+        std::fs::read_to_string(&out).unwrap()
+    );
+}
+
+#[test]
+fn calibrate_exposure_writes_csv_and_resumes() {
+    let tmp = TempDir::new("shcsv");
+    let out = tmp.path("bank-sh.csv").to_string_lossy().into_owned();
+    // Two iterations do not converge: a warning, and the bank is written anyway.
+    let args = [
+        &["calibrate-exposure", "--out", &out][..],
+        &CALIBRATION,
+        &["--iterations", "2"],
+    ]
+    .concat();
+    let output = run(&args, None);
+    assert!(output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.starts_with("warning: not converged after 2 iterations (max exposure "),
+        "{stderr}"
+    );
+    let v: Value = serde_json::from_str(std::str::from_utf8(&output.stdout).unwrap()).unwrap();
+    assert_eq!(
+        (&v["converged"], &v["iterations"]),
+        (&false.into(), &2.into())
+    );
+    let csv = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        csv.starts_with("id,model,a,b,c,d,concepts,exposure\ng001,3pl,"),
+        "{csv}"
+    );
+    assert_eq!(replay(&out)["max_exposure"], v["max_exposure"]);
+
+    // --resume starts from the bank's parameters: its first iteration is the
+    // last one above, and the unconstrained figures come from a run of their own.
+    let resumed_out = tmp.path("resumed.json").to_string_lossy().into_owned();
+    let resumed: Value = serde_json::from_str(&ok(&[
+        "calibrate-exposure",
+        "--bank",
+        &out,
+        "--resume",
+        "--out",
+        &resumed_out,
+        "--examinees",
+        "1000",
+        "--seed",
+        "7",
+        "--max-items",
+        "20",
+        "--target-exposure",
+        "0.25",
+        "--tolerance",
+        "0.04",
+        "--iterations",
+        "1",
+    ]))
+    .unwrap();
+    assert_eq!(resumed["history"][0]["max_exposure"], v["max_exposure"]);
+    assert_eq!(resumed["unconstrained"], v["unconstrained"]);
+}
+
+#[test]
+fn calibrate_exposure_option_errors_are_one_line() {
+    let tmp = TempDir::new("sherr");
+    let out = tmp.path("bank.json").to_string_lossy().into_owned();
+    fn with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        const BASE: [&str; 7] = [
+            "calibrate-exposure",
+            "--generate",
+            "50",
+            "--examinees",
+            "10",
+            "--seed",
+            "1",
+        ];
+        [&BASE[..], extra].concat()
+    }
+    for (target, shown) in [("0", "0"), ("1.5", "1.5"), ("-0.2", "-0.2")] {
+        assert_eq!(
+            fails(&with(&["--out", &out, "--target-exposure", target]), None),
+            format!("error: --target-exposure must be in (0, 1] (got {shown})")
+        );
+    }
+    assert_eq!(
+        fails(
+            &with(&[
+                "--out",
+                &out,
+                "--target-exposure",
+                "0.3",
+                "--tolerance",
+                "-0.01"
+            ]),
+            None
+        ),
+        "error: --tolerance must be >= 0 (got -0.01)"
+    );
+    assert!(
+        !tmp.path("bank.json").exists(),
+        "nothing written on a bad option"
+    );
+    let missing = tmp
+        .path("no/such/dir/bank.json")
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(
+        fails(
+            &with(&["--out", &missing, "--target-exposure", "0.3"]),
+            None
+        ),
+        format!("error: {missing}: cannot write: no such file or directory")
+    );
+    let dir = tmp.0.to_string_lossy().into_owned();
+    assert_eq!(
+        fails(&with(&["--out", &dir, "--target-exposure", "0.3"]), None),
+        format!("error: {dir}: cannot write: it is a directory")
+    );
+    // A bad design is reported before the output file is touched.
+    assert_eq!(
+        fails(
+            &with(&[
+                "--out",
+                &out,
+                "--target-exposure",
+                "0.3",
+                "--min-items",
+                "30"
+            ]),
+            None
+        ),
+        "error: --min-items (30) must not exceed --max-items (20)"
+    );
+    assert!(!tmp.path("bank.json").exists());
+    assert_eq!(
+        fails(
+            &with(&["--out", &out, "--target-exposure", "0.3", "--resume"]),
+            None
+        ),
+        "error: --resume starts from the parameters of a --bank file (a generated bank has none)"
+    );
+    // --out and --target-exposure are required.
+    for args in [with(&["--target-exposure", "0.3"]), with(&["--out", &out])] {
+        assert_eq!(run(&args, None).status.code(), Some(2), "{args:?}");
+    }
+}

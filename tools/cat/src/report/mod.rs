@@ -9,6 +9,8 @@ use std::path::Path;
 use crate::error::Error;
 use crate::simulate::Outcome;
 
+pub(crate) use raw::bank_csv;
+
 /// Conditional statistics: this many equal bins of true θ over [`COND_LO`], [`COND_HI`].
 const COND_BINS: usize = 12;
 const COND_LO: f64 = -3.0;

@@ -48,7 +48,7 @@ fn examinees_csv(sim: &Simulation) -> Result<Vec<u8>, Error> {
 /// The bank as `lectern-cat` reads it back: id, model, a, b (dichotomous) or
 /// b1…bm (polytomous; as many columns as the most thresholds), c and d
 /// (dichotomous), concepts, exposure.
-fn bank_csv(bank: &Bank) -> Result<Vec<u8>, Error> {
+pub(crate) fn bank_csv(bank: &Bank) -> Result<Vec<u8>, Error> {
     let items: Vec<Item> = (0..bank.bank.len()).map(|i| bank.bank.item(i)).collect();
     let width = items
         .iter()
