@@ -86,6 +86,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/v1/pools", "pools", Signed),
     route("GET", "/v1/pools/{id}", "pools", OrgStaff),
     route("POST", "/v1/pools/{id}/items", "pools", OrgStaff),
+    route("GET", "/v1/pools/{id}/responses", "pools", OrgStaff),
     route("POST", "/v1/teaching/sessions", "teach", Signed),
     route("GET", "/v1/teaching/sessions/{id}", "teach", OwnerOrStaff),
     route("POST", "/v1/teaching/sessions/{id}/input", "teach", Owner),

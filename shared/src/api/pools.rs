@@ -2,16 +2,17 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::ApiError;
-use super::extract::{IdPath, Json, Page};
+use super::extract::{IdPath, Json, Page, Query, QueryInt};
 use crate::app::App;
 use crate::services::CachedJson;
 use crate::services::auth::Caller;
+use crate::services::exports::{self, Format};
 use crate::services::pools::{self, ItemInput, NewPool, PoolView};
 
 /// The function's router.
@@ -25,6 +26,7 @@ pub fn routes() -> Router<App> {
         .route("/v1/pools", post(create).get(list))
         .route("/v1/pools/{id}", get(show))
         .route("/v1/pools/{id}/items", post(add_items))
+        .route("/v1/pools/{id}/responses", get(export_responses))
 }
 
 async fn create(
@@ -75,4 +77,58 @@ async fn add_items(
     Ok(axum::Json(
         pools::add_items(&app, caller.user_id, id, body.items).await?,
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    cursor: Option<String>,
+    limit: Option<QueryInt<i64>>,
+}
+
+/// One page of the pool's responses: JSON lines, or CSV when the client
+/// accepts `text/csv` (and not JSON lines first); the next page's URL in a
+/// `Link` header (`rel="next"`), none on the last page.
+async fn export_responses(
+    State(app): State<App>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    headers: HeaderMap,
+    Query(query): Query<ExportQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let format = if accept.contains("text/csv") && !accept.starts_with("application/x-ndjson") {
+        Format::Csv
+    } else {
+        Format::JsonLines
+    };
+    let limit = query
+        .limit
+        .map(|l| l.get("limit"))
+        .transpose()?
+        .unwrap_or(exports::DEFAULT_LIMIT);
+    let page = exports::responses(
+        &app,
+        caller.user_id,
+        id,
+        query.cursor.as_deref(),
+        limit,
+        format,
+    )
+    .await?;
+    let content_type = match format {
+        Format::Csv => "text/csv; charset=utf-8",
+        Format::JsonLines => "application/x-ndjson",
+    };
+    let mut response = ([(header::CONTENT_TYPE, content_type)], page.body).into_response();
+    if let Some(next) = page.next {
+        let link = format!("</v1/pools/{id}/responses?cursor={next}&limit={limit}>; rel=\"next\"");
+        if let Ok(value) = header::HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    Ok(response)
 }

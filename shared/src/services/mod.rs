@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cache_admin;
 pub mod cat;
 pub mod demo;
+pub mod exports;
 pub mod migrate;
 pub mod orgs;
 pub mod pools;

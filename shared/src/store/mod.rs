@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod conn;
 pub mod connections;
 pub mod db;
+pub mod exports;
 mod framing;
 pub mod keys;
 pub mod orgs;

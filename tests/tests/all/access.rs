@@ -289,9 +289,9 @@ async fn request(w: &World, route: &Route) -> (String, Option<Value>, u16) {
         | ("GET", "/v1/students/{id}/proficiency")
         | ("GET", "/v1/users/{id}")
         | ("POST", "/v1/admin/cache/invalidate/user/{id}") => (at(&w.owner), None, 200),
-        ("POST", "/v1/admin/cache/invalidate/pool/{id}") | ("GET", "/v1/pools/{id}") => {
-            (at(&w.pool), None, 200)
-        }
+        ("POST", "/v1/admin/cache/invalidate/pool/{id}")
+        | ("GET", "/v1/pools/{id}")
+        | ("GET", "/v1/pools/{id}/responses") => (at(&w.pool), None, 200),
         ("POST", "/v1/pools") => (
             route.path.into(),
             Some(json!({

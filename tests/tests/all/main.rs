@@ -10,6 +10,7 @@ mod auth;
 mod cache;
 mod contract;
 mod emulator;
+mod exports;
 mod history;
 mod lambda;
 mod lifecycle;
