@@ -87,6 +87,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/v1/pools/{id}", "pools", OrgStaff),
     route("POST", "/v1/pools/{id}/items", "pools", OrgStaff),
     route("GET", "/v1/pools/{id}/responses", "pools", OrgStaff),
+    route("GET", "/v1/pools/{id}/stats", "pools", OrgStaff),
     route("POST", "/v1/teaching/sessions", "teach", Signed),
     route("GET", "/v1/teaching/sessions/{id}", "teach", OwnerOrStaff),
     route("POST", "/v1/teaching/sessions/{id}/input", "teach", Owner),

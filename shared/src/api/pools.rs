@@ -13,6 +13,7 @@ use crate::app::App;
 use crate::services::CachedJson;
 use crate::services::auth::Caller;
 use crate::services::exports::{self, Format};
+use crate::services::item_stats;
 use crate::services::pools::{self, ItemInput, NewPool, PoolView};
 
 /// The function's router.
@@ -27,6 +28,7 @@ pub fn routes() -> Router<App> {
         .route("/v1/pools/{id}", get(show))
         .route("/v1/pools/{id}/items", post(add_items))
         .route("/v1/pools/{id}/responses", get(export_responses))
+        .route("/v1/pools/{id}/stats", get(item_stats))
 }
 
 async fn create(
@@ -131,4 +133,41 @@ async fn export_responses(
         }
     }
     Ok(response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatsQuery {
+    version: Option<QueryInt<i32>>,
+    limit: Option<QueryInt<i64>>,
+    offset: Option<QueryInt<i64>>,
+}
+
+/// Items per statistics page: 100 unless asked, at most 500.
+const STATS_LIMIT: (i64, i64) = (100, 500);
+
+async fn item_stats(
+    State(app): State<App>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    Query(query): Query<StatsQuery>,
+) -> Result<CachedJson, ApiError> {
+    let version = query.version.map(|v| v.get("version")).transpose()?;
+    let limit = query
+        .limit
+        .map(|l| l.get("limit"))
+        .transpose()?
+        .unwrap_or(STATS_LIMIT.0);
+    let offset = query
+        .offset
+        .map(|o| o.get("offset"))
+        .transpose()?
+        .unwrap_or(0);
+    if !(1..=STATS_LIMIT.1).contains(&limit) || offset < 0 {
+        return Err(ApiError::invalid(format!(
+            "limit must be from 1 to {} and offset at least 0",
+            STATS_LIMIT.1
+        )));
+    }
+    Ok(item_stats::page(&app, caller.user_id, id, version, limit, offset).await?)
 }

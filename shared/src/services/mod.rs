@@ -8,6 +8,7 @@ pub mod cache_admin;
 pub mod cat;
 pub mod demo;
 pub mod exports;
+pub mod item_stats;
 pub mod migrate;
 pub mod orgs;
 pub mod pools;

@@ -471,7 +471,7 @@ async fn home_of(app: &App, caller: Uuid, new: &NewPool) -> Result<Option<Uuid>,
 /// Whether `caller` may read (or, `change`, add to) pool `id`: an
 /// organization's pool is its teachers' and org admins'; a shared pool is read
 /// by staff of any organization and changed by platform admins only.
-async fn may_use(app: &App, caller: Uuid, id: Uuid, change: bool) -> Result<(), Error> {
+pub(crate) async fn may_use(app: &App, caller: Uuid, id: Uuid, change: bool) -> Result<(), Error> {
     let s = scope::standing(app, caller, OrgOf::Pool(id), None, None).await?;
     let verdict = match (s.found, s.org) {
         (false, _) => Err(Denied::Hidden),

@@ -10,6 +10,7 @@ pub mod connections;
 pub mod db;
 pub mod exports;
 mod framing;
+pub mod item_stats;
 pub mod keys;
 pub mod orgs;
 pub mod pools;

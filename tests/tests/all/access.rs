@@ -291,7 +291,8 @@ async fn request(w: &World, route: &Route) -> (String, Option<Value>, u16) {
         | ("POST", "/v1/admin/cache/invalidate/user/{id}") => (at(&w.owner), None, 200),
         ("POST", "/v1/admin/cache/invalidate/pool/{id}")
         | ("GET", "/v1/pools/{id}")
-        | ("GET", "/v1/pools/{id}/responses") => (at(&w.pool), None, 200),
+        | ("GET", "/v1/pools/{id}/responses")
+        | ("GET", "/v1/pools/{id}/stats") => (at(&w.pool), None, 200),
         ("POST", "/v1/pools") => (
             route.path.into(),
             Some(json!({

@@ -12,6 +12,7 @@ mod contract;
 mod emulator;
 mod exports;
 mod history;
+mod item_stats;
 mod lambda;
 mod lifecycle;
 mod load;

@@ -1,0 +1,346 @@
+//! `GET /v1/pools/{id}/stats`: item statistics of a pool version match the
+//! recorded responses and the items' models (checked against the engine, not
+//! against the SQL), flag drift, are cached by version and date, and are for
+//! the pool's staff only.
+
+use axum::http::{Method, StatusCode};
+use lectern::engine::{Item, ItemParams};
+use lectern_tests::{TestEnv, items_json};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Starts and answers a test of `items` items (right, wrong, right, …).
+async fn take_test(env: &TestEnv, pool: Uuid, items: usize) {
+    let student = env.student().await;
+    let started = env
+        .post(
+            "/v1/tests",
+            json!({ "pool_id": pool, "student_id": student,
+                    "config": { "max_items": items, "min_items": items, "se_target": null } }),
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+    let test = started.body["test_id"].as_str().unwrap().to_owned();
+    let mut question = started.body["question"].clone();
+    for i in 0..items {
+        let r = env.answer(&test, &question, i % 3 != 1).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        question = r.body["next_question"].clone();
+    }
+}
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * (1.0 + b.abs())
+}
+
+#[tokio::test]
+async fn stats_match_the_recorded_responses_and_the_items_models() {
+    let env = TestEnv::new().await;
+    let pool = env.demo_pool(12).await;
+    for _ in 0..6 {
+        take_test(&env, pool, 6).await;
+    }
+    let (_, teacher) = env.member(env.org, "teacher").await;
+    let got = env
+        .call_as(
+            Some(&teacher),
+            Method::GET,
+            &format!("/v1/pools/{pool}/stats"),
+            None,
+        )
+        .await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.body);
+    assert_eq!(
+        (&got.body["version"], &got.body["tests"], &got.body["total"]),
+        (&json!(1), &json!(6), &json!(12))
+    );
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    assert_eq!(got.body["as_of"], today);
+
+    // The truth, item by item, from the rows and the engine's model.
+    let sql = env.sql().await;
+    let rows = sql
+        .query(
+            "SELECT r.question_id, r.score::float8, s.theta, q.a, q.b, q.c, q.d
+             FROM test_responses r JOIN test_sessions s ON s.id = r.session_id
+             JOIN questions q ON q.id = r.question_id WHERE s.pool_id = $1",
+            &[&pool],
+        )
+        .await
+        .unwrap();
+    let items = got.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 12);
+    let mut seen = 0;
+    for item in items {
+        let id = item["id"].as_str().unwrap();
+        let mine: Vec<(f64, f64, f64, f64)> = rows
+            .iter()
+            .filter(|r| r.get::<_, &str>(0) == id)
+            .map(|r| {
+                let p = ItemParams::new(r.get(3), r.get(4), r.get(5), r.get(6)).unwrap();
+                let theta: f64 = r.get(2);
+                let e = Item::from(p).expected_score(theta);
+                (r.get(1), theta, e, e * (1.0 - e))
+            })
+            .collect();
+        let n = mine.len();
+        assert_eq!(item["administered"], n, "{item}");
+        assert_eq!(item["model"], "dichotomous");
+        assert_eq!(item["max_score"], 1);
+        assert!(close(
+            item["exposure_rate"].as_f64().unwrap(),
+            n as f64 / 6.0,
+            1e-12
+        ));
+        if n == 0 {
+            assert!(
+                item["mean_score"].is_null() && item["drift"]["z"].is_null(),
+                "{item}"
+            );
+            assert_eq!(item["drift"]["flagged"], false);
+            continue;
+        }
+        seen += n;
+        let nf = n as f64;
+        let mean = |f: fn(&(f64, f64, f64, f64)) -> f64| mine.iter().map(f).sum::<f64>() / nf;
+        let (mx, mt, me) = (mean(|r| r.0), mean(|r| r.1), mean(|r| r.2));
+        assert!(
+            close(item["mean_score"].as_f64().unwrap(), mx, 1e-12),
+            "{item}"
+        );
+        assert!(
+            close(item["proportion_top"].as_f64().unwrap(), mx, 1e-12),
+            "{item}"
+        );
+        assert!(
+            close(item["mean_theta"].as_f64().unwrap(), mt, 1e-9),
+            "{item}"
+        );
+        assert!(
+            close(item["expected_score"].as_f64().unwrap(), me, 1e-9),
+            "{item}"
+        );
+        let z = mine.iter().map(|r| r.0 - r.2).sum::<f64>()
+            / mine.iter().map(|r| r.3).sum::<f64>().sqrt();
+        assert!(
+            close(item["drift"]["z"].as_f64().unwrap(), z, 1e-9),
+            "{item} vs {z}"
+        );
+        let (sxx, syy, sxy) = mine.iter().fold((0.0, 0.0, 0.0), |(a, b, c), r| {
+            (
+                a + (r.0 - mx).powi(2),
+                b + (r.1 - mt).powi(2),
+                c + (r.0 - mx) * (r.1 - mt),
+            )
+        });
+        match item["item_theta_correlation"].as_f64() {
+            Some(r) => assert!(close(r, sxy / (sxx * syy).sqrt(), 1e-9), "{item}"),
+            None => assert!(n < 2 || sxx == 0.0 || syy == 0.0, "{item}"),
+        }
+        // Fewer than 30 responses: never flagged.
+        assert_eq!(item["drift"]["flagged"], false);
+    }
+    assert_eq!(seen, 36);
+}
+
+/// The SQL function the statistics use gives every model's mean and variance
+/// as the engine does, and no θ makes PostgreSQL overflow.
+#[tokio::test]
+async fn expected_scores_agree_with_the_engine_for_every_model() {
+    let env = TestEnv::new().await;
+    let sql = env.sql().await;
+    // (model, a, b, c, d, thresholds) as stored, and the engine's item.
+    type Stored<'a> = (Option<&'a str>, f64, f64, f64, f64, Option<Vec<f64>>);
+    let cases: Vec<(Stored, Item)> = vec![
+        (
+            (None, 1.3, -0.4, 0.2, 0.95, None),
+            ItemParams::new(1.3, -0.4, 0.2, 0.95).unwrap().into(),
+        ),
+        (
+            (Some("grm"), 1.7, 0.0, 0.0, 1.0, Some(vec![-1.2, 0.1, 1.4])),
+            Item::grm(1.7, vec![-1.2, 0.1, 1.4]).unwrap(),
+        ),
+        (
+            (
+                Some("gpcm"),
+                0.8,
+                0.0,
+                0.0,
+                1.0,
+                Some(vec![0.5, -0.7, 1.1, 0.2]),
+            ),
+            Item::gpcm(0.8, vec![0.5, -0.7, 1.1, 0.2]).unwrap(),
+        ),
+        (
+            (Some("pcm"), 1.0, 0.0, 0.0, 1.0, Some(vec![-0.3, 0.9])),
+            Item::pcm(vec![-0.3, 0.9]).unwrap(),
+        ),
+    ];
+    for ((model, a, b, c, d, t), item) in &cases {
+        for theta in [-1000.0, -7.0, -1.3, 0.0, 2.2, 8.0, 1000.0] {
+            let row = sql
+                .query_one(
+                    "SELECT mean, var FROM item_moments($1, $2, $3, $4, $5, $6, $7)",
+                    &[model, a, b, c, d, t, &theta],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{model:?} at {theta}: {e:?}"));
+            let p = item.probabilities(theta);
+            let mean: f64 = p.iter().enumerate().map(|(k, p)| k as f64 * p).sum();
+            let var: f64 = p
+                .iter()
+                .enumerate()
+                .map(|(k, p)| (k as f64 - mean).powi(2) * p)
+                .sum();
+            let (m, v): (f64, f64) = (row.get(0), row.get(1));
+            assert!(
+                (m - mean).abs() < 1e-12,
+                "{model:?} θ {theta}: mean {m} vs {mean}"
+            );
+            assert!(
+                (v - var).abs() < 1e-12,
+                "{model:?} θ {theta}: var {v} vs {var}"
+            );
+        }
+    }
+}
+
+/// Adds `n` ended tests on `version` at θ = `theta`, each with one response
+/// scoring `score` to `question`.
+async fn synthetic(
+    env: &TestEnv,
+    pool: Uuid,
+    version: i32,
+    question: &str,
+    n: i32,
+    theta: f64,
+    score: i16,
+) {
+    env.sql()
+        .await
+        .execute(
+            "WITH t AS (
+                 INSERT INTO test_sessions (id, pool_id, pool_version, status, config, seed,
+                                            prior_mean, prior_sd, theta, se, items_answered, org_id)
+                 SELECT gen_random_uuid(), $1, $2, 'ended', '{}', g, 0, 1, $4, 0.5, 1, $7
+                 FROM generate_series(1, $3) g RETURNING id)
+             INSERT INTO test_responses (session_id, seq, question_id, response, correct, score,
+                                         theta_before, se_before, theta_after, se_after)
+             SELECT id, 1, $5, 'x', $6::int2 = 1, $6::int2, 0, 1, $4, 0.5 FROM t",
+            &[&pool, &version, &n, &theta, &question, &score, &env.org],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn drift_is_flagged_pages_are_cached_by_version_and_date_and_only_staff_read_them() {
+    let env = TestEnv::new().await;
+    let pool = env.demo_pool(8).await;
+    let sql = env.sql().await;
+    let ids: Vec<String> = sql
+        .query(
+            "SELECT id FROM questions WHERE pool_id = $1 ORDER BY position",
+            &[&pool],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // Forty examinees far below the first item all get it right: drift.
+    synthetic(&env, pool, 1, &ids[0], 40, -3.0, 1).await;
+    // Forty at the second item's own level, half right: no drift.
+    let b: f64 = sql
+        .query_one("SELECT b FROM questions WHERE id = $1", &[&ids[1]])
+        .await
+        .unwrap()
+        .get(0);
+    synthetic(&env, pool, 1, &ids[1], 20, b, 1).await;
+    synthetic(&env, pool, 1, &ids[1], 20, b, 0).await;
+    let path = format!("/v1/pools/{pool}/stats?limit=2");
+    let first = env.get(&path).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let items = first.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(
+        (&first.body["total"], &first.body["tests"]),
+        (&json!(8), &json!(80))
+    );
+    assert_eq!(items[0]["id"], ids[0]);
+    assert!(
+        items[0]["drift"]["z"].as_f64().unwrap() > 3.0,
+        "{}",
+        items[0]
+    );
+    assert_eq!(items[0]["drift"]["flagged"], true);
+    assert_eq!(items[0]["exposure_rate"], 0.5);
+    assert!(
+        items[1]["drift"]["z"].as_f64().unwrap().abs() < 3.0,
+        "{}",
+        items[1]
+    );
+    assert_eq!(items[1]["drift"]["flagged"], false);
+    let second = env
+        .get(&format!("/v1/pools/{pool}/stats?limit=2&offset=2"))
+        .await;
+    assert_eq!(second.body["items"][0]["id"], ids[2]);
+
+    // Cached: more responses do not show until the pool's entries are cleared.
+    synthetic(&env, pool, 1, &ids[0], 10, -3.0, 1).await;
+    assert_eq!(env.get(&path).await.body, first.body);
+    let cleared = env
+        .call(
+            Method::POST,
+            &format!("/v1/admin/cache/invalidate/pool/{pool}"),
+            None,
+        )
+        .await;
+    assert!(cleared.status.is_success(), "{}", cleared.body);
+    assert_eq!(env.get(&path).await.body["items"][0]["administered"], 50);
+
+    // A new version starts from nothing; the old one keeps its figures.
+    let added = env
+        .post(
+            &format!("/v1/pools/{pool}/items"),
+            json!({ "items": items_json(1, "v2") }),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    let now = env.get(&format!("/v1/pools/{pool}/stats")).await;
+    assert_eq!(
+        (&now.body["version"], &now.body["tests"], &now.body["total"]),
+        (&json!(2), &json!(0), &json!(9))
+    );
+    let old = env.get(&format!("/v1/pools/{pool}/stats?version=1")).await;
+    assert_eq!(old.body["items"][0]["administered"], 50);
+    for bad in [
+        "version=0",
+        "version=3",
+        "limit=0",
+        "limit=501",
+        "offset=-1",
+    ] {
+        let r = env.get(&format!("/v1/pools/{pool}/stats?{bad}")).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {}",
+            r.body
+        );
+    }
+
+    // Staff of the pool's organization only.
+    let (_, student) = env.member(env.org, "student").await;
+    let r = env.call_as(Some(&student), Method::GET, &path, None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let elsewhere = env.new_org().await;
+    let (_, outsider) = env.member(elsewhere, "teacher").await;
+    let r = env.call_as(Some(&outsider), Method::GET, &path, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    let unknown = env
+        .get(&format!("/v1/pools/{}/stats", Uuid::new_v4()))
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let _: Value = unknown.body;
+}
