@@ -34,7 +34,8 @@ pick and the selector picks again. Each iteration simulates the design
 current parameters, counts for each item how often per examinee it was
 selected, P(S), and administered, P(A), and sets k = r / P(S) where
 P(S) > r, else k = 1 (r = --target-exposure; k kept to 6 significant
-digits). It stops once the largest P(A) is at most r + --tolerance, or
+digits). It stops once the largest P(A) is at most r + --tolerance (by
+default the larger of 0.01 and 3 sqrt(r (1 - r) / N), see below), or
 after --iterations. The first iteration has every k = 1 (with --resume, the
 bank's exposure column). Every pick before the lottery is a selection, also
 that of an item set aside earlier in the same test, so P(A) = k P(S) on
@@ -73,10 +74,12 @@ pub struct CalibrateExposureArgs {
     #[arg(long, value_name = "R", value_parser = finite, allow_negative_numbers = true,
           help_heading = "Calibration")]
     pub target_exposure: f64,
-    /// Converged once every exposure rate is at most r + X.
-    #[arg(long, value_name = "X", default_value_t = 0.01, value_parser = finite,
-          allow_negative_numbers = true, help_heading = "Calibration")]
-    pub tolerance: f64,
+    /// Converged once every exposure rate is at most r + X [default: the larger
+    /// of 0.01 and 3·√(r(1 − r)/N), the chance spread of the largest rate
+    /// held to r among N = --examinees].
+    #[arg(long, value_name = "X", value_parser = finite, allow_negative_numbers = true,
+          help_heading = "Calibration")]
+    pub tolerance: Option<f64>,
     /// Most iterations (simulations with exposure control).
     #[arg(long, value_name = "N", default_value_t = 30, help_heading = "Calibration",
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
@@ -140,6 +143,14 @@ pub fn update(target: f64, selection_rates: &[f64]) -> Vec<f64> {
 }
 
 /// Whether a run with this largest exposure rate meets the target.
+/// The tolerance unless one is given: what chance alone adds to the largest of
+/// many rates held to r among N examinees (about 3 standard deviations), and
+/// at least 0.01.
+fn default_tolerance(target: f64, examinees: u64) -> f64 {
+    let sd = (target * (1.0 - target) / examinees.max(1) as f64).sqrt();
+    (3.0 * sd).max(0.01)
+}
+
 fn meets(max_exposure: f64, target: f64, tolerance: f64) -> bool {
     // A rate is a count over the examinees: the slack only absorbs rounding.
     max_exposure <= target + tolerance + 1e-12
@@ -283,7 +294,10 @@ fn replace_content(file: &mut File, name: &str, content: &[u8]) -> Result<(), Er
 /// Runs the procedure described by `args`, writes the bank, and returns the summary.
 pub fn execute(args: &CalibrateExposureArgs) -> Result<Output, Error> {
     let started = Instant::now();
-    let (target, tolerance) = (args.target_exposure, args.tolerance);
+    let target = args.target_exposure;
+    let tolerance = args
+        .tolerance
+        .unwrap_or_else(|| default_tolerance(target, args.design.examinees));
     if !(target > 0.0 && target <= 1.0) {
         return Err(Error::Options(format!(
             "--target-exposure must be in (0, 1] (got {target})"
@@ -422,6 +436,13 @@ mod tests {
         // per examinee without exposure control.
         assert_eq!(update(1.0, &[1.0, 0.2]), [1.0, 1.0]);
         assert!(update(0.3, &[]).is_empty());
+    }
+
+    #[test]
+    fn default_tolerance_is_the_chance_spread_and_at_least_a_percent() {
+        // r = 0.25 among 1,000 examinees: 3 × 0.0137.
+        assert!((default_tolerance(0.25, 1000) - 0.041079).abs() < 1e-6);
+        assert_eq!(default_tolerance(0.2, 1_000_000), 0.01);
     }
 
     #[test]
