@@ -3,10 +3,14 @@
 //! (exposure), how it was answered, how its score goes with θ, and whether its
 //! scores drift from what its parameters predict at the examinees' θ.
 //!
-//! One PostgreSQL statement per page (`store::item_stats`), cached by pool
-//! version and date in the pool's cache namespace: a page is recomputed at most
-//! once per cache TTL (`CACHE_TTL_STATIC_SECS`) and day, and adding items
-//! (a new version) invalidates it.
+//! One PostgreSQL statement per page (`store::item_stats`) gives the counts,
+//! means and correlations, and each item's responses grouped by θ in bins of
+//! 0.05; the engine gives what the item's parameters expect in each bin (at the
+//! bin's mean θ, which moves an expected score by well under 1e-3), so the
+//! models live in one place. Pages are cached by pool version and date in the
+//! pool's cache namespace: recomputed at most once per cache TTL
+//! (`CACHE_TTL_STATIC_SECS`) and day, and cleared when items are added (a new
+//! version).
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -17,6 +21,7 @@ use crate::services::pools::{self, Error};
 use crate::services::{CachedJson, cached_json};
 use crate::store::StoreError;
 use crate::store::item_stats::{self as stored, ItemRow};
+use lectern_engine::Item;
 
 /// |z| above which an item's drift is flagged.
 pub const DRIFT_Z: f64 = 3.0;
@@ -72,11 +77,27 @@ struct Drift {
 }
 
 impl ItemStats {
-    fn new(row: ItemRow, tests: i64) -> ItemStats {
-        let z = match (row.residual, row.variance) {
-            (Some(r), Some(v)) if v > 0.0 => Some(r / v.sqrt()),
-            _ => None,
-        };
+    /// The figures of `row`, with the model's expectations from `item` (its
+    /// parameters in the version; `None` leaves them out).
+    fn new(row: ItemRow, tests: i64, item: Option<&Item>) -> ItemStats {
+        // Σ E x, Σ Var x and Σ x over the bins.
+        let (mut expected, mut variance, mut observed) = (0.0, 0.0, 0.0);
+        if let Some(item) = item {
+            for &(theta, n, sum) in &row.bins {
+                let p = item.probabilities(theta);
+                let mean: f64 = p.iter().enumerate().map(|(k, p)| k as f64 * p).sum();
+                let var: f64 = p
+                    .iter()
+                    .enumerate()
+                    .map(|(k, p)| (k as f64 - mean).powi(2) * p)
+                    .sum();
+                expected += n as f64 * mean;
+                variance += n as f64 * var;
+                observed += sum;
+            }
+        }
+        let modelled = item.is_some() && row.n > 0;
+        let z = (modelled && variance > 0.0).then(|| (observed - expected) / variance.sqrt());
         ItemStats {
             id: row.id,
             model: row.model.unwrap_or_else(|| "dichotomous".into()),
@@ -91,7 +112,7 @@ impl ItemStats {
             proportion_top: row.top_share,
             item_theta_correlation: row.correlation.filter(|c| c.is_finite()),
             mean_theta: row.mean_theta,
-            expected_score: row.expected_score,
+            expected_score: modelled.then(|| expected / row.n as f64),
             drift: Drift {
                 z,
                 flagged: row.n >= DRIFT_MIN_RESPONSES && z.is_some_and(|z| z.abs() > DRIFT_Z),
@@ -123,7 +144,10 @@ pub async fn page(
     let as_of = time::OffsetDateTime::now_utc().date().to_string();
     let key = format!("stats:v{version}:{as_of}:{limit}:{offset}");
     let load = || async {
-        let page = stored::page(app.db(), pool, version, limit, offset).await?;
+        let (page, bank) = tokio::try_join!(
+            stored::page(app.db(), pool, version, limit, offset),
+            pools::bank(app, pool, version)
+        )?;
         let tests = page.tests;
         Ok::<_, StoreError>(Some(StatsPage {
             pool_id: pool,
@@ -136,7 +160,11 @@ pub async fn page(
             items: page
                 .items
                 .into_iter()
-                .map(|row| ItemStats::new(row, tests))
+                .map(|row| {
+                    let item = bank.ids.iter().position(|id| *id == row.id);
+                    let item = item.map(|i| bank.bank.item(i));
+                    ItemStats::new(row, tests, item.as_ref())
+                })
                 .collect(),
         }))
     };

@@ -1,7 +1,7 @@
 //! `GET /v1/pools/{id}/stats`: item statistics of a pool version match the
-//! recorded responses and the items' models (checked against the engine, not
-//! against the SQL), flag drift, are cached by version and date, and are for
-//! the pool's staff only.
+//! recorded responses and the items' models (recomputed here from the rows at
+//! each response's exact θ), flag drift, are cached by version and date, and
+//! are for the pool's staff only.
 
 use axum::http::{Method, StatusCode};
 use lectern::engine::{Item, ItemParams};
@@ -143,66 +143,85 @@ async fn stats_match_the_recorded_responses_and_the_items_models() {
     assert_eq!(seen, 36);
 }
 
-/// The SQL function the statistics use gives every model's mean and variance
-/// as the engine does, and no θ makes PostgreSQL overflow.
+/// A graded-response item: its mean score, share at the top score, expected
+/// score and drift against the engine's model at each response's exact θ (the
+/// statistics group θ in bins of 0.05).
 #[tokio::test]
-async fn expected_scores_agree_with_the_engine_for_every_model() {
+async fn polytomous_items_are_judged_by_their_own_model() {
     let env = TestEnv::new().await;
-    let sql = env.sql().await;
-    // (model, a, b, c, d, thresholds) as stored, and the engine's item.
-    type Stored<'a> = (Option<&'a str>, f64, f64, f64, f64, Option<Vec<f64>>);
-    let cases: Vec<(Stored, Item)> = vec![
-        (
-            (None, 1.3, -0.4, 0.2, 0.95, None),
-            ItemParams::new(1.3, -0.4, 0.2, 0.95).unwrap().into(),
-        ),
-        (
-            (Some("grm"), 1.7, 0.0, 0.0, 1.0, Some(vec![-1.2, 0.1, 1.4])),
-            Item::grm(1.7, vec![-1.2, 0.1, 1.4]).unwrap(),
-        ),
-        (
-            (
-                Some("gpcm"),
-                0.8,
-                0.0,
-                0.0,
-                1.0,
-                Some(vec![0.5, -0.7, 1.1, 0.2]),
-            ),
-            Item::gpcm(0.8, vec![0.5, -0.7, 1.1, 0.2]).unwrap(),
-        ),
-        (
-            (Some("pcm"), 1.0, 0.0, 0.0, 1.0, Some(vec![-0.3, 0.9])),
-            Item::pcm(vec![-0.3, 0.9]).unwrap(),
-        ),
-    ];
-    for ((model, a, b, c, d, t), item) in &cases {
-        for theta in [-1000.0, -7.0, -1.3, 0.0, 2.2, 8.0, 1000.0] {
-            let row = sql
-                .query_one(
-                    "SELECT mean, var FROM item_moments($1, $2, $3, $4, $5, $6, $7)",
-                    &[model, a, b, c, d, t, &theta],
-                )
-                .await
-                .unwrap_or_else(|e| panic!("{model:?} at {theta}: {e:?}"));
+    let likert = ["never", "rarely", "sometimes", "often", "always"];
+    let made = env
+        .post(
+            "/v1/pools",
+            json!({ "name": "Likert", "organization_id": env.org, "items": [
+                { "id": format!("{}-grm", env.prefix.replace(':', "")), "content": "How often?",
+                  "options": likert, "model": "grm", "concepts": ["habits"],
+                  "a": 1.5, "b": [-1.5, -0.4, 0.6, 1.7] } ] }),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let pool: Uuid = made.body["pool_id"].as_str().unwrap().parse().unwrap();
+    let id = format!("{}-grm", env.prefix.replace(':', ""));
+    let item = Item::grm(1.5, vec![-1.5, -0.4, 0.6, 1.7]).unwrap();
+    // 60 examinees over θ ∈ [−2.5, 2.4], each scoring what the model expects, rounded.
+    let mut truth = Vec::new();
+    for k in 0..60 {
+        let theta = -2.5 + 0.083 * f64::from(k);
+        let score = item.expected_score(theta).round() as i16;
+        synthetic(&env, pool, 1, &id, 1, theta, score).await;
+        truth.push((theta, f64::from(score)));
+    }
+    let got = env.get(&format!("/v1/pools/{pool}/stats")).await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.body);
+    let stats = &got.body["items"][0];
+    assert_eq!(
+        (&stats["model"], &stats["max_score"], &stats["administered"]),
+        (&json!("grm"), &json!(4), &json!(60))
+    );
+    let n = truth.len() as f64;
+    let mean_x = truth.iter().map(|t| t.1).sum::<f64>() / n;
+    let top = truth.iter().filter(|t| t.1 == 4.0).count() as f64 / n;
+    let expected: Vec<(f64, f64)> = truth
+        .iter()
+        .map(|&(theta, _)| {
             let p = item.probabilities(theta);
-            let mean: f64 = p.iter().enumerate().map(|(k, p)| k as f64 * p).sum();
-            let var: f64 = p
+            let m: f64 = p.iter().enumerate().map(|(k, p)| k as f64 * p).sum();
+            let v: f64 = p
                 .iter()
                 .enumerate()
-                .map(|(k, p)| (k as f64 - mean).powi(2) * p)
+                .map(|(k, p)| (k as f64 - m).powi(2) * p)
                 .sum();
-            let (m, v): (f64, f64) = (row.get(0), row.get(1));
-            assert!(
-                (m - mean).abs() < 1e-12,
-                "{model:?} θ {theta}: mean {m} vs {mean}"
-            );
-            assert!(
-                (v - var).abs() < 1e-12,
-                "{model:?} θ {theta}: var {v} vs {var}"
-            );
-        }
-    }
+            (m, v)
+        })
+        .collect();
+    let mean_e = expected.iter().map(|e| e.0).sum::<f64>() / n;
+    let z = truth
+        .iter()
+        .zip(&expected)
+        .map(|(t, e)| t.1 - e.0)
+        .sum::<f64>()
+        / expected.iter().map(|e| e.1).sum::<f64>().sqrt();
+    assert!(
+        close(stats["mean_score"].as_f64().unwrap(), mean_x, 1e-12),
+        "{stats}"
+    );
+    assert!(
+        close(stats["proportion_top"].as_f64().unwrap(), top, 1e-12),
+        "{stats}"
+    );
+    assert!(
+        (stats["expected_score"].as_f64().unwrap() - mean_e).abs() < 1e-3,
+        "{stats} vs {mean_e}"
+    );
+    assert!(
+        (stats["drift"]["z"].as_f64().unwrap() - z).abs() < 0.02,
+        "{stats} vs {z}"
+    );
+    assert_eq!(stats["drift"]["flagged"], false);
+    assert!(
+        stats["item_theta_correlation"].as_f64().unwrap() > 0.9,
+        "{stats}"
+    );
 }
 
 /// Adds `n` ended tests on `version` at θ = `theta`, each with one response
