@@ -119,9 +119,13 @@ async fn migrate_applies_on_create_and_update_and_answers_cloudformation() {
     let env = TestEnv::new().await;
     let (url, seen) = response_url().await;
     let sql = env.sql().await;
-    sql.batch_execute("DROP TABLE accommodations, assignment_students, assignments, assessment_versions, assessments, invitations, class_students, class_teachers, classes, memberships, organizations, teaching_questions, teaching_transitions, teaching_sessions, user_identities, student_proficiencies, test_responses, test_sessions, questions, item_pools, users, refinery_schema_history")
-        .await
-        .unwrap();
+    // An empty schema, whatever the migrations have made in it.
+    sql.batch_execute(&format!(
+        "DROP SCHEMA {0} CASCADE; CREATE SCHEMA {0}",
+        env.schema
+    ))
+    .await
+    .unwrap();
 
     let created = migrate::handle(
         request("Create", &url),
