@@ -830,8 +830,10 @@ pub fn items_json(n: usize, salt: &str) -> Vec<Value> {
     lectern::services::demo::items(n, 11)
         .into_iter()
         .map(|it| {
-            let (lectern::store::pools::Key::Correct(right), lectern::engine::Item::Dichotomous(p)) =
-                (it.key, it.params)
+            let (
+                lectern::store::pools::Key::Correct(right),
+                lectern::store::pools::Params::Known(lectern::engine::Item::Dichotomous(p)),
+            ) = (it.key, it.params)
             else {
                 unreachable!("demo items are right/wrong")
             };
