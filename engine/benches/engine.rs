@@ -5,6 +5,9 @@
 //! 30 answers ≤ 10 µs; one selection from 5,000 items ≤ 50 µs; a 1,000 × 20
 //! simulation on 500 items ≤ 0.5 s (`-- grm` runs just these).
 //!
+//! Pretest items: a test's pretest plan is recomputed on every submit and
+//! next of a test that has some, so it must cost far less than a step.
+//!
 //! `cargo bench -p lectern-engine --bench engine` (add `-- <filter>` for one group,
 //! e.g. `-- step` for a whole step, plain and with content constraints).
 
@@ -14,7 +17,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use lectern_engine::sim::{SimConfig, generate_bank, generate_polytomous_bank, simulate};
 use lectern_engine::{
     Cat, Constraints, ContentBalanced, Eap, Estimator, ItemBank, Map, MaxInfo, Mle, PolyModel,
-    Randomesque, Selector, StopRule, SympsonHetter, Wle,
+    PretestPlan, Randomesque, Selector, StopRule, SympsonHetter, Wle,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -152,6 +155,17 @@ fn step(c: &mut Criterion) {
     group.finish();
 }
 
+fn pretest(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pretest_plan");
+    // 3 of 40 and 10 of 5,000 pretest items, in a 20-item test.
+    for (k, available) in [(3, 40), (10, 5_000)] {
+        group.bench_function(format!("{k}_of_{available}"), |b| {
+            b.iter(|| PretestPlan::new(black_box(0x5eed), k, 20, black_box(available)))
+        });
+    }
+    group.finish();
+}
+
 fn simulation(c: &mut Criterion) {
     let bank = generate_bank(500, 4);
     let cat = Cat::new(
@@ -186,5 +200,5 @@ fn simulation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, estimators, selection, step, simulation);
+criterion_group!(benches, estimators, selection, step, pretest, simulation);
 criterion_main!(benches);
