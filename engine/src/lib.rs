@@ -21,6 +21,7 @@
 //! - [`constraints`]: content constraints (blueprint minimums/maximums per
 //!   concept, enemy items) that narrow selection and hold the stop.
 //! - [`cat`]: one step of an adaptive test, per-concept estimates.
+//! - [`pretest`]: which uncalibrated items a test carries, and where, from its seed.
 //! - [`calibrate`]: item calibration by marginal maximum likelihood (EM).
 //! - [`sim`]: Monte Carlo simulation of many tests and its statistics.
 #![warn(missing_docs)]
@@ -34,6 +35,7 @@ pub mod init;
 pub mod item;
 pub mod model;
 pub mod poly;
+pub mod pretest;
 pub mod select;
 pub mod sim;
 pub mod stop;
@@ -49,5 +51,6 @@ pub use init::{FixedTheta, FromProficiency, Initializer, Start};
 pub use item::Item;
 pub use model::{ItemParams, ParamError};
 pub use poly::{MAX_CATEGORIES, PolyModel, PolyParams};
+pub use pretest::PretestPlan;
 pub use select::{Candidates, ContentBalanced, MaxInfo, Randomesque, Selector, SympsonHetter};
 pub use stop::{Classify, Levels, Side, StopReason, StopRule};

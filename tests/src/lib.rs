@@ -687,16 +687,23 @@ impl TestEnv {
                         .map(String::as_str)
                         .collect();
                     fields.sort_unstable();
-                    let shown: &[&str] = if item["b"].is_array() {
-                        &[
-                            "a", "b", "concepts", "content", "exposure", "id", "model", "options",
-                        ]
-                    } else {
-                        &[
-                            "a", "b", "c", "concepts", "content", "d", "exposure", "id", "model",
-                            "options",
-                        ]
-                    };
+                    // What an item shows: a pretest one says so and has no
+                    // exposure; parameters when it has some (c and d for a
+                    // right/wrong one), else its model when polytomous.
+                    let mut shown = vec!["concepts", "content", "id", "options"];
+                    shown.push(match item.get("pretest") {
+                        Some(_) => "pretest",
+                        None => "exposure",
+                    });
+                    if item.get("a").is_some() {
+                        shown.extend(["a", "b", "model"]);
+                        if !item["b"].is_array() {
+                            shown.extend(["c", "d"]);
+                        }
+                    } else if item.get("model").is_some() {
+                        shown.push("model");
+                    }
+                    shown.sort_unstable();
                     assert_eq!(fields, shown, "{k} holds more than the item as shown");
                 }
                 continue;
@@ -830,8 +837,10 @@ pub fn items_json(n: usize, salt: &str) -> Vec<Value> {
     lectern::services::demo::items(n, 11)
         .into_iter()
         .map(|it| {
-            let (lectern::store::pools::Key::Correct(right), lectern::engine::Item::Dichotomous(p)) =
-                (it.key, it.params)
+            let (
+                lectern::store::pools::Key::Correct(right),
+                lectern::store::pools::Params::Known(lectern::engine::Item::Dichotomous(p)),
+            ) = (it.key, it.params)
             else {
                 unreachable!("demo items are right/wrong")
             };

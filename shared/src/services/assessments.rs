@@ -152,6 +152,8 @@ impl TryFrom<Assessment> for AssessmentView {
             if design.cut_score.is_none() && design.levels.is_empty() {
                 fields.remove("confidence");
             }
+            // Filled in for designs written before pretest items, as every engine field is.
+            fields.insert("pretest_items".into(), design.pretest_items.into());
         }
         Ok(Self {
             id: a.id,
@@ -246,6 +248,7 @@ async fn design_of(
     };
     let bank = pools::bank(app, pool.id, version).await?;
     config.check_against(&bank)?;
+    config.check_pretest_supply(&bank)?;
     Ok(serde_json::to_value(&config).expect("config serialises"))
 }
 

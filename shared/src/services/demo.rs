@@ -4,7 +4,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::store::pools::{self, Key, NewItem, PoolSummary};
+use crate::store::pools::{self, ItemRole, Key, NewItem, Params, PoolSummary};
 use crate::store::{StoreError, users};
 use lectern_engine::ItemParams;
 
@@ -54,10 +54,12 @@ pub fn items(n: usize, seed: u64) -> Vec<NewItem> {
                 key: Key::Correct(correct_answer),
                 options,
                 concepts: vec![concept.to_string()],
-                params: ItemParams::new(a, b, c, 1.0)
-                    .expect("drawn parameters are in range")
-                    .into(),
-                exposure: 1.0,
+                params: Params::Known(
+                    ItemParams::new(a, b, c, 1.0)
+                        .expect("drawn parameters are in range")
+                        .into(),
+                ),
+                role: ItemRole::Operational { exposure: 1.0 },
             }
         })
         .collect()

@@ -14,7 +14,8 @@ use crate::app::App;
 use crate::cache::Namespace;
 use crate::store::StoreError;
 use crate::store::pools::{
-    self as stored, Item, Key, NewItem, PoolBank, PoolSummary, QuestionText,
+    self as stored, AnswerKey, Item, ItemRole, Key, NewItem, Params, PoolBank, PoolSummary,
+    QuestionText,
 };
 use crate::store::tenancy;
 use lectern_engine::{self as engine, ItemParams, ParamError, PolyModel, PolyParams};
@@ -47,7 +48,8 @@ pub enum Error {
 
 /// One item as sent: right/wrong (`b` a number, `correct_answer`, optional
 /// `c`, `d`), or polytomous (`model` grm, gpcm or pcm, `b` its thresholds,
-/// `option_scores`).
+/// `option_scores`); operational, or `pretest` (parameters optional: given,
+/// they are provisional).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ItemInput {
@@ -64,13 +66,16 @@ pub struct ItemInput {
     concepts: Vec<String>,
     #[serde(default, deserialize_with = "crate::wire::some")]
     a: Option<f64>,
-    b: Location,
+    #[serde(default, deserialize_with = "crate::wire::some")]
+    b: Option<Location>,
     #[serde(default, deserialize_with = "crate::wire::some")]
     c: Option<f64>,
     #[serde(default, deserialize_with = "crate::wire::some")]
     d: Option<f64>,
-    #[serde(default = "one")]
-    exposure: f64,
+    #[serde(default, deserialize_with = "crate::wire::some")]
+    exposure: Option<f64>,
+    #[serde(default, deserialize_with = "crate::wire::some")]
+    pretest: Option<bool>,
 }
 
 /// `b`: a right/wrong item's difficulty, or a polytomous item's thresholds
@@ -96,10 +101,6 @@ const DICHOTOMOUS: [(&str, &str); 4] = [
     ("3pl", "d = 1"),
     ("4pl", ""),
 ];
-
-fn one() -> f64 {
-    1.0
-}
 
 fn is_valid_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
@@ -185,17 +186,38 @@ impl ItemInput {
                 )
             })?),
         };
-        let (params, key) = match poly {
-            None => self.dichotomous(&f)?,
-            Some(model) => self.polytomous(model, &f)?,
+        let pretest = self.pretest.unwrap_or(false);
+        let (params, key) = match (poly, &self.b) {
+            // Parameters come with b, or not at all (a pretest item awaiting calibration).
+            (_, None) if pretest => (Params::Pending(poly), self.pending(poly, &f)?),
+            (_, None) => {
+                return Err(format!(
+                    "{} is required (only a pretest item may leave its parameters out)",
+                    f("b")
+                ));
+            }
+            (None, Some(_)) => self.dichotomous(&f)?,
+            (Some(model), Some(_)) => self.polytomous(model, &f)?,
         };
-        if !(self.exposure > 0.0 && self.exposure <= 1.0) {
-            return Err(format!(
-                "{}: exposure must be in (0, 1] (got {})",
-                f("exposure"),
-                self.exposure
-            ));
-        }
+        let role = match (pretest, self.exposure) {
+            (true, Some(_)) => {
+                return Err(format!(
+                    "{}: a pretest item is never selected, so it has no exposure parameter",
+                    f("exposure")
+                ));
+            }
+            (true, None) => ItemRole::Pretest,
+            (false, exposure) => {
+                let exposure = exposure.unwrap_or(1.0);
+                if !(exposure > 0.0 && exposure <= 1.0) {
+                    return Err(format!(
+                        "{}: exposure must be in (0, 1] (got {exposure})",
+                        f("exposure"),
+                    ));
+                }
+                ItemRole::Operational { exposure }
+            }
+        };
         Ok(NewItem {
             id,
             content: self.content,
@@ -203,26 +225,17 @@ impl ItemInput {
             key,
             concepts: self.concepts,
             params,
-            exposure: self.exposure,
+            role,
         })
     }
 
-    /// The parameters and key of a right/wrong item.
-    fn dichotomous(&self, f: &dyn Fn(&str) -> String) -> Result<(engine::Item, Key), String> {
+    /// A right/wrong item's key: its correct answer, one of the options.
+    fn correct_answer(&self, f: &dyn Fn(&str) -> String) -> Result<Key, String> {
         if self.option_scores.is_some() {
             return Err(format!(
                 "{}: only polytomous items (model grm, gpcm or pcm) have option scores; a right/wrong item has a correct_answer",
                 f("option_scores")
             ));
-        }
-        let Location::One(b) = self.b else {
-            return Err(format!(
-                "{}: a list of thresholds needs model grm, gpcm or pcm; a right/wrong item's b is a number",
-                f("b")
-            ));
-        };
-        if b.abs() > 10.0 {
-            return Err(format!("{}: b must be from -10 to 10 (got {b})", f("b")));
         }
         let Some(right) = &self.correct_answer else {
             return Err(format!(
@@ -236,6 +249,27 @@ impl ItemInput {
                 f("correct_answer")
             ));
         }
+        Ok(Key::Correct(right.clone()))
+    }
+
+    /// The parameters and key of a right/wrong item.
+    fn dichotomous(&self, f: &dyn Fn(&str) -> String) -> Result<(Params, Key), String> {
+        if self.option_scores.is_some() {
+            return Err(format!(
+                "{}: only polytomous items (model grm, gpcm or pcm) have option scores; a right/wrong item has a correct_answer",
+                f("option_scores")
+            ));
+        }
+        let Some(Location::One(b)) = self.b else {
+            return Err(format!(
+                "{}: a list of thresholds needs model grm, gpcm or pcm; a right/wrong item's b is a number",
+                f("b")
+            ));
+        };
+        if b.abs() > 10.0 {
+            return Err(format!("{}: b must be from -10 to 10 (got {b})", f("b")));
+        }
+        let key = self.correct_answer(f)?;
         let a = match (self.a, self.model.as_deref()) {
             (Some(a), _) => a,
             (None, Some("1pl")) => 1.0,
@@ -255,7 +289,7 @@ impl ItemInput {
                 f("model")
             ));
         }
-        Ok((item, Key::Correct(right.clone())))
+        Ok((Params::Known(item), key))
     }
 
     /// The parameters and key of a polytomous item: every option scored 0…m.
@@ -263,22 +297,9 @@ impl ItemInput {
         &self,
         model: PolyModel,
         f: &dyn Fn(&str) -> String,
-    ) -> Result<(engine::Item, Key), String> {
-        if self.correct_answer.is_some() {
-            return Err(format!(
-                "{}: a {model} item has no correct answer; give each option's score in option_scores",
-                f("correct_answer")
-            ));
-        }
-        for (name, given) in [("c", self.c), ("d", self.d)] {
-            if given.is_some() {
-                return Err(format!(
-                    "{}: a {model} item has no {name} (only right/wrong items do)",
-                    f(name)
-                ));
-            }
-        }
-        let Location::Many(b) = &self.b else {
+    ) -> Result<(Params, Key), String> {
+        self.no_right_wrong_fields(model, f)?;
+        let Some(Location::Many(b)) = &self.b else {
             return Err(format!(
                 "{}: a {model} item's b is the list of its thresholds b1…bm",
                 f("b")
@@ -302,12 +323,45 @@ impl ItemInput {
             (_, None) => return Err(format!("{} is required", f("a"))),
         };
         let params = PolyParams::new(model, a, b.clone()).map_err(|e| param_error(f, e))?;
-        let top = params.categories() - 1;
+        let key = self.option_scores(Some(params.categories() - 1), f)?;
+        Ok((Params::Known(params.into()), key))
+    }
+
+    /// A polytomous item has no correct answer, `c` or `d`.
+    fn no_right_wrong_fields(
+        &self,
+        model: PolyModel,
+        f: &dyn Fn(&str) -> String,
+    ) -> Result<(), String> {
+        if self.correct_answer.is_some() {
+            return Err(format!(
+                "{}: a {model} item has no correct answer; give each option's score in option_scores",
+                f("correct_answer")
+            ));
+        }
+        for (name, given) in [("c", self.c), ("d", self.d)] {
+            if given.is_some() {
+                return Err(format!(
+                    "{}: a {model} item has no {name} (only right/wrong items do)",
+                    f(name)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A polytomous item's key: each option's score, 0…`top` (its number of
+    /// thresholds); without thresholds (a pretest item awaiting
+    /// calibration) the highest score given is the item's, 1 to 9.
+    fn option_scores(&self, top: Option<usize>, f: &dyn Fn(&str) -> String) -> Result<Key, String> {
         let scores: Vec<u8> = match &self.option_scores {
             Some(scores) => scores.iter().map(|s| s.0).collect(),
             // A Likert item: its options are its categories, in order.
-            None if self.options.len() == top + 1 => (0..=top as u8).collect(),
+            None if top.is_none_or(|top| self.options.len() == top + 1) => {
+                (0..self.options.len() as u8).collect()
+            }
             None => {
+                let top = top.unwrap_or_default();
                 return Err(format!(
                     "{} is required: the item has {} options and scores 0…{top} (leave it out only when the options are the categories, in order)",
                     f("option_scores"),
@@ -323,17 +377,55 @@ impl ItemInput {
                 scores.len()
             ));
         }
-        if let Some((k, s)) = scores
-            .iter()
-            .enumerate()
-            .find(|&(_, &s)| usize::from(s) > top)
-        {
-            return Err(format!(
-                "{}[{k}]: {s} is above the item's highest score {top}",
-                f("option_scores")
-            ));
+        match top {
+            Some(top) => {
+                if let Some((k, s)) = scores
+                    .iter()
+                    .enumerate()
+                    .find(|&(_, &s)| usize::from(s) > top)
+                {
+                    return Err(format!(
+                        "{}[{k}]: {s} is above the item's highest score {top}",
+                        f("option_scores")
+                    ));
+                }
+            }
+            None => {
+                let high = scores.iter().copied().max().unwrap_or_default();
+                if !(1..=9).contains(&high) {
+                    return Err(format!(
+                        "{}: a polytomous item's highest score is 1 to 9 (2 to 10 categories; got {high})",
+                        f("option_scores")
+                    ));
+                }
+            }
         }
-        Ok((params.into(), Key::Scores(scores)))
+        Ok(Key::Scores(scores))
+    }
+
+    /// The key of a pretest item without parameters (no `b`): a right/wrong
+    /// one's correct answer, a polytomous one's option scores. Its model, if
+    /// right/wrong, is chosen when it is calibrated, so none may be named.
+    fn pending(&self, model: Option<PolyModel>, f: &dyn Fn(&str) -> String) -> Result<Key, String> {
+        for (name, given) in [("a", self.a), ("c", self.c), ("d", self.d)] {
+            if given.is_some() {
+                return Err(format!(
+                    "{}: a pretest item's provisional parameters come with b: give b too, or leave {name} out",
+                    f(name)
+                ));
+            }
+        }
+        match model {
+            Some(model) => {
+                self.no_right_wrong_fields(model, f)?;
+                self.option_scores(None, f)
+            }
+            None if self.model.is_some() => Err(format!(
+                "{}: a right/wrong pretest item without parameters has no model yet (it is chosen when the item is calibrated): leave model out, or give provisional parameters",
+                f("model")
+            )),
+            None => self.correct_answer(f),
+        }
     }
 }
 
@@ -573,7 +665,9 @@ pub async fn list(app: &App, caller: Uuid, limit: i64, offset: i64) -> Result<Ca
     Ok(found.expect("a list is never missing"))
 }
 
-/// An item as staff see it: parameters, never its key.
+/// An item as staff see it: parameters, never its key. A pretest item says
+/// so, and has no exposure parameter (it is never selected), nor parameters
+/// until it has provisional ones; a right/wrong one without them names no model.
 #[derive(Serialize)]
 struct ItemView {
     id: String,
@@ -581,15 +675,55 @@ struct ItemView {
     options: Vec<String>,
     concepts: Vec<String>,
     /// `1pl`…`4pl` (the smallest that fits), `grm`, `gpcm` or `pcm`.
-    model: &'static str,
-    a: f64,
-    b: Location,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    a: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    b: Option<Location>,
     /// Right/wrong items only.
     #[serde(skip_serializing_if = "Option::is_none")]
     c: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     d: Option<f64>,
-    exposure: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exposure: Option<f64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pretest: bool,
+}
+
+impl From<Item> for ItemView {
+    fn from(it: Item) -> Self {
+        let (a, b, c, d) = match it.params.known() {
+            Some(engine::Item::Dichotomous(p)) => {
+                (Some(p.a), Some(Location::One(p.b)), Some(p.c), Some(p.d))
+            }
+            Some(engine::Item::Polytomous(p)) => (
+                Some(p.a()),
+                Some(Location::Many(p.thresholds().to_vec())),
+                None,
+                None,
+            ),
+            None => (None, None, None, None),
+        };
+        let (exposure, pretest) = match it.role {
+            ItemRole::Operational { exposure } => (Some(exposure), false),
+            ItemRole::Pretest => (None, true),
+        };
+        ItemView {
+            model: it.params.model_name(),
+            id: it.id,
+            content: it.content,
+            options: it.options,
+            concepts: it.concepts,
+            a,
+            b,
+            c,
+            d,
+            exposure,
+            pretest,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -602,9 +736,9 @@ struct PoolDetail {
 /// A pool with its current items (never their keys), through the cache.
 pub async fn detail(app: &App, caller: Uuid, id: Uuid) -> Result<CachedJson, Error> {
     may_use(app, caller, id, false).await?;
-    // "detail2": items gained `model` and polytomous parameters; a view an
-    // older release cached under "detail" is not served.
-    cached_json(app, &Namespace::Pool(id), "detail2", || {
+    // "detail3": items gained `pretest` (and pretest items may have no
+    // parameters); a view an older release cached under another name is not served.
+    cached_json(app, &Namespace::Pool(id), "detail3", || {
         load_detail(app, id)
     })
     .await?
@@ -616,41 +750,9 @@ async fn load_detail(app: &App, id: Uuid) -> Result<Option<PoolDetail>, StoreErr
     let Some((pool, items)) = stored::with_items(app.db(), id).await? else {
         return Ok(None);
     };
-    let items = items
-        .into_iter()
-        .map(
-            |Item {
-                 id,
-                 content,
-                 options,
-                 concepts,
-                 params,
-                 exposure,
-             }| {
-                let (b, c, d) = match &params {
-                    engine::Item::Dichotomous(p) => (Location::One(p.b), Some(p.c), Some(p.d)),
-                    engine::Item::Polytomous(p) => {
-                        (Location::Many(p.thresholds().to_vec()), None, None)
-                    }
-                };
-                ItemView {
-                    id,
-                    content,
-                    options,
-                    concepts,
-                    model: params.model_name(),
-                    a: params.a(),
-                    b,
-                    c,
-                    d,
-                    exposure,
-                }
-            },
-        )
-        .collect();
     Ok(Some(PoolDetail {
         pool: pool.into(),
-        items,
+        items: items.into_iter().map(ItemView::from).collect(),
     }))
 }
 
@@ -661,13 +763,13 @@ pub async fn bank(app: &App, pool_id: Uuid, version: i32) -> Result<Arc<PoolBank
         .await
 }
 
-/// The keys of one pool version, in engine order, as each option's score
-/// (process → PostgreSQL; never Redis).
+/// The keys of one pool version, as each option's score (process →
+/// PostgreSQL; never Redis).
 pub async fn answer_key(
     app: &App,
     pool_id: Uuid,
     version: i32,
-) -> Result<Arc<Vec<Vec<u8>>>, StoreError> {
+) -> Result<Arc<AnswerKey>, StoreError> {
     app.catalog().answer_key(app.db(), pool_id, version).await
 }
 

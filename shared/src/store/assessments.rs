@@ -512,11 +512,13 @@ pub async fn release(
             "WITH waiting AS (
              UPDATE test_sessions SET proficiency_applied = true
              WHERE assignment_id = $1 AND status IN ('ended', 'timed_out')
-               AND NOT proficiency_applied AND student_id IS NOT NULL AND items_answered > 0
-             RETURNING student_id, org_id, theta, se, items_answered, concepts
+               AND NOT proficiency_applied AND student_id IS NOT NULL
+               AND items_answered - pretest_answered > 0
+             RETURNING student_id, org_id, theta, se, items_answered - pretest_answered AS scored,
+                       concepts
          ),
          rows AS (
-             SELECT student_id, org_id, '' AS concept, theta, se, items_answered AS n FROM waiting
+             SELECT student_id, org_id, '' AS concept, theta, se, scored AS n FROM waiting
              UNION ALL
              SELECT w.student_id, w.org_id, c.key, (c.value->>'theta')::float8,
                     (c.value->>'se')::float8, (c.value->>'n')::int

@@ -12,7 +12,7 @@ use moka::future::Cache;
 use uuid::Uuid;
 
 use super::StoreError;
-use super::pools::{self, PoolBank, QuestionText};
+use super::pools::{self, AnswerKey, PoolBank, QuestionText};
 use super::redis::RedisStore;
 
 /// How long Redis keeps a pool version's parameters and a question's text.
@@ -21,7 +21,7 @@ pub const REDIS_TTL: Duration = Duration::from_secs(3600);
 /// The process's caches of pool content.
 pub struct Catalog {
     banks: Cache<(Uuid, i32), Arc<PoolBank>>,
-    keys: Cache<(Uuid, i32), Arc<Vec<Vec<u8>>>>,
+    keys: Cache<(Uuid, i32), Arc<AnswerKey>>,
     questions: Cache<String, Arc<QuestionText>>,
 }
 
@@ -91,13 +91,13 @@ impl Catalog {
             .map_err(StoreError::Shared)
     }
 
-    /// The keys of one pool version, in engine order: each option's score.
+    /// The keys of one pool version: each option's score.
     pub async fn answer_key(
         &self,
         db: &Pool,
         pool_id: Uuid,
         version: i32,
-    ) -> Result<Arc<Vec<Vec<u8>>>, StoreError> {
+    ) -> Result<Arc<AnswerKey>, StoreError> {
         self.keys
             .try_get_with((pool_id, version), async {
                 pools::answer_key(db, pool_id, version).await.map(Arc::new)

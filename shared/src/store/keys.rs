@@ -253,7 +253,7 @@ mod tests {
         assert!(keys.test_state(id).contains(&tag));
         assert_eq!(keys.test_lock(id, "q7"), format!("p:test:{tag}:lock:q7"));
         assert_eq!(keys.question("q7"), "p:question:{q7}");
-        assert_eq!(keys.pool(id, 3), format!("p:pool:{tag}:v3:e2"));
+        assert_eq!(keys.pool(id, 3), format!("p:pool:{tag}:v3:e3"));
         for key in [
             keys.teaching_context(id),
             keys.teaching_history(id),

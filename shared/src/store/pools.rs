@@ -12,8 +12,9 @@ use super::StoreError;
 use lectern_engine::{self as engine, ItemBank, ItemParams, PolyModel, PolyParams};
 
 /// The form of [`PoolBank::encode`], part of the bank's Redis key: bump it with
-/// any change to what is encoded, so that no release reads another's.
-pub const BANK_ENCODING: u32 = 2;
+/// any change to what is encoded, so that no release reads another's (3: the
+/// pretest items' ids).
+pub const BANK_ENCODING: u32 = 3;
 
 /// The polytomous model named `name` (`grm`, `gpcm`, `pcm`).
 pub fn poly_model(name: &str) -> Option<PolyModel> {
@@ -43,6 +44,48 @@ impl Key {
     }
 }
 
+/// An item's IRT parameters: known (every operational item; a pretest item's
+/// provisional ones), or not yet, for a pretest item awaiting calibration.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Params {
+    /// Calibrated (or, for a pretest item, provisional) parameters, of any model.
+    Known(engine::Item),
+    /// None yet: a right/wrong item (`None`) or a polytomous one of this model.
+    Pending(Option<PolyModel>),
+}
+
+impl Params {
+    /// The parameters, when there are some.
+    pub fn known(&self) -> Option<&engine::Item> {
+        match self {
+            Params::Known(item) => Some(item),
+            Params::Pending(_) => None,
+        }
+    }
+
+    /// The model's name (`1pl`…`4pl`, the smallest that fits, or `grm`,
+    /// `gpcm`, `pcm`); `None` for a right/wrong item without parameters.
+    pub fn model_name(&self) -> Option<&'static str> {
+        match self {
+            Params::Known(item) => Some(item.model_name()),
+            Params::Pending(model) => model.map(PolyModel::name),
+        }
+    }
+}
+
+/// What an item is to the tests on its pool.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ItemRole {
+    /// Selected by the engine and scored, with its Sympson–Hetter exposure
+    /// parameter in (0, 1].
+    Operational {
+        /// Sympson–Hetter exposure parameter.
+        exposure: f64,
+    },
+    /// Served at seeded positions and recorded, never selected nor scored.
+    Pretest,
+}
+
 /// A validated item about to be stored.
 #[derive(Debug, Clone)]
 pub struct NewItem {
@@ -56,10 +99,10 @@ pub struct NewItem {
     pub key: Key,
     /// Concept names, at least one.
     pub concepts: Vec<String>,
-    /// IRT parameters (of any model).
-    pub params: engine::Item,
-    /// Sympson–Hetter exposure parameter in (0, 1].
-    pub exposure: f64,
+    /// IRT parameters (always known for an operational item).
+    pub params: Params,
+    /// Operational or pretest.
+    pub role: ItemRole,
 }
 
 /// A pool without its items.
@@ -81,7 +124,7 @@ pub struct PoolSummary {
     pub created_at: OffsetDateTime,
 }
 
-/// A stored question as anyone may see it: without its key.
+/// A stored question as staff may see it: without its key.
 #[derive(Debug, Clone)]
 pub struct Item {
     /// Question id.
@@ -92,10 +135,10 @@ pub struct Item {
     pub options: Vec<String>,
     /// Concept names.
     pub concepts: Vec<String>,
-    /// IRT parameters (of any model).
-    pub params: engine::Item,
-    /// Sympson–Hetter exposure parameter in (0, 1].
-    pub exposure: f64,
+    /// IRT parameters (always known for an operational item).
+    pub params: Params,
+    /// Operational or pretest.
+    pub role: ItemRole,
 }
 
 /// A question as served: without its key. Cached in Redis (`question:{<id>}`).
@@ -137,8 +180,10 @@ pub struct BankItem {
 }
 
 /// One version of a pool, ready for the engine: parameters as struct-of-arrays,
-/// concepts as small ids, question ids by engine index. Holds no content and no
-/// keys, so it may be cached in Redis (`pool:{<id>}:v<version>:e<encoding>`).
+/// concepts as small ids, question ids by engine index, and apart from them
+/// the pretest items' ids (the engine never sees a pretest item). Holds no
+/// content and no keys, so it may be cached in Redis
+/// (`pool:{<id>}:v<version>:e<encoding>`).
 pub struct PoolBank {
     /// Pool id.
     pub pool_id: Uuid,
@@ -146,11 +191,14 @@ pub struct PoolBank {
     pub version: i32,
     /// Question ids in engine order.
     pub ids: Vec<String>,
-    /// The engine's view.
+    /// The engine's view: the operational items.
     pub bank: ItemBank,
     /// Concept names by concept id.
     pub concept_names: Vec<String>,
+    /// The pretest items' question ids, in pool order (a pretest item's index).
+    pub pretest_ids: Vec<String>,
     index: HashMap<String, usize>,
+    pretest_index: HashMap<String, usize>,
 }
 
 /// [`PoolBank`] as cached in Redis (form [`BANK_ENCODING`]).
@@ -161,6 +209,7 @@ struct BankWire {
     exposure: Vec<f64>,
     concepts: Vec<Vec<u16>>,
     concept_names: Vec<String>,
+    pretest_ids: Vec<String>,
 }
 
 /// One item's parameters in a [`BankWire`].
@@ -197,8 +246,14 @@ impl WireItem {
 }
 
 impl PoolBank {
-    /// Builds a bank from items in engine order.
-    pub fn new(pool_id: Uuid, version: i32, items: Vec<BankItem>) -> Self {
+    /// Builds a bank from operational items in engine order and the ids of
+    /// the pretest items.
+    pub fn new(
+        pool_id: Uuid,
+        version: i32,
+        items: Vec<BankItem>,
+        pretest_ids: Vec<String>,
+    ) -> Self {
         let mut concept_names: Vec<String> = Vec::new();
         let mut concept_ids: HashMap<String, u16> = HashMap::new();
         let mut wire = BankWire {
@@ -207,6 +262,7 @@ impl PoolBank {
             exposure: Vec::with_capacity(items.len()),
             concepts: Vec::with_capacity(items.len()),
             concept_names: Vec::new(),
+            pretest_ids,
         };
         for it in items {
             let ids = it
@@ -246,19 +302,27 @@ impl PoolBank {
             .into_iter()
             .map(WireItem::into_item)
             .collect::<Result<Vec<_>, _>>()?;
-        let index = w
-            .ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| (id.clone(), i))
-            .collect();
+        let positions = |ids: &[String]| -> HashMap<String, usize> {
+            ids.iter()
+                .enumerate()
+                .map(|(i, id)| (id.clone(), i))
+                .collect()
+        };
+        let (index, pretest_index) = (positions(&w.ids), positions(&w.pretest_ids));
+        if index.len() + pretest_index.len() != n + w.pretest_ids.len()
+            || pretest_index.keys().any(|id| index.contains_key(id))
+        {
+            return Err("a question id appears twice".into());
+        }
         Ok(Self {
             pool_id,
             version,
             bank: ItemBank::new(params, w.concepts).with_exposure(w.exposure),
             ids: w.ids,
             concept_names: w.concept_names,
+            pretest_ids: w.pretest_ids,
             index,
+            pretest_index,
         })
     }
 
@@ -271,6 +335,7 @@ impl PoolBank {
             exposure: (0..b.len()).map(|i| b.exposure(i)).collect(),
             concepts: (0..b.len()).map(|i| b.concepts(i).to_vec()).collect(),
             concept_names: self.concept_names.clone(),
+            pretest_ids: self.pretest_ids.clone(),
         };
         postcard::to_stdvec(&wire).expect("bank serialises")
     }
@@ -289,10 +354,35 @@ impl PoolBank {
         u16::try_from(id).ok()
     }
 
-    /// The engine index of a question id, if it belongs to this version.
+    /// The engine index of a question id, if it is an operational item of this version.
     pub fn index_of(&self, question_id: &str) -> Option<usize> {
         self.index.get(question_id).copied()
     }
+
+    /// The pretest index of a question id, if it is a pretest item of this version.
+    pub fn pretest_index_of(&self, question_id: &str) -> Option<usize> {
+        self.pretest_index.get(question_id).copied()
+    }
+}
+
+/// The keys of one pool version: each option's score, by item. They stay in
+/// process memory (and PostgreSQL), never in Redis nor in a response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnswerKey {
+    /// The operational items', in engine order.
+    pub items: Vec<Vec<u8>>,
+    /// The pretest items', in pretest order.
+    pub pretest: Vec<PretestKey>,
+}
+
+/// A pretest item's key and its highest score.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PretestKey {
+    /// Each option's score, in option order.
+    pub scores: Vec<u8>,
+    /// The item's highest score m (1 for a right/wrong item): from its
+    /// provisional thresholds when it has some, else its highest option score.
+    pub top: u8,
 }
 
 /// Everything about one pool version: the engine's bank, each question's text,
@@ -300,10 +390,10 @@ impl PoolBank {
 pub struct LoadedVersion {
     /// The engine's view.
     pub bank: PoolBank,
-    /// Question texts in engine order.
+    /// Question texts, operational and pretest.
     pub questions: Vec<QuestionText>,
-    /// Keys in engine order, as each option's score.
-    pub keys: Vec<Vec<u8>>,
+    /// Keys, as each option's score.
+    pub keys: AnswerKey,
 }
 
 const SUMMARY_COLUMNS: &str = "id, name, description, org_id, version, item_count, created_at";
@@ -320,22 +410,54 @@ fn summary(row: &Row) -> PoolSummary {
     }
 }
 
-/// An item's parameters from its row (model, a, b, c, d, thresholds).
-fn params(row: &Row) -> Result<engine::Item, StoreError> {
-    let a = row.get("a");
-    let built = match row.get::<_, Option<&str>>("model") {
-        None => ItemParams::new(a, row.get("b"), row.get("c"), row.get("d")).map(Into::into),
-        Some(name) => match poly_model(name) {
-            Some(model) => PolyParams::new(model, a, row.get("thresholds")).map(Into::into),
-            None => {
-                return Err(StoreError::Corrupt(format!(
-                    "question {}: unknown model {name:?}",
-                    row.get::<_, &str>("id")
-                )));
-            }
-        },
+/// An item's parameters from its row (model, a, b, c, d, thresholds; `a`
+/// NULL: a pretest item without parameters yet).
+fn params(row: &Row) -> Result<Params, StoreError> {
+    let corrupt = |what: String| {
+        StoreError::Corrupt(format!("question {}: {what}", row.get::<_, &str>("id")))
     };
-    built.map_err(|e| StoreError::Corrupt(format!("question {}: {e}", row.get::<_, &str>("id"))))
+    let model = match row.get::<_, Option<&str>>("model") {
+        None => None,
+        Some(name) => {
+            Some(poly_model(name).ok_or_else(|| corrupt(format!("unknown model {name:?}")))?)
+        }
+    };
+    let Some(a) = row.get::<_, Option<f64>>("a") else {
+        return Ok(Params::Pending(model));
+    };
+    let built = match model {
+        None => ItemParams::new(a, row.get("b"), row.get("c"), row.get("d")).map(Into::into),
+        Some(model) => PolyParams::new(model, a, row.get("thresholds")).map(Into::into),
+    };
+    built.map(Params::Known).map_err(|e| corrupt(e.to_string()))
+}
+
+/// What an item is, from its row (pretest, exposure).
+fn role(row: &Row) -> Result<ItemRole, StoreError> {
+    match (
+        row.get::<_, bool>("pretest"),
+        row.get::<_, Option<f64>>("exposure"),
+    ) {
+        (true, _) => Ok(ItemRole::Pretest),
+        (false, Some(exposure)) => Ok(ItemRole::Operational { exposure }),
+        (false, None) => Err(StoreError::Corrupt(format!(
+            "question {}: an operational item without an exposure parameter",
+            row.get::<_, &str>("id")
+        ))),
+    }
+}
+
+/// A pretest item's highest score, from its row and its option scores: 1
+/// for a right/wrong item, else its number of thresholds, else (no
+/// parameters yet) its highest option score.
+fn top_score(row: &Row, scores: &[u8]) -> u8 {
+    if row.get::<_, Option<&str>>("model").is_none() {
+        return 1;
+    }
+    match row.get::<_, Option<Vec<f64>>>("thresholds") {
+        Some(t) => t.len() as u8,
+        None => scores.iter().copied().max().unwrap_or(0),
+    }
 }
 
 /// An item's key from its row (correct_answer or option_scores), as each option's score.
@@ -363,14 +485,13 @@ fn option_scores(row: &Row) -> Result<Vec<u8>, StoreError> {
 }
 
 fn item(row: &Row) -> Result<Item, StoreError> {
-    let params = params(row)?;
     Ok(Item {
         id: row.get("id"),
         content: row.get("content"),
         options: row.get("options"),
         concepts: row.get("concepts"),
-        params,
-        exposure: row.get("exposure"),
+        params: params(row)?,
+        role: role(row)?,
     })
 }
 
@@ -384,22 +505,31 @@ async fn insert_items(
     let insert = tx
         .prepare(
             "INSERT INTO questions (id, pool_id, position, added_in, content, options, correct_answer,
-                                    concepts, a, b, c, d, exposure, model, thresholds, option_scores)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                                    concepts, a, b, c, d, exposure, model, thresholds, option_scores,
+                                    pretest)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .await?;
     for (offset, it) in items.iter().enumerate() {
         let position = first_position + offset as i32;
-        // A polytomous item has thresholds instead of b, and no c or d (the defaults stand).
+        // A polytomous item has thresholds instead of b, and no c or d (the
+        // defaults stand); a pretest item without parameters has none of them.
         let (model, a, b, (c, d), thresholds) = match &it.params {
-            engine::Item::Dichotomous(p) => (None, p.a, Some(p.b), (p.c, p.d), None),
-            engine::Item::Polytomous(p) => (
+            Params::Known(engine::Item::Dichotomous(p)) => {
+                (None, Some(p.a), Some(p.b), (p.c, p.d), None)
+            }
+            Params::Known(engine::Item::Polytomous(p)) => (
                 Some(p.model().name()),
-                p.a(),
+                Some(p.a()),
                 None,
                 (0.0, 1.0),
                 Some(p.thresholds()),
             ),
+            Params::Pending(model) => (model.map(PolyModel::name), None, None, (0.0, 1.0), None),
+        };
+        let (exposure, pretest) = match it.role {
+            ItemRole::Operational { exposure } => (Some(exposure), false),
+            ItemRole::Pretest => (None, true),
         };
         let (correct_answer, option_scores) = match &it.key {
             Key::Correct(right) => (Some(right.as_str()), None),
@@ -423,10 +553,11 @@ async fn insert_items(
                 &b,
                 &c,
                 &d,
-                &it.exposure,
+                &exposure,
                 &model,
                 &thresholds,
                 &option_scores,
+                &pretest,
             ],
         )
         .await?;
@@ -564,13 +695,26 @@ pub async fn with_items(
     };
     let rows = client
         .query(
-            "SELECT id, content, options, concepts, model, a, b, c, d, thresholds, exposure
+            "SELECT id, content, options, concepts, model, a, b, c, d, thresholds, exposure, pretest
              FROM questions WHERE pool_id = $1 ORDER BY position",
             &[&pool_id],
         )
         .await?;
     let items = rows.iter().map(item).collect::<Result<_, _>>()?;
     Ok(Some((summary(&row), items)))
+}
+
+/// Adds a row's key to `keys`: an operational item's in engine order, a
+/// pretest item's in pretest order (both are pool order).
+fn push_key(keys: &mut AnswerKey, row: &Row) -> Result<(), StoreError> {
+    let scores = option_scores(row)?;
+    if row.get::<_, bool>("pretest") {
+        let top = top_score(row, &scores);
+        keys.pretest.push(PretestKey { scores, top });
+    } else {
+        keys.items.push(scores);
+    }
+    Ok(())
 }
 
 /// Loads one version of a pool: bank, texts and keys, in one query.
@@ -583,16 +727,17 @@ pub async fn load_version(
     let rows = client
         .query(
             "SELECT id, content, options, concepts, correct_answer, option_scores,
-                    model, a, b, c, d, thresholds, exposure
+                    model, a, b, c, d, thresholds, exposure, pretest
              FROM questions WHERE pool_id = $1 AND added_in <= $2 ORDER BY position",
             &[&pool_id, &version],
         )
         .await?;
     let mut items = Vec::with_capacity(rows.len());
+    let mut pretest_ids = Vec::new();
     let mut questions = Vec::with_capacity(rows.len());
-    let mut keys = Vec::with_capacity(rows.len());
+    let mut keys = AnswerKey::default();
     for row in &rows {
-        keys.push(option_scores(row)?);
+        push_key(&mut keys, row)?;
         let it = item(row)?;
         questions.push(QuestionText {
             id: it.id.clone(),
@@ -600,35 +745,44 @@ pub async fn load_version(
             options: it.options,
             concepts: it.concepts.clone(),
         });
-        items.push(BankItem {
-            id: it.id,
-            params: it.params,
-            exposure: it.exposure,
-            concepts: it.concepts,
-        });
+        match (it.role, it.params) {
+            (ItemRole::Pretest, _) => pretest_ids.push(it.id),
+            (ItemRole::Operational { exposure }, Params::Known(params)) => items.push(BankItem {
+                id: it.id,
+                params,
+                exposure,
+                concepts: it.concepts,
+            }),
+            (ItemRole::Operational { .. }, Params::Pending(_)) => {
+                return Err(StoreError::Corrupt(format!(
+                    "question {}: an operational item without parameters",
+                    it.id
+                )));
+            }
+        }
     }
     Ok(LoadedVersion {
-        bank: PoolBank::new(pool_id, version, items),
+        bank: PoolBank::new(pool_id, version, items, pretest_ids),
         questions,
         keys,
     })
 }
 
-/// The keys of one pool version, in engine order: each option's score.
-pub async fn answer_key(
-    db: &Pool,
-    pool_id: Uuid,
-    version: i32,
-) -> Result<Vec<Vec<u8>>, StoreError> {
+/// The keys of one pool version: each option's score.
+pub async fn answer_key(db: &Pool, pool_id: Uuid, version: i32) -> Result<AnswerKey, StoreError> {
     let client = db.get().await?;
     let rows = client
         .query(
-            "SELECT id, options, correct_answer, option_scores FROM questions
-             WHERE pool_id = $1 AND added_in <= $2 ORDER BY position",
+            "SELECT id, options, correct_answer, option_scores, pretest, model, thresholds
+             FROM questions WHERE pool_id = $1 AND added_in <= $2 ORDER BY position",
             &[&pool_id, &version],
         )
         .await?;
-    rows.iter().map(option_scores).collect()
+    let mut keys = AnswerKey::default();
+    for row in &rows {
+        push_key(&mut keys, row)?;
+    }
+    Ok(keys)
 }
 
 /// One question's text.
@@ -694,15 +848,22 @@ mod unit {
             ),
         ];
         let pool = Uuid::new_v4();
-        let bank = PoolBank::new(pool, 2, items);
+        let bank = PoolBank::new(pool, 2, items, vec!["p1".into(), "p2".into()]);
         let read = PoolBank::decode(pool, 2, &bank.encode()).unwrap();
         assert_eq!(read.bank, bank.bank);
         assert_eq!(
-            (&read.ids, &read.concept_names),
-            (&bank.ids, &bank.concept_names)
+            (&read.ids, &read.concept_names, &read.pretest_ids),
+            (&bank.ids, &bank.concept_names, &bank.pretest_ids)
         );
         assert_eq!(read.bank.max_score(0), 3);
         assert_eq!(read.index_of("q3"), Some(2));
+        // Pretest items are not the engine's: an index of their own.
+        assert_eq!(read.bank.len(), 4);
+        assert_eq!(
+            (read.index_of("p2"), read.pretest_index_of("p2")),
+            (None, Some(1))
+        );
+        assert_eq!(read.pretest_index_of("q3"), None);
         assert!(PoolBank::decode(pool, 2, &bank.encode()[..20]).is_err());
     }
 

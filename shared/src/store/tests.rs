@@ -93,11 +93,14 @@ pub struct TestRecord {
     pub prior: NormalPrior,
     /// Latest overall estimate.
     pub estimate: Estimate,
-    /// Responses recorded.
+    /// Responses recorded (every one: this orders them).
     pub items_answered: i32,
-    /// Correct responses recorded.
+    /// Of those, responses to pretest items (never scored).
+    pub pretest_answered: i32,
+    /// Scored responses with the item's top score.
     pub correct_count: i32,
-    /// The question being served, while active.
+    /// The operational item the engine serves next, while active (a pretest
+    /// item due at the next position is served before it).
     pub current_question: Option<String>,
     /// Final per-concept results (JSON), once ended.
     pub concepts: Option<serde_json::Value>,
@@ -115,6 +118,13 @@ pub struct TestRecord {
     pub deadline: Option<OffsetDateTime>,
     /// Whether its assignment's results are released.
     pub released: bool,
+}
+
+impl TestRecord {
+    /// Scored responses: those to operational items.
+    pub fn scored(&self) -> i32 {
+        self.items_answered - self.pretest_answered
+    }
 }
 
 fn record(row: &Row) -> Result<TestRecord, StoreError> {
@@ -136,6 +146,7 @@ fn record(row: &Row) -> Result<TestRecord, StoreError> {
             se: row.get("se"),
         },
         items_answered: row.get("items_answered"),
+        pretest_answered: row.get("pretest_answered"),
         correct_count: row.get("correct_count"),
         current_question: row.get("current_question"),
         concepts: row.get("concepts"),
@@ -162,6 +173,8 @@ pub struct ResponseRecord {
     pub score: u8,
     /// Whether it got the item's top score (for a right/wrong item: was the key).
     pub correct: bool,
+    /// Whether it answered a pretest item (the estimate did not move).
+    pub pretest: bool,
     /// Estimate after this response.
     pub after: Estimate,
     /// When its question was served (`None` before assessments were recorded).
@@ -250,8 +263,8 @@ pub async fn snapshot(
     };
     let rows = tx
         .query(
-            "SELECT seq, question_id, response, correct, theta_after, se_after, served_at, answered_at,
-                    coalesce(score, correct::int)::smallint AS score
+            "SELECT seq, question_id, response, correct, pretest, theta_after, se_after, served_at,
+                    answered_at, coalesce(score, correct::int)::smallint AS score
              FROM test_responses WHERE session_id = $1 ORDER BY seq",
             &[&id],
         )
@@ -269,6 +282,7 @@ pub async fn snapshot(
                 score: u8::try_from(score)
                     .map_err(|_| StoreError::Corrupt(format!("test {id}: score {score}")))?,
                 correct: r.get("correct"),
+                pretest: r.get("pretest"),
                 after: Estimate {
                     theta: r.get("theta_after"),
                     se: r.get("se_after"),
@@ -291,13 +305,16 @@ pub struct Answer<'a> {
     pub score: u8,
     /// Whether it got the item's top score.
     pub correct: bool,
+    /// Whether it answers a pretest item: counted in `pretest_answered`, not
+    /// in `correct_count`.
+    pub pretest: bool,
     /// Estimate before and after.
     pub before: Estimate,
     /// Estimate after this answer.
     pub after: Estimate,
     /// Status after this answer (active or completed).
     pub status: TestStatus,
-    /// The question served next, if any.
+    /// The operational item the engine serves next, if any.
     pub next_question: Option<&'a str>,
 }
 
@@ -320,7 +337,8 @@ pub async fn record_answer(
             "WITH moved AS (
                  UPDATE test_sessions t
                  SET items_answered = t.items_answered + 1,
-                     correct_count = t.correct_count + $5::boolean::int,
+                     pretest_answered = t.pretest_answered + $13::boolean::int,
+                     correct_count = t.correct_count + ($5::boolean AND NOT $13::boolean)::int,
                      theta = $8, se = $9, status = $10, current_question = $11,
                      served_at = now(), updated_at = now()
                  FROM (SELECT served_at FROM test_sessions WHERE id = $1) AS before
@@ -330,8 +348,8 @@ pub async fn record_answer(
              )
              INSERT INTO test_responses (session_id, seq, question_id, response, correct,
                                          theta_before, se_before, theta_after, se_after, served_at,
-                                         score)
-             SELECT id, $2 + 1, $3, $4, $5, $6, $7, $8, $9, served_at, $12 FROM moved",
+                                         score, pretest)
+             SELECT id, $2 + 1, $3, $4, $5, $6, $7, $8, $9, served_at, $12, $13 FROM moved",
         )
         .await?;
     let inserted = client
@@ -350,6 +368,7 @@ pub async fn record_answer(
                 &a.status.as_str(),
                 &a.next_question,
                 &i16::from(a.score),
+                &a.pretest,
             ],
         )
         .await?;
@@ -423,7 +442,9 @@ pub async fn finish(
     else {
         return Ok(None);
     };
-    if let (Some(student), true, true) = (t.student_id, t.items_answered > 0, apply) {
+    // Long-term ability counts scored answers only.
+    let scored = t.scored();
+    if let (Some(student), true, true) = (t.student_id, scored > 0, apply) {
         let upsert = tx
             .prepare(
                 "INSERT INTO student_proficiencies (student_id, org_id, concept, theta, se, n)
@@ -433,7 +454,7 @@ pub async fn finish(
                                n = student_proficiencies.n + EXCLUDED.n, updated_at = now()",
             )
             .await?;
-        let overall = (String::new(), f.overall, t.items_answered as usize);
+        let overall = (String::new(), f.overall, scored as usize);
         for (concept, est, n) in std::iter::once(&overall).chain(f.concepts) {
             tx.execute(
                 &upsert,

@@ -20,6 +20,7 @@ mod oidc;
 mod outages;
 mod polytomous;
 mod pools;
+mod pretest;
 mod redis_conn;
 mod scoping;
 mod secrets;

@@ -6,10 +6,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::Error;
-use super::state::{self, LiveState, Replay};
+use super::state::{self, LiveState, Replay, Serving};
 use crate::app::App;
 use crate::services::auth::Caller;
+use crate::services::pools;
 use crate::services::scope::{self, Denied, OrgOf};
+use crate::store::pools::AnswerKey;
 use crate::store::tests::{self as records, TestStatus};
 
 /// The tools on one test are for its organization's org admins (and platform
@@ -276,19 +278,20 @@ async fn side_by_side(app: &App, id: Uuid) -> Result<Inspection, Error> {
                 None
             }
             Ok(s) => {
+                // Operational and pretest answers, merged where the plan puts them.
+                let sequence = s.sequence(&s.plan(&replay.bank));
+                let keys = pools::answer_key(app, t.pool_id, t.pool_version).await?;
                 let side = SideView {
                     items_answered: s.seq,
                     theta: s.theta,
                     se: s.se,
-                    current_question: s.current.map(|i| name(&replay, i)),
-                    answered: s.items.iter().map(|&i| name(&replay, i)).collect(),
-                    correct: s
-                        .items
+                    current_question: s.current.map(|i| name(&replay, Serving::Item(i as usize))),
+                    answered: sequence.iter().map(|&(q, _)| name(&replay, q)).collect(),
+                    correct: sequence
                         .iter()
-                        .zip(&s.answers)
-                        .map(|(&i, &score)| top_score(&replay, i) == Some(score))
+                        .map(|&(q, score)| top_score(&replay, &keys, q) == Some(score))
                         .collect(),
-                    scores: s.answers.clone(),
+                    scores: sequence.iter().map(|&(_, score)| score).collect(),
                 };
                 differences.extend(compare(&side, &pg));
                 if matches!(t.status, TestStatus::Ended | TestStatus::Abandoned) {
@@ -321,20 +324,23 @@ async fn side_by_side(app: &App, id: Uuid) -> Result<Inspection, Error> {
     })
 }
 
-/// The question id at engine index `i` of the test's pool version.
-fn name(replay: &Replay, i: u32) -> String {
-    replay
-        .bank
-        .ids
-        .get(i as usize)
-        .cloned()
-        .unwrap_or_else(|| format!("<item {i} not in the pool>"))
+/// The question id of what was served, in the test's pool version.
+fn name(replay: &Replay, served: Serving) -> String {
+    let bank = &replay.bank;
+    match served {
+        Serving::Item(i) => bank.ids.get(i).cloned(),
+        Serving::Pretest(j) => bank.pretest_ids.get(j).cloned(),
+    }
+    .unwrap_or_else(|| format!("<{served:?} not in the pool>"))
 }
 
-/// The top score of the item at engine index `i`, if it is in the pool.
-fn top_score(replay: &Replay, i: u32) -> Option<u8> {
+/// The top score of what was served, if it is in the pool.
+fn top_score(replay: &Replay, keys: &AnswerKey, served: Serving) -> Option<u8> {
     let bank = &replay.bank.bank;
-    (usize::try_from(i).ok()? < bank.len()).then(|| bank.max_score(i as usize))
+    match served {
+        Serving::Item(i) => (i < bank.len()).then(|| bank.max_score(i)),
+        Serving::Pretest(j) => keys.pretest.get(j).map(|k| k.top),
+    }
 }
 
 fn compare(redis: &SideView, pg: &SideView) -> Vec<String> {

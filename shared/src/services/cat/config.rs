@@ -43,6 +43,8 @@ pub struct TestConfigInput {
     #[serde(default, deserialize_with = "crate::wire::some")]
     confidence: Option<f64>,
     start_theta: Option<f64>,
+    #[serde(default, deserialize_with = "crate::wire::some_integer")]
+    pretest_items: Option<u32>,
 }
 
 fn default_confidence() -> f64 {
@@ -101,7 +103,15 @@ pub struct TestConfig {
     /// The reported scale score.
     #[serde(default)]
     pub scale: Option<Scale>,
+    /// Pretest items each test carries (see [`engine::PretestPlan`]): served
+    /// and recorded, never scored. Last, so that a live state an older
+    /// release wrote reads as one without (see `state::LiveState::decode`).
+    #[serde(default)]
+    pub pretest_items: u32,
 }
+
+/// At most this many pretest items per test.
+pub const MAX_PRETEST_ITEMS: u32 = 10;
 
 /// At most this many concepts in `content_balance`.
 const MAX_BALANCED: usize = engine::select::MAX_TARGETS;
@@ -198,6 +208,17 @@ impl TestConfig {
                 "config.start_theta must be from -6 to 6 (got {theta})"
             ));
         }
+        let pretest_items = input.pretest_items.unwrap_or(0);
+        if pretest_items > MAX_PRETEST_ITEMS {
+            return bad(format!(
+                "config.pretest_items must be from 0 to {MAX_PRETEST_ITEMS} (got {pretest_items})"
+            ));
+        }
+        if pretest_items > 0 && max_items < 2 {
+            return bad(format!(
+                "config.pretest_items needs config.max_items of at least 2: a pretest item never comes first, nor after the last operational item (max_items is {max_items})"
+            ));
+        }
         let content_balance = input.content_balance.map(|targets| {
             let total: f64 = targets.values().sum();
             targets.into_iter().map(|(c, p)| (c, p / total)).collect()
@@ -220,6 +241,7 @@ impl TestConfig {
             time_limit_s: None,
             levels: Vec::new(),
             scale: None,
+            pretest_items,
         })
     }
 
@@ -245,8 +267,13 @@ impl TestConfig {
         }
         for (n, set) in self.enemies.iter().enumerate() {
             if let Some(id) = set.iter().find(|id| bank.index_of(id).is_none()) {
+                let why = if bank.pretest_index_of(id).is_some() {
+                    "is a pretest item (enemy sets are of operational items)"
+                } else {
+                    "is not in this pool"
+                };
                 return Err(Error::InvalidConfig(format!(
-                    "enemies[{n}]: question {id:?} is not in this pool"
+                    "enemies[{n}]: question {id:?} {why}"
                 )));
             }
         }
@@ -263,6 +290,34 @@ impl TestConfig {
                 })?;
         }
         Ok(())
+    }
+
+    /// Checks, when a design is written, that the pool has the pretest items
+    /// it asks for. A test started later on a version with fewer (once
+    /// pretest items are promoted) serves as many as there are.
+    pub fn check_pretest_supply(&self, bank: &PoolBank) -> Result<(), Error> {
+        let available = bank.pretest_ids.len();
+        if self.pretest_items as usize > available {
+            return Err(Error::InvalidConfig(format!(
+                "config.pretest_items: version {} of pool {} has {available} pretest items (asked for {})",
+                bank.version, bank.pool_id, self.pretest_items
+            )));
+        }
+        Ok(())
+    }
+
+    /// Where a test seeded `seed` on `bank` serves its pretest items: a pure
+    /// function of the seed, this configuration and the pool version.
+    pub fn pretest_plan(&self, seed: u64, bank: &PoolBank) -> engine::PretestPlan {
+        if self.pretest_items == 0 {
+            return engine::PretestPlan::default();
+        }
+        engine::PretestPlan::new(
+            seed,
+            self.pretest_items,
+            self.max_items,
+            bank.pretest_ids.len(),
+        )
     }
 
     /// The label of the performance level `theta` falls in, when there are levels.

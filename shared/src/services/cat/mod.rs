@@ -27,7 +27,7 @@ use crate::store::pools::PoolBank;
 use crate::store::tests::{self as records, Answer, CasOutcome, Lock, TestStatus};
 use design::Mode;
 use lectern_engine::{Estimate, FromProficiency, Initializer, StopReason};
-use state::{LiveState, Replay};
+use state::{LiveState, Replay, Serving};
 use view::{classification, proficiency};
 
 /// What can go wrong in the test loop, by cause.
@@ -157,6 +157,8 @@ pub async fn start(app: &App, caller: &Caller, req: StartRequest) -> Result<Star
     .await?
     .ok_or(Error::PoolNotFound(req.pool_id))?;
     may_start(caller, &req, student, &ctx)?;
+    // A design sent here is written now: the pool must have its pretest items.
+    let designed = req.config.is_some();
     let config = match req.config {
         Some(config) => config,
         None => TestConfig::resolve(TestConfigInput::default())?,
@@ -169,6 +171,9 @@ pub async fn start(app: &App, caller: &Caller, req: StartRequest) -> Result<Star
     .prior;
     let bank = pools::bank(app, req.pool_id, ctx.pool_version).await?;
     config.check_against(&bank)?;
+    if designed {
+        config.check_pretest_supply(&bank)?;
+    }
     let first = first_step(&config, prior, &bank, req.pool_id)?;
     let id = Uuid::new_v4();
     let config_json = serde_json::to_value(&config).expect("config serialises");
@@ -254,6 +259,7 @@ impl Launch {
             current: Some(first.index as u32),
             deadline: self.deadline.map(state::millis),
             config: self.config.clone(),
+            pretest_answers: vec![],
         };
         // PostgreSQL has the test; without Redis it is served from there until Redis is back.
         let body = state.body();
@@ -272,7 +278,8 @@ impl Launch {
             attempt: self.assignment.map(|a| a.1),
             deadline: self.deadline,
             status: TestStatus::Active.as_str(),
-            question: question(app, bank, first.index, 1).await?,
+            // Position 1 is never a pretest item's.
+            question: question(app, bank, Serving::Item(first.index), 1).await?,
             proficiency: (!exam).then(|| Proficiency {
                 theta: first.estimate.theta,
                 se: first.estimate.se,
@@ -435,14 +442,15 @@ async fn history_changed(app: &App, student: Option<Uuid>, ended: bool) {
     }
 }
 
-/// Question `index` of `bank` as served at `position`.
+/// A question of `bank` as served at `position`: an operational and a
+/// pretest one alike.
 async fn question(
     app: &App,
     bank: &PoolBank,
-    index: usize,
+    serving: Serving,
     position: u32,
 ) -> Result<Question, Error> {
-    let text = pools::question(app, &bank.ids[index]).await?;
+    let text = pools::question(app, serving.id(bank)).await?;
     Ok(view::question(&text, position))
 }
 
@@ -616,11 +624,11 @@ pub async fn current_question(app: &App, id: Uuid, who: &Caller) -> Result<Quest
     if state.overdue() {
         return Err(time_out(app, id).await);
     }
-    let current = state
-        .current
-        .ok_or(Error::NotActive(TestStatus::Completed))?;
     let bank = pools::bank(app, state.pool_id, state.pool_version).await?;
-    question(app, &bank, current as usize, state.seq + 1).await
+    let serving = state
+        .serving(&state.plan(&bank))
+        .ok_or(Error::NotActive(TestStatus::Completed))?;
+    question(app, &bank, serving, state.seq + 1).await
 }
 
 /// Records one answer to the question being served, exactly once: a Redis lock
@@ -677,16 +685,17 @@ async fn record(
     if state.overdue() {
         return Err(time_out(app, id).await);
     }
-    let current = state
-        .current
-        .ok_or(Error::NotActive(TestStatus::Completed))? as usize;
     let bank = pools::bank(app, state.pool_id, state.pool_version).await?;
-    match bank.index_of(question_id) {
-        Some(i) if i == current => {}
-        Some(i) if state.items.contains(&(i as u32)) => {
-            return Err(Error::AlreadyAnswered(question_id.into()));
-        }
-        _ => return Err(Error::QuestionNotServed(question_id.into())),
+    let plan = state.plan(&bank);
+    let serving = state
+        .serving(&plan)
+        .ok_or(Error::NotActive(TestStatus::Completed))?;
+    if serving.id(&bank) != question_id {
+        return Err(if state.answered(&bank, &plan, question_id) {
+            Error::AlreadyAnswered(question_id.into())
+        } else {
+            Error::QuestionNotServed(question_id.into())
+        });
     }
     let served = pools::question(app, question_id).await?;
     let option = served
@@ -698,8 +707,14 @@ async fn record(
             response: response.into(),
         })?;
     let keys = pools::answer_key(app, state.pool_id, state.pool_version).await?;
-    let score = keys
-        .get(current)
+    let (scores, top) = match serving {
+        Serving::Item(i) => (keys.items.get(i), bank.bank.max_score(i)),
+        Serving::Pretest(j) => keys
+            .pretest
+            .get(j)
+            .map_or((None, 0), |k| (Some(&k.scores), k.top)),
+    };
+    let score = scores
         .and_then(|scores| scores.get(option))
         .copied()
         .ok_or_else(|| {
@@ -707,16 +722,28 @@ async fn record(
                 "question {question_id:?} has no score for option {option}"
             ))
         })?;
-    let correct = score == bank.bank.max_score(current);
+    let correct = score == top;
     let before = Estimate {
         theta: state.theta,
         se: state.se,
     };
     let mut items = state.items();
-    items.push(current);
-    state.answers.push(score);
+    let mut answers = state.answers.clone();
     let cat = state.config.engine(state.prior(), &bank);
-    let step = cat.step(&bank.bank, &items, &state.answers, state.seed);
+    // A pretest answer is recorded and nothing else: the engine never sees it,
+    // so θ, SE, the stop rule and the next operational item stay as they were.
+    let step = match serving {
+        Serving::Item(current) => {
+            items.push(current);
+            answers.push(score);
+            cat.step(&bank.bank, &items, &answers, state.seed)
+        }
+        Serving::Pretest(_) => lectern_engine::Step {
+            estimate: before,
+            next: state.current.map(|i| i as usize),
+            stop: None,
+        },
+    };
     let status = if step.next.is_some() {
         TestStatus::Active
     } else {
@@ -727,6 +754,7 @@ async fn record(
         response,
         score,
         correct,
+        pretest: matches!(serving, Serving::Pretest(_)),
         before,
         after: step.estimate,
         status,
@@ -738,7 +766,13 @@ async fn record(
     }
     let expected_seq = state.seq;
     state.seq += 1;
-    state.items.push(current as u32);
+    match serving {
+        Serving::Item(current) => {
+            state.items.push(current as u32);
+            state.answers.push(score);
+        }
+        Serving::Pretest(_) => state.pretest_answers.push(score),
+    }
     state.theta = step.estimate.theta;
     state.se = step.estimate.se;
     state.current = step.next.map(|i| i as u32);
@@ -761,8 +795,9 @@ async fn record(
             tracing::warn!(test = %id, outcome = ?written, "live state not replaced after a recorded answer");
         }
     }
-    let next_question = match step.next {
-        Some(i) => Some(question(app, &bank, i, state.seq + 1).await?),
+    // The next position may be a pretest item's, after an answer of either kind.
+    let next_question = match state.serving(&plan) {
+        Some(next) => Some(question(app, &bank, next, state.seq + 1).await?),
         None => None,
     };
     // An exam tells the examinee nothing about their answers while it runs.
@@ -776,7 +811,7 @@ async fn record(
                 cat.estimator.as_ref(),
                 step.estimate,
                 &items,
-                &state.answers,
+                &answers,
             )
         }),
         items_answered: state.seq,
@@ -901,6 +936,8 @@ pub async fn report(app: &App, id: Uuid, who: &Caller) -> Result<Report, Error> 
         ..
     } = replay;
     let open = !sealed;
+    // Staff see which responses answered pretest items; the examinee never does.
+    let staff = t.student_id != Some(who.user_id);
     Ok(Report {
         classification: classification(&config, &proficiency).filter(|_| open),
         level: config
@@ -937,6 +974,7 @@ pub async fn report(app: &App, id: Uuid, who: &Caller) -> Result<Report, Error> 
                 se: open.then_some(r.after.se),
                 served_at: r.served_at,
                 answered_at: r.answered_at,
+                pretest: staff && r.pretest,
             })
             .collect(),
     })

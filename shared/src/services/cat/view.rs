@@ -32,7 +32,8 @@ pub struct Proficiency {
     pub concepts: BTreeMap<String, ConceptProficiency>,
 }
 
-/// A question as served: never with its key.
+/// A question as served: never with its key, and the same for a pretest
+/// item as for any other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Question {
     /// Question id.
@@ -132,7 +133,7 @@ pub struct Submitted {
     /// Updated ability (not in exam mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proficiency: Option<Proficiency>,
-    /// Responses recorded so far.
+    /// Responses recorded so far (every question answered).
     pub items_answered: u32,
     /// `active` or `completed`.
     pub status: &'static str,
@@ -180,9 +181,9 @@ pub struct Ended {
     /// Final ability.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proficiency: Option<Proficiency>,
-    /// Responses recorded.
+    /// Scored responses recorded (pretest answers are not results).
     pub total_questions: u32,
-    /// Responses with the item's top score (right answers, for right/wrong items).
+    /// Scored responses with the item's top score (right answers, for right/wrong items).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correct_responses: Option<u32>,
     /// correct / total (0 with no responses).
@@ -235,6 +236,9 @@ pub struct ResponseView {
     /// When it was recorded.
     #[serde(with = "time::serde::rfc3339")]
     pub answered_at: time::OffsetDateTime,
+    /// It answered a pretest item (shown to staff only, and only when true).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pretest: bool,
 }
 
 /// The effective configuration as a request would send it: `confidence` only
@@ -255,6 +259,7 @@ fn shown_config<S: serde::Serializer>(config: &TestConfig, s: S) -> Result<S::Ok
                 }
                 "time_limit_s" | "scale" => value.is_null(),
                 "mode" => value == "practice",
+                "pretest_items" => value == 0,
                 _ => false,
             };
             !unused
@@ -303,9 +308,9 @@ pub struct Report {
     /// The reported scale score, when the design has a scale.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scale_score: Option<ScaleScore>,
-    /// Responses recorded.
+    /// Responses recorded (pretest ones included).
     pub items_answered: i32,
-    /// Correct responses (an exam's student: once released).
+    /// Scored responses with the item's top score (an exam's student: once released).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correct_responses: Option<i32>,
     /// Start time.
