@@ -119,7 +119,7 @@ async fn migrate_applies_on_create_and_update_and_answers_cloudformation() {
     let env = TestEnv::new().await;
     let (url, seen) = response_url().await;
     let sql = env.sql().await;
-    sql.batch_execute("DROP TABLE accommodations, assignment_students, assignments, assessment_versions, assessments, invitations, class_students, class_teachers, classes, memberships, organizations, teaching_questions, teaching_transitions, teaching_sessions, user_identities, student_proficiencies, test_responses, test_sessions, questions, item_pools, users, refinery_schema_history")
+    sql.batch_execute("DROP TABLE calibrations, response_exports, accommodations, assignment_students, assignments, assessment_versions, assessments, invitations, class_students, class_teachers, classes, memberships, organizations, teaching_questions, teaching_transitions, teaching_sessions, user_identities, student_proficiencies, test_responses, test_sessions, questions, item_pools, users, refinery_schema_history")
         .await
         .unwrap();
 
