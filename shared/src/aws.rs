@@ -1,12 +1,14 @@
 //! Calling AWS APIs without the AWS SDK: the credentials Lambda gives a
 //! function, Signature Version 4 ([`sigv4`]) to sign requests with them, and
-//! secrets through the Parameters and Secrets extension ([`secrets`]).
+//! secrets through the Parameters and Secrets extension ([`secrets`]), and
+//! asynchronous invocations of another function ([`lambda`]).
 //!
 //! The calls made (API Gateway's Management API, to push WebSocket frames;
 //! secrets from a local extension) are one signed POST and one local GET; the
 //! SDK would bring the smithy runtime into every build, and into every cold
 //! start, for that.
 
+pub mod lambda;
 pub mod secrets;
 pub mod sigv4;
 

@@ -6,7 +6,9 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::services::{assessments, auth, cache_admin, cat, orgs, pools, students, teach};
+use crate::services::{
+    assessments, auth, cache_admin, calibrations, cat, orgs, pools, students, teach,
+};
 use crate::store::StoreError;
 
 /// An HTTP error with a stable problem type.
@@ -185,6 +187,25 @@ impl From<pools::Error> for ApiError {
             E::NotFound(_) | E::NoOrganization(_) => Self::not_found(detail),
             E::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
             E::IdTaken(_) => Self::conflict("conflict", detail),
+            E::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<calibrations::Error> for ApiError {
+    fn from(e: calibrations::Error) -> Self {
+        use calibrations::Error as E;
+        let detail = e.to_string();
+        match e {
+            E::Invalid(_) => Self::invalid(detail),
+            E::NotFound(_) => Self::not_found(detail),
+            E::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            E::Conflict(_) => Self::conflict("conflict", detail),
+            E::Unavailable(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service-unavailable",
+                detail,
+            ),
             E::Store(s) => s.into(),
         }
     }

@@ -1,11 +1,12 @@
 //! Handlers, one module per Lambda function (`functions/<f>` ↔ `api::<f>`,
-//! the event-driven `sweeper`, `migrate` and `teach_ws` included), and the
+//! the event-driven `sweeper`, `migrate`, `calibrate` and `teach_ws` included), and the
 //! route table that template.yaml and openapi.yaml must agree with.
 
 pub mod access;
 pub mod assessments;
 pub mod auth;
 pub mod cache_admin;
+pub mod calibrate;
 pub mod end;
 pub mod error;
 pub mod extract;
@@ -88,6 +89,9 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/pools/{id}/items", "pools", OrgStaff),
     route("GET", "/v1/pools/{id}/responses", "pools", OrgStaff),
     route("GET", "/v1/pools/{id}/stats", "pools", OrgStaff),
+    route("POST", "/v1/pools/{id}/calibrations", "pools", OrgStaff),
+    route("GET", "/v1/calibrations/{id}", "pools", OrgStaff),
+    route("POST", "/v1/calibrations/{id}/promote", "pools", OrgStaff),
     route("POST", "/v1/teaching/sessions", "teach", Signed),
     route("GET", "/v1/teaching/sessions/{id}", "teach", OwnerOrStaff),
     route("POST", "/v1/teaching/sessions/{id}/input", "teach", Owner),

@@ -1,4 +1,7 @@
-//! `pools`: create, list, read and extend item pools (see `services::pools`).
+//! `pools`: create, list, read and extend item pools (see `services::pools`),
+//! export their responses, read item statistics, and calibrate their pretest
+//! items (see `services::calibrations`; the runs themselves are the
+//! `calibrate` function's).
 
 use axum::Router;
 use axum::extract::State;
@@ -12,6 +15,7 @@ use super::extract::{IdPath, Json, Page, Query, QueryInt};
 use crate::app::App;
 use crate::services::CachedJson;
 use crate::services::auth::Caller;
+use crate::services::calibrations::{self, CalibrationView, NewCalibration, Promotion};
 use crate::services::exports::{self, Format};
 use crate::services::item_stats;
 use crate::services::pools::{self, ItemInput, NewPool, PoolView};
@@ -29,6 +33,45 @@ pub fn routes() -> Router<App> {
         .route("/v1/pools/{id}/items", post(add_items))
         .route("/v1/pools/{id}/responses", get(export_responses))
         .route("/v1/pools/{id}/stats", get(item_stats))
+        .route("/v1/pools/{id}/calibrations", post(start_calibration))
+        .route("/v1/calibrations/{id}", get(show_calibration))
+        .route("/v1/calibrations/{id}/promote", post(promote))
+}
+
+async fn start_calibration(
+    State(app): State<App>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    Json(body): Json<NewCalibration>,
+) -> Result<impl IntoResponse, ApiError> {
+    let run = calibrations::start(&app, caller.user_id, id, body).await?;
+    let location = format!("/v1/calibrations/{}", run.id());
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        axum::Json(run),
+    ))
+}
+
+async fn show_calibration(
+    State(app): State<App>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<axum::Json<CalibrationView>, ApiError> {
+    Ok(axum::Json(
+        calibrations::show(&app, caller.user_id, id).await?,
+    ))
+}
+
+async fn promote(
+    State(app): State<App>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    Json(body): Json<Promotion>,
+) -> Result<axum::Json<PoolView>, ApiError> {
+    Ok(axum::Json(
+        calibrations::promote(&app, caller.user_id, id, body).await?,
+    ))
 }
 
 async fn create(

@@ -49,6 +49,9 @@ pub struct Config {
     pub cache: CacheConfig,
     /// The AI chat-completions API (off unless `AI_BASE_URL` is set).
     pub ai: AiConfig,
+    /// The function calibration runs are handed to (`CALIBRATE_FUNCTION`);
+    /// `None`: they run as background tasks of this process.
+    pub calibrate_function: Option<crate::aws::lambda::Target>,
 }
 
 /// Where PostgreSQL is, and where its credentials are when not in the URL.
@@ -322,8 +325,37 @@ impl Config {
             auth: auth(&get)?,
             cache: cache(&get)?,
             ai: AiConfig::from_lookup(&get)?,
+            calibrate_function: calibrate_function(&get)?,
         })
     }
+}
+
+/// `CALIBRATE_FUNCTION` (a Lambda function's name or ARN), with the region
+/// and credentials to invoke it with and `CALIBRATE_ENDPOINT`, the Lambda
+/// API's address when it is not AWS's (tests).
+fn calibrate_function(
+    get: &impl Fn(&'static str) -> Option<String>,
+) -> Result<Option<crate::aws::lambda::Target>, ConfigError> {
+    let Some(function) = get("CALIBRATE_FUNCTION") else {
+        return Ok(None);
+    };
+    let region = required(get, "AWS_REGION")?;
+    let credentials = crate::aws::Credentials::from_lookup(|name| match name {
+        "AWS_ACCESS_KEY_ID" => get("AWS_ACCESS_KEY_ID"),
+        "AWS_SECRET_ACCESS_KEY" => get("AWS_SECRET_ACCESS_KEY"),
+        "AWS_SESSION_TOKEN" => get("AWS_SESSION_TOKEN"),
+        _ => None,
+    })
+    .map_err(|problem| ConfigError {
+        var: "CALIBRATE_FUNCTION",
+        problem: format!("needs the function's AWS credentials ({problem})"),
+    })?;
+    Ok(Some(crate::aws::lambda::Target {
+        function: function.trim().to_owned(),
+        region,
+        credentials,
+        endpoint: get("CALIBRATE_ENDPOINT").map(|e| e.trim().to_owned()),
+    }))
 }
 
 fn auth(get: &impl Fn(&'static str) -> Option<String>) -> Result<AuthConfig, ConfigError> {

@@ -5,6 +5,7 @@
 pub mod assessments;
 pub mod auth;
 pub mod cache_admin;
+pub mod calibrations;
 pub mod cat;
 pub mod demo;
 pub mod exports;

@@ -4,6 +4,7 @@
 pub mod assessments;
 pub mod auth;
 pub mod cache;
+pub mod calibrations;
 pub mod catalog;
 pub mod conn;
 pub mod connections;

@@ -398,6 +398,11 @@ pub struct LoadedVersion {
 
 const SUMMARY_COLUMNS: &str = "id, name, description, org_id, version, item_count, created_at";
 
+/// Whether a question is a pretest item in version `$2`: flagged so and not
+/// promoted by then (a promoted item is operational from `promoted_in` on,
+/// and stays a pretest item in the versions before, whose tests served it so).
+const PRETEST_IN_VERSION: &str = "(pretest AND coalesce(promoted_in > $2, true)) AS pretest";
+
 fn summary(row: &Row) -> PoolSummary {
     PoolSummary {
         id: row.get("id"),
@@ -693,15 +698,19 @@ pub async fn with_items(
     else {
         return Ok(None);
     };
+    let pool = summary(&row);
     let rows = client
         .query(
-            "SELECT id, content, options, concepts, model, a, b, c, d, thresholds, exposure, pretest
-             FROM questions WHERE pool_id = $1 ORDER BY position",
-            &[&pool_id],
+            &format!(
+                "SELECT id, content, options, concepts, model, a, b, c, d, thresholds, exposure,
+                        {PRETEST_IN_VERSION}
+                 FROM questions WHERE pool_id = $1 AND added_in <= $2 ORDER BY position"
+            ),
+            &[&pool_id, &pool.version],
         )
         .await?;
     let items = rows.iter().map(item).collect::<Result<_, _>>()?;
-    Ok(Some((summary(&row), items)))
+    Ok(Some((pool, items)))
 }
 
 /// Adds a row's key to `keys`: an operational item's in engine order, a
@@ -726,9 +735,11 @@ pub async fn load_version(
     let client = db.get().await?;
     let rows = client
         .query(
-            "SELECT id, content, options, concepts, correct_answer, option_scores,
-                    model, a, b, c, d, thresholds, exposure, pretest
-             FROM questions WHERE pool_id = $1 AND added_in <= $2 ORDER BY position",
+            &format!(
+                "SELECT id, content, options, concepts, correct_answer, option_scores,
+                        model, a, b, c, d, thresholds, exposure, {PRETEST_IN_VERSION}
+                 FROM questions WHERE pool_id = $1 AND added_in <= $2 ORDER BY position"
+            ),
             &[&pool_id, &version],
         )
         .await?;
@@ -773,8 +784,11 @@ pub async fn answer_key(db: &Pool, pool_id: Uuid, version: i32) -> Result<Answer
     let client = db.get().await?;
     let rows = client
         .query(
-            "SELECT id, options, correct_answer, option_scores, pretest, model, thresholds
-             FROM questions WHERE pool_id = $1 AND added_in <= $2 ORDER BY position",
+            &format!(
+                "SELECT id, options, correct_answer, option_scores, {PRETEST_IN_VERSION}, model,
+                        thresholds
+                 FROM questions WHERE pool_id = $1 AND added_in <= $2 ORDER BY position"
+            ),
             &[&pool_id, &version],
         )
         .await?;

@@ -204,6 +204,55 @@ impl World {
         id
     }
 
+    /// A new pool of A with one pretest item, `matrix-pretest-…` (ids unique to it).
+    async fn fresh_pool(&self) -> Uuid {
+        let salt = Uuid::new_v4().to_string();
+        let mut items = items_json(3, &salt);
+        items.push(
+            json!({ "id": format!("matrix-pretest-{}", Uuid::new_v4().simple()),
+                           "content": "New", "options": ["a", "b"], "correct_answer": "a",
+                           "concepts": ["x"], "pretest": true }),
+        );
+        let r = self
+            .env
+            .post(
+                "/v1/pools",
+                json!({ "name": "matrix calibration", "organization_id": self.org, "items": items }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["pool_id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// A succeeded calibration of a fresh pool of A that estimated its
+    /// pretest item: (calibration, item).
+    async fn calibration(&self) -> (Uuid, String) {
+        let pool = self.fresh_pool().await;
+        let sql = self.env.sql().await;
+        let item: String = sql
+            .query_one(
+                "SELECT id FROM questions WHERE pool_id = $1 AND pretest",
+                &[&pool],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let id = Uuid::new_v4();
+        let summary = json!({ "iterations": 12, "converged": true, "log_likelihood": -1234.5,
+                              "persons": 500, "responses": 2000, "latent_mean": 0.1,
+                              "latent_sd": 1.0, "anchor_items": 3 });
+        let results = json!([{ "status": "estimated", "id": item, "model": "2pl",
+                               "a": 1.1, "b": 0.2, "se": { "a": 0.1, "b": 0.1 }, "responses": 500 }]);
+        sql.execute(
+            "INSERT INTO calibrations (id, pool_id, pool_version, min_responses, status, summary, results)
+             VALUES ($1, $2, 1, 1, 'succeeded', $4, $3)",
+            &[&id, &pool, &results, &summary],
+        )
+        .await
+        .unwrap();
+        (id, item)
+    }
+
     /// What changes when a request does something.
     async fn footprint(&self) -> Vec<i64> {
         let sql = self.env.sql().await;
@@ -236,6 +285,8 @@ impl World {
             "SELECT count(*) FROM assignments WHERE released_at IS NOT NULL",
             "SELECT count(*) FROM assignment_students",
             "SELECT coalesce(sum(extra_time_s), 0)::bigint FROM accommodations",
+            "SELECT count(*) FROM calibrations",
+            "SELECT count(*) FROM questions WHERE promoted_in IS NOT NULL",
         ] {
             counts.push(sql.query_one(query, &[]).await.unwrap().get(0));
         }
@@ -293,6 +344,15 @@ async fn request(w: &World, route: &Route) -> (String, Option<Value>, u16) {
         | ("GET", "/v1/pools/{id}")
         | ("GET", "/v1/pools/{id}/responses")
         | ("GET", "/v1/pools/{id}/stats") => (at(&w.pool), None, 200),
+        // A fresh pool each time: one calibration per pool may be queued or running.
+        ("POST", "/v1/pools/{id}/calibrations") => {
+            (at(&w.fresh_pool().await), Some(json!({})), 202)
+        }
+        ("GET", "/v1/calibrations/{id}") => (at(&w.calibration().await.0), None, 200),
+        ("POST", "/v1/calibrations/{id}/promote") => {
+            let (calibration, item) = w.calibration().await;
+            (at(&calibration), Some(json!({ "items": [item] })), 200)
+        }
         ("POST", "/v1/pools") => (
             route.path.into(),
             Some(json!({

@@ -83,7 +83,15 @@ fn template_events_match_the_route_table() {
     let expected: BTreeSet<String> = FUNCTIONS
         .iter()
         .map(|(f, _)| format!("lectern-{f}"))
-        .chain(["lectern-migrate", "lectern-sweeper", "lectern-teach-ws"].map(str::to_owned))
+        .chain(
+            [
+                "lectern-calibrate",
+                "lectern-migrate",
+                "lectern-sweeper",
+                "lectern-teach-ws",
+            ]
+            .map(str::to_owned),
+        )
         .collect();
     assert_eq!(
         binaries, expected,

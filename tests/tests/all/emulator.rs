@@ -976,6 +976,42 @@ async fn the_sweeper_abandons_idle_tests_and_answers_with_its_report() {
     }
 }
 
+// ---- calibrate --------------------------------------------------------------
+
+/// The calibrate function, as Lambda runs it: the asynchronous event
+/// `{"calibration_id"}` runs that calibration and reports its status; the
+/// same event again (a retry) finds it run and does nothing.
+#[tokio::test]
+async fn calibrate_runs_the_queued_calibration_of_its_event() {
+    let env = TestEnv::new().await;
+    let pool = env.demo_pool(5).await;
+    let id = Uuid::new_v4();
+    env.sql()
+        .await
+        .execute(
+            "INSERT INTO calibrations (id, pool_id, pool_version, min_responses) VALUES ($1, $2, 1, 10)",
+            &[&id, &pool],
+        )
+        .await
+        .unwrap();
+    let calibrate = start("calibrate", &env).await;
+    let done = calibrate.invoke(json!({ "calibration_id": id })).await;
+    assert_eq!(
+        done.response(),
+        &json!({ "calibration_id": id, "status": "succeeded" })
+    );
+    let again = calibrate.invoke(json!({ "calibration_id": id })).await;
+    assert_eq!(again.response()["status"], "not_queued");
+    let status: String = env
+        .sql()
+        .await
+        .query_one("SELECT status FROM calibrations WHERE id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "succeeded");
+}
+
 // ---- teach-ws ---------------------------------------------------------------
 
 fn ws_event(name: &str, connection: &str, edit: impl FnOnce(&mut Value)) -> Value {

@@ -8,6 +8,7 @@ mod ai_client;
 mod assessments;
 mod auth;
 mod cache;
+mod calibration;
 mod contract;
 mod emulator;
 mod exports;

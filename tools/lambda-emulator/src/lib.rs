@@ -43,6 +43,7 @@ pub const FUNCTIONS: &[&str] = &[
     "assessments",
     "auth",
     "cache-admin",
+    "calibrate",
     "end",
     "health",
     "migrate",
