@@ -60,7 +60,11 @@ pub async fn page(
     let rows = client
         .query(
             "WITH page AS (
-                 SELECT q.id, q.position, q.model, coalesce(cardinality(q.thresholds), 1) AS top,
+                 SELECT q.id, q.position, q.model,
+                        -- A polytomous pretest item without parameters: its highest option score.
+                        CASE WHEN q.model IS NULL THEN 1
+                             ELSE coalesce(cardinality(q.thresholds),
+                                           (SELECT max(o) FROM unnest(q.option_scores) o)) END AS top,
                         count(*) OVER () AS total
                  FROM questions q WHERE q.pool_id = $1 AND q.added_in <= $2
                  ORDER BY q.position LIMIT $3 OFFSET $4),
