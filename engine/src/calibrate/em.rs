@@ -9,6 +9,9 @@ use super::{
 use crate::item::Item;
 use crate::poly::MAX_CATEGORIES;
 
+/// The most memory the blocks' partial counts may take.
+const PARTIAL_BYTES: usize = 64 << 20;
+
 /// The state of one item during EM.
 #[derive(Debug, Clone)]
 enum State {
@@ -33,6 +36,12 @@ pub(super) struct Em<'d> {
     table: Vec<f64>,
     /// Expected counts r_ikq, same layout.
     counts: Vec<f64>,
+    /// Persons are cut into this many blocks, each summing its own counts into
+    /// its part of `partial` (the sums then added in block order): a fixed
+    /// number, so results do not depend on the threads.
+    blocks: usize,
+    /// Each block's counts, `blocks` × the table's length.
+    partial: Vec<f64>,
     /// Each item's respondents: (person, score), by person.
     by_item: Vec<Vec<(u32, u8)>>,
     /// Posterior weights, persons × Q.
@@ -103,6 +112,10 @@ impl<'d> Em<'d> {
             0 => std::thread::available_parallelism().map_or(1, |t| t.get()),
             t => t,
         };
+        // Up to 16 blocks, within 64 MiB of partial counts.
+        let blocks = (PARTIAL_BYTES / (at.max(1) * 8))
+            .clamp(1, 16)
+            .min(data.persons.max(1));
         let mut em = Em {
             data,
             config: config.clone(),
@@ -115,6 +128,8 @@ impl<'d> Em<'d> {
             offset,
             table: vec![0.0; at],
             counts: vec![0.0; at],
+            blocks,
+            partial: vec![0.0; blocks * at],
             by_item,
             post: vec![0.0; data.persons * q_len],
             loglik: vec![0.0; data.persons],
@@ -197,7 +212,8 @@ impl<'d> Em<'d> {
     pub(super) fn e_step(&mut self) -> f64 {
         let q_len = self.nodes.len();
         let persons = self.data.persons;
-        let chunk = persons.div_ceil(self.threads).max(1);
+        let table_len = self.table.len();
+        let block = persons.div_ceil(self.blocks).max(1);
         let (data, table, offset, prior, states) = (
             self.data,
             &self.table,
@@ -205,53 +221,60 @@ impl<'d> Em<'d> {
             &self.prior,
             &self.states,
         );
-        let work = |first: usize, post: &mut [f64], loglik: &mut [f64]| {
-            for (j, (w, ll)) in post.chunks_mut(q_len).zip(loglik.iter_mut()).enumerate() {
-                *ll = person_posterior(data.person(first + j), table, offset, states, prior, w);
-            }
-        };
-        if self.threads == 1 {
-            work(0, &mut self.post, &mut self.loglik);
-        } else {
-            let work = &work;
-            std::thread::scope(|scope| {
-                for (t, (post, loglik)) in self
-                    .post
-                    .chunks_mut(chunk * q_len)
-                    .zip(self.loglik.chunks_mut(chunk))
-                    .enumerate()
-                {
-                    scope.spawn(move || work(t * chunk, post, loglik));
-                }
-            });
-        }
-        // Expected counts, item by item.
-        let post = &self.post;
-        let by_item = &self.by_item;
-        let count = |first: usize, counts: &mut [f64]| {
-            let mut at = 0;
-            for (i, resp) in by_item.iter().enumerate().skip(first) {
-                if at >= counts.len() {
-                    break;
-                }
-                let len = offset[i + 1] - offset[i];
-                let block = &mut counts[at..at + len];
-                at += len;
-                block.fill(0.0);
-                if matches!(states[i], State::Skipped(_)) {
-                    continue;
-                }
-                for &(p, s) in resp {
-                    let w = &post[p as usize * q_len..(p as usize + 1) * q_len];
-                    let row = &mut block[s as usize * q_len..(s as usize + 1) * q_len];
-                    for (r, &x) in row.iter_mut().zip(w) {
-                        *r += x;
+        // Blocks `first..` of the persons: each person's posterior, then (while
+        // it is in cache) its weights added to the counts of the items it answered.
+        let work = |first: usize, post: &mut [f64], loglik: &mut [f64], partial: &mut [f64]| {
+            for (b, ((post, loglik), partial)) in post
+                .chunks_mut(block * q_len)
+                .zip(loglik.chunks_mut(block))
+                .zip(partial.chunks_mut(table_len.max(1)))
+                .enumerate()
+            {
+                partial.fill(0.0);
+                let base = (first + b) * block;
+                for (j, (w, ll)) in post.chunks_mut(q_len).zip(loglik.iter_mut()).enumerate() {
+                    let resp = data.person(base + j);
+                    *ll = person_posterior(resp, table, offset, states, prior, w);
+                    for &(i, s) in resp {
+                        let i = i as usize;
+                        if matches!(states[i], State::Skipped(_)) {
+                            continue;
+                        }
+                        let row = &mut partial[offset[i] + s as usize * q_len..][..q_len];
+                        for (r, &x) in row.iter_mut().zip(w.iter()) {
+                            *r += x;
+                        }
                     }
                 }
             }
         };
-        let ranges = item_ranges(by_item, self.threads);
-        run_on_items(&ranges, offset, &mut self.counts, count);
+        let threads = self.threads.min(self.blocks);
+        if threads == 1 {
+            work(0, &mut self.post, &mut self.loglik, &mut self.partial);
+        } else {
+            // Thread t takes a run of consecutive blocks.
+            let per = self.blocks.div_ceil(threads);
+            let work = &work;
+            std::thread::scope(|scope| {
+                for (t, ((post, loglik), partial)) in self
+                    .post
+                    .chunks_mut(per * block * q_len)
+                    .zip(self.loglik.chunks_mut(per * block))
+                    .zip(self.partial.chunks_mut(per * table_len.max(1)))
+                    .enumerate()
+                {
+                    scope.spawn(move || work(t * per, post, loglik, partial));
+                }
+            });
+        }
+        // The blocks' counts, added in block order.
+        self.counts.fill(0.0);
+        let used = persons.div_ceil(block).min(self.blocks);
+        for partial in self.partial.chunks(table_len.max(1)).take(used) {
+            for (c, &x) in self.counts.iter_mut().zip(partial) {
+                *c += x;
+            }
+        }
         self.loglik
             .iter()
             .zip(&self.active)
@@ -353,21 +376,27 @@ impl<'d> Em<'d> {
         log_likelihood: f64,
     ) -> Calibration {
         let mut parameters = usize::from(self.latent_free.0) + usize::from(self.latent_free.1);
-        let mut items = Vec::with_capacity(self.states.len());
         let mut responses = 0;
-        for (i, state) in self.states.iter().enumerate() {
-            let resp = &self.by_item[i];
-            let outcome = match state {
-                State::Skipped(s) => Outcome::Skipped(*s),
-                State::Fixed(_) => {
-                    responses += resp.len();
-                    Outcome::Fixed {
-                        responses: resp.len(),
-                    }
-                }
+        for (state, resp) in self.states.iter().zip(&self.by_item) {
+            match state {
+                State::Skipped(_) => {}
+                State::Fixed(_) => responses += resp.len(),
                 State::Free(free) => {
                     responses += resp.len();
                     parameters += free.dim();
+                }
+            }
+        }
+        // Each item's outcome depends on nothing but the item: its standard
+        // errors (a pass over its responses) are worked out in parallel.
+        let outcome = |i: usize| {
+            let resp = &self.by_item[i];
+            match &self.states[i] {
+                State::Skipped(s) => Outcome::Skipped(*s),
+                State::Fixed(_) => Outcome::Fixed {
+                    responses: resp.len(),
+                },
+                State::Free(free) => {
                     let cov = covariance(free, &self.nodes, resp, &self.post, self.config.c_prior);
                     let se = match cov {
                         Some(cov) => free.std_errors(&free.xi, &cov),
@@ -384,9 +413,30 @@ impl<'d> Em<'d> {
                         responses: resp.len(),
                     }
                 }
-            };
-            items.push(outcome);
+            }
+        };
+        let mut slots: Vec<Option<Outcome>> = vec![None; self.states.len()];
+        let ranges = item_ranges(&self.by_item, self.threads);
+        if ranges.len() == 1 {
+            for (i, slot) in slots.iter_mut().enumerate() {
+                *slot = Some(outcome(i));
+            }
+        } else {
+            let outcome = &outcome;
+            std::thread::scope(|scope| {
+                let mut rest = &mut slots[..];
+                for &(lo, hi) in &ranges {
+                    let (chunk, tail) = rest.split_at_mut(hi - lo);
+                    rest = tail;
+                    scope.spawn(move || {
+                        for (j, slot) in chunk.iter_mut().enumerate() {
+                            *slot = Some(outcome(lo + j));
+                        }
+                    });
+                }
+            });
         }
+        let items: Vec<Outcome> = slots.into_iter().flatten().collect();
         Calibration {
             items,
             iterations,
@@ -583,28 +633,6 @@ fn item_ranges(by_item: &[Vec<(u32, u8)>], threads: usize) -> Vec<(usize, usize)
         ranges.push((lo, by_item.len()));
     }
     ranges
-}
-
-/// Runs `f(first item, that range's block of table)` for each range, in parallel.
-fn run_on_items(
-    ranges: &[(usize, usize)],
-    offset: &[usize],
-    table: &mut [f64],
-    f: impl Fn(usize, &mut [f64]) + Sync,
-) {
-    if ranges.len() == 1 {
-        f(ranges[0].0, table);
-        return;
-    }
-    std::thread::scope(|scope| {
-        let mut rest = table;
-        for &(lo, hi) in ranges {
-            let (block, tail) = rest.split_at_mut(offset[hi] - offset[lo]);
-            rest = tail;
-            let f = &f;
-            scope.spawn(move || f(lo, block));
-        }
-    });
 }
 
 /// The covariance of a free item's ξ: the inverse of its cross-product

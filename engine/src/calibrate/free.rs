@@ -274,6 +274,11 @@ impl Free {
 
 /// Maximises Σ_q Σ_k r_kq ln P_k(θ_q) (+ the prior) over ξ by Fisher scoring
 /// with step halving. `r` is cats × Q. Returns the largest parameter change.
+/// Fisher-scoring steps per M-step at most: EM needs each M-step to raise the
+/// expected log-likelihood, not to maximise it, and the steps start from the
+/// previous iteration's values, so two are nearly always a full maximisation.
+const NEWTON_STEPS: usize = 2;
+
 pub(super) fn m_step_item(free: &mut Free, nodes: &[f64], r: &[f64], c_prior: (f64, f64)) -> f64 {
     let q_len = nodes.len();
     let dim = free.dim();
@@ -301,7 +306,7 @@ pub(super) fn m_step_item(free: &mut Free, nodes: &[f64], r: &[f64], c_prior: (f
         f + free.prior(xi, c_prior).map_or(0.0, |(v, _, _)| v)
     };
     let mut f = objective(free, &free.xi);
-    for _ in 0..25 {
+    for _ in 0..NEWTON_STEPS {
         grad[..dim].fill(0.0);
         info[..dim * dim].fill(0.0);
         for (q, &theta) in nodes.iter().enumerate() {
@@ -350,7 +355,7 @@ pub(super) fn m_step_item(free: &mut Free, nodes: &[f64], r: &[f64], c_prior: (f
             }
             scale *= 0.5;
         }
-        if moved < 1e-9 {
+        if moved < 1e-7 {
             break;
         }
     }
