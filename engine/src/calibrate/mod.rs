@@ -21,10 +21,12 @@
 //! block of the observed information; each person's score for item i is
 //! Σ_q w_pq ∂ln P_i,x(θ_q)/∂ξ), mapped to a, b and c by the delta method.
 //!
-//! Work is split across threads by persons (E-step) and by items (counts and
-//! M-step); every sum runs in a fixed order, so results are bit-identical for
-//! any thread count. Memory is the posterior matrix (persons × Q doubles) plus
-//! the responses.
+//! Persons are cut into a fixed number of blocks (up to 16), each summing its
+//! persons' posteriors into counts of its own, added in block order; threads
+//! take runs of blocks, and items for the M-step and standard errors. Every
+//! sum runs in a fixed order, so results are bit-identical for any thread
+//! count. Memory is the posterior matrix (persons × Q doubles), the blocks'
+//! counts (at most 64 MiB) and the responses.
 
 mod em;
 mod free;
