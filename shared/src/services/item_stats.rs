@@ -50,6 +50,9 @@ struct ItemStats {
     id: String,
     /// `grm`, `gpcm`, `pcm`, or `dichotomous`.
     model: String,
+    /// A pretest item in this version: its responses are recorded but not
+    /// scored, and it has no expected score until it is calibrated.
+    pretest: bool,
     max_score: i32,
     /// Times given on the version's tests.
     administered: i64,
@@ -101,6 +104,7 @@ impl ItemStats {
         ItemStats {
             id: row.id,
             model: row.model.unwrap_or_else(|| "dichotomous".into()),
+            pretest: row.pretest,
             max_score: row.top,
             administered: row.n,
             exposure_rate: if tests > 0 {

@@ -15,6 +15,8 @@ pub struct ItemRow {
     pub id: String,
     /// `grm`, `gpcm`, `pcm`, or `None` for a right/wrong item.
     pub model: Option<String>,
+    /// A pretest item in this version (not promoted by then).
+    pub pretest: bool,
     /// Highest score (1 for a right/wrong item).
     pub top: i32,
     /// Responses to it on the version's tests.
@@ -61,6 +63,7 @@ pub async fn page(
         .query(
             "WITH page AS (
                  SELECT q.id, q.position, q.model,
+                        q.pretest AND coalesce(q.promoted_in > $2, true) AS pretest,
                         -- A polytomous pretest item without parameters: its highest option score.
                         CASE WHEN q.model IS NULL THEN 1
                              ELSE coalesce(cardinality(q.thresholds),
@@ -86,7 +89,8 @@ pub async fn page(
                        FROM obs GROUP BY id, round(theta / $5)) b
                  GROUP BY id)
              SELECT p.id, p.model, p.top::int4, p.total, (SELECT count(*) FROM tests),
-                    coalesce(i.n, 0), i.mean_x, i.top_share, i.r, i.mean_theta, b.theta, b.n, b.sx
+                    coalesce(i.n, 0), i.mean_x, i.top_share, i.r, i.mean_theta, b.theta, b.n, b.sx,
+                    p.pretest
              FROM page p LEFT JOIN per_item i ON i.id = p.id LEFT JOIN bins b ON b.id = p.id
              ORDER BY p.position",
             &[&pool, &version, &limit, &offset, &THETA_BIN],
@@ -103,6 +107,7 @@ pub async fn page(
             ItemRow {
                 id: r.get(0),
                 model: r.get(1),
+                pretest: r.get(13),
                 top: r.get(2),
                 n: r.get(5),
                 mean_score: r.get(6),

@@ -318,11 +318,17 @@ async fn drift_is_flagged_pages_are_cached_by_version_and_date_and_only_staff_re
     assert!(cleared.status.is_success(), "{}", cleared.body);
     assert_eq!(env.get(&path).await.body["items"][0]["administered"], 50);
 
-    // A new version starts from nothing; the old one keeps its figures.
+    // A new version starts from nothing; the old one keeps its figures. Its
+    // new item is a pretest item: marked, and without model expectations.
+    let mut pretest = items_json(1, "v2").remove(0);
+    pretest["pretest"] = json!(true);
+    for field in ["a", "b", "c", "d"] {
+        pretest.as_object_mut().unwrap().remove(field);
+    }
     let added = env
         .post(
             &format!("/v1/pools/{pool}/items"),
-            json!({ "items": items_json(1, "v2") }),
+            json!({ "items": [pretest] }),
         )
         .await;
     assert_eq!(added.status, StatusCode::OK, "{}", added.body);
@@ -331,6 +337,18 @@ async fn drift_is_flagged_pages_are_cached_by_version_and_date_and_only_staff_re
         (&now.body["version"], &now.body["tests"], &now.body["total"]),
         (&json!(2), &json!(0), &json!(9))
     );
+    let last = &now.body["items"][8];
+    assert_eq!(
+        (
+            &last["id"],
+            &last["pretest"],
+            &last["expected_score"],
+            &last["drift"]["z"]
+        ),
+        (&pretest["id"], &json!(true), &Value::Null, &Value::Null),
+        "{last}"
+    );
+    assert_eq!(now.body["items"][0]["pretest"], false);
     let old = env.get(&format!("/v1/pools/{pool}/stats?version=1")).await;
     assert_eq!(old.body["items"][0]["administered"], 50);
     for bad in [
