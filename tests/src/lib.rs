@@ -582,6 +582,28 @@ impl TestEnv {
         .await
     }
 
+    /// Starts a fixed-length test of `items` items on `pool` for `student` as
+    /// the admin and answers every question (right, wrong, right, …); returns
+    /// the test id.
+    pub async fn take_test(&self, pool: Uuid, student: Uuid, items: usize) -> Uuid {
+        let started = self
+            .post(
+                "/v1/tests",
+                json!({ "pool_id": pool, "student_id": student,
+                        "config": { "max_items": items, "min_items": items, "se_target": null } }),
+            )
+            .await;
+        assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+        let test = started.body["test_id"].as_str().unwrap().to_owned();
+        let mut question = started.body["question"].clone();
+        for i in 0..items {
+            let r = self.answer(&test, &question, i % 2 == 0).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            question = r.body["next_question"].clone();
+        }
+        test.parse().unwrap()
+    }
+
     /// Creates a pool of `n` items whose options are long unique tokens, so that a
     /// key showing up anywhere in Redis can be searched for byte by byte. Shared
     /// (by the platform admin): any signed-in student may take a test on it.

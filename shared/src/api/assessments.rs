@@ -10,7 +10,7 @@ use axum::routing::{get, post, put};
 use serde::Deserialize;
 
 use super::ApiError;
-use super::extract::{IdPath, IdUserPath, Json, Page, QueryInt};
+use super::extract::{IdPath, IdUserPath, Json, Page, QueryInt, wants_csv};
 use crate::app::App;
 use crate::services::assessments::{
     self, AccommodationInput, AccommodationView, AssessmentInput, AssessmentPage, AssessmentView,
@@ -187,11 +187,7 @@ async fn class_gradebook(
 
 /// CSV when the client accepts `text/csv` (and not JSON first), else JSON.
 fn grades_as_asked(headers: &HeaderMap, grades: GradePage) -> Response {
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if accept.contains("text/csv") && !accept.starts_with("application/json") {
+    if wants_csv(headers, "application/json") {
         (
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
             grades.to_csv(),

@@ -144,3 +144,13 @@ impl<S: Send + Sync, const DEFAULT: i64, const MAX: i64> FromRequestParts<S>
         Ok(page)
     }
 }
+
+/// Whether the client asks for CSV: its `Accept` header names `text/csv` and
+/// does not put `first` (the route's other form) before it.
+pub fn wants_csv(headers: &axum::http::HeaderMap, first: &str) -> bool {
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    accept.contains("text/csv") && !accept.starts_with(first)
+}

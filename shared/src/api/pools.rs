@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::ApiError;
-use super::extract::{IdPath, Json, Page, Query, QueryInt};
+use super::extract::{IdPath, Json, Page, Query, QueryInt, wants_csv};
 use crate::app::App;
 use crate::services::CachedJson;
 use crate::services::auth::Caller;
@@ -141,11 +141,7 @@ async fn export_responses(
     headers: HeaderMap,
     Query(query): Query<ExportQuery>,
 ) -> Result<axum::response::Response, ApiError> {
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let format = if accept.contains("text/csv") && !accept.starts_with("application/x-ndjson") {
+    let format = if wants_csv(&headers, "application/x-ndjson") {
         Format::Csv
     } else {
         Format::JsonLines

@@ -136,9 +136,10 @@ pub async fn page(
     offset: i64,
 ) -> Result<CachedJson, Error> {
     pools::may_use(app, caller, pool, false).await?;
-    let current = stored::current_version(app.db(), pool)
+    let current = crate::store::pools::summary_of(app.db(), pool)
         .await?
-        .ok_or(Error::NotFound(pool))?;
+        .ok_or(Error::NotFound(pool))?
+        .version;
     let version = version.unwrap_or(current);
     if !(1..=current).contains(&version) {
         return Err(Error::Invalid(format!(

@@ -129,12 +129,3 @@ pub async fn page(
         tests,
     })
 }
-
-/// The pool's current version, if the pool exists.
-pub async fn current_version(db: &Pool, pool: Uuid) -> Result<Option<i32>, StoreError> {
-    let client = db.get().await?;
-    let row = client
-        .query_opt("SELECT version FROM item_pools WHERE id = $1", &[&pool])
-        .await?;
-    Ok(row.map(|r| r.get(0)))
-}

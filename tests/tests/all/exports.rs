@@ -13,27 +13,6 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use uuid::Uuid;
 
-/// Starts a test of `items` items on `pool` for `student` and answers it
-/// (right, wrong, right, …); returns the test id.
-async fn take_test(env: &TestEnv, pool: Uuid, student: Uuid, items: usize) -> Uuid {
-    let started = env
-        .post(
-            "/v1/tests",
-            json!({ "pool_id": pool, "student_id": student,
-                    "config": { "max_items": items, "min_items": items, "se_target": null } }),
-        )
-        .await;
-    assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
-    let test = started.body["test_id"].as_str().unwrap().to_owned();
-    let mut question = started.body["question"].clone();
-    for i in 0..items {
-        let r = env.answer(&test, &question, i % 2 == 0).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        question = r.body["next_question"].clone();
-    }
-    test.parse().unwrap()
-}
-
 /// Another pool of the environment's organization (`demo_pool` makes one per environment).
 async fn other_pool(env: &TestEnv, n: usize) -> Uuid {
     let salt = Uuid::new_v4().simple().to_string();
@@ -162,11 +141,11 @@ async fn staff_export_every_response_once_in_pages_pseudonymised_per_export() {
     let pool = env.demo_pool(30).await;
     let (ada, bea) = (env.student().await, env.student().await);
     let mut tests = vec![
-        take_test(&env, pool, ada, 5).await,
-        take_test(&env, pool, ada, 5).await,
-        take_test(&env, pool, bea, 5).await,
+        env.take_test(pool, ada, 5).await,
+        env.take_test(pool, ada, 5).await,
+        env.take_test(pool, bea, 5).await,
     ];
-    tests.push(take_test(&env, pool, env.student().await, 5).await);
+    tests.push(env.take_test(pool, env.student().await, 5).await);
     let (_, teacher) = env.member(env.org, "teacher").await;
     let truth = stored(&env, pool).await;
     assert_eq!(truth.len(), 20);
@@ -245,7 +224,7 @@ async fn staff_export_every_response_once_in_pages_pseudonymised_per_export() {
 async fn only_the_pools_staff_export_and_refusals_write_nothing() {
     let env = TestEnv::new().await;
     let pool = env.demo_pool(20).await;
-    take_test(&env, pool, env.student().await, 4).await;
+    env.take_test(pool, env.student().await, 4).await;
     let path = format!("/v1/pools/{pool}/responses");
     let (_, teacher) = env.member(env.org, "teacher").await;
     let (_, colleague) = env.member(env.org, "teacher").await;

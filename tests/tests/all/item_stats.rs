@@ -9,26 +9,6 @@ use lectern_tests::{TestEnv, items_json};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-/// Starts and answers a test of `items` items (right, wrong, right, …).
-async fn take_test(env: &TestEnv, pool: Uuid, items: usize) {
-    let student = env.student().await;
-    let started = env
-        .post(
-            "/v1/tests",
-            json!({ "pool_id": pool, "student_id": student,
-                    "config": { "max_items": items, "min_items": items, "se_target": null } }),
-        )
-        .await;
-    assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
-    let test = started.body["test_id"].as_str().unwrap().to_owned();
-    let mut question = started.body["question"].clone();
-    for i in 0..items {
-        let r = env.answer(&test, &question, i % 3 != 1).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        question = r.body["next_question"].clone();
-    }
-}
-
 fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol * (1.0 + b.abs())
 }
@@ -38,7 +18,7 @@ async fn stats_match_the_recorded_responses_and_the_items_models() {
     let env = TestEnv::new().await;
     let pool = env.demo_pool(12).await;
     for _ in 0..6 {
-        take_test(&env, pool, 6).await;
+        env.take_test(pool, env.student().await, 6).await;
     }
     let (_, teacher) = env.member(env.org, "teacher").await;
     let got = env
