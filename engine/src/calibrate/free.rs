@@ -272,48 +272,50 @@ impl Free {
     }
 }
 
-/// Maximises Σ_q Σ_k r_kq ln P_k(θ_q) (+ the prior) over ξ by Fisher scoring
-/// with step halving. `r` is cats × Q. Returns the largest parameter change.
 /// Fisher-scoring steps per M-step at most: EM needs each M-step to raise the
 /// expected log-likelihood, not to maximise it, and the steps start from the
 /// previous iteration's values, so two are nearly always a full maximisation.
 const NEWTON_STEPS: usize = 2;
 
-pub(super) fn m_step_item(free: &mut Free, nodes: &[f64], r: &[f64], c_prior: (f64, f64)) -> f64 {
+/// Maximises Σ_q Σ_k r_kq ln P_k(θ_q) (+ the prior) over ξ by Fisher scoring
+/// with step halving, and writes P_k(θ_q) at the result into `block`. `r` and
+/// `block` hold a row per category (of Q or more: the rest is left alone).
+/// Returns the largest parameter change.
+///
+/// The model is evaluated once per node for each point tried: the
+/// probabilities and scores that give a point's objective also give the next
+/// step from it, and the accepted point's probabilities are the new table.
+pub(super) fn m_step_item(
+    free: &mut Free,
+    nodes: &[f64],
+    r: &[f64],
+    c_prior: (f64, f64),
+    block: &mut [f64],
+) -> f64 {
     let q_len = nodes.len();
     let dim = free.dim();
     let cats = free.cats;
+    let stride = r.len() / cats;
     let n: Vec<f64> = (0..q_len)
-        .map(|q| (0..cats).map(|k| r[k * q_len + q]).sum())
+        .map(|q| (0..cats).map(|k| r[k * stride + q]).sum())
         .collect();
+    // P and the scores at the current point, and at a trial point.
+    let mut at = Evaluated::new(q_len, cats, dim);
+    let mut trial = Evaluated::new(q_len, cats, dim);
     let start = free.xi.clone();
-    let mut p = [0.0; MAX_CATEGORIES];
-    let mut u = [0.0; MAX_CATEGORIES * MAX_DIM];
+    let mut f = at.evaluate(free, &free.xi, nodes, r, stride, c_prior);
     let mut grad = [0.0; MAX_DIM];
     let mut info = [0.0; MAX_DIM * MAX_DIM];
-    let objective = |free: &Free, xi: &[f64]| -> f64 {
-        let mut p = [0.0; MAX_CATEGORIES];
-        let mut f = 0.0;
-        for (q, &theta) in nodes.iter().enumerate() {
-            free.eval(xi, theta, &mut p, None);
-            for k in 0..cats {
-                let rk = r[k * q_len + q];
-                if rk > 0.0 {
-                    f += rk * p[k].ln();
-                }
-            }
-        }
-        f + free.prior(xi, c_prior).map_or(0.0, |(v, _, _)| v)
-    };
-    let mut f = objective(free, &free.xi);
+    let mut xi = vec![0.0; dim];
     for _ in 0..NEWTON_STEPS {
         grad[..dim].fill(0.0);
         info[..dim * dim].fill(0.0);
-        for (q, &theta) in nodes.iter().enumerate() {
-            free.eval(&free.xi, theta, &mut p, Some(&mut u));
+        for q in 0..q_len {
+            let p = &at.p[q * cats..][..cats];
+            let u = &at.u[q * cats * dim..][..cats * dim];
             for k in 0..cats {
                 let row = &u[k * dim..(k + 1) * dim];
-                let rk = r[k * q_len + q];
+                let rk = r[k * stride + q];
                 let w = n[q] * p[k];
                 for i in 0..dim {
                     grad[i] += rk * row[i];
@@ -339,16 +341,16 @@ pub(super) fn m_step_item(free: &mut Free, nodes: &[f64], r: &[f64], c_prior: (f
         };
         let mut scale = 1.0;
         let mut moved = 0.0;
-        let mut trial = vec![0.0; dim];
         for _ in 0..30 {
             for j in 0..dim {
-                trial[j] = free.xi[j] + scale * step[j];
+                xi[j] = free.xi[j] + scale * step[j];
             }
-            if free.valid(&trial) {
-                let g = objective(free, &trial);
+            if free.valid(&xi) {
+                let g = trial.evaluate(free, &xi, nodes, r, stride, c_prior);
                 if g >= f - 1e-12 * f.abs() {
                     moved = step.iter().fold(0.0_f64, |m, s| m.max((scale * s).abs()));
-                    free.xi.copy_from_slice(&trial);
+                    free.xi.copy_from_slice(&xi);
+                    std::mem::swap(&mut at, &mut trial);
                     f = g;
                     break;
                 }
@@ -359,10 +361,62 @@ pub(super) fn m_step_item(free: &mut Free, nodes: &[f64], r: &[f64], c_prior: (f
             break;
         }
     }
+    for q in 0..q_len {
+        for k in 0..cats {
+            block[k * stride + q] = at.p[q * cats + k];
+        }
+    }
     start
         .iter()
         .zip(&free.xi)
         .fold(0.0_f64, |m, (a, b)| m.max((a - b).abs()))
+}
+
+/// An item's probabilities (node-major, Q × cats) and scores (Q × cats × dim)
+/// at one point.
+struct Evaluated {
+    p: Vec<f64>,
+    u: Vec<f64>,
+}
+
+impl Evaluated {
+    fn new(q_len: usize, cats: usize, dim: usize) -> Evaluated {
+        Evaluated {
+            p: vec![0.0; q_len * cats],
+            u: vec![0.0; q_len * cats * dim],
+        }
+    }
+
+    /// Evaluates the model at ξ over the nodes; returns the M-step objective.
+    fn evaluate(
+        &mut self,
+        free: &Free,
+        xi: &[f64],
+        nodes: &[f64],
+        r: &[f64],
+        stride: usize,
+        c_prior: (f64, f64),
+    ) -> f64 {
+        let cats = free.cats;
+        let dim = xi.len();
+        let mut f = 0.0;
+        for (q, &theta) in nodes.iter().enumerate() {
+            let p = &mut self.p[q * cats..][..cats];
+            free.eval(
+                xi,
+                theta,
+                p,
+                Some(&mut self.u[q * cats * dim..][..cats * dim]),
+            );
+            for (k, &pk) in p.iter().enumerate() {
+                let rk = r[k * stride + q];
+                if rk > 0.0 {
+                    f += rk * pk.ln();
+                }
+            }
+        }
+        f + free.prior(xi, c_prior).map_or(0.0, |(v, _, _)| v)
+    }
 }
 
 /// The Cholesky factor L (A = L Lᵀ) of a symmetric positive definite matrix.

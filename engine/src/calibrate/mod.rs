@@ -30,6 +30,7 @@
 
 mod em;
 mod free;
+mod kernel;
 
 use std::fmt;
 
