@@ -65,6 +65,30 @@ impl Free {
     /// Category probabilities P_k(θ) into `p[..cats]`, and, when `u` is given,
     /// the scores ∂ln P_k/∂ξ into `u[k * dim ..][..dim]` (0 where P_k = 0).
     pub(super) fn eval(&self, xi: &[f64], theta: f64, p: &mut [f64], u: Option<&mut [f64]>) {
+        self.eval_with(xi, &self.constants(xi), theta, p, u);
+    }
+
+    /// What [`Free::eval`] needs of ξ that does not depend on θ, for evaluating
+    /// at many nodes: the GRM's 1 − e^{−(d_k − d_{k+1})}.
+    pub(super) fn constants(&self, xi: &[f64]) -> [f64; MAX_DIM] {
+        let mut c = [0.0; MAX_DIM];
+        if self.model == Model::Poly(PolyModel::Grm) {
+            for (c, w) in c.iter_mut().zip(xi[1..].windows(2)) {
+                *c = -(-(w[0] - w[1])).exp_m1();
+            }
+        }
+        c
+    }
+
+    /// [`Free::eval`] with ξ's [`Free::constants`] worked out already.
+    pub(super) fn eval_with(
+        &self,
+        xi: &[f64],
+        constants: &[f64; MAX_DIM],
+        theta: f64,
+        p: &mut [f64],
+        u: Option<&mut [f64]>,
+    ) {
         let dim = xi.len();
         match self.model {
             Model::OnePl | Model::TwoPl => {
@@ -109,7 +133,7 @@ impl Free {
                     }
                 }
             }
-            Model::Poly(PolyModel::Grm) => self.eval_grm(xi, theta, p, u),
+            Model::Poly(PolyModel::Grm) => self.eval_grm(xi, constants, theta, p, u),
             Model::Poly(_) => self.eval_pcm(xi, theta, p, u),
         }
     }
@@ -118,7 +142,14 @@ impl Free {
     /// product P_k = s_k t_{k+1} (1 − e^{−(d_k − d_{k+1})}) (no cancellation).
     /// With w_k = s_k t_k: ∂P_k/∂a = θ(w_k − w_{k+1}), ∂P_k/∂d_k = w_k,
     /// ∂P_k/∂d_{k+1} = −w_{k+1}.
-    fn eval_grm(&self, xi: &[f64], theta: f64, p: &mut [f64], u: Option<&mut [f64]>) {
+    fn eval_grm(
+        &self,
+        xi: &[f64],
+        gaps: &[f64; MAX_DIM],
+        theta: f64,
+        p: &mut [f64],
+        u: Option<&mut [f64]>,
+    ) {
         let a = xi[0];
         let d = &xi[1..];
         let m = d.len();
@@ -137,7 +168,7 @@ impl Free {
             } else if k == m {
                 s[m]
             } else {
-                s[k] * t[k + 1] * -(-(d[k - 1] - d[k])).exp_m1()
+                s[k] * t[k + 1] * gaps[k - 1]
             };
         }
         if let Some(u) = u {
@@ -400,14 +431,11 @@ impl Evaluated {
         let cats = free.cats;
         let dim = xi.len();
         let mut f = 0.0;
+        let constants = free.constants(xi);
         for (q, &theta) in nodes.iter().enumerate() {
             let p = &mut self.p[q * cats..][..cats];
-            free.eval(
-                xi,
-                theta,
-                p,
-                Some(&mut self.u[q * cats * dim..][..cats * dim]),
-            );
+            let u = &mut self.u[q * cats * dim..][..cats * dim];
+            free.eval_with(xi, &constants, theta, p, Some(u));
             for (k, &pk) in p.iter().enumerate() {
                 let rk = r[k * stride + q];
                 if rk > 0.0 {
