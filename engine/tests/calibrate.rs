@@ -435,6 +435,7 @@ fn results_do_not_depend_on_threads_and_unusable_items_are_skipped() {
     let one = run(&data, &specs, 1);
     assert_eq!(one, run(&data, &specs, 2));
     assert_eq!(one, run(&data, &specs, 3));
+    assert_eq!(one, run(&data, &specs, 7));
     assert_eq!(one.items[45], Outcome::Skipped(Skip::OneScore(1)));
     assert_eq!(one.items[46], Outcome::Skipped(Skip::NoResponses));
     assert!(matches!(

@@ -22,11 +22,15 @@
 //! Σ_q w_pq ∂ln P_i,x(θ_q)/∂ξ), mapped to a, b and c by the delta method.
 //!
 //! Persons are cut into a fixed number of blocks (up to 16), each summing its
-//! persons' posteriors into counts of its own, added in block order; threads
-//! take runs of blocks, and items for the M-step and standard errors. Every
-//! sum runs in a fixed order, so results are bit-identical for any thread
-//! count. Memory is the posterior matrix (persons × Q doubles), the blocks'
-//! counts (at most 64 MiB) and the responses.
+//! persons' posteriors into counts of its own (and, at the end, their
+//! cross-products), added in block order; a run's threads (rayon, started
+//! once) share out the blocks, and the items for the M-step. Every sum runs
+//! in a fixed order, so results are bit-identical for any thread count. The
+//! loops over the nodes run on rows padded to whole vectors, in AVX2 where the
+//! CPU has it, with the same arithmetic either way ([`kernel`]), so results
+//! do not depend on the CPU either. Memory is the posterior matrix (persons ×
+//! Q doubles, Q padded to a multiple of 8), the blocks' counts (at most
+//! 64 MiB) and the responses.
 
 mod em;
 mod free;
