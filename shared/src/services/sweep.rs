@@ -32,6 +32,8 @@ pub struct SweepReport {
     pub batches: u64,
     /// Tests past their deadline ended as timed out.
     pub timed_out: u64,
+    /// Dead auth sessions deleted from PostgreSQL (Redis expires its own).
+    pub sessions_deleted: u64,
 }
 
 /// Tests still active (a count over the partial index on active tests).
@@ -51,7 +53,12 @@ pub async fn sweep_in_batches(app: &App, batch: i64) -> Result<SweepReport, Stor
     let result = match crate::services::cat::time_out_overdue(app).await {
         Ok(n) => {
             report.timed_out = n;
-            run(app, batch, &mut report).await
+            match run(app, batch, &mut report).await {
+                Ok(()) => crate::services::auth::sessions::sweep(app, batch)
+                    .await
+                    .map(|n| report.sessions_deleted = n),
+                Err(e) => Err(e),
+            }
         }
         Err(e) => Err(e),
     };
@@ -61,6 +68,7 @@ pub async fn sweep_in_batches(app: &App, batch: i64) -> Result<SweepReport, Stor
             abandoned = report.abandoned,
             batches = report.batches,
             timed_out = report.timed_out,
+            sessions_deleted = report.sessions_deleted,
             "sweep done"
         ),
         // What was abandoned before the failure was decided on full information and stands.

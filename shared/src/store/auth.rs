@@ -1,15 +1,21 @@
-//! The Redis side of authentication: auth sessions and their indexes, sign-in
-//! throttling counters and pending OpenID Connect sign-ins.
+//! Authentication's storage: auth sessions (PostgreSQL first, Redis after),
+//! their Redis indexes, sign-in throttling counters and pending OpenID Connect
+//! sign-ins.
 //!
-//! Sessions are stored under the SHA-256 of their token, so a dump of Redis
-//! holds no usable token. Three sorted sets index them (pruned lazily, never by
+//! A session lives in Redis, where every request reads it, and in PostgreSQL
+//! (`auth_sessions`), written at sign-in, at revocation and at most once per
+//! touch interval (its idle deadline carried forward), from which a session
+//! Redis lost is rebuilt. Both hold it under the SHA-256 of its token, so a
+//! dump of either holds no usable token. Three sorted sets index them (pruned lazily, never by
 //! keyspace notifications, which ElastiCache does not let us configure): per
 //! user by expiry (list, log out everywhere), all by expiry and all by last use
 //! (counts without KEYS or SCAN), and users by their latest expiry.
 
 use std::time::Duration;
 
+use deadpool_postgres::Pool;
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::StoreError;
@@ -81,6 +87,132 @@ pub struct SessionCounts {
     pub active: u64,
     /// Users with at least one session.
     pub unique_users: u64,
+}
+
+/// PostgreSQL's copy of a live session, to rebuild Redis's from.
+pub struct Durable {
+    /// The encoded session record as at sign-in.
+    pub record: Vec<u8>,
+    /// The idle deadline as PostgreSQL last heard it (ms since the epoch).
+    pub idle_until_ms: i64,
+}
+
+fn at(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn ms_of(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Records a new session in PostgreSQL (before Redis: a session Redis has is
+/// always one PostgreSQL can rebuild).
+pub async fn insert_durable(db: &Pool, id: Uuid, s: &StoredSession<'_>) -> Result<(), StoreError> {
+    let client = db.get().await?;
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO auth_sessions (token_hash, id, user_id, record, idle_until, absolute_until)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &s.token_hash,
+                &id,
+                &s.user,
+                &s.record,
+                &at(s.expires_at_ms),
+                &at(s.absolute_ms),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The session under this token hash if PostgreSQL still counts it live at
+/// `now_ms`: not revoked, neither deadline passed.
+pub async fn durable(
+    db: &Pool,
+    token_hash: &str,
+    now_ms: i64,
+) -> Result<Option<Durable>, StoreError> {
+    let client = db.get().await?;
+    let statement = client
+        .prepare_cached(
+            "SELECT record, idle_until FROM auth_sessions
+             WHERE token_hash = $1 AND idle_until > $2 AND absolute_until > $2",
+        )
+        .await?;
+    let row = client
+        .query_opt(&statement, &[&token_hash, &at(now_ms)])
+        .await?;
+    Ok(row.map(|row| Durable {
+        record: row.get(0),
+        idle_until_ms: ms_of(row.get(1)),
+    }))
+}
+
+/// Carries a session's idle deadline forward (never back); false when the
+/// session is no longer there (revoked).
+pub async fn carry_idle(
+    db: &Pool,
+    token_hash: &str,
+    idle_until_ms: i64,
+) -> Result<bool, StoreError> {
+    let client = db.get().await?;
+    let statement = client
+        .prepare_cached(
+            "UPDATE auth_sessions SET idle_until = GREATEST(idle_until, LEAST($2, absolute_until))
+             WHERE token_hash = $1",
+        )
+        .await?;
+    Ok(client
+        .execute(&statement, &[&token_hash, &at(idle_until_ms)])
+        .await?
+        == 1)
+}
+
+/// Revokes sessions in PostgreSQL (before Redis: a revoked session is never
+/// rebuilt).
+pub async fn delete_durable(db: &Pool, token_hashes: &[String]) -> Result<u64, StoreError> {
+    let client = db.get().await?;
+    let statement = client
+        .prepare_cached("DELETE FROM auth_sessions WHERE token_hash = ANY($1)")
+        .await?;
+    Ok(client.execute(&statement, &[&token_hashes]).await?)
+}
+
+/// Revokes every session of `user` in PostgreSQL; returns their token hashes.
+pub async fn delete_durable_of_user(db: &Pool, user: Uuid) -> Result<Vec<String>, StoreError> {
+    let client = db.get().await?;
+    let statement = client
+        .prepare_cached("DELETE FROM auth_sessions WHERE user_id = $1 RETURNING token_hash")
+        .await?;
+    Ok(client
+        .query(&statement, &[&user])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect())
+}
+
+/// Deletes up to `limit` sessions that died before `now_ms` (the sweeper's):
+/// past their absolute deadline, or idle for a day past their idle one (a day's
+/// margin, for an idle deadline Redis moved on when PostgreSQL was down).
+pub async fn sweep_durable(db: &Pool, now_ms: i64, limit: i64) -> Result<u64, StoreError> {
+    let client = db.get().await?;
+    let statement = client
+        .prepare_cached(
+            "DELETE FROM auth_sessions WHERE token_hash IN (
+                 SELECT token_hash FROM auth_sessions
+                 WHERE absolute_until <= $1 OR idle_until <= $1 - interval '1 day'
+                 LIMIT $2)",
+        )
+        .await?;
+    Ok(client.execute(&statement, &[&at(now_ms), &limit]).await?)
 }
 
 /// Adds `ZADD`s that index a session, and lets each index live as long as the session can.

@@ -486,3 +486,213 @@ async fn the_first_admin_comes_from_the_command_not_an_endpoint() {
     let stats = get(&env, &token, "/v1/admin/sessions/stats").await;
     assert_eq!(stats.status, StatusCode::OK, "{}", stats.body);
 }
+
+/// Deletes every key of this test from Redis: what FLUSHALL or a failover
+/// without replicas does to it.
+async fn lose_redis(env: &TestEnv) {
+    let mut conn = env.redis().await;
+    for key in lectern_tests::keys_under(&mut conn, &env.prefix)
+        .await
+        .unwrap()
+    {
+        let () = redis::cmd("DEL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    assert!(env.redis_entries().await.is_empty());
+}
+
+async fn durable_sessions(env: &TestEnv, email: &str) -> i64 {
+    env.sql()
+        .await
+        .query_one(
+            "SELECT count(*) FROM auth_sessions s JOIN users u ON u.id = s.user_id WHERE u.email = $1",
+            &[&email],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn sessions_survive_losing_redis_but_revocations_survive_it_too() {
+    let env = TestEnv::new().await;
+    let (email, phone) = student(&env).await;
+    let laptop = signed_in(&env, &email).await;
+    let (_, other) = student(&env).await;
+    assert_eq!(durable_sessions(&env, &email).await, 2);
+    // PostgreSQL holds the token's hash only.
+    let stored: Vec<String> = env
+        .sql()
+        .await
+        .query("SELECT token_hash FROM auth_sessions", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(stored.contains(&lectern::services::auth::secret::sha256_hex(&laptop)));
+    assert!(!stored.contains(&laptop));
+
+    let r = env
+        .call_as(Some(&phone), Method::DELETE, "/v1/sessions/current", None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(durable_sessions(&env, &email).await, 1);
+    let before = get(&env, &laptop, "/v1/sessions/current").await.body;
+
+    lose_redis(&env).await;
+    // Still signed in, as the same session; the one logged out stays out.
+    let r = get(&env, &laptop, "/v1/sessions/current").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["id"], before["id"]);
+    assert_eq!(r.body["absolute_expires_at"], before["absolute_expires_at"]);
+    get(&env, &phone, "/v1/sessions/current").await.problem(401);
+    assert_eq!(
+        get(&env, &other, "/v1/sessions/current").await.status,
+        StatusCode::OK
+    );
+    // Rebuilt into Redis: the next request is served from there (one GET).
+    let hash = lectern::services::auth::secret::sha256_hex(&laptop);
+    assert!(
+        env.redis_entries()
+            .await
+            .iter()
+            .any(|(k, _)| k.contains(&hash))
+    );
+    let spent = env.app.io_counts();
+    get(&env, &laptop, "/v1/sessions/current").await;
+    assert_eq!((env.app.io_counts() - spent).redis_round_trips, 1);
+
+    // Logging out everywhere reaches the sessions Redis lost as well.
+    let tablet = signed_in(&env, &email).await;
+    lose_redis(&env).await;
+    let r = env
+        .call_as(Some(&laptop), Method::DELETE, "/v1/sessions", None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(durable_sessions(&env, &email).await, 0);
+    lose_redis(&env).await;
+    for token in [&laptop, &tablet] {
+        get(&env, token, "/v1/sessions/current").await.problem(401);
+    }
+}
+
+#[tokio::test]
+async fn an_idle_session_is_not_rebuilt_and_the_sweeper_deletes_it() {
+    let env = TestEnv::with_vars(&[
+        ("AUTH_IDLE_TIMEOUT_SECS", "2".into()),
+        ("AUTH_ABSOLUTE_TIMEOUT_SECS", "60".into()),
+        ("AUTH_TOUCH_INTERVAL_SECS", "0".into()),
+    ])
+    .await;
+    let (email, idle) = student(&env).await;
+    let used = signed_in(&env, &email).await;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(
+            get(&env, &used, "/v1/sessions/current").await.status,
+            StatusCode::OK
+        );
+    }
+    // `idle` died in Redis; PostgreSQL agrees, so it is not brought back.
+    // `used` carried its idle deadline into PostgreSQL and is.
+    lose_redis(&env).await;
+    get(&env, &idle, "/v1/sessions/current").await.problem(401);
+    assert_eq!(
+        get(&env, &used, "/v1/sessions/current").await.status,
+        StatusCode::OK
+    );
+    // Rows of dead sessions go with the sweep (idle ones a day late).
+    env.sql()
+        .await
+        .execute(
+            "UPDATE auth_sessions SET absolute_until = now() - interval '1 second',
+                                     idle_until = now() - interval '1 second'
+             WHERE token_hash = $1",
+            &[&lectern::services::auth::secret::sha256_hex(&idle)],
+        )
+        .await
+        .unwrap();
+    let report = lectern::services::sweep::sweep(&env.app).await.unwrap();
+    assert_eq!(report.sessions_deleted, 1);
+    assert_eq!(durable_sessions(&env, &email).await, 1);
+}
+
+/// A rebuild racing a logout never brings the session back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_logout_racing_a_rebuild_wins() {
+    let env = std::sync::Arc::new(TestEnv::new().await);
+    for _ in 0..10 {
+        let (user, token) = env.user(Role::Student).await;
+        let other = env.sign_in(user, Role::Student).await;
+        lose_redis(&env).await;
+        let uses: Vec<_> = (0..4)
+            .map(|_| {
+                let (env, token) = (env.clone(), token.clone());
+                tokio::spawn(async move { get(&env, &token, "/v1/sessions/current").await.status })
+            })
+            .collect();
+        let logout = {
+            let (env, other) = (env.clone(), other.clone());
+            tokio::spawn(async move {
+                env.call_as(Some(&other), Method::DELETE, "/v1/sessions", None)
+                    .await
+                    .status
+            })
+        };
+        for u in uses {
+            let status = u.await.unwrap();
+            assert!(
+                status == StatusCode::OK || status == StatusCode::UNAUTHORIZED,
+                "{status}"
+            );
+        }
+        assert_eq!(logout.await.unwrap(), StatusCode::OK);
+        get(&env, &token, "/v1/sessions/current").await.problem(401);
+        let hash = lectern::services::auth::secret::sha256_hex(&token);
+        assert!(
+            env.redis_entries()
+                .await
+                .iter()
+                .all(|(k, _)| !k.contains(&hash)),
+            "{hash}"
+        );
+        let left: i64 = env
+            .sql()
+            .await
+            .query_one(
+                "SELECT count(*) FROM auth_sessions WHERE user_id = $1",
+                &[&user],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 0);
+    }
+}
+
+/// PostgreSQL first: with it unreachable, a sign-in is refused (503) and
+/// leaves nothing in Redis, while a session Redis has keeps working.
+#[tokio::test]
+async fn without_postgresql_no_session_is_opened_but_open_ones_work() {
+    let (_healthy, proxy, env) = TestEnv::behind_database_proxy().await;
+    let (email, token) = student(&env).await;
+    let sessions = async || {
+        env.redis_entries()
+            .await
+            .into_iter()
+            .filter(|(k, _)| k.contains("auth:session:"))
+            .count()
+    };
+    let before = sessions().await;
+    proxy.cut();
+    login(&env, &email, PASSWORD).await.problem(503);
+    assert_eq!(sessions().await, before);
+    let r = get(&env, &token, "/v1/sessions/current").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    proxy.restore();
+    assert_eq!(durable_sessions(&env, &email).await, 1);
+}

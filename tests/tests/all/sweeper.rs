@@ -162,7 +162,8 @@ async fn abandons_exactly_the_idle_tests_whose_state_is_gone() {
             checked: 4,
             abandoned: 3,
             batches: 1,
-            timed_out: 0
+            timed_out: 0,
+            sessions_deleted: 0
         }
     );
     for test in [answered, unanswered, keep_expired] {
@@ -190,7 +191,8 @@ async fn abandons_exactly_the_idle_tests_whose_state_is_gone() {
             checked: 1,
             abandoned: 0,
             batches: 1,
-            timed_out: 0
+            timed_out: 0,
+            sessions_deleted: 0
         }
     );
 
@@ -245,7 +247,8 @@ async fn batches_page_through_every_idle_test() {
             checked: 7,
             abandoned: 5,
             batches: 4,
-            timed_out: 0
+            timed_out: 0,
+            sessions_deleted: 0
         }
     );
     for &test in &stateless {
@@ -261,7 +264,8 @@ async fn batches_page_through_every_idle_test() {
             checked: 2,
             abandoned: 0,
             batches: 2,
-            timed_out: 0
+            timed_out: 0,
+            sessions_deleted: 0
         }
     );
 }
@@ -320,7 +324,8 @@ async fn redis_unreachable_abandons_nothing() {
             checked: 3,
             abandoned: 3,
             batches: 1,
-            timed_out: 0
+            timed_out: 0,
+            sessions_deleted: 0
         }
     );
 }

@@ -1,6 +1,7 @@
 //! Auth sessions: an opaque 256-bit token for the client, the session under
-//! the token's SHA-256 in Redis, an idle timeout (sliding) and an absolute one,
-//! several sessions per user, and counts for operators.
+//! the token's SHA-256 in Redis (and in PostgreSQL, from which a session Redis
+//! lost is rebuilt on its next use), an idle timeout (sliding) and an absolute
+//! one, several sessions per user, and counts for operators.
 
 use std::time::Duration;
 
@@ -14,6 +15,10 @@ use crate::app::App;
 use crate::store::StoreError;
 use crate::store::auth::{self as stored, SessionCounts, StoredSession};
 pub use crate::store::auth::{Recent, Session, recent_cache};
+
+/// How long a request waits for PostgreSQL to carry its session's idle
+/// deadline forward before going on without it.
+const CARRY_WAIT: Duration = Duration::from_millis(250);
 
 /// Sessions used within this long count as active in the stats.
 pub const ACTIVE_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -159,7 +164,9 @@ pub async fn open(
     let token = random_token();
     let hash = sha256_hex(&token);
     let record = session.encode();
-    stored::create(app.redis(), &session.stored(&hash, &record, now)).await?;
+    let stored_session = session.stored(&hash, &record, now);
+    stored::insert_durable(app.db(), session.id, &stored_session).await?;
+    stored::create(app.redis(), &stored_session).await?;
     Ok(Opened {
         token,
         token_type: "Bearer",
@@ -207,30 +214,70 @@ pub async fn authenticate_hash(app: &App, token_hash: &str) -> Result<Caller, Er
         }
         Err(e) => return Err(e.into()),
     };
-    let Some(mut session) = raw
-        .as_deref()
-        .and_then(Session::decode)
-        .filter(|s| s.is_live(now))
-    else {
+    let config = &app.config().auth;
+    let found = match raw {
+        Some(raw) => Session::decode(&raw).filter(|s| s.is_live(now)),
+        // Expired, revoked, or lost with Redis's data: PostgreSQL tells which.
+        None => rebuild(app, &hash, now).await?,
+    };
+    let Some(mut session) = found else {
         recent.invalidate(&hash).await;
         return Err(Error::Unauthenticated);
     };
-    let config = &app.config().auth;
     if now - session.last_accessed_ms >= ms(config.touch_interval) {
         session.used(now, config.idle_timeout);
         let record = session.encode();
-        match stored::update(app.redis(), &session.stored(&hash, &record, now)).await {
+        let written = session.stored(&hash, &record, now);
+        // PostgreSQL's copy is for rebuilding only: a slow or unreachable
+        // database costs this request at most CARRY_WAIT, once per interval.
+        let (redis, db) = tokio::join!(
+            stored::update(app.redis(), &written),
+            tokio::time::timeout(
+                CARRY_WAIT,
+                stored::carry_idle(app.db(), &hash, session.expires_at_ms)
+            )
+        );
+        match redis {
             Ok(true) => {}
             // Logged out between our read and our write.
             Ok(false) => return Err(Error::Unauthenticated),
             // The session is valid; its use is recorded next time.
             Err(e) => tracing::warn!(error = %e, "session use not recorded"),
         }
+        match db {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "session use not recorded in PostgreSQL"),
+            Err(_) => tracing::warn!("session use not recorded in PostgreSQL: timed out"),
+        }
     }
     if !config.outage_grace.is_zero() {
         recent.insert(hash.clone(), session.clone()).await;
     }
     Ok(caller(session, hash))
+}
+
+/// A session Redis does not have, from PostgreSQL, if it is live there: written
+/// back to Redis as used now. A session revoked meanwhile (its row deleted
+/// between our read and our write) is taken out of Redis again, so a rebuild
+/// never outlives a revocation.
+async fn rebuild(app: &App, hash: &str, now: i64) -> Result<Option<Session>, Error> {
+    let Some(durable) = stored::durable(app.db(), hash, now).await? else {
+        return Ok(None);
+    };
+    let Some(mut session) = Session::decode(&durable.record) else {
+        return Ok(None);
+    };
+    session.expires_at_ms = durable.idle_until_ms;
+    session.used(now, app.config().auth.idle_timeout);
+    let record = session.encode();
+    stored::create(app.redis(), &session.stored(hash, &record, now)).await?;
+    if stored::durable(app.db(), hash, now).await?.is_none() {
+        let hashes = [hash.to_owned()];
+        stored::delete(app.redis(), session.user_id, &hashes, false).await?;
+        return Ok(None);
+    }
+    tracing::info!(session = %session.id, "auth session rebuilt from PostgreSQL");
+    Ok(Some(session))
 }
 
 fn caller(session: Session, token_hash: String) -> Caller {
@@ -272,11 +319,12 @@ pub async fn extend(app: &App, caller: &Caller, by: Option<Duration>) -> Result<
     let mut session = caller.session.clone();
     let capped = session.used(now, by);
     let record = session.encode();
-    if !stored::update(
-        app.redis(),
-        &session.stored(&caller.token_hash, &record, now),
-    )
-    .await?
+    if !stored::carry_idle(app.db(), &caller.token_hash, session.expires_at_ms).await?
+        || !stored::update(
+            app.redis(),
+            &session.stored(&caller.token_hash, &record, now),
+        )
+        .await?
     {
         return Err(Error::Unauthenticated);
     }
@@ -298,8 +346,9 @@ pub struct Extended {
     pub capped: bool,
 }
 
-/// Logs the current session out.
+/// Logs the current session out (PostgreSQL first: it is never rebuilt).
 pub async fn end(app: &App, caller: &Caller) -> Result<(), StoreError> {
+    stored::delete_durable(app.db(), std::slice::from_ref(&caller.token_hash)).await?;
     stored::delete(
         app.redis(),
         caller.user_id,
@@ -311,14 +360,31 @@ pub async fn end(app: &App, caller: &Caller) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Logs every session of `user` out; returns how many there were.
+/// Logs every session of `user` out, those Redis lost included; returns how
+/// many Redis had.
 pub async fn end_all(app: &App, user: Uuid) -> Result<u64, StoreError> {
-    let hashes = stored::hashes_of_user(app.redis(), user).await?;
+    let mut hashes = stored::delete_durable_of_user(app.db(), user).await?;
+    hashes.extend(stored::hashes_of_user(app.redis(), user).await?);
+    hashes.sort_unstable();
+    hashes.dedup();
     let ended = stored::delete(app.redis(), user, &hashes, true).await?;
     for h in &hashes {
         app.recent_sessions().invalidate(h).await;
     }
     Ok(ended)
+}
+
+/// Deletes the PostgreSQL rows of dead sessions, in batches of `batch`;
+/// returns how many.
+pub async fn sweep(app: &App, batch: i64) -> Result<u64, StoreError> {
+    let mut deleted = 0;
+    loop {
+        let n = stored::sweep_durable(app.db(), now_ms(), batch).await?;
+        deleted += n;
+        if n < batch as u64 {
+            return Ok(deleted);
+        }
+    }
 }
 
 /// Session counts over the whole deployment.
