@@ -23,6 +23,7 @@ mod polytomous;
 mod pools;
 mod pretest;
 mod redis_conn;
+mod retries;
 mod scoping;
 mod secrets;
 mod sweeper;
