@@ -13,6 +13,7 @@ mod contract;
 mod emulator;
 mod exports;
 mod history;
+mod idempotency;
 mod item_stats;
 mod lambda;
 mod lifecycle;

@@ -291,6 +291,39 @@ impl Launch {
     }
 }
 
+/// The response `start` gave for test `id`, again, from PostgreSQL (a retry
+/// with the same `Idempotency-Key` after Redis forgot the first response):
+/// the first item and the start estimate are the engine's first step again
+/// (deterministic in the seed recorded), and the rest is the test's record.
+pub async fn started_again(app: &App, who: &Caller, id: Uuid) -> Result<Started, Error> {
+    let replay = Replay::load(app, id).await?;
+    allowed(app, who, id, replay.record.student_id, Use::Act).await?;
+    let t = &replay.record;
+    let bank = &replay.bank;
+    let step = replay
+        .config
+        .engine(t.prior, bank)
+        .step(&bank.bank, &[], &[], t.seed);
+    let index = step.next.ok_or(Error::EmptyPool(t.pool_id))?;
+    let exam = replay.config.mode == Mode::Exam;
+    Ok(Started {
+        test_id: id,
+        organization_id: t.org_id,
+        assignment_id: t.assignment_id,
+        attempt: t.attempt,
+        deadline: t.deadline,
+        status: TestStatus::Active.as_str(),
+        question: question(app, bank, Serving::Item(index), 1).await?,
+        proficiency: (!exam).then(|| Proficiency {
+            theta: step.estimate.theta,
+            se: step.estimate.se,
+            concepts: BTreeMap::new(),
+        }),
+        items_answered: 0,
+        config: replay.config.clone(),
+    })
+}
+
 /// Starts the caller's next attempt at an assignment: the design is the
 /// assessment's, the window, attempts and running attempt are checked on one
 /// read, and the attempt is counted by the guarded insert that records it (of
