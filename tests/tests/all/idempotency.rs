@@ -412,3 +412,34 @@ async fn the_created_rows_keys_are_unique() {
     );
     assert_eq!(env.count("item_pools").await, 1);
 }
+
+/// A teacher's start of a student's test, replayed from its row after Redis
+/// forgot: the teacher may not answer it, but gets their start response back.
+#[tokio::test]
+async fn a_teachers_start_for_a_student_replays_from_its_row() {
+    let env = TestEnv::new().await;
+    let pool = env.demo_pool(10).await;
+    let (_, teacher) = env.user(Role::Teacher).await;
+    let (student, _) = env.user(Role::Student).await;
+    let body = json!({ "pool_id": pool, "student_id": student });
+    let first = keyed(
+        &env,
+        Some(Some(&teacher)),
+        "/v1/tests",
+        b"for-student",
+        &body,
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    forget_records(&env).await;
+    let again = keyed(
+        &env,
+        Some(Some(&teacher)),
+        "/v1/tests",
+        b"for-student",
+        &body,
+    )
+    .await;
+    assert_replay(&first, &again);
+    assert_eq!(env.count("test_sessions").await, 1);
+}
