@@ -11,6 +11,7 @@ pub mod end;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod idempotency;
 pub mod migrate;
 pub mod next;
 pub mod orgs;
@@ -262,6 +263,11 @@ pub fn local_router(app: App) -> Router {
 /// fallbacks, state.
 pub fn finish(routes: Router<App>, app: App) -> Router {
     routes
+        // Inside authentication: the key's scope is the caller.
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            idempotency::guard,
+        ))
         .route_layer(middleware::from_fn_with_state(app.clone(), access::guard))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -78,9 +78,11 @@ pub async fn create(
 ) -> Result<Assessment, StoreError> {
     let mut client = db.get().await?;
     let tx = client.transaction().await?;
+    let (idem_key, idem_hash) = super::idempotency::columns();
     tx.execute(
-        "INSERT INTO assessments (id, org_id, name, created_by) VALUES ($1, $2, $3, $4)",
-        &[&id, &org, &name, &v.by],
+        "INSERT INTO assessments (id, org_id, name, created_by, idempotency_key, idempotency_hash)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[&id, &org, &name, &v.by, &idem_key, &idem_hash],
     )
     .await?;
     insert_version(&tx, id, 1, v).await?;
@@ -300,11 +302,14 @@ pub async fn assign(
     if !outside.is_empty() {
         return Ok(Err(NotAssigned::NotEnrolled(outside)));
     }
+    let (idem_key, idem_hash) = super::idempotency::columns();
     let inserted = tx
         .execute(
             "INSERT INTO assignments (id, org_id, assessment_id, assessment_version, class_id, chosen,
-                                      opens_at, closes_at, max_attempts, created_by)
-             SELECT $1, c.org_id, a.id, coalesce($3, a.latest_version), c.id, $5, $6, $7, $8, $9
+                                      opens_at, closes_at, max_attempts, created_by,
+                                      idempotency_key, idempotency_hash)
+             SELECT $1, c.org_id, a.id, coalesce($3, a.latest_version), c.id, $5, $6, $7, $8, $9,
+                    $10, $11
              FROM classes c JOIN assessments a ON a.org_id = c.org_id AND a.id = $2
              WHERE c.id = $4
                AND EXISTS (SELECT 1 FROM assessment_versions v
@@ -319,6 +324,8 @@ pub async fn assign(
                 &a.closes_at,
                 &a.max_attempts,
                 &a.by,
+                &idem_key,
+                &idem_hash,
             ],
         )
         .await?;
@@ -664,11 +671,12 @@ pub async fn insert_attempt(
         .prepare_cached(
             "INSERT INTO test_sessions (id, pool_id, pool_version, student_id, status, config, seed,
                                         prior_mean, prior_sd, theta, se, current_question, org_id,
-                                        assignment_id, attempt, deadline, served_at)
+                                        assignment_id, attempt, deadline, served_at,
+                                        idempotency_key, idempotency_hash)
              SELECT $1, $2, $3, $4, 'active', $5, $6, $7, $8, $7, $8, $9, g.org_id, g.id, $11,
                     CASE WHEN $12::float8 IS NULL THEN NULL
                          ELSE now() + make_interval(secs => $12::float8) END,
-                    now()
+                    now(), $13, $14
              FROM assignments g
              WHERE g.id = $10 AND now() >= g.opens_at AND now() < g.closes_at AND $11 <= g.max_attempts
                AND NOT EXISTS (SELECT 1 FROM test_sessions t
@@ -679,6 +687,7 @@ pub async fn insert_attempt(
         )
         .await?;
     let seconds = t.seconds.map(|s| s as f64);
+    let (idem_key, idem_hash) = super::idempotency::columns();
     let row = client
         .query_opt(
             &statement,
@@ -695,6 +704,8 @@ pub async fn insert_attempt(
                 &t.assignment.id,
                 &t.attempt,
                 &seconds,
+                &idem_key,
+                &idem_hash,
             ],
         )
         .await?;

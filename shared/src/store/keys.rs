@@ -132,6 +132,15 @@ impl Keys {
         format!("{}teaching:ws:{connection}", self.prefix)
     }
 
+    /// `idem:<route>:<scope>:<sha256(key)>`: what became of the first request
+    /// carrying `Idempotency-Key: <key>` on a creating route (`tests`,
+    /// `users`, `pools`, `assessments`, `assignments`) from `scope` (the
+    /// caller's user id; `sign-up` for `POST /v1/users`). The client's key is
+    /// hashed: any printable ASCII, fixed length here.
+    pub fn idempotency(&self, route: &str, scope: &str, key_hash: &str) -> String {
+        format!("{}idem:{route}:{scope}:{key_hash}", self.prefix)
+    }
+
     /// `auth:session:<sha256(token)>`: one auth session; the raw token is never stored.
     pub fn auth_session(&self, token_hash: &str) -> String {
         format!("{}auth:session:{token_hash}", self.prefix)

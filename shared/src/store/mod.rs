@@ -11,6 +11,7 @@ pub mod connections;
 pub mod db;
 pub mod exports;
 mod framing;
+pub mod idempotency;
 pub mod item_stats;
 pub mod keys;
 pub mod orgs;

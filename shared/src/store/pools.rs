@@ -581,11 +581,13 @@ pub async fn create(
 ) -> Result<PoolSummary, StoreError> {
     let mut client = db.get().await?;
     let tx = client.transaction().await?;
+    let (idem_key, idem_hash) = super::idempotency::columns();
     let row = tx
         .query_one(
             &format!(
-                "INSERT INTO item_pools (id, name, description, item_count, org_id)
-                 VALUES ($1, $2, $3, $4, $5)
+                "INSERT INTO item_pools (id, name, description, item_count, org_id,
+                                         idempotency_key, idempotency_hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                  RETURNING {SUMMARY_COLUMNS}"
             ),
             &[
@@ -594,6 +596,8 @@ pub async fn create(
                 &description,
                 &(items.len() as i32),
                 &org,
+                &idem_key,
+                &idem_hash,
             ],
         )
         .await?;

@@ -213,10 +213,11 @@ pub async fn insert(db: &Pool, t: &NewTest<'_>) -> Result<(), StoreError> {
         .prepare_cached(
             "INSERT INTO test_sessions (id, pool_id, pool_version, student_id, status, config, seed,
                                         prior_mean, prior_sd, theta, se, current_question, org_id,
-                                        served_at)
-             VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $7, $8, $9, $10, now())",
+                                        served_at, idempotency_key, idempotency_hash)
+             VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $7, $8, $9, $10, now(), $11, $12)",
         )
         .await?;
+    let (idem_key, idem_hash) = super::idempotency::columns();
     client
         .execute(
             &statement,
@@ -231,6 +232,8 @@ pub async fn insert(db: &Pool, t: &NewTest<'_>) -> Result<(), StoreError> {
                 &t.prior.sd,
                 &t.first_question,
                 &t.org_id,
+                &idem_key,
+                &idem_hash,
             ],
         )
         .await?;

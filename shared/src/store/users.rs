@@ -92,10 +92,12 @@ pub async fn create(db: &Pool, new: &NewUser<'_>) -> Result<Option<User>, StoreE
     let client = db.get().await?;
     let statement = client
         .prepare_cached(&format!(
-            "INSERT INTO users (id, email, display_name, role, password_hash)
-             VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLUMNS}"
+            "INSERT INTO users (id, email, display_name, role, password_hash,
+                                idempotency_key, idempotency_hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {USER_COLUMNS}"
         ))
         .await?;
+    let (idem_key, idem_hash) = super::idempotency::columns();
     match client
         .query_one(
             &statement,
@@ -105,6 +107,8 @@ pub async fn create(db: &Pool, new: &NewUser<'_>) -> Result<Option<User>, StoreE
                 &new.display_name,
                 &new.role,
                 &new.password_hash,
+                &idem_key,
+                &idem_hash,
             ],
         )
         .await

@@ -291,6 +291,40 @@ impl Launch {
     }
 }
 
+/// The response `start` gave for test `id`, again, from PostgreSQL (a retry
+/// with the same `Idempotency-Key` after Redis forgot the first response):
+/// the first item and the start estimate are the engine's first step again
+/// (deterministic in the seed recorded), and the rest is the test's record.
+pub async fn started_again(app: &App, who: &Caller, id: Uuid) -> Result<Started, Error> {
+    let replay = Replay::load(app, id).await?;
+    // Whoever may start a test may read it (a teacher starting one for a student).
+    allowed(app, who, id, replay.record.student_id, Use::Read).await?;
+    let t = &replay.record;
+    let bank = &replay.bank;
+    let step = replay
+        .config
+        .engine(t.prior, bank)
+        .step(&bank.bank, &[], &[], t.seed);
+    let index = step.next.ok_or(Error::EmptyPool(t.pool_id))?;
+    let exam = replay.config.mode == Mode::Exam;
+    Ok(Started {
+        test_id: id,
+        organization_id: t.org_id,
+        assignment_id: t.assignment_id,
+        attempt: t.attempt,
+        deadline: t.deadline,
+        status: TestStatus::Active.as_str(),
+        question: question(app, bank, Serving::Item(index), 1).await?,
+        proficiency: (!exam).then(|| Proficiency {
+            theta: step.estimate.theta,
+            se: step.estimate.se,
+            concepts: BTreeMap::new(),
+        }),
+        items_answered: 0,
+        config: replay.config.clone(),
+    })
+}
+
 /// Starts the caller's next attempt at an assignment: the design is the
 /// assessment's, the window, attempts and running attempt are checked on one
 /// read, and the attempt is counted by the guarded insert that records it (of
@@ -633,8 +667,96 @@ pub async fn current_question(app: &App, id: Uuid, who: &Caller) -> Result<Quest
 
 /// Records one answer to the question being served, exactly once: a Redis lock
 /// turns a concurrent duplicate away fast, PostgreSQL's conditional update and
-/// unique constraints make sure of it.
+/// unique constraints make sure of it. A retry of the latest recorded answer
+/// (same question, same response) gets the original result again (see
+/// [`repeated`]); a different response to an answered question stays refused.
 pub async fn submit(
+    app: &App,
+    id: Uuid,
+    who: &Caller,
+    question_id: &str,
+    response: &str,
+) -> Result<Submitted, Error> {
+    match answer(app, id, who, question_id, response).await {
+        Err(e @ (Error::AlreadyAnswered(_) | Error::NotActive(TestStatus::Completed))) => {
+            match repeated(app, id, who, question_id, response).await? {
+                Some(original) => Ok(original),
+                None => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
+/// The original result of a submit that PostgreSQL has already recorded, when
+/// `question_id`/`response` is that submit repeated: the test's latest recorded
+/// response, with the same response, while the test is active or completed (a
+/// test ended, timed out or abandoned since is over: `None`, and the caller
+/// keeps its refusal). Recomputed from PostgreSQL, which is the source of
+/// truth (nothing of the first response is kept anywhere else): the answer's
+/// `correct`/`score`, θ/SE and per-concept estimates after it, the count, the
+/// status, the question served next and the stop reason, under the same
+/// exam/practice rules as the first time. An answer followed by later ones is
+/// not a retry (its result was delivered, or its client moved on): `None`.
+async fn repeated(
+    app: &App,
+    id: Uuid,
+    who: &Caller,
+    question_id: &str,
+    response: &str,
+) -> Result<Option<Submitted>, Error> {
+    let replay = Replay::load(app, id).await?;
+    allowed(app, who, id, replay.record.student_id, Use::Act).await?;
+    let status = replay.record.status;
+    if !matches!(status, TestStatus::Active | TestStatus::Completed) {
+        return Ok(None);
+    }
+    let Some(last) = replay.responses.last() else {
+        return Ok(None);
+    };
+    if last.question_id != question_id
+        || last.response != response
+        || last.seq != replay.record.items_answered
+    {
+        return Ok(None);
+    }
+    let state = LiveState::rebuild(&replay)?;
+    let bank = &replay.bank;
+    let plan = state.plan(bank);
+    let items = state.items();
+    let cat = state.config.engine(state.prior(), bank);
+    let after = Estimate {
+        theta: state.theta,
+        se: state.se,
+    };
+    // Only an operational answer can have fired the stop rule; the engine is
+    // deterministic in (items, answers, seed), so it fires the same way again.
+    let stop = match (last.pretest, state.current) {
+        (false, None) => {
+            cat.step(&bank.bank, &items, &state.answers, state.seed)
+                .stop
+        }
+        _ => None,
+    };
+    let next_question = match state.serving(&plan) {
+        Some(next) => Some(question(app, bank, next, state.seq + 1).await?),
+        None => None,
+    };
+    let feedback = state.config.mode == Mode::Practice;
+    Ok(Some(Submitted {
+        correct: feedback.then_some(last.correct),
+        score: feedback.then_some(last.score),
+        proficiency: feedback
+            .then(|| proficiency(bank, cat.estimator.as_ref(), after, &items, &state.answers)),
+        items_answered: state.seq,
+        status: status.as_str(),
+        next_question,
+        stop_reason: stop.filter(|_| feedback).map(StopReason::name),
+    }))
+}
+
+/// One attempt at recording an answer, the first time.
+async fn answer(
     app: &App,
     id: Uuid,
     who: &Caller,
