@@ -20,7 +20,14 @@ use crate::services::auth::Caller;
 
 /// The function's router.
 pub fn router(app: App) -> Router {
-    super::finish(routes(), app)
+    super::finish_creating(
+        routes(),
+        app,
+        &[
+            super::idempotency::ASSESSMENTS,
+            super::idempotency::ASSIGNMENTS,
+        ],
+    )
 }
 
 /// The function's routes, before the shared layers.

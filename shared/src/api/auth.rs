@@ -23,7 +23,7 @@ use crate::services::auth::{Caller, Session};
 
 /// The function's router.
 pub fn router(app: App) -> Router {
-    super::finish(routes(), app)
+    super::finish_creating(routes(), app, &[super::idempotency::USERS])
 }
 
 /// The function's routes, before the shared layers.

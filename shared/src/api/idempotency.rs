@@ -32,14 +32,129 @@ pub const HEADER: &str = "idempotency-key";
 /// The response header marking a replay.
 pub const REPLAYED: &str = "idempotent-replayed";
 
-/// The routes that take the header: (path, name in Redis keys, table).
-const CREATING: &[(&str, &str, Table)] = &[
-    ("/v1/tests", "tests", Table::Tests),
-    ("/v1/users", "users", Table::Users),
-    ("/v1/pools", "pools", Table::Pools),
-    ("/v1/assessments", "assessments", Table::Assessments),
-    ("/v1/assignments", "assignments", Table::Assignments),
-];
+/// A future the replay functions return.
+type Boxed<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// The created resource as its creating route answers it, read again.
+type Represent =
+    for<'a> fn(&'a App, Option<&'a Caller>, Uuid) -> Boxed<'a, Result<serde_json::Value, ApiError>>;
+
+/// Whether a sign-up retry's body carries the account's password.
+type Verify = for<'a> fn(&'a App, Uuid, &'a [u8]) -> Boxed<'a, Result<bool, ApiError>>;
+
+/// A route that takes the header. Each function registers its own (see
+/// [`super::finish_creating`]), so a function links the replay code of its
+/// own routes only (the Lambda size budget).
+pub struct Creating {
+    path: &'static str,
+    /// Its name in Redis keys.
+    name: &'static str,
+    table: Table,
+    represent: Represent,
+    verify: Option<Verify>,
+}
+
+/// `POST /v1/tests` (the `start` function).
+pub const TESTS: Creating = Creating {
+    path: "/v1/tests",
+    name: "tests",
+    table: Table::Tests,
+    represent: |app, caller, id| {
+        Box::pin(async move {
+            let caller = caller.ok_or_else(|| gone(id))?;
+            Ok(json(cat::started_again(app, caller, id).await?))
+        })
+    },
+    verify: None,
+};
+
+/// `POST /v1/users` (sign-up, the `auth` function).
+pub const USERS: Creating = Creating {
+    path: "/v1/users",
+    name: "users",
+    table: Table::Users,
+    represent: |app, _, id| {
+        Box::pin(async move {
+            let user = users::get(app.db(), id).await?.ok_or_else(|| gone(id))?;
+            Ok(json(user))
+        })
+    },
+    verify: Some(|app, id, body| {
+        Box::pin(async move {
+            let sent = serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|b| {
+                    b.get("password")
+                        .and_then(|p| p.as_str())
+                        .map(str::to_owned)
+                });
+            let Some(sent) = sent else { return Ok(false) };
+            let stored = records::password_hash(app.db(), id).await?;
+            Ok(password::verify(&sent, stored).await)
+        })
+    }),
+};
+
+/// `POST /v1/pools` (the `pools` function).
+pub const POOLS: Creating = Creating {
+    path: "/v1/pools",
+    name: "pools",
+    table: Table::Pools,
+    represent: |app, _, id| {
+        Box::pin(async move {
+            let pool = pool_store::summary_of(app.db(), id)
+                .await?
+                .ok_or_else(|| gone(id))?;
+            Ok(json(pools::PoolView::from(pool)))
+        })
+    },
+    verify: None,
+};
+
+/// `POST /v1/assessments` (the `assessments` function).
+pub const ASSESSMENTS: Creating = Creating {
+    path: "/v1/assessments",
+    name: "assessments",
+    table: Table::Assessments,
+    represent: |app, caller, id| {
+        Box::pin(async move {
+            let caller = caller.ok_or_else(|| gone(id))?;
+            Ok(json(
+                assessments::get(app, caller.user_id, id, Some(1)).await?,
+            ))
+        })
+    },
+    verify: None,
+};
+
+/// `POST /v1/assignments` (the `assessments` function).
+pub const ASSIGNMENTS: Creating = Creating {
+    path: "/v1/assignments",
+    name: "assignments",
+    table: Table::Assignments,
+    represent: |app, caller, id| {
+        Box::pin(async move {
+            let caller = caller.ok_or_else(|| gone(id))?;
+            Ok(json(
+                assessments::assignment(app, caller.user_id, id).await?,
+            ))
+        })
+    },
+    verify: None,
+};
+
+/// Every creating route (the local server).
+pub const ALL: &[Creating] = &[TESTS, USERS, POOLS, ASSESSMENTS, ASSIGNMENTS];
+
+fn json(view: impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(view).expect("a view serialises")
+}
+
+fn gone(id: Uuid) -> ApiError {
+    ApiError::from(crate::store::StoreError::Corrupt(format!(
+        "row {id} of an idempotent request is gone"
+    )))
+}
 
 /// The client's key, if the request has a valid one: 1–255 printable ASCII
 /// characters (`Err`: 422).
@@ -93,14 +208,19 @@ fn in_progress() -> ApiError {
 
 /// The layer (a `route_layer` inside authentication): acts on the creating
 /// POSTs that carry the header, passes everything else through.
-pub async fn guard(State(app): State<App>, req: Request, next: Next) -> Response {
+pub async fn guard(
+    State((app, creating)): State<(App, &'static [Creating])>,
+    req: Request,
+    next: Next,
+) -> Response {
     let route = (req.method() == Method::POST)
         .then(|| req.extensions().get::<MatchedPath>())
         .flatten()
-        .and_then(|m| CREATING.iter().find(|(path, _, _)| *path == m.as_str()));
-    let Some(&(_, name, table)) = route else {
+        .and_then(|m| creating.iter().find(|c| c.path == m.as_str()));
+    let Some(route) = route else {
         return next.run(req).await;
     };
+    let (name, table) = (route.name, route.table);
     let key = match key_of(req.headers()) {
         Ok(Some(key)) => key,
         Ok(None) => return next.run(req).await,
@@ -129,6 +249,7 @@ pub async fn guard(State(app): State<App>, req: Request, next: Next) -> Response
     };
     let ctx = Ctx {
         app: &app,
+        route,
         table,
         caller: caller.as_ref(),
         body: &bytes,
@@ -224,6 +345,7 @@ fn id_field(table: Table) -> &'static str {
 
 struct Ctx<'a> {
     app: &'a App,
+    route: &'a Creating,
     table: Table,
     caller: Option<&'a Caller>,
     body: &'a [u8],
@@ -249,7 +371,7 @@ impl Ctx<'_> {
             (None, Some(id)) => self.representation(id).await?,
             (None, None) => return Err(in_progress()),
         };
-        if self.table == Table::Users && !self.password_matches(outcome.id).await? {
+        if !self.password_matches(outcome.id).await? {
             return Err(reused());
         }
         Ok(replayed(outcome.status, outcome.location.as_deref(), &body))
@@ -272,58 +394,26 @@ impl Ctx<'_> {
             body: (self.table != Table::Users).then(|| body.clone()),
             id: Some(id),
         };
-        if self.table == Table::Users && !self.password_matches(Some(id)).await? {
+        if !self.password_matches(Some(id)).await? {
             return Err(reused());
         }
         let response = replayed(outcome.status, outcome.location.as_deref(), &body);
         Ok(Some((outcome, response)))
     }
 
-    /// Whether sign-up's retry carries the password the account was made with.
+    /// Whether sign-up's retry carries the password the account was made with
+    /// (true for the other routes).
     async fn password_matches(&self, id: Option<Uuid>) -> Result<bool, ApiError> {
-        let Some(id) = id else { return Ok(false) };
-        let sent = serde_json::from_slice::<serde_json::Value>(self.body)
-            .ok()
-            .and_then(|b| {
-                b.get("password")
-                    .and_then(|p| p.as_str())
-                    .map(str::to_owned)
-            });
-        let Some(sent) = sent else { return Ok(false) };
-        let stored = records::password_hash(self.app.db(), id).await?;
-        Ok(password::verify(&sent, stored).await)
+        match (self.route.verify, id) {
+            (None, _) => Ok(true),
+            (Some(_), None) => Ok(false),
+            (Some(verify), Some(id)) => verify(self.app, id, self.body).await,
+        }
     }
 
     /// The created resource as the creating route answers it, read again.
     async fn representation(&self, id: Uuid) -> Result<serde_json::Value, ApiError> {
-        let missing = || {
-            ApiError::from(crate::store::StoreError::Corrupt(format!(
-                "row {id} of an idempotent request is gone"
-            )))
-        };
-        let value = match (self.table, self.caller) {
-            (Table::Users, _) => {
-                let user = users::get(self.app.db(), id).await?.ok_or_else(missing)?;
-                serde_json::to_value(user)
-            }
-            (Table::Pools, _) => {
-                let pool = pool_store::summary_of(self.app.db(), id)
-                    .await?
-                    .ok_or_else(missing)?;
-                serde_json::to_value(pools::PoolView::from(pool))
-            }
-            (Table::Tests, Some(caller)) => {
-                serde_json::to_value(cat::started_again(self.app, caller, id).await?)
-            }
-            (Table::Assessments, Some(caller)) => {
-                serde_json::to_value(assessments::get(self.app, caller.user_id, id, Some(1)).await?)
-            }
-            (Table::Assignments, Some(caller)) => {
-                serde_json::to_value(assessments::assignment(self.app, caller.user_id, id).await?)
-            }
-            (_, None) => return Err(missing()),
-        };
-        Ok(value.expect("a view serialises"))
+        (self.route.represent)(self.app, self.caller, id).await
     }
 }
 

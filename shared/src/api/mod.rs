@@ -245,11 +245,12 @@ pub const FUNCTIONS: &[(&str, Routes)] = &[
 
 /// Every route in one router: the local server.
 pub fn router(app: App) -> Router {
-    finish(
+    finish_creating(
         FUNCTIONS
             .iter()
             .fold(Router::new(), |all, (_, routes)| all.merge(routes())),
         app,
+        idempotency::ALL,
     )
 }
 
@@ -262,12 +263,26 @@ pub fn local_router(app: App) -> Router {
 /// The layers every function shares: access checks, body limit, problem+json
 /// fallbacks, state.
 pub fn finish(routes: Router<App>, app: App) -> Router {
-    routes
+    finish_creating(routes, app, &[])
+}
+
+/// [`finish`] for a function with routes that create, which take an
+/// `Idempotency-Key` ([`idempotency`]).
+pub fn finish_creating(
+    routes: Router<App>,
+    app: App,
+    creating: &'static [idempotency::Creating],
+) -> Router {
+    let routes = if creating.is_empty() {
+        routes
+    } else {
         // Inside authentication: the key's scope is the caller.
-        .route_layer(middleware::from_fn_with_state(
-            app.clone(),
+        routes.route_layer(middleware::from_fn_with_state(
+            (app.clone(), creating),
             idempotency::guard,
         ))
+    };
+    routes
         .route_layer(middleware::from_fn_with_state(app.clone(), access::guard))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)

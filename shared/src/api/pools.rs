@@ -22,7 +22,7 @@ use crate::services::pools::{self, ItemInput, NewPool, PoolView};
 
 /// The function's router.
 pub fn router(app: App) -> Router {
-    super::finish(routes(), app)
+    super::finish_creating(routes(), app, &[super::idempotency::POOLS])
 }
 
 /// The function's routes, before the shared layers.

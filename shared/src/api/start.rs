@@ -16,7 +16,7 @@ use crate::services::cat::{self, StartRequest, TestConfig, TestConfigInput};
 
 /// The function's router.
 pub fn router(app: App) -> Router {
-    super::finish(routes(), app)
+    super::finish_creating(routes(), app, &[super::idempotency::TESTS])
 }
 
 /// The function's routes, before the shared layers.

@@ -443,3 +443,55 @@ async fn a_teachers_start_for_a_student_replays_from_its_row() {
     assert_replay(&first, &again);
     assert_eq!(env.count("test_sessions").await, 1);
 }
+
+/// Each Lambda function's own router (what `sam deploy` runs, not the local
+/// server's) takes the key on its creating routes, and only there.
+#[tokio::test]
+async fn each_functions_router_takes_the_key_on_its_own_routes() {
+    let env = TestEnv::new().await;
+    let app = env.app.clone();
+    let token = env.admin_token();
+    let post = |path: &str, body: &Value| {
+        let mut req = lectern_tests::request(Some(&token), Method::POST, path, Some(body.clone()));
+        req.headers_mut()
+            .insert("idempotency-key", HeaderValue::from_static("fn-1"));
+        req
+    };
+    let pools = lectern::api::pools::router(app.clone());
+    let items = lectern_tests::items_json(6, &env.prefix);
+    let body = json!({ "name": "fn pool", "organization_id": env.org, "items": items });
+    let first = lectern_tests::send(&pools, post("/v1/pools", &body)).await;
+    let again = lectern_tests::send(&pools, post("/v1/pools", &body)).await;
+    assert_replay(&first, &again);
+    let pool = first.body["pool_id"].clone();
+
+    let start = lectern::api::start::router(app.clone());
+    let body = json!({ "pool_id": pool });
+    let first = lectern_tests::send(&start, post("/v1/tests", &body)).await;
+    let again = lectern_tests::send(&start, post("/v1/tests", &body)).await;
+    assert_replay(&first, &again);
+
+    let assessments = lectern::api::assessments::router(app.clone());
+    let body = json!({ "organization_id": env.org, "name": "fn", "pool_id": pool });
+    let first = lectern_tests::send(&assessments, post("/v1/assessments", &body)).await;
+    let again = lectern_tests::send(&assessments, post("/v1/assessments", &body)).await;
+    assert_replay(&first, &again);
+
+    let auth = lectern::api::auth::router(app.clone());
+    let body = json!({ "email": lectern_tests::new_email(), "password": "correct horse battery",
+                       "display_name": "Fn" });
+    let first = lectern_tests::send(&auth, post("/v1/users", &body)).await;
+    let again = lectern_tests::send(&auth, post("/v1/users", &body)).await;
+    assert_replay(&first, &again);
+
+    // A function without creating routes passes the header through untouched.
+    let orgs = lectern::api::orgs::router(app);
+    let body = json!({ "name": "Keyed school", "slug": format!("k{}", &env.prefix[13..21]) });
+    let first = lectern_tests::send(&orgs, post("/v1/organizations", &body)).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let again = lectern_tests::send(&orgs, post("/v1/organizations", &body)).await;
+    assert!(again.headers.get("idempotent-replayed").is_none());
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    assert_eq!(env.count("item_pools").await, 1);
+    assert_eq!(env.count("assessments").await, 1);
+}
