@@ -234,15 +234,21 @@ impl TestEnv {
             ("DB_TIMEOUT_MS", "2000".into()),
             ("REDIS_TIMEOUT_MS", "500".into()),
         ];
-        let config = Config::from_lookup(|k| {
-            extra
-                .iter()
-                .chain(&vars)
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.clone())
-        })
-        .expect("test config");
-        let app = App::new(config).expect("app");
+        // The app's configuration, on `db` (the app's database, or this schema's).
+        let config_on = |db: &str| {
+            Config::from_lookup(|k| {
+                if k == "DATABASE_URL" {
+                    return Some(db.to_owned());
+                }
+                extra
+                    .iter()
+                    .chain(&vars)
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.clone())
+            })
+            .expect("test config")
+        };
+        let app = App::new(config_on(&app_db)).expect("app");
         // Migrate through a pool of our own: the app's may point at a dead server on purpose.
         let pool =
             lectern::store::db::pool(&database_url, 1, std::time::Duration::from_secs(5)).unwrap();
@@ -281,18 +287,7 @@ impl TestEnv {
         let token = match env.try_sign_in(admin, Role::Admin).await {
             Ok(token) => Some(token),
             Err(_) if database.is_some() => {
-                let config = Config::from_lookup(|k| {
-                    if k == "DATABASE_URL" {
-                        return Some(database_url.clone());
-                    }
-                    extra
-                        .iter()
-                        .chain(&vars)
-                        .find(|(n, _)| *n == k)
-                        .map(|(_, v)| v.clone())
-                })
-                .expect("test config");
-                let beside = App::new(config).expect("app");
+                let beside = App::new(config_on(&database_url)).expect("app");
                 sessions::open(&beside, admin, Role::Admin, "test".into(), &Meta::default())
                     .await
                     .ok()

@@ -238,13 +238,21 @@ impl<'d> Em<'d> {
         fill_block(&self.states[i], &self.nodes, block, self.stride);
     }
 
+    /// Persons per block, and the blocks that hold any.
+    fn person_blocks(&self) -> (usize, usize) {
+        let block = self.data.persons.div_ceil(self.blocks).max(1);
+        (
+            block,
+            self.data.persons.div_ceil(block).clamp(1, self.blocks),
+        )
+    }
+
     /// Posterior weights of every person and the expected counts; returns the
     /// marginal log-likelihood.
     pub(super) fn e_step(&mut self) -> f64 {
         let stride = self.stride;
-        let persons = self.data.persons;
         let table_len = self.table.len();
-        let block = persons.div_ceil(self.blocks).max(1);
+        let (block, used) = self.person_blocks();
         let e = EBlock {
             row_start: &self.row_start,
             rows: &self.rows,
@@ -253,7 +261,6 @@ impl<'d> Em<'d> {
         };
         // Each block of persons into its own partial counts, then the blocks'
         // counts added in block order, a slice of the table at a time.
-        let used = persons.div_ceil(block).min(self.blocks);
         let (post, loglik, partial, counts) = (
             &mut self.post,
             &mut self.loglik,
@@ -409,9 +416,7 @@ impl<'d> Em<'d> {
             rows: &rows,
             zero: &zero,
         };
-        let persons = self.data.persons;
-        let block = persons.div_ceil(self.blocks).max(1);
-        let used = persons.div_ceil(block).max(1);
+        let (block, used) = self.person_blocks();
         let mut partial = vec![0.0; used * info_len];
         if info_len > 0 {
             self.pool.install(|| {

@@ -250,7 +250,6 @@ pub async fn guard(
     let ctx = Ctx {
         app: &app,
         route,
-        table,
         caller: caller.as_ref(),
         body: &bytes,
         claim: &claim,
@@ -346,7 +345,6 @@ fn id_field(table: Table) -> &'static str {
 struct Ctx<'a> {
     app: &'a App,
     route: &'a Creating,
-    table: Table,
     caller: Option<&'a Caller>,
     body: &'a [u8],
     claim: &'a Claim,
@@ -380,7 +378,7 @@ impl Ctx<'_> {
     /// The row created with this key, replayed (`None`: no such row).
     async fn replay_row(&self) -> Result<Option<(Outcome, Response)>, ApiError> {
         let Some((id, hash)) =
-            records::created_with(self.app.db(), self.table, &self.claim.key).await?
+            records::created_with(self.app.db(), self.route.table, &self.claim.key).await?
         else {
             return Ok(None);
         };
@@ -390,8 +388,8 @@ impl Ctx<'_> {
         let body = self.representation(id).await?;
         let outcome = Outcome {
             status: StatusCode::CREATED.as_u16(),
-            location: Some(location(self.table, id)),
-            body: (self.table != Table::Users).then(|| body.clone()),
+            location: Some(location(self.route.table, id)),
+            body: (self.route.table != Table::Users).then(|| body.clone()),
             id: Some(id),
         };
         if !self.password_matches(Some(id)).await? {

@@ -97,7 +97,8 @@ pub struct Durable {
     pub idle_until_ms: i64,
 }
 
-fn at(ms: i64) -> OffsetDateTime {
+/// A time in ms since the epoch as a timestamp.
+pub fn at(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

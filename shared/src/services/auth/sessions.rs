@@ -13,7 +13,7 @@ use super::secret::{random_token, sha256_hex};
 use super::{Caller, Error, Role};
 use crate::app::App;
 use crate::store::StoreError;
-use crate::store::auth::{self as stored, SessionCounts, StoredSession};
+use crate::store::auth::{self as stored, SessionCounts, StoredSession, at};
 pub use crate::store::auth::{Recent, Session, recent_cache};
 
 /// How long a request waits for PostgreSQL to carry its session's idle
@@ -100,11 +100,6 @@ pub struct SessionView {
     pub ip: Option<String>,
     /// `User-Agent` at sign-in.
     pub user_agent: Option<String>,
-}
-
-fn at(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 fn now_ms() -> i64 {
