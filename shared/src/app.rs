@@ -11,7 +11,6 @@ use deadpool_postgres::Pool;
 use crate::ai;
 use crate::cache::Cache;
 use crate::config::Config;
-use crate::store::auth::{Recent, recent_cache};
 use crate::store::catalog::Catalog;
 use crate::store::conn::Target;
 use crate::store::redis::RedisStore;
@@ -32,7 +31,6 @@ struct Inner {
     db: Pool,
     catalog: Catalog,
     stale_tests: StaleStates,
-    recent_sessions: Recent,
     stats: Arc<IoStats>,
 }
 
@@ -61,7 +59,6 @@ impl App {
         )?;
         Ok(Self {
             inner: Arc::new(Inner {
-                recent_sessions: recent_cache(config.auth.outage_grace),
                 cache: Cache::new(redis.clone(), config.cache.clone()),
                 ai: ai::Client::new(config.ai.clone()),
                 config,
@@ -114,11 +111,6 @@ impl App {
     /// Tests whose Redis state this process knows to be behind PostgreSQL.
     pub fn stale_tests(&self) -> &StaleStates {
         &self.inner.stale_tests
-    }
-
-    /// Auth sessions this process accepted lately (for Redis outages).
-    pub fn recent_sessions(&self) -> &Recent {
-        &self.inner.recent_sessions
     }
 
     /// Redis round trips and PostgreSQL checkouts made by this process so far.

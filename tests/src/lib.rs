@@ -183,6 +183,11 @@ impl TestEnv {
     /// can cut; the schema lives in the returned `healthy` environment, which
     /// must outlive it.
     pub async fn behind_database_proxy() -> (TestEnv, Proxy, TestEnv) {
+        Self::behind_database_proxy_on(&redis_url()).await
+    }
+
+    /// [`TestEnv::behind_database_proxy`], its app on this Redis (an [`OwnRedis`]).
+    pub async fn behind_database_proxy_on(redis: &str) -> (TestEnv, Proxy, TestEnv) {
         let healthy = TestEnv::new().await;
         let upstream = healthy
             .database_url
@@ -195,7 +200,7 @@ impl TestEnv {
         let proxied = healthy
             .database_url
             .replacen(&upstream, &proxy.addr.to_string(), 1);
-        let env = TestEnv::with_urls(&redis_url(), Some(&proxied)).await;
+        let env = TestEnv::with_urls(redis, Some(&proxied)).await;
         (healthy, proxy, env)
     }
 
@@ -306,7 +311,11 @@ impl TestEnv {
         self.try_sign_in(user, role).await.expect("a session opens")
     }
 
-    async fn try_sign_in(&self, user: Uuid, role: Role) -> Result<String, StoreError> {
+    async fn try_sign_in(
+        &self,
+        user: Uuid,
+        role: Role,
+    ) -> Result<String, lectern::services::auth::Error> {
         let opened = sessions::open(&self.app, user, role, "test".into(), &Meta::default()).await?;
         Ok(opened.token)
     }

@@ -7,19 +7,20 @@ use axum::extract::{FromRequest, Request};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::ApiError;
 use super::access::ClientMeta;
-use super::extract::{IdPath, Json, Query};
+use super::extract::{IdPath, IdUserPath, Json, Query};
 use crate::app::App;
 use crate::services::CachedJson;
 use crate::services::auth::accounts::{self, Login, Registration};
+use crate::services::auth::admin;
 use crate::services::auth::oidc::{self, Callback};
 use crate::services::auth::sessions::{self, Extended, SessionView};
-use crate::services::auth::{Caller, Session};
+use crate::services::auth::{Caller, Session, User};
 
 /// The function's router.
 pub fn router(app: App) -> Router {
@@ -31,6 +32,16 @@ pub fn routes() -> Router<App> {
     Router::new()
         .route("/v1/users", post(register))
         .route("/v1/users/{id}", get(profile))
+        .route(
+            "/v1/users/{id}/sessions",
+            get(user_sessions).delete(revoke_user_sessions),
+        )
+        .route(
+            "/v1/users/{id}/sessions/{session_id}",
+            delete(revoke_user_session),
+        )
+        .route("/v1/users/{id}/disable", post(disable))
+        .route("/v1/users/{id}/enable", post(enable))
         .route(
             "/v1/sessions",
             post(login).get(list).delete(logout_everywhere),
@@ -87,6 +98,55 @@ async fn profile(
     IdPath(id): IdPath,
 ) -> Result<CachedJson, ApiError> {
     Ok(accounts::profile(&app, &caller, id).await?)
+}
+
+/// An admin's view of a user's live sessions.
+async fn user_sessions(
+    State(app): State<App>,
+    caller: Caller,
+    IdPath(user): IdPath,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let sessions = admin::sessions_of(&app, &caller, user).await?;
+    Ok(axum::Json(json!({ "sessions": sessions })))
+}
+
+async fn revoke_user_sessions(
+    State(app): State<App>,
+    caller: Caller,
+    IdPath(user): IdPath,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let ended = admin::revoke_all(&app, &caller, user).await?;
+    Ok(axum::Json(json!({ "ended": ended })))
+}
+
+async fn revoke_user_session(
+    State(app): State<App>,
+    caller: Caller,
+    IdUserPath(user, session): IdUserPath,
+) -> Result<StatusCode, ApiError> {
+    if admin::revoke(&app, &caller, user, session).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!(
+            "user {user} has no live session with id {session}"
+        )))
+    }
+}
+
+async fn disable(
+    State(app): State<App>,
+    caller: Caller,
+    IdPath(user): IdPath,
+) -> Result<axum::Json<User>, ApiError> {
+    Ok(axum::Json(admin::disable(&app, &caller, user).await?))
+}
+
+async fn enable(
+    State(app): State<App>,
+    caller: Caller,
+    IdPath(user): IdPath,
+) -> Result<axum::Json<User>, ApiError> {
+    Ok(axum::Json(admin::enable(&app, &caller, user).await?))
 }
 
 async fn current(caller: Caller) -> axum::Json<SessionView> {

@@ -318,6 +318,7 @@ impl From<auth::Error> for ApiError {
             }
             E::Invalid(_) => Self::invalid(detail),
             E::EmailTaken => Self::conflict("email-taken", detail),
+            E::Disabled => Self::new(StatusCode::FORBIDDEN, "account-disabled", detail),
             E::NoUser(_) => Self::not_found(detail),
             E::AccountConflict(_) => Self::conflict("account-conflict", detail),
             E::UnknownProvider(_) => Self::not_found(detail),

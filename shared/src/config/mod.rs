@@ -159,9 +159,6 @@ pub struct AuthConfig {
     pub absolute_timeout: Duration,
     /// A session's last use is written at most this often (spares writes).
     pub touch_interval: Duration,
-    /// While Redis is unreachable, a token this process checked within this
-    /// long is still accepted (zero: refuse every token during an outage).
-    pub outage_grace: Duration,
     /// Failed sign-ins are counted over this window.
     pub throttle_window: Duration,
     /// Failed sign-ins to one account allowed per window.
@@ -235,7 +232,6 @@ impl std::fmt::Debug for AuthConfig {
             .field("idle_timeout", &self.idle_timeout)
             .field("absolute_timeout", &self.absolute_timeout)
             .field("touch_interval", &self.touch_interval)
-            .field("outage_grace", &self.outage_grace)
             .field("throttle_window", &self.throttle_window)
             .field("max_failures_per_account", &self.max_failures_per_account)
             .field("max_failures_per_ip", &self.max_failures_per_ip)
@@ -372,7 +368,6 @@ fn auth(get: &impl Fn(&'static str) -> Option<String>) -> Result<AuthConfig, Con
         idle_timeout,
         absolute_timeout,
         touch_interval: secs("AUTH_TOUCH_INTERVAL_SECS", 60, 0..=3_600)?,
-        outage_grace: secs("AUTH_OUTAGE_GRACE_SECS", 300, 0..=3_600)?,
         throttle_window: secs("LOGIN_THROTTLE_WINDOW_SECS", 900, 1..=86_400)?,
         max_failures_per_account: number(get, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 10, 1..=1_000)?,
         max_failures_per_ip: number(get, "LOGIN_MAX_FAILURES_PER_IP", 100, 1..=100_000)?,

@@ -47,18 +47,6 @@ pub struct Session {
     pub user_agent: Option<String>,
 }
 
-/// Sessions this process accepted lately: they keep working through a Redis
-/// outage for the configured grace (a logout elsewhere in that time may be missed).
-pub type Recent = moka::future::Cache<String, Session>;
-
-/// The cache `App` keeps for `services::auth::sessions::authenticate`.
-pub fn recent_cache(grace: Duration) -> Recent {
-    moka::future::Cache::builder()
-        .max_capacity(10_000)
-        .time_to_live(grace.max(Duration::from_millis(1)))
-        .build()
-}
-
 /// Most sessions one user's list shows (the oldest beyond it still work).
 pub const MAX_LISTED: isize = 100;
 
@@ -108,16 +96,24 @@ fn ms_of(t: OffsetDateTime) -> i64 {
 }
 
 /// Records a new session in PostgreSQL (before Redis: a session Redis has is
-/// always one PostgreSQL can rebuild).
-pub async fn insert_durable(db: &Pool, id: Uuid, s: &StoredSession<'_>) -> Result<(), StoreError> {
+/// always one PostgreSQL can rebuild); false when the account is disabled (or
+/// gone). The user row is read `FOR SHARE`, so a sign-in racing a
+/// [`disable_account`] either commits first (and the disable deletes its
+/// session) or waits for it and inserts nothing.
+pub async fn insert_durable(
+    db: &Pool,
+    id: Uuid,
+    s: &StoredSession<'_>,
+) -> Result<bool, StoreError> {
     let client = db.get().await?;
     let statement = client
         .prepare_cached(
             "INSERT INTO auth_sessions (token_hash, id, user_id, record, idle_until, absolute_until)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+             SELECT $1, $2, u.id, $4, $5, $6 FROM users u
+             WHERE u.id = $3 AND u.disabled_at IS NULL FOR SHARE",
         )
         .await?;
-    client
+    let inserted = client
         .execute(
             &statement,
             &[
@@ -130,7 +126,98 @@ pub async fn insert_durable(db: &Pool, id: Uuid, s: &StoredSession<'_>) -> Resul
             ],
         )
         .await?;
-    Ok(())
+    Ok(inserted == 1)
+}
+
+/// Disables an account and revokes its sessions, in one transaction; returns
+/// the revoked sessions' token hashes (for Redis), or `None` when there is no
+/// such user. Disabling a disabled account keeps its first time.
+pub async fn disable_account(db: &Pool, user: Uuid) -> Result<Option<Vec<String>>, StoreError> {
+    let mut client = db.get().await?;
+    let tx = client.transaction().await?;
+    let found = tx
+        .execute(
+            "UPDATE users SET disabled_at = coalesce(disabled_at, now()), updated_at = now()
+             WHERE id = $1",
+            &[&user],
+        )
+        .await?;
+    if found == 0 {
+        return Ok(None);
+    }
+    let hashes = tx
+        .query(
+            "DELETE FROM auth_sessions WHERE user_id = $1 RETURNING token_hash",
+            &[&user],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    tx.commit().await?;
+    Ok(Some(hashes))
+}
+
+/// Lets a disabled account sign in again; false when there is no such user.
+pub async fn enable_account(db: &Pool, user: Uuid) -> Result<bool, StoreError> {
+    let client = db.get().await?;
+    Ok(client
+        .execute(
+            "UPDATE users SET disabled_at = NULL, updated_at = now() WHERE id = $1",
+            &[&user],
+        )
+        .await?
+        == 1)
+}
+
+/// A user's sessions PostgreSQL counts live at `now_ms`, as (token hash, copy),
+/// newest sign-in first, at most [`MAX_LISTED`].
+pub async fn durable_of_user(
+    db: &Pool,
+    user: Uuid,
+    now_ms: i64,
+) -> Result<Vec<(String, Durable)>, StoreError> {
+    let client = db.get().await?;
+    let statement = client
+        .prepare_cached(
+            "SELECT token_hash, record, idle_until FROM auth_sessions
+             WHERE user_id = $1 AND idle_until > $2 AND absolute_until > $2
+             ORDER BY absolute_until DESC LIMIT $3",
+        )
+        .await?;
+    Ok(client
+        .query(&statement, &[&user, &at(now_ms), &(MAX_LISTED as i64)])
+        .await?
+        .iter()
+        .map(|row| {
+            (
+                row.get(0),
+                Durable {
+                    record: row.get(1),
+                    idle_until_ms: ms_of(row.get(2)),
+                },
+            )
+        })
+        .collect())
+}
+
+/// Revokes one session of `user` by its public id in PostgreSQL; returns its
+/// token hash, or `None` when the user has no such session.
+pub async fn delete_durable_by_id(
+    db: &Pool,
+    user: Uuid,
+    session: Uuid,
+) -> Result<Option<String>, StoreError> {
+    let client = db.get().await?;
+    let statement = client
+        .prepare_cached(
+            "DELETE FROM auth_sessions WHERE user_id = $1 AND id = $2 RETURNING token_hash",
+        )
+        .await?;
+    Ok(client
+        .query_opt(&statement, &[&user, &session])
+        .await?
+        .map(|row| row.get(0)))
 }
 
 /// The session under this token hash if PostgreSQL still counts it live at
@@ -307,6 +394,22 @@ pub async fn get(store: &RedisStore, token_hash: &str) -> Result<Option<Vec<u8>>
         .await
 }
 
+/// The sessions stored under these token hashes, in order (one round trip).
+pub async fn get_many(
+    store: &RedisStore,
+    token_hashes: &[String],
+) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    if token_hashes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys = store.keys();
+    let mut gets = redis::pipe();
+    for h in token_hashes {
+        gets.cmd("GET").arg(keys.auth_session(h));
+    }
+    store.round_trip(async |c| gets.query_async(c).await).await
+}
+
 /// A user's live sessions as (token hash, record), newest expiry last.
 pub async fn of_user(
     store: &RedisStore,
@@ -324,16 +427,7 @@ pub async fn of_user(
     let (hashes,): (Vec<String>,) = store
         .round_trip(async |c| pipe.query_async(c).await)
         .await?;
-    if hashes.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut gets = redis::pipe();
-    for h in &hashes {
-        gets.cmd("GET").arg(keys.auth_session(h));
-    }
-    let records: Vec<Option<Vec<u8>>> = store
-        .round_trip(async |c| gets.query_async(c).await)
-        .await?;
+    let records = get_many(store, &hashes).await?;
     Ok(hashes
         .into_iter()
         .zip(records)

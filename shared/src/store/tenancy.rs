@@ -214,6 +214,56 @@ pub async fn memberships(db: &Pool, user: Uuid) -> Result<Vec<(Uuid, OrgRole)>, 
         .collect()
 }
 
+/// What `caller` may do to `user`'s account, as facts; the rule is
+/// `services::auth::admin`'s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountStanding {
+    /// There is such a user.
+    pub found: bool,
+    /// The caller is a platform admin.
+    pub caller_platform_admin: bool,
+    /// The user is a platform admin.
+    pub user_platform_admin: bool,
+    /// How many organizations the user belongs to.
+    pub orgs: i64,
+    /// Of those, how many the caller belongs to (any role).
+    pub shared: i64,
+    /// Of those, how many the caller is an org admin of.
+    pub administered: i64,
+}
+
+/// [`AccountStanding`] of `caller` over `user`. One statement.
+pub async fn account_standing(
+    db: &Pool,
+    caller: Uuid,
+    user: Uuid,
+) -> Result<AccountStanding, StoreError> {
+    let client = db.get().await?;
+    let statement = client
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE id = $2) AS found,
+                    coalesce((SELECT role = 'admin' FROM users WHERE id = $1), false) AS caller_platform,
+                    coalesce((SELECT role = 'admin' FROM users WHERE id = $2), false) AS user_platform,
+                    (SELECT count(*) FROM memberships WHERE user_id = $2) AS orgs,
+                    (SELECT count(*) FROM memberships m
+                     JOIN memberships a ON a.org_id = m.org_id AND a.user_id = $1
+                     WHERE m.user_id = $2) AS shared,
+                    (SELECT count(*) FROM memberships m
+                     JOIN memberships a ON a.org_id = m.org_id AND a.user_id = $1 AND a.role = 'org_admin'
+                     WHERE m.user_id = $2) AS administered",
+        )
+        .await?;
+    let row = client.query_one(&statement, &[&caller, &user]).await?;
+    Ok(AccountStanding {
+        found: row.get("found"),
+        caller_platform_admin: row.get("caller_platform"),
+        user_platform_admin: row.get("user_platform"),
+        orgs: row.get("orgs"),
+        shared: row.get("shared"),
+        administered: row.get("administered"),
+    })
+}
+
 /// Whether `user` is a platform admin (false when there is no such user).
 pub async fn is_platform_admin(db: &Pool, user: Uuid) -> Result<bool, StoreError> {
     let client = db.get().await?;

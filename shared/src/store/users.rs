@@ -61,9 +61,12 @@ pub struct User {
     /// When the account was made.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// When an admin disabled the account (`None`: it may sign in).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub disabled_at: Option<OffsetDateTime>,
 }
 
-const USER_COLUMNS: &str = "id, email, display_name, role, created_at";
+const USER_COLUMNS: &str = "id, email, display_name, role, created_at, disabled_at";
 
 fn user(row: &Row) -> User {
     User {
@@ -72,6 +75,7 @@ fn user(row: &Row) -> User {
         display_name: row.get("display_name"),
         role: row.get("role"),
         created_at: row.get("created_at"),
+        disabled_at: row.get("disabled_at"),
     }
 }
 

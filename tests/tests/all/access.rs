@@ -160,6 +160,19 @@ impl World {
         Some(self.env.sign_in(id, role).await)
     }
 
+    /// A new student of organization A with one live session: the student's
+    /// id and that session's id (for the admin's account routes, which must
+    /// not disable or sign out anyone the matrix signs in as).
+    async fn subject(&self) -> (Uuid, String) {
+        let (student, token) = self.env.user(Role::Student).await;
+        let r = self
+            .env
+            .call_as(Some(&token), Method::GET, "/v1/sessions/current", None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        (student, r.body["id"].as_str().unwrap().to_owned())
+    }
+
     /// A new test of the owner's: its id and the question it serves.
     async fn owned_test(&self) -> (String, Value) {
         let token = self.token(Who::Student).await;
@@ -259,6 +272,8 @@ impl World {
         let mut counts = Vec::new();
         for query in [
             "SELECT count(*) FROM users",
+            "SELECT count(*) FROM users WHERE disabled_at IS NOT NULL",
+            "SELECT count(*) FROM auth_sessions",
             "SELECT count(*) FROM item_pools",
             "SELECT count(*) FROM questions",
             "SELECT count(*) FROM test_sessions",
@@ -518,6 +533,14 @@ async fn request(w: &World, route: &Route) -> (String, Option<Value>, u16) {
             Some(json!({ "extra_time_s": 600 })),
             200,
         ),
+        ("GET", "/v1/users/{id}/sessions")
+        | ("POST", "/v1/users/{id}/disable")
+        | ("POST", "/v1/users/{id}/enable") => (at(&w.subject().await.0), None, 200),
+        ("DELETE", "/v1/users/{id}/sessions") => (at(&w.subject().await.0), None, 200),
+        ("DELETE", "/v1/users/{id}/sessions/{session_id}") => {
+            let (student, session) = w.subject().await;
+            (at(&student).replace("{session_id}", &session), None, 204)
+        }
         (method, path) => {
             panic!("no matrix request for {method} {path}: add one to tests/tests/all/access.rs")
         }

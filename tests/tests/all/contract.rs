@@ -180,6 +180,8 @@ async fn every_json_route_refuses_bad_bodies_and_writes_nothing() {
         path.ends_with("/end")
             || path.ends_with("/release")
             || path.ends_with("/sync")
+            || path.ends_with("/disable")
+            || path.ends_with("/enable")
             || path.starts_with("/v1/admin/cache/")
     };
     let json_routes = ROUTES

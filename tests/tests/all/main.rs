@@ -25,6 +25,7 @@ mod pools;
 mod pretest;
 mod redis_conn;
 mod retries;
+mod revocation;
 mod scoping;
 mod secrets;
 mod sweeper;

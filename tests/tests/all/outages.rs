@@ -93,29 +93,33 @@ async fn postgres_down_gives_503_and_writes_nothing_to_redis() {
 /// written; health still answers (degraded), and a request without a token is
 /// 401 as ever.
 #[tokio::test]
-async fn without_redis_from_the_start_no_token_is_trusted() {
+async fn without_redis_from_the_start_tokens_are_checked_in_postgresql() {
     let healthy = TestEnv::new().await;
     let pool = healthy.demo_pool(30).await.to_string();
     let broken = TestEnv::with_urls(DEAD_REDIS_URL, Some(&healthy.database_url)).await;
-    let token = healthy.admin_token();
-    let r = broken
-        .call_as(
-            Some(&token),
-            Method::POST,
-            "/v1/tests",
-            Some(json!({ "pool_id": pool })),
-        )
-        .await;
-    assert!(r.problem(503).contains("Redis"), "{}", r.body);
-    let r = broken
-        .call_as(
-            None,
-            Method::POST,
-            "/v1/tests",
-            Some(json!({ "pool_id": pool })),
-        )
-        .await;
-    r.problem(401);
+    let start = |token: Option<String>| {
+        let pool = pool.clone();
+        let broken = &broken;
+        async move {
+            broken
+                .call_as(
+                    token.as_deref(),
+                    Method::POST,
+                    "/v1/tests",
+                    Some(json!({ "pool_id": pool })),
+                )
+                .await
+        }
+    };
+    // A token no one issued, and none: refused, and nothing written.
+    start(Some("A".repeat(43))).await.problem(401);
+    start(None).await.problem(401);
+    assert_eq!(healthy.count("test_sessions").await, 0);
+    // A live session is found in PostgreSQL: the test runs from there.
+    let r = start(Some(healthy.admin_token())).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(healthy.count("test_sessions").await, 1);
+    // Sign-in counts attempts in Redis: it waits for Redis.
     let login = json!({ "email": "nobody@example.test", "password": "long enough password" });
     let r = broken
         .call_as(None, Method::POST, "/v1/sessions", Some(login))
@@ -124,11 +128,9 @@ async fn without_redis_from_the_start_no_token_is_trusted() {
     let health = broken.call_as(None, Method::GET, "/v1/health", None).await;
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(health.body["status"], "degraded");
-    assert_eq!(healthy.count("test_sessions").await, 0);
 }
 
-/// Redis stopped mid-test: the caller's token, checked by this process moments
-/// ago, is still accepted (the outage grace); the test goes on from PostgreSQL
+/// Redis stopped mid-test: the caller's token is checked in PostgreSQL; the test goes on from PostgreSQL
 /// alone, each answer recorded once, and health says `degraded`. Redis back
 /// (empty): sessions went with it, so the caller signs in again; the test
 /// state re-warms and the test goes on to its end.
@@ -169,7 +171,7 @@ async fn redis_stopped_mid_test_degrades_then_rewarms() {
         .await;
     again.problem(409);
     assert_eq!(env.count("test_responses").await, 4);
-    // A token this process never saw cannot be checked: 503, not a guess.
+    // A token no one issued is refused: PostgreSQL has no such session.
     let stranger = "A".repeat(43);
     let r = env
         .call_as(
@@ -179,7 +181,7 @@ async fn redis_stopped_mid_test_degrades_then_rewarms() {
             None,
         )
         .await;
-    r.problem(503);
+    r.problem(401);
     let health = env.get("/v1/health").await;
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(health.body["status"], "degraded", "{}", health.body);

@@ -169,7 +169,7 @@ pub async fn login(app: &App, req: Login, meta: &Meta) -> Result<Opened, Error> 
     if let Err(e) = stored::forgive_attempt(app.redis(), &account, ip).await {
         tracing::warn!(error = %e, "sign-in counters not reset");
     }
-    Ok(sessions::open(app, user.id, role, "password".into(), meta).await?)
+    sessions::open(app, user.id, role, "password".into(), meta).await
 }
 
 /// A user's profile: for the user, their teachers and org admins, platform

@@ -2,6 +2,7 @@
 //! what they may touch.
 
 pub mod accounts;
+pub mod admin;
 pub mod oidc;
 pub mod password;
 pub mod secret;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::store::StoreError;
-pub use crate::store::users::Role;
+pub use crate::store::users::{Role, User};
 pub use sessions::Session;
 
 /// The authenticated caller of a request.
@@ -44,6 +45,9 @@ pub enum Error {
     /// Input that fails validation.
     #[error("{0}")]
     Invalid(String),
+    /// The account is disabled: it may not sign in.
+    #[error("this account is disabled; ask an administrator of your organization")]
+    Disabled,
     /// The email already has an account.
     #[error("an account with this email exists")]
     EmailTaken,

@@ -13,8 +13,9 @@ use super::secret::{random_token, sha256_hex};
 use super::{Caller, Error, Role};
 use crate::app::App;
 use crate::store::StoreError;
+pub use crate::store::auth::Session;
 use crate::store::auth::{self as stored, SessionCounts, StoredSession, at};
-pub use crate::store::auth::{Recent, Session, recent_cache};
+use crate::store::users;
 
 /// How long a request waits for PostgreSQL to carry its session's idle
 /// deadline forward before going on without it.
@@ -130,14 +131,14 @@ pub struct Opened {
     pub session: SessionView,
 }
 
-/// Opens a session for `user`.
+/// Opens a session for `user`; refused when the account is disabled.
 pub async fn open(
     app: &App,
     user_id: Uuid,
     role: Role,
     method: String,
     meta: &Meta,
-) -> Result<Opened, StoreError> {
+) -> Result<Opened, Error> {
     let config = &app.config().auth;
     let now = now_ms();
     let absolute = now + ms(config.absolute_timeout);
@@ -160,8 +161,23 @@ pub async fn open(
     let hash = sha256_hex(&token);
     let record = session.encode();
     let stored_session = session.stored(&hash, &record, now);
-    stored::insert_durable(app.db(), session.id, &stored_session).await?;
+    if !stored::insert_durable(app.db(), session.id, &stored_session).await? {
+        return Err(Error::Disabled);
+    }
     stored::create(app.redis(), &stored_session).await?;
+    // A disable (or log-out-everywhere) between our two writes took the row
+    // and cleared Redis before our entry got there: take the entry back out.
+    if stored::durable(app.db(), &hash, now).await?.is_none() {
+        stored::delete(app.redis(), user_id, std::slice::from_ref(&hash), false).await?;
+        let disabled = users::get(app.db(), user_id)
+            .await?
+            .is_none_or(|u| u.disabled_at.is_some());
+        return Err(if disabled {
+            Error::Disabled
+        } else {
+            Error::Unauthenticated
+        });
+    }
     Ok(Opened {
         token,
         token_type: "Bearer",
@@ -180,8 +196,9 @@ fn well_formed(token: &str) -> bool {
 
 /// The caller a bearer token stands for. Records the use at most once per
 /// touch interval, sliding the idle timeout (never past the absolute one).
-/// While Redis is unreachable, a token this process accepted within the outage
-/// grace is still accepted; any other is refused with the outage (503).
+/// While Redis is unreachable, PostgreSQL's copy of the session decides; with
+/// both unreachable, the outage (503): no process ever accepts a token from
+/// memory, so a revocation counts on the very next request everywhere.
 pub async fn authenticate(app: &App, token: &str) -> Result<Caller, Error> {
     if !well_formed(token) {
         return Err(Error::Unauthenticated);
@@ -195,18 +212,9 @@ pub async fn authenticate(app: &App, token: &str) -> Result<Caller, Error> {
 pub async fn authenticate_hash(app: &App, token_hash: &str) -> Result<Caller, Error> {
     let hash = token_hash.to_owned();
     let now = now_ms();
-    let recent = app.recent_sessions();
     let raw = match stored::get(app.redis(), &hash).await {
         Ok(raw) => raw,
-        Err(e) if e.is_redis() => {
-            return match recent.get(&hash).await {
-                Some(session) if session.is_live(now) => {
-                    tracing::warn!(error = %e, "Redis unavailable; token accepted from this process's recent checks");
-                    Ok(caller(session, hash))
-                }
-                _ => Err(e.into()),
-            };
-        }
+        Err(e) if e.is_redis() => return without_redis(app, hash, now, e).await,
         Err(e) => return Err(e.into()),
     };
     let config = &app.config().auth;
@@ -216,7 +224,6 @@ pub async fn authenticate_hash(app: &App, token_hash: &str) -> Result<Caller, Er
         None => rebuild(app, &hash, now).await?,
     };
     let Some(mut session) = found else {
-        recent.invalidate(&hash).await;
         return Err(Error::Unauthenticated);
     };
     if now - session.last_accessed_ms >= ms(config.touch_interval) {
@@ -245,9 +252,41 @@ pub async fn authenticate_hash(app: &App, token_hash: &str) -> Result<Caller, Er
             Err(_) => tracing::warn!("session use not recorded in PostgreSQL: timed out"),
         }
     }
-    if !config.outage_grace.is_zero() {
-        recent.insert(hash.clone(), session.clone()).await;
+    Ok(caller(session, hash))
+}
+
+/// Redis is unreachable: the session as PostgreSQL has it, if live there (one
+/// indexed read); its idle deadline carried forward there at most once per
+/// touch interval. PostgreSQL unreachable too: `outage`, the Redis error.
+async fn without_redis(
+    app: &App,
+    hash: String,
+    now: i64,
+    outage: StoreError,
+) -> Result<Caller, Error> {
+    let durable = match stored::durable(app.db(), &hash, now).await {
+        Ok(durable) => durable,
+        Err(e) => {
+            tracing::warn!(error = %e, "PostgreSQL unreachable too: no token can be checked");
+            return Err(outage.into());
+        }
+    };
+    let Some(mut session) = durable.and_then(|d| {
+        let mut s = Session::decode(&d.record)?;
+        s.expires_at_ms = d.idle_until_ms;
+        Some(s)
+    }) else {
+        return Err(Error::Unauthenticated);
+    };
+    let config = &app.config().auth;
+    let carried = session.expires_at_ms - ms(config.idle_timeout);
+    if now - carried >= ms(config.touch_interval) {
+        session.used(now, config.idle_timeout);
+        if let Err(e) = stored::carry_idle(app.db(), &hash, session.expires_at_ms).await {
+            tracing::warn!(error = %e, "session use not recorded in PostgreSQL");
+        }
     }
+    tracing::warn!(error = %outage, "Redis unavailable; session checked in PostgreSQL");
     Ok(caller(session, hash))
 }
 
@@ -323,9 +362,6 @@ pub async fn extend(app: &App, caller: &Caller, by: Option<Duration>) -> Result<
     {
         return Err(Error::Unauthenticated);
     }
-    app.recent_sessions()
-        .insert(caller.token_hash.clone(), session.clone())
-        .await;
     Ok(Extended {
         capped,
         session: session.view(true),
@@ -351,22 +387,78 @@ pub async fn end(app: &App, caller: &Caller) -> Result<(), StoreError> {
         false,
     )
     .await?;
-    app.recent_sessions().invalidate(&caller.token_hash).await;
     Ok(())
 }
 
 /// Logs every session of `user` out, those Redis lost included; returns how
-/// many Redis had.
+/// many there were.
 pub async fn end_all(app: &App, user: Uuid) -> Result<u64, StoreError> {
-    let mut hashes = stored::delete_durable_of_user(app.db(), user).await?;
+    let revoked = stored::delete_durable_of_user(app.db(), user).await?;
+    end_revoked(app, user, revoked).await
+}
+
+/// Takes out of Redis every session of `user`: those `revoked` in PostgreSQL
+/// and any its index still names (a revocation whose Redis half failed
+/// before). Returns how many sessions ended: those Redis had, or those
+/// PostgreSQL had when Redis had lost some.
+pub async fn end_revoked(app: &App, user: Uuid, revoked: Vec<String>) -> Result<u64, StoreError> {
+    let in_postgres = revoked.len() as u64;
+    let mut hashes = revoked;
     hashes.extend(stored::hashes_of_user(app.redis(), user).await?);
     hashes.sort_unstable();
     hashes.dedup();
-    let ended = stored::delete(app.redis(), user, &hashes, true).await?;
-    for h in &hashes {
-        app.recent_sessions().invalidate(h).await;
-    }
-    Ok(ended)
+    let in_redis = stored::delete(app.redis(), user, &hashes, true).await?;
+    Ok(in_redis.max(in_postgres))
+}
+
+/// Revokes one session of `user` by its public id: PostgreSQL's row, then
+/// Redis's entry (found by the row, or in the user's index when the row went
+/// with an earlier revocation whose Redis half failed). False when neither has it.
+pub async fn revoke(app: &App, user: Uuid, session: Uuid) -> Result<bool, StoreError> {
+    let hash = match stored::delete_durable_by_id(app.db(), user, session).await? {
+        Some(hash) => hash,
+        None => {
+            let now = now_ms();
+            let found = stored::of_user(app.redis(), user, now)
+                .await?
+                .into_iter()
+                .find(|(_, raw)| Session::decode(raw).is_some_and(|s| s.id == session));
+            match found {
+                Some((hash, _)) => hash,
+                None => return Ok(false),
+            }
+        }
+    };
+    stored::delete(app.redis(), user, &[hash], false).await?;
+    Ok(true)
+}
+
+/// A user's live sessions as an admin sees them: every one PostgreSQL has
+/// (those Redis lost included), with the last use Redis recorded where it
+/// has one; `current` marks the asking session.
+pub async fn of_user(app: &App, user: Uuid, current: Uuid) -> Result<Vec<SessionView>, StoreError> {
+    let now = now_ms();
+    let durable = stored::durable_of_user(app.db(), user, now).await?;
+    let hashes: Vec<String> = durable.iter().map(|(h, _)| h.clone()).collect();
+    let in_redis = match stored::get_many(app.redis(), &hashes).await {
+        Ok(records) => records,
+        Err(e) if e.is_redis() => vec![None; hashes.len()],
+        Err(e) => return Err(e),
+    };
+    let mut sessions: Vec<Session> = durable
+        .into_iter()
+        .zip(in_redis)
+        .filter_map(|((_, d), raw)| {
+            raw.and_then(|raw| Session::decode(&raw)).or_else(|| {
+                let mut s = Session::decode(&d.record)?;
+                s.expires_at_ms = d.idle_until_ms;
+                Some(s)
+            })
+        })
+        .filter(|s| s.user_id == user && s.is_live(now))
+        .collect();
+    sessions.sort_by_key(|s| std::cmp::Reverse(s.last_accessed_ms));
+    Ok(sessions.iter().map(|s| s.view(s.id == current)).collect())
 }
 
 /// Deletes the PostgreSQL rows of dead sessions, in batches of `batch`;
