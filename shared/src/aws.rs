@@ -1,13 +1,15 @@
 //! Calling AWS APIs without the AWS SDK: the credentials Lambda gives a
 //! function, Signature Version 4 ([`sigv4`]) to sign requests with them, and
-//! secrets through the Parameters and Secrets extension ([`secrets`]), and
-//! asynchronous invocations of another function ([`lambda`]).
+//! secrets through the Parameters and Secrets extension ([`secrets`]),
+//! asynchronous invocations of another function ([`lambda`]), and events put
+//! on an EventBridge bus ([`eventbridge`]).
 //!
 //! The calls made (API Gateway's Management API, to push WebSocket frames;
 //! secrets from a local extension) are one signed POST and one local GET; the
 //! SDK would bring the smithy runtime into every build, and into every cold
 //! start, for that.
 
+pub mod eventbridge;
 pub mod lambda;
 pub mod secrets;
 pub mod sigv4;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use crate::app::App;
 use crate::config::Config;
-use crate::services::{demo, sweep};
+use crate::services::{demo, events, sweep};
 use crate::{api, store};
 
 /// Local defaults, used where the environment says nothing.
@@ -64,6 +64,8 @@ pub async fn run() -> Result<(), String> {
     );
     // What the sweeper Lambda does on its schedule; the task ends with the process.
     tokio::spawn(sweep_every(app.clone(), sweep::PERIOD));
+    // What the events function does on its schedule (writes also drain at once).
+    tokio::spawn(drain_every(app.clone(), events::PERIOD));
     // The peer address is the client address sign-in throttling counts by.
     let service = api::local_router(app).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service)
@@ -83,5 +85,18 @@ async fn sweep_every(app: App, period: std::time::Duration) {
         ticks.tick().await;
         // `sweep` logs its report and any error itself.
         let _ = sweep::sweep(&app).await;
+    }
+}
+
+/// Drains the outbox now and then every `period` (to the log unless
+/// `EVENT_BUS_NAME` names a bus, e.g. a loopback sink at `EVENTS_ENDPOINT`).
+async fn drain_every(app: App, period: std::time::Duration) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = events::drain(&app).await {
+            tracing::warn!(%error, "drain failed");
+        }
     }
 }

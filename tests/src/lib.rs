@@ -7,6 +7,7 @@
 
 pub mod emulator;
 pub mod fake_ai;
+pub mod fake_eventbridge;
 pub mod fake_secrets;
 pub mod oidc;
 pub mod openapi;
@@ -238,6 +239,8 @@ impl TestEnv {
             ("DB_POOL_MAX", "8".into()),
             ("DB_TIMEOUT_MS", "2000".into()),
             ("REDIS_TIMEOUT_MS", "500".into()),
+            // Tests drain the outbox themselves, when they choose to.
+            ("EVENTS_DRAIN_AFTER_WRITES", "false".into()),
         ];
         // The app's configuration, on `db` (the app's database, or this schema's).
         let config_on = |db: &str| {

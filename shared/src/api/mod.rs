@@ -1,5 +1,5 @@
 //! Handlers, one module per Lambda function (`functions/<f>` ↔ `api::<f>`,
-//! the event-driven `sweeper`, `migrate`, `calibrate` and `teach_ws` included), and the
+//! the event-driven `sweeper`, `events`, `migrate`, `calibrate` and `teach_ws` included), and the
 //! route table that template.yaml and openapi.yaml must agree with.
 
 pub mod access;
@@ -9,6 +9,7 @@ pub mod cache_admin;
 pub mod calibrate;
 pub mod end;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod idempotency;

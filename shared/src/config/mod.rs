@@ -3,11 +3,13 @@
 use std::time::Duration;
 
 pub mod ai;
+pub mod events;
 pub mod secrets;
 
 pub use crate::env::ConfigError;
 use crate::env::{flag, number, required};
 pub use ai::AiConfig;
+pub use events::EventsConfig;
 pub use secrets::Extension;
 
 /// Everything lectern reads from its environment.
@@ -52,6 +54,8 @@ pub struct Config {
     /// The function calibration runs are handed to (`CALIBRATE_FUNCTION`);
     /// `None`: they run as background tasks of this process.
     pub calibrate_function: Option<crate::aws::lambda::Target>,
+    /// Where the outbox's events go (`EVENT_BUS_NAME`, …: see `config::events`).
+    pub events: EventsConfig,
 }
 
 /// Where PostgreSQL is, and where its credentials are when not in the URL.
@@ -322,6 +326,7 @@ impl Config {
             cache: cache(&get)?,
             ai: AiConfig::from_lookup(&get)?,
             calibrate_function: calibrate_function(&get)?,
+            events: EventsConfig::from_lookup(&get)?,
         })
     }
 }

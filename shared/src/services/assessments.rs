@@ -733,6 +733,7 @@ pub async fn release(app: &App, caller: Uuid, id: Uuid) -> Result<Released, Erro
     let (released_at, students) = stored::release(app.db(), id, caller)
         .await?
         .ok_or_else(|| Error::NotFound(format!("no assignment with id {id}")))?;
+    crate::services::events::after_write(app).await;
     // Released exam results moved into the long-term proficiency of their students.
     let changed: Vec<Namespace> = students
         .into_iter()

@@ -391,6 +391,7 @@ pub async fn run(app: &App, id: Uuid) -> Result<RunReport, StoreError> {
         tracing::warn!(calibration = %id, error = %e, "calibration failed");
     }
     stored::finish(app.db(), id, outcome).await?;
+    crate::services::events::after_write(app).await;
     Ok(RunReport {
         calibration_id: id,
         status,

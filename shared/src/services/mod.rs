@@ -8,6 +8,7 @@ pub mod cache_admin;
 pub mod calibrations;
 pub mod cat;
 pub mod demo;
+pub mod events;
 pub mod exports;
 pub mod item_stats;
 pub mod migrate;

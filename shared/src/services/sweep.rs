@@ -62,6 +62,9 @@ pub async fn sweep_in_batches(app: &App, batch: i64) -> Result<SweepReport, Stor
         }
         Err(e) => Err(e),
     };
+    if report.abandoned + report.timed_out > 0 {
+        crate::services::events::after_write(app).await;
+    }
     match &result {
         Ok(()) => tracing::info!(
             checked = report.checked,

@@ -9,6 +9,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::StoreError;
+use super::outbox;
 use super::tests::TestStatus;
 use lectern_engine::NormalPrior;
 
@@ -502,16 +503,50 @@ pub async fn release(
 ) -> Result<Option<(OffsetDateTime, Vec<Uuid>)>, StoreError> {
     let mut client = db.get().await?;
     let tx = client.transaction().await?;
-    let Some(row) = tx
+    // The first release updates the row (and tells integrators); a later one
+    // (or one that waited for the first's lock) only reads it.
+    let first = tx
         .query_opt(
-            "UPDATE assignments SET released_at = coalesce(released_at, now()),
-                                    released_by = coalesce(released_by, $2)
-             WHERE id = $1 RETURNING released_at",
+            "UPDATE assignments SET released_at = now(), released_by = $2
+             WHERE id = $1 AND released_at IS NULL
+             RETURNING released_at, org_id, assessment_id, assessment_version, class_id",
             &[&assignment, &by],
         )
-        .await?
-    else {
-        return Ok(None);
+        .await?;
+    let row = match first {
+        Some(row) => {
+            let released_at: OffsetDateTime = row.get("released_at");
+            let data = serde_json::json!({
+                "assignment_id": assignment,
+                "org_id": row.get::<_, Uuid>("org_id"),
+                "assessment_id": row.get::<_, Uuid>("assessment_id"),
+                "assessment_version": row.get::<_, i32>("assessment_version"),
+                "class_id": row.get::<_, Uuid>("class_id"),
+                "released_by": by,
+                "released_at": released_at.format(&time::format_description::well_known::Rfc3339)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            });
+            outbox::enqueue(
+                &tx,
+                &[outbox::Event::new(
+                    outbox::Kind::ResultsReleased,
+                    assignment,
+                    data,
+                )],
+            )
+            .await?;
+            row
+        }
+        None => match tx
+            .query_opt(
+                "SELECT released_at FROM assignments WHERE id = $1",
+                &[&assignment],
+            )
+            .await?
+        {
+            Some(row) => row,
+            None => return Ok(None),
+        },
     };
     // Every ended test whose results waited for the release, exactly once.
     let applied = tx

@@ -8,6 +8,7 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use super::StoreError;
+use super::outbox;
 use super::pools::PoolSummary;
 use lectern_engine as engine;
 
@@ -77,17 +78,52 @@ pub async fn fail_stale(
     pool_id: Uuid,
     stale: std::time::Duration,
 ) -> Result<u64, StoreError> {
-    let client = db.get().await?;
+    let mut client = db.get().await?;
+    let tx = client.transaction().await?;
     let secs = stale.as_secs_f64();
-    Ok(client
-        .execute(
+    let rows = tx
+        .query(
             "UPDATE calibrations SET status = 'failed', finished_at = now(),
                     error = 'the run did not finish (its worker stopped)'
              WHERE pool_id = $1 AND status = 'running'
-               AND started_at < now() - make_interval(secs => $2)",
+               AND started_at < now() - make_interval(secs => $2)
+             RETURNING id, pool_id, pool_version, status, finished_at",
             &[&pool_id, &secs],
         )
-        .await?)
+        .await?;
+    enqueue_finished(&tx, &rows).await?;
+    tx.commit().await?;
+    Ok(rows.len() as u64)
+}
+
+/// `calibration.finished` about each of these runs (rows of `id, pool_id,
+/// pool_version, status, finished_at`), in the transaction that finished them.
+async fn enqueue_finished(
+    tx: &tokio_postgres::Transaction<'_>,
+    rows: &[tokio_postgres::Row],
+) -> Result<(), StoreError> {
+    let events = rows
+        .iter()
+        .map(|r| {
+            let id: Uuid = r.get("id");
+            let finished_at: time::OffsetDateTime = r.get("finished_at");
+            let finished_at = finished_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok(outbox::Event::new(
+                outbox::Kind::CalibrationFinished,
+                id,
+                serde_json::json!({
+                    "calibration_id": id,
+                    "pool_id": r.get::<_, Uuid>("pool_id"),
+                    "pool_version": r.get::<_, i32>("pool_version"),
+                    "status": r.get::<_, &str>("status"),
+                    "finished_at": finished_at,
+                }),
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    outbox::enqueue(tx, &events).await
 }
 
 /// Queues a run of the pool's current version; at most one per pool is
@@ -152,19 +188,23 @@ pub async fn finish(
     id: Uuid,
     outcome: Result<(serde_json::Value, serde_json::Value), String>,
 ) -> Result<(), StoreError> {
-    let client = db.get().await?;
+    let mut client = db.get().await?;
     let (status, summary, results, error) = match outcome {
         Ok((summary, results)) => ("succeeded", Some(summary), Some(results), None),
         Err(error) => ("failed", None, None, Some(error)),
     };
-    client
-        .execute(
+    let tx = client.transaction().await?;
+    let rows = tx
+        .query(
             "UPDATE calibrations SET status = $2, summary = $3, results = $4, error = $5,
                     finished_at = now()
-             WHERE id = $1 AND status = 'running'",
+             WHERE id = $1 AND status = 'running'
+             RETURNING id, pool_id, pool_version, status, finished_at",
             &[&id, &status, &summary, &results, &error],
         )
         .await?;
+    enqueue_finished(&tx, &rows).await?;
+    tx.commit().await?;
     Ok(())
 }
 

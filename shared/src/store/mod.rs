@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod item_stats;
 pub mod keys;
 pub mod orgs;
+pub mod outbox;
 pub mod pools;
 pub mod redis;
 pub mod redis_stats;

@@ -7,6 +7,7 @@ use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use super::StoreError;
+use super::outbox;
 use super::redis::RedisStore;
 
 /// The condition a test must meet to be abandoned, with `$2` the idle limit in
@@ -76,7 +77,7 @@ pub async fn live_states(redis: &RedisStore, tests: &[Uuid]) -> Result<Vec<bool>
 
 /// Marks abandoned those of `tests` that are still idle (a submit that landed
 /// since they were picked keeps its test alive); returns the tests marked,
-/// each with its student.
+/// each with its student. Their `test.abandoned` events are enqueued with them.
 pub async fn abandon(
     db: &Pool,
     tests: &[Uuid],
@@ -85,8 +86,9 @@ pub async fn abandon(
     if tests.is_empty() {
         return Ok(Vec::new());
     }
-    let client = db.get().await?;
-    let rows = client
+    let mut client = db.get().await?;
+    let tx = client.transaction().await?;
+    let rows = tx
         .query(
             &format!(
                 "UPDATE test_sessions SET status = 'abandoned', updated_at = now()
@@ -96,7 +98,11 @@ pub async fn abandon(
             &[&tests, &idle_limit.as_secs_f64()],
         )
         .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    let abandoned: Vec<(Uuid, Option<Uuid>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let ids: Vec<Uuid> = abandoned.iter().map(|&(id, _)| id).collect();
+    outbox::test_events(&tx, outbox::Kind::TestAbandoned, &ids, false).await?;
+    tx.commit().await?;
+    Ok(abandoned)
 }
 
 /// Up to `limit` running tests whose deadline has passed, oldest deadline first.

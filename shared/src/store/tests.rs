@@ -334,7 +334,7 @@ pub async fn record_answer(
     answered_before: i32,
     a: &Answer<'_>,
 ) -> Result<bool, StoreError> {
-    let client = db.get().await?;
+    let mut client = db.get().await?;
     let statement = client
         .prepare_cached(
             "WITH moved AS (
@@ -355,26 +355,34 @@ pub async fn record_answer(
              SELECT id, $2 + 1, $3, $4, $5, $6, $7, $8, $9, served_at, $12, $13 FROM moved",
         )
         .await?;
-    let inserted = client
-        .execute(
-            &statement,
-            &[
-                &test,
-                &answered_before,
-                &a.question_id,
-                &a.response,
-                &a.correct,
-                &a.before.theta,
-                &a.before.se,
-                &a.after.theta,
-                &a.after.se,
-                &a.status.as_str(),
-                &a.next_question,
-                &i16::from(a.score),
-                &a.pretest,
-            ],
-        )
-        .await?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 13] = [
+        &test,
+        &answered_before,
+        &a.question_id,
+        &a.response,
+        &a.correct,
+        &a.before.theta,
+        &a.before.se,
+        &a.after.theta,
+        &a.after.se,
+        &a.status.as_str(),
+        &a.next_question,
+        &i16::from(a.score),
+        &a.pretest,
+    ];
+    if a.status == TestStatus::Completed {
+        // The answer that completes the test tells integrators so, in its
+        // transaction; every other answer stays one statement.
+        let tx = client.transaction().await?;
+        let inserted = tx.execute(&statement, &params).await? == 1;
+        if inserted {
+            super::outbox::test_events(&tx, super::outbox::Kind::TestCompleted, &[test], false)
+                .await?;
+        }
+        tx.commit().await?;
+        return Ok(inserted);
+    }
+    let inserted = client.execute(&statement, &params).await?;
     Ok(inserted == 1)
 }
 
@@ -445,6 +453,11 @@ pub async fn finish(
     else {
         return Ok(None);
     };
+    let kind = match status {
+        TestStatus::TimedOut => super::outbox::Kind::TestTimedOut,
+        _ => super::outbox::Kind::TestEnded,
+    };
+    super::outbox::test_events(&tx, kind, &[t.id], true).await?;
     // Long-term ability counts scored answers only.
     let scored = t.scored();
     if let (Some(student), true, true) = (t.student_id, scored > 0, apply) {

@@ -74,11 +74,16 @@ fn template_events_match_the_route_table() {
         }
     }
     assert_eq!(events, table());
-    // The sweeper has no route: it runs on a schedule (the local server's too), and is the only one that does.
+    // The sweeper and the events publisher have no route: they run on
+    // schedules (the local server's too), and are the only ones that do.
     let every = lectern::services::sweep::PERIOD.as_secs() / 60;
+    assert_eq!(lectern::services::events::PERIOD.as_secs(), 60);
     assert_eq!(
         schedules,
-        BTreeSet::from([("sweeper".to_owned(), format!("rate({every} minutes)"))])
+        BTreeSet::from([
+            ("events".to_owned(), "rate(1 minute)".to_owned()),
+            ("sweeper".to_owned(), format!("rate({every} minutes)"))
+        ])
     );
     let expected: BTreeSet<String> = FUNCTIONS
         .iter()
@@ -86,6 +91,7 @@ fn template_events_match_the_route_table() {
         .chain(
             [
                 "lectern-calibrate",
+                "lectern-events",
                 "lectern-migrate",
                 "lectern-sweeper",
                 "lectern-teach-ws",

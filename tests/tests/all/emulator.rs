@@ -976,6 +976,49 @@ async fn the_sweeper_abandons_idle_tests_and_answers_with_its_report() {
     }
 }
 
+// ---- events -----------------------------------------------------------------
+
+/// The events function, as Lambda runs it: a scheduled event (or a writer's
+/// `{"trigger":"after-write"}`) drains the outbox to the bus and answers
+/// with its report; one EMF record per drain with the backlog left.
+#[tokio::test]
+async fn events_drains_the_outbox_to_the_bus_and_answers_with_its_report() {
+    let env = TestEnv::new().await;
+    let fake = lectern_tests::fake_eventbridge::FakeEventBridge::default();
+    let endpoint = fake.start().await;
+    let user = Uuid::new_v4();
+    {
+        let mut client = env.app.db().get().await.unwrap();
+        let tx = client.transaction().await.unwrap();
+        lectern::store::outbox::user_erased(&tx, user)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let mut vars = lambda_env(&env);
+    vars.push(("EVENT_BUS_NAME".into(), "lectern-test".into()));
+    vars.push(("EVENTS_ENDPOINT".into(), endpoint));
+    let events = Function::start("events", &vars).await;
+    let report = events.invoke(fixture("eventbridge-scheduled.json")).await;
+    assert_eq!(
+        report.response(),
+        &json!({ "published": 1, "refused": 0, "calls": 1, "busy": false, "purged": 0 })
+    );
+    let delivered = fake.delivered();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0]["data"], json!({ "user_id": user }));
+    let again = events.invoke(json!({ "trigger": "after-write" })).await;
+    assert_eq!(again.response()["published"], 0);
+    let emf = |v: &Value| v.get("_aws").is_some();
+    let logs = logs_until(&events, |logs| logs.iter().filter(|v| emf(v)).count() >= 2).await;
+    let records: Vec<Value> = logs.into_iter().filter(emf).collect();
+    for (record, published) in records.iter().zip([1.0, 0.0]) {
+        assert_eq!(record["Function"], "lectern-test-events");
+        assert_eq!(record["EventsPublished"], published, "{record}");
+        assert_eq!(record["EventsBacklog"], 0.0, "{record}");
+    }
+}
+
 // ---- calibrate --------------------------------------------------------------
 
 /// The calibrate function, as Lambda runs it: the asynchronous event

@@ -11,6 +11,7 @@ mod cache;
 mod calibration;
 mod contract;
 mod emulator;
+mod events;
 mod exports;
 mod history;
 mod idempotency;

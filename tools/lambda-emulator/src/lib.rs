@@ -45,6 +45,7 @@ pub const FUNCTIONS: &[&str] = &[
     "cache-admin",
     "calibrate",
     "end",
+    "events",
     "health",
     "migrate",
     "next",

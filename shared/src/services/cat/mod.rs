@@ -886,6 +886,10 @@ async fn record(
         // Lost a race, to a concurrent submit or to `end`: `submit` reads which from PostgreSQL.
         return Err(Error::AlreadyAnswered(question_id.into()));
     }
+    if status == TestStatus::Completed {
+        // The completing answer enqueued `test.completed`.
+        crate::services::events::after_write(app).await;
+    }
     let expected_seq = state.seq;
     state.seq += 1;
     match serving {
@@ -953,7 +957,11 @@ pub async fn end(app: &App, id: Uuid, who: &Caller) -> Result<Ended, Error> {
 /// Ends a test whose deadline passed as timed out, with the answers given in
 /// time, and says so; whatever else goes wrong is returned instead.
 async fn time_out(app: &App, id: Uuid) -> Error {
-    match close(app, id, None, TestStatus::TimedOut).await {
+    let closed = close(app, id, None, TestStatus::TimedOut).await;
+    if closed.is_ok() {
+        crate::services::events::after_write(app).await;
+    }
+    match closed {
         Ok(_) | Err(Error::NotActive(TestStatus::TimedOut)) => Error::DeadlinePassed(id),
         Err(e) => e,
     }
@@ -1024,6 +1032,10 @@ async fn close(
             }
             replay.record.ended_at = Some(ended_at);
             replay.record.status = status;
+            // Its events are enqueued; the sweeper nudges once for all it closes.
+            if who.is_some() {
+                crate::services::events::after_write(app).await;
+            }
             return Ok(replay.ended(p, who));
         }
     }
