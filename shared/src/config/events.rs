@@ -15,8 +15,13 @@ pub struct EventsConfig {
     /// (`EVENTS_DRAIN_AFTER_WRITES`, default true); the schedule drains either way.
     pub drain_after_writes: bool,
     /// The function that drains (`EVENTS_FUNCTION`), invoked asynchronously
-    /// after writes; `None`: the drain runs as a task of this process.
+    /// after writes; `None`: the drain runs as a task of this process (never
+    /// on Lambda, where a task outlives no response).
     pub function: Option<Target>,
+    /// Whether this process is a Lambda function (`AWS_LAMBDA_FUNCTION_NAME`):
+    /// there, events are never just logged (no bus is an error), nor drained
+    /// by a task of a writer.
+    pub on_lambda: bool,
 }
 
 impl EventsConfig {
@@ -75,6 +80,7 @@ impl EventsConfig {
             bus,
             drain_after_writes: flag(get, "EVENTS_DRAIN_AFTER_WRITES", true)?,
             function,
+            on_lambda: get("AWS_LAMBDA_FUNCTION_NAME").is_some(),
         })
     }
 }

@@ -196,6 +196,10 @@ async fn publish(app: &App, batch: &[Pending]) -> Result<Vec<Outcome>, String> {
     let entries: Vec<Entry> = batch.iter().map(entry).collect();
     match &app.config().events.bus {
         Some(bus) => bus.put_events(&entries).await,
+        // On Lambda a missing bus is a deployment error, not a reason to drop events.
+        None if app.config().events.on_lambda => {
+            Err("no event bus is configured (EVENT_BUS_NAME)".into())
+        }
         None => Ok(entries
             .into_iter()
             .zip(batch)
@@ -216,7 +220,7 @@ async fn publish(app: &App, batch: &[Pending]) -> Result<Vec<Outcome>, String> {
 /// Called by a writer after it committed events: starts a drain now, unless
 /// `EVENTS_DRAIN_AFTER_WRITES=false`. With `EVENTS_FUNCTION` (on Lambda) the
 /// events function is invoked asynchronously (best effort: the schedule
-/// drains anyway), else a drain runs as a task of this process.
+/// drains anyway), else, off Lambda, a drain runs as a task of this process.
 pub async fn after_write(app: &App) {
     let config = &app.config().events;
     if !config.drain_after_writes {
@@ -236,6 +240,8 @@ pub async fn after_write(app: &App) {
                 Err(_) => tracing::warn!("events function not invoked in time"),
             }
         }
+        // The schedule drains: a task would freeze with the container.
+        None if config.on_lambda => {}
         None => {
             let app = app.clone();
             tokio::spawn(async move {

@@ -635,7 +635,7 @@ async fn two_drainers_at_once_do_not_double_publish() {
 }
 
 /// With no bus configured (local development) events are logged and marked
-/// published; with drains after writes on, an end publishes without anyone draining.
+/// published (on Lambda that is an error instead); with drains after writes on, an end publishes without anyone draining.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_bus_events_are_logged_and_after_writes_they_drain_at_once() {
     let env = TestEnv::new().await;
@@ -644,6 +644,12 @@ async fn without_a_bus_events_are_logged_and_after_writes_they_drain_at_once() {
     let report = drain(&env).await;
     assert_eq!(report.published, 2);
     assert!(outbox_rows(&env).await.iter().all(|r| r.3));
+    // On Lambda a missing bus is an error: nothing is marked published.
+    let lambda = TestEnv::with_vars(&[("AWS_LAMBDA_FUNCTION_NAME", "lectern-events".into())]).await;
+    enqueue(&lambda, &events_about(&[Uuid::new_v4()], 1)).await;
+    let refused = events::drain(&lambda.app).await.unwrap_err();
+    assert!(refused.to_string().contains("EVENT_BUS_NAME"), "{refused}");
+    assert!(outbox_rows(&lambda).await.iter().all(|r| !r.3));
 
     let (env, fake) = with_bus(&[("EVENTS_DRAIN_AFTER_WRITES", "true".into())]).await;
     let pool = env.demo_pool(40).await;
