@@ -3,9 +3,14 @@
 //! its change committed), then read in `seq` order, marked published and
 //! purged by the publisher (`services::events`).
 //!
-//! Every writer enqueues *after* the statement that changed (and so locked)
-//! the resource's row: two changes of one resource then commit in the order
-//! of their events' `seq`, which is the order they are published in.
+//! Before an event takes its `seq`, its transaction takes a transaction-level
+//! advisory lock on the event's resource (kind, id), held to its commit: two
+//! transactions with events about one resource then commit in the order of
+//! those events' `seq`, so the publisher, reading committed events in `seq`
+//! order, never meets a resource's later event while an earlier one may still
+//! commit. (An assignment's events come from the completions of different
+//! students' tests, whose rows lock nothing in common.) The locks are taken in
+//! (kind, id) order, after the writer's row locks, so they add no deadlock.
 
 use time::OffsetDateTime;
 use tokio_postgres::Transaction;
@@ -110,6 +115,13 @@ pub async fn enqueue(tx: &Transaction<'_>, events: &[Event]) -> Result<(), Store
     let resources: Vec<Uuid> = events.iter().map(|e| e.resource_id).collect();
     let data: Vec<&serde_json::Value> = events.iter().map(|e| &e.data).collect();
     tx.execute(
+        "SELECT count(pg_advisory_xact_lock(hashtext(k), hashtext(r::text)))
+         FROM (SELECT DISTINCT k, r FROM unnest($1::text[], $2::uuid[]) AS u(k, r)
+               ORDER BY k, r) AS resources",
+        &[&kinds, &resources],
+    )
+    .await?;
+    tx.execute(
         "INSERT INTO outbox (event_id, detail_type, resource_kind, resource_id, detail)
          SELECT e, d, k, r, j
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::jsonb[])
@@ -156,6 +168,17 @@ pub async fn test_events(
         return Ok(());
     }
     debug_assert_eq!(kind.resource_kind(), "test");
+    tx.execute(
+        "SELECT count(pg_advisory_xact_lock(hashtext(k), hashtext(r::text)))
+         FROM (SELECT DISTINCT k, r FROM (
+                   SELECT 'test' AS k, id AS r FROM unnest($1::uuid[]) AS id
+                   UNION ALL
+                   SELECT 'assignment', assignment_id FROM test_sessions
+                   WHERE id = ANY($1) AND $2 AND assignment_id IS NOT NULL
+               ) AS keys ORDER BY k, r) AS resources",
+        &[&tests, &assignment],
+    )
+    .await?;
     let statement = concat!(
         "INSERT INTO outbox (event_id, detail_type, resource_kind, resource_id, detail)
              SELECT gen_random_uuid(), detail_type, resource_kind, resource_id, detail FROM (

@@ -603,6 +603,41 @@ async fn refused_entries_hold_back_their_resource_only() {
     }
 }
 
+/// Two transactions with events about one resource: the second waits for
+/// the first to commit before its event takes a sequence number, so a drain
+/// in between publishes neither out of order, and afterwards both in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_changes_of_one_resource_publish_in_commit_order() {
+    let (env, fake) = with_bus(&[]).await;
+    let resource = Uuid::new_v4();
+    let first = events_about(&[resource], 1);
+    let mut client = env.app.db().get().await.unwrap();
+    let tx = client.transaction().await.unwrap();
+    outbox::enqueue(&tx, &first).await.unwrap();
+    // The second writer, while the first is still open.
+    let second = events_about(&[resource], 1);
+    let app = env.app.clone();
+    let later = second.clone();
+    let writer = tokio::spawn(async move {
+        let mut client = app.db().get().await.unwrap();
+        let tx = client.transaction().await.unwrap();
+        outbox::enqueue(&tx, &later).await.unwrap();
+        tx.commit().await.unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!writer.is_finished(), "the second waits for the first");
+    assert_eq!(drain(&env).await.published, 0);
+    tx.commit().await.unwrap();
+    writer.await.unwrap();
+    assert_eq!(drain(&env).await.published, 2);
+    let ids: Vec<String> = fake
+        .delivered()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, [first[0].id.to_string(), second[0].id.to_string()]);
+}
+
 /// Two drains at once (two containers) publish every event exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_drainers_at_once_do_not_double_publish() {
