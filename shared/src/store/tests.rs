@@ -327,7 +327,8 @@ pub struct Answer<'a> {
 /// One statement (so one implicit transaction and, with the statement cached
 /// per connection, one round trip): the `UPDATE` takes the test's row lock and
 /// matches nothing for the loser of a race, and the `INSERT` only inserts what
-/// the `UPDATE` let through.
+/// the `UPDATE` let through. The answer that completes the test is the
+/// exception: it and its `test.completed` event share a transaction.
 pub async fn record_answer(
     db: &Pool,
     test: Uuid,
