@@ -11,7 +11,8 @@ use uuid::Uuid;
 use super::ApiError;
 
 /// `axum::Json`, rejecting with problem+json (400 syntax, 413 size, 415 type,
-/// 422 shape), and refusing a string holding U+0000 (422): PostgreSQL's
+/// 422 shape, a body that is not an object included), and refusing a string
+/// holding U+0000 (422): PostgreSQL's
 /// `text` cannot store it, and no field of the API means to take it.
 pub struct Json<T>(pub T);
 
@@ -32,6 +33,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
         let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
             .await
             .map_err(JsonRejection::from)?;
+        // Every body of the API is an object; serde would read a struct from
+        // an array too (its fields in order, `[]` for all-optional ones). Not
+        // JSON at all stays 400.
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            axum::Json::<serde::de::IgnoredAny>::from_bytes(&bytes)?;
+            return Err(ApiError::invalid("the body must be a JSON object"));
+        }
         let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
         if has_nul_escape(&bytes) {
             return Err(ApiError::invalid(
