@@ -16,13 +16,14 @@
 # organization, a class, a pool, a test, …) whose ids infra/schemathesis.toml
 # puts in the generated paths. Everything it made is removed at the end.
 # Settings: LECTERN_SCHEMATHESIS_MAX_EXAMPLES (examples per operation and
-# phase, default 25), LECTERN_SCHEMATHESIS_VENV.
+# phase, default 30), LECTERN_SCHEMATHESIS_VENV, LECTERN_SCHEMATHESIS_REPORT_DIR
+# (JUnit report; default a temporary directory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SCHEMATHESIS_VERSION=4.32.5
 VENV=${LECTERN_SCHEMATHESIS_VENV:-$HOME/.cache/lectern/schemathesis-venv}
-MAX_EXAMPLES=${LECTERN_SCHEMATHESIS_MAX_EXAMPLES:-25}
+MAX_EXAMPLES=${LECTERN_SCHEMATHESIS_MAX_EXAMPLES:-30}
 
 PGHOST=127.0.0.1 PGPORT=5432 PGUSER=${PGUSER:-postgres}
 export PGHOST PGPORT PGUSER

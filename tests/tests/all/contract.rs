@@ -615,7 +615,7 @@ async fn every_json_body_that_is_not_an_object_is_422() {
     assert_eq!(footprint(&env).await, before);
     // On real resources: an array was read as a struct of optional fields
     // (`[]` started a calibration run, 202, and extended the session, 200).
-    let pool = env.token_pool(3).await;
+    let pool = env.demo_pool(12).await;
     for (path, body) in [
         (format!("/v1/pools/{pool}/calibrations"), "[]"),
         (format!("/v1/pools/{pool}/calibrations"), "[5]"),
@@ -632,6 +632,29 @@ async fn every_json_body_that_is_not_an_object_is_422() {
         assert!(r.problem(422).contains("JSON object"), "{path} {body}");
     }
     assert_eq!(env.count("calibrations").await, 0);
+    // The same inside a body, where the schema's `config` is an object whose
+    // fields are all optional: `[]` was read as the default configuration.
+    let tests = env.count("test_sessions").await;
+    let assessments = env.count("assessments").await;
+    let design = json!({ "organization_id": env.org, "name": "a", "pool_id": pool, "config": [] });
+    for (path, body) in [
+        ("/v1/tests", json!({ "pool_id": pool, "config": [] })),
+        ("/v1/tests", json!({ "pool_id": pool, "config": [20] })),
+        ("/v1/assessments", design.clone()),
+    ] {
+        let r = env.post(path, body.clone()).await;
+        assert!(
+            r.problem(422).contains("JSON object"),
+            "{path} {body}: {}",
+            r.body
+        );
+    }
+    assert_eq!(env.count("test_sessions").await, tests);
+    assert_eq!(env.count("assessments").await, assessments);
+    let mut design = design;
+    design["config"] = json!({});
+    let r = env.post("/v1/assessments", design).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let r = env
         .post(&format!("/v1/pools/{pool}/calibrations"), json!({}))
         .await;
