@@ -37,7 +37,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
         // an array too (its fields in order, `[]` for all-optional ones). Not
         // JSON at all stays 400.
         if bytes.trim_ascii_start().first() != Some(&b'{') {
-            axum::Json::<serde::de::IgnoredAny>::from_bytes(&bytes)?;
+            let _ = axum::Json::<serde::de::IgnoredAny>::from_bytes(&bytes)?;
             return Err(ApiError::invalid("the body must be a JSON object"));
         }
         let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
