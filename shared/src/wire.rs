@@ -70,6 +70,36 @@ where
     integer(d).map(Some)
 }
 
+/// A field whose schema is an `object`: a JSON object only. A derived struct
+/// would read an array too, its fields in order (`[]` for one whose fields
+/// are all optional).
+pub fn object<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Object<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Object<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_map(Object(std::marker::PhantomData))
+}
+
+/// [`object`], optional and not nullable (as [`some`]).
+pub fn some_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    object(d).map(Some)
+}
+
 /// An optional, non-nullable field: absent is `None` (with `#[serde(default)]`),
 /// `null` refused like any value of the wrong type (422, whatever `T` is: an
 /// enum would otherwise call it a syntax error).

@@ -3,14 +3,14 @@
 //! attempt is started by `start` (POST /v1/tests with `assignment_id`).
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::Deserialize;
 
 use super::ApiError;
-use super::extract::{IdPath, IdUserPath, Json, Page, QueryInt, wants_csv};
+use super::extract::{IdPath, IdUserPath, Json, Page, Query, QueryInt, wants_csv};
 use crate::app::App;
 use crate::services::assessments::{
     self, AccommodationInput, AccommodationView, AssessmentInput, AssessmentPage, AssessmentView,

@@ -184,7 +184,7 @@ impl From<pools::Error> for ApiError {
         let detail = e.to_string();
         match e {
             E::Invalid(_) => Self::invalid(detail),
-            E::NotFound(_) | E::NoOrganization(_) => Self::not_found(detail),
+            E::NotFound(_) | E::NoOrganization(_) | E::NoVersion { .. } => Self::not_found(detail),
             E::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
             E::IdTaken(_) => Self::conflict("conflict", detail),
             E::Store(s) => s.into(),

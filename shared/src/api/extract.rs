@@ -1,5 +1,7 @@
 //! Extractors whose rejections are problem+json.
 
+use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::Deserialize;
@@ -8,16 +10,62 @@ use uuid::Uuid;
 
 use super::ApiError;
 
-/// `axum::Json`, rejecting with problem+json (400 syntax, 413 size, 415 type, 422 shape).
+/// `axum::Json`, rejecting with problem+json (400 syntax, 413 size, 415 type,
+/// 422 shape, a body that is not an object included), and refusing a string
+/// holding U+0000 (422): PostgreSQL's
+/// `text` cannot store it, and no field of the API means to take it.
 pub struct Json<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        let (parts, body) = req.into_parts();
+        // axum's own content-type rule, asked on the headers alone (its
+        // rejection is then the 415, as `axum::Json` would answer).
+        let mut head = Request::new(axum::body::Body::empty());
+        *head.headers_mut() = parts.headers.clone();
+        if let Err(r @ JsonRejection::MissingJsonContentType(_)) =
+            axum::Json::<serde::de::IgnoredAny>::from_request(head, &()).await
+        {
+            return Err(r.into());
+        }
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(JsonRejection::from)?;
+        // Every body of the API is an object; serde would read a struct from
+        // an array too (its fields in order, `[]` for all-optional ones). Not
+        // JSON at all stays 400.
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            let _ = axum::Json::<serde::de::IgnoredAny>::from_bytes(&bytes)?;
+            return Err(ApiError::invalid("the body must be a JSON object"));
+        }
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
+        if has_nul_escape(&bytes) {
+            return Err(ApiError::invalid(
+                "text must not contain U+0000 (the NUL character)",
+            ));
+        }
         Ok(Json(value))
     }
+}
+
+/// Whether a JSON document holds a `\u0000` escape: a backslash that starts an
+/// escape (preceded by an even number of backslashes) followed by `u0000`.
+/// JSON has no other way to put U+0000 in a string (a raw one is a syntax error).
+fn has_nul_escape(json: &[u8]) -> bool {
+    let mut backslashes = 0;
+    for (i, &b) in json.iter().enumerate() {
+        if b == b'\\' {
+            backslashes += 1;
+            continue;
+        }
+        if backslashes % 2 == 1 && b == b'u' && json[i..].starts_with(b"u0000") {
+            return true;
+        }
+        backslashes = 0;
+    }
+    false
 }
 
 /// `axum::extract::Query`, rejecting with problem+json.
@@ -153,4 +201,32 @@ pub fn wants_csv(headers: &axum::http::HeaderMap, first: &str) -> bool {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     accept.contains("text/csv") && !accept.starts_with(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_nul_escape;
+
+    #[test]
+    fn nul_escapes_are_found_and_nothing_else() {
+        for json in [
+            r#"{"a": "\u0000"}"#,
+            r#"{"a": "x\u0000y"}"#,
+            r#"{"a": "\\\u0000"}"#,
+            r#"{"\u0000": 1}"#,
+            r#"["ok", "\u0000"]"#,
+            r#"{"a": "\u00000"}"#,
+        ] {
+            assert!(has_nul_escape(json.as_bytes()), "{json}");
+        }
+        for json in [
+            r#"{"a": "\\u0000"}"#,
+            r#"{"a": "\\\\u0000"}"#,
+            r#"{"a": "\u0001 u0000"}"#,
+            r#"{"a": "\u2000"}"#,
+            r#"{"a": "u0000"}"#,
+        ] {
+            assert!(!has_nul_escape(json.as_bytes()), "{json}");
+        }
+    }
 }

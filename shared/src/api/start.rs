@@ -35,7 +35,7 @@ struct Body {
     student_id: Option<Uuid>,
     #[serde(default, deserialize_with = "crate::wire::some")]
     organization_id: Option<Uuid>,
-    #[serde(default, deserialize_with = "crate::wire::some")]
+    #[serde(default, deserialize_with = "crate::wire::some_object")]
     config: Option<TestConfigInput>,
 }
 

@@ -77,7 +77,7 @@ pub struct AssessmentInput {
     #[serde(default, deserialize_with = "crate::wire::some_integer")]
     pub pool_version: Option<i32>,
     /// The engine's configuration (every field of a test's `config`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::wire::object")]
     pub config: TestConfigInput,
     /// `practice` or `exam`.
     #[serde(default)]

@@ -65,7 +65,9 @@ impl Error {
     /// A pool decision, said of `what` when the pool is hidden.
     fn from_pool(e: pools::Error, what: impl FnOnce() -> String) -> Self {
         match e {
-            pools::Error::NotFound(_) | pools::Error::NoOrganization(_) => Error::NotFound(what()),
+            pools::Error::NotFound(_)
+            | pools::Error::NoOrganization(_)
+            | pools::Error::NoVersion { .. } => Error::NotFound(what()),
             pools::Error::Forbidden(m) => Error::Forbidden(m),
             pools::Error::Invalid(m) | pools::Error::IdTaken(m) => Error::Invalid(m),
             pools::Error::Store(s) => Error::Store(s),

@@ -141,10 +141,13 @@ pub async fn page(
         .ok_or(Error::NotFound(pool))?
         .version;
     let version = version.unwrap_or(current);
-    if !(1..=current).contains(&version) {
+    if version < 1 {
         return Err(Error::Invalid(format!(
             "version must be from 1 to {current}, the pool's versions"
         )));
+    }
+    if version > current {
+        return Err(Error::NoVersion { pool, version });
     }
     let as_of = time::OffsetDateTime::now_utc().date().to_string();
     let key = format!("stats:v{version}:{as_of}:{limit}:{offset}");

@@ -32,6 +32,14 @@ pub enum Error {
     /// No pool with that id (or none the caller may see).
     #[error("no pool with id {0}")]
     NotFound(Uuid),
+    /// The pool has no such version (yet).
+    #[error("pool {pool} has no version {version}")]
+    NoVersion {
+        /// The pool.
+        pool: Uuid,
+        /// The version asked for.
+        version: i32,
+    },
     /// No organization with that id (or none the caller belongs to).
     #[error("no organization with id {0}")]
     NoOrganization(Uuid),
@@ -548,15 +556,17 @@ async fn home_of(app: &App, caller: Uuid, new: &NewPool) -> Result<Option<Uuid>,
             }
         }
     };
-    scope::standing(app, caller, OrgOf::Known(Some(org)), None, None)
-        .await?
-        .org_staff()
-        .map_err(|denied| match denied {
-            Denied::Hidden => Error::NoOrganization(org),
-            Denied::Forbidden => Error::Forbidden(
-                "only teachers and org admins of the organization may do this".into(),
-            ),
-        })?;
+    let standing = scope::standing(app, caller, OrgOf::Organization(org), None, None).await?;
+    // No such organization is 404 for everyone (a platform admin passes every role check).
+    if !standing.found {
+        return Err(Error::NoOrganization(org));
+    }
+    standing.org_staff().map_err(|denied| match denied {
+        Denied::Hidden => Error::NoOrganization(org),
+        Denied::Forbidden => {
+            Error::Forbidden("only teachers and org admins of the organization may do this".into())
+        }
+    })?;
     Ok(Some(org))
 }
 

@@ -50,8 +50,6 @@ impl OrgRole {
 /// The organization a resource belongs to, as the standing query finds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrgOf {
-    /// Known already (`None`: belongs to no organization).
-    Known(Option<Uuid>),
     /// The organization of this test.
     Test(Uuid),
     /// The organization of this tutoring session.
@@ -72,7 +70,7 @@ pub enum OrgOf {
 /// How a caller stands to one resource of one organization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Standing {
-    /// Whether the resource exists (always, for [`OrgOf::Known`]).
+    /// Whether the resource exists.
     pub found: bool,
     /// The resource's organization (`None`: none, or the resource does not exist).
     pub org: Option<Uuid>,
@@ -98,7 +96,6 @@ pub async fn standing(
     class: Option<Uuid>,
 ) -> Result<Standing, StoreError> {
     let (resource, id) = match org {
-        OrgOf::Known(id) => ("SELECT $2::uuid AS org_id", id),
         OrgOf::Test(id) => ("SELECT org_id FROM test_sessions WHERE id = $2", Some(id)),
         OrgOf::TeachingSession(id) => (
             "SELECT org_id FROM teaching_sessions WHERE id = $2",

@@ -331,9 +331,16 @@ async fn drift_is_flagged_pages_are_cached_by_version_and_date_and_only_staff_re
     assert_eq!(now.body["items"][0]["pretest"], false);
     let old = env.get(&format!("/v1/pools/{pool}/stats?version=1")).await;
     assert_eq!(old.body["items"][0]["administered"], 50);
+    // A version the pool has not reached does not exist (404), the largest
+    // one the spec admits included; 0 is out of range (422).
+    for missing in ["version=3", "version=2147483647"] {
+        let r = env.get(&format!("/v1/pools/{pool}/stats?{missing}")).await;
+        r.problem(404);
+        assert_eq!(r.slug(), "not-found", "{missing}: {}", r.body);
+    }
     for bad in [
         "version=0",
-        "version=3",
+        "version=2147483648",
         "limit=0",
         "limit=501",
         "offset=-1",

@@ -217,13 +217,16 @@ pub async fn running_in(
     limit: i64,
     offset: i64,
 ) -> Result<RunningPage, Error> {
-    scope::standing(app, caller.user_id, OrgOf::Known(Some(org)), None, None)
-        .await?
-        .org_admin()
-        .map_err(|denied| match denied {
-            Denied::Hidden => Error::OrgNotFound(org),
-            Denied::Forbidden => Error::AdminsOnly(org),
-        })?;
+    let standing =
+        scope::standing(app, caller.user_id, OrgOf::Organization(org), None, None).await?;
+    // No such organization is 404 for everyone (a platform admin passes every role check).
+    if !standing.found {
+        return Err(Error::OrgNotFound(org));
+    }
+    standing.org_admin().map_err(|denied| match denied {
+        Denied::Hidden => Error::OrgNotFound(org),
+        Denied::Forbidden => Error::AdminsOnly(org),
+    })?;
     let (tests, total) = records::running_in(app.db(), org, limit, offset).await?;
     Ok(RunningPage {
         tests: tests

@@ -222,10 +222,13 @@ pub async fn create(
     check_lesson(&lesson)?;
     let org = match org {
         Some(org) => {
-            scope::standing(app, caller.user_id, OrgOf::Known(Some(org)), None, None)
-                .await?
-                .member()
-                .map_err(|_| Error::NoOrganization(org))?;
+            let standing =
+                scope::standing(app, caller.user_id, OrgOf::Organization(org), None, None).await?;
+            // No such organization is 404 for everyone, platform admins included.
+            if !standing.found {
+                return Err(Error::NoOrganization(org));
+            }
+            standing.member().map_err(|_| Error::NoOrganization(org))?;
             Some(org)
         }
         None => match tenancy::memberships(app.db(), caller.user_id).await?[..] {
