@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 pub use proxy::Proxy;
 pub use redis::OwnRedis;
 pub use stack::Stack;
-pub use verify::{Stuck, Verification};
+pub use verify::{Stuck, Verification, check};
 
 use crate::{LoadConfig, LoadError, Progress, Report, Stop};
 

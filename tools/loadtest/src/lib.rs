@@ -378,6 +378,7 @@ pub(crate) async fn run_inner(
     let mut report = build_report(config, &target, pool, wall, tally);
     report.cache = cache;
     report.cache_warning = cache_warning;
+    report.student_ids = after.iter().map(|a| a.user_id).collect();
     Ok((report, after))
 }
 
@@ -607,6 +608,7 @@ fn build_report(
         gave_up: tally.gave_up,
         answers: tally.answers,
         tests: tally.tests,
+        student_ids: Vec::new(),
         cache: None,
         cache_warning: None,
     }

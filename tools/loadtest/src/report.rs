@@ -337,6 +337,9 @@ pub struct Report {
     /// warm-up included. Not in the JSON.
     #[serde(skip)]
     pub tests: Vec<Uuid>,
+    /// The students' user ids. Not in the JSON.
+    #[serde(skip)]
+    pub student_ids: Vec<Uuid>,
     /// With an admin token, the server cache's counters over the measured
     /// window by namespace kind (`user`, `pool`, `pools`, `ai`), only kinds
     /// with lookups in it; `None` (JSON `null`) without a token or when the
@@ -604,6 +607,7 @@ mod tests {
             gave_up: 0,
             answers: Vec::new(),
             tests: Vec::new(),
+            student_ids: Vec::new(),
             cache: None,
             cache_warning: None,
         }

@@ -164,8 +164,18 @@ async fn tests_of(
         .collect())
 }
 
-/// Checks the run against PostgreSQL (`database_url`, straight, not through
-/// the proxy), then resumes and ends, as its student, every test left in
+/// Checks a run's acknowledged answers and its students' tests against
+/// PostgreSQL at `database_url` (straight, not through a proxy): what
+/// [`Verification`] counts, except finishing tests left in progress (a chaos
+/// [`run`](super::run) does that too). `report` must have been made with
+/// [`LoadConfig::keep_answers`](crate::LoadConfig::keep_answers).
+pub async fn check(database_url: &str, report: &Report) -> Result<Verification, String> {
+    let sql = connect(database_url).await?;
+    let tests = tests_of(&sql, &report.student_ids).await?;
+    check_answers(&sql, report, &tests).await
+}
+
+/// [`check`], then resumes and ends, as its student, every test left in
 /// progress; a test that cannot be is stuck.
 pub(crate) async fn verify(
     database_url: &str,
@@ -176,11 +186,22 @@ pub(crate) async fn verify(
     let sql = connect(database_url).await?;
     let ids: Vec<Uuid> = students.iter().map(|s| s.user_id).collect();
     let tests = tests_of(&sql, &ids).await?;
+    let mut v = check_answers(&sql, report, &tests).await?;
+    finish_in_progress(&sql, &ids, &tests, students, timeout, &mut v).await?;
+    Ok(v)
+}
+
+/// Every answer acknowledged in `report` against the rows of `tests`.
+async fn check_answers(
+    sql: &tokio_postgres::Client,
+    report: &Report,
+    tests: &[(Uuid, Uuid, String, i32)],
+) -> Result<Verification, String> {
+    let ids: Vec<Uuid> = tests.iter().map(|t| t.0).collect();
     let rows = sql
         .query(
             "SELECT r.session_id, r.question_id, r.response, r.seq
-             FROM test_responses r JOIN test_sessions t ON t.id = r.session_id
-             WHERE t.student_id = ANY($1)",
+             FROM test_responses r WHERE r.session_id = ANY($1)",
             &[&ids],
         )
         .await
@@ -276,7 +297,7 @@ pub(crate) async fn verify(
         .count() as u64;
 
     let started: HashSet<Uuid> = report.tests.iter().copied().collect();
-    for (test, _, status, items_answered) in &tests {
+    for (test, _, status, items_answered) in tests {
         *v.tests_by_status.entry(status.clone()).or_default() += 1;
         if !started.contains(test) {
             v.tests_unacknowledged += 1;
@@ -291,13 +312,24 @@ pub(crate) async fn verify(
         }
     }
 
-    // Nothing may be left stuck: a test still in progress is resumed and
-    // ended by its student, as a client coming back would.
+    Ok(v)
+}
+
+/// Nothing may be left stuck: a test still in progress is resumed and ended
+/// by its student, as a client coming back would.
+async fn finish_in_progress(
+    sql: &tokio_postgres::Client,
+    ids: &[Uuid],
+    tests: &[(Uuid, Uuid, String, i32)],
+    students: &mut [After],
+    timeout: Duration,
+    v: &mut Verification,
+) -> Result<(), String> {
     let mut conns: HashMap<Uuid, &mut Conn> = students
         .iter_mut()
         .map(|s| (s.user_id, &mut s.conn))
         .collect();
-    for (test, student, status, _) in &tests {
+    for (test, student, status, _) in tests {
         if status != "active" && status != "completed" {
             continue;
         }
@@ -315,7 +347,7 @@ pub(crate) async fn verify(
     }
     // And PostgreSQL agrees that they ended.
     let stuck: HashSet<Uuid> = v.stuck.iter().map(|s| s.test_id).collect();
-    for (test, _, status, _) in tests_of(&sql, &ids).await? {
+    for (test, _, status, _) in tests_of(sql, ids).await? {
         if (status == "active" || status == "completed") && !stuck.contains(&test) {
             v.stuck.push(Stuck {
                 test_id: test,
@@ -324,7 +356,7 @@ pub(crate) async fn verify(
             });
         }
     }
-    Ok(v)
+    Ok(())
 }
 
 /// Resumes (`GET next`, for an active test) and ends a test as its student,
