@@ -629,6 +629,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn what_a_client_retries() {
+        let in_progress = problem_summary(
+            br#"{"type":"urn:lectern:problem:submit-in-progress","status":409,"detail":"d"}"#,
+        );
+        let answered = problem_summary(
+            br#"{"type":"urn:lectern:problem:already-answered","status":409,"detail":"d"}"#,
+        );
+        assert!(retryable(ErrorKind::Status(409), &in_progress));
+        assert!(!retryable(ErrorKind::Status(409), &answered));
+        for kind in [
+            ErrorKind::Transport,
+            ErrorKind::Timeout,
+            ErrorKind::Status(502),
+            ErrorKind::Status(503),
+            ErrorKind::Status(504),
+        ] {
+            assert!(retryable(kind, ""), "{kind}");
+        }
+        for kind in [
+            ErrorKind::Status(500),
+            ErrorKind::Status(401),
+            ErrorKind::Status(422),
+            ErrorKind::InvalidResponse,
+        ] {
+            assert!(!retryable(kind, &in_progress), "{kind}");
+        }
+    }
+
+    #[test]
     fn error_examples() {
         let body = br#"{"type":"urn:lectern:problem:already-answered","title":"t","status":409,"detail":"q1 is answered"}"#;
         assert_eq!(
