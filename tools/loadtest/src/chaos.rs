@@ -92,7 +92,14 @@ pub struct Outage {
     /// How long it lasted: from the kill to the new server accepting
     /// connections, or from the cut to the restore.
     pub down_secs: f64,
+    /// Failed tries sent during it or in the second after it (warm-up
+    /// included: the errors of the whole run are `load.error_count` plus
+    /// `load.warmup_errors`).
+    pub errors: u64,
 }
+
+/// Seconds after an outage whose failed tries are still put down to it.
+const OUTAGE_TAIL_SECS: f64 = 1.0;
 
 /// A chaos run: the load report, the outages and the check of PostgreSQL.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -133,12 +140,12 @@ impl fmt::Display for ChaosReport {
             .iter()
             .map(|o| match o.fault {
                 Fault::Redis => format!(
-                    "Redis killed (SIGKILL) at {:.1} s, a new empty one up {:.2} s later",
-                    o.at_secs, o.down_secs
+                    "Redis killed (SIGKILL) at {:.1} s, a new empty one up {:.2} s later ({} errors)",
+                    o.at_secs, o.down_secs, o.errors
                 ),
                 Fault::Postgres => format!(
-                    "PostgreSQL cut at {:.1} s for {:.2} s",
-                    o.at_secs, o.down_secs
+                    "PostgreSQL cut at {:.1} s for {:.2} s ({} errors)",
+                    o.at_secs, o.down_secs, o.errors
                 ),
             })
             .collect();
@@ -240,6 +247,14 @@ pub async fn run(
         return Err(LoadError::Chaos(why));
     }
     let (load, mut students) = result?;
+    for o in &mut outages {
+        let until = o.at_secs + o.down_secs + OUTAGE_TAIL_SECS;
+        o.errors = load
+            .error_times
+            .iter()
+            .filter(|t| (o.at_secs..until).contains(t))
+            .count() as u64;
+    }
     let run_secs = load.warmup_secs + load.wall_secs;
     let verification = verify::verify(database_url, &load, &mut students, config.timeout)
         .await
@@ -276,6 +291,7 @@ async fn drive(
             fault,
             at_secs: since(began),
             down_secs: f64::NAN,
+            errors: 0,
         });
         match fault {
             Fault::Redis => {

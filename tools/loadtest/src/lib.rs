@@ -609,6 +609,7 @@ fn build_report(
         answers: tally.answers,
         tests: tally.tests,
         student_ids: Vec::new(),
+        error_times: tally.error_times,
         cache: None,
         cache_warning: None,
     }

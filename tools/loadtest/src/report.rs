@@ -337,6 +337,10 @@ pub struct Report {
     /// warm-up included. Not in the JSON.
     #[serde(skip)]
     pub tests: Vec<Uuid>,
+    /// With `keep_answers`: when each failed try was sent, in seconds since
+    /// the students started, warm-up included. Not in the JSON.
+    #[serde(skip)]
+    pub error_times: Vec<f64>,
     /// The students' user ids. Not in the JSON.
     #[serde(skip)]
     pub student_ids: Vec<Uuid>,
@@ -608,6 +612,7 @@ mod tests {
             answers: Vec::new(),
             tests: Vec::new(),
             student_ids: Vec::new(),
+            error_times: Vec::new(),
             cache: None,
             cache_warning: None,
         }

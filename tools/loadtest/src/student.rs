@@ -86,6 +86,9 @@ pub(crate) struct Tally {
     pub answers: Vec<Answer>,
     /// With `keep_answers`: every test whose start was acknowledged (201).
     pub tests: Vec<Uuid>,
+    /// With `keep_answers`: when each failed try was sent, in seconds since
+    /// the students started, warm-up included.
+    pub error_times: Vec<f64>,
 }
 
 impl Tally {
@@ -116,6 +119,7 @@ impl Tally {
         self.gave_up += other.gave_up;
         self.answers.extend(other.answers);
         self.tests.extend(other.tests);
+        self.error_times.extend(other.error_times);
     }
 }
 
@@ -538,6 +542,12 @@ impl Student {
                 Err(failure) => failure,
             };
             live.errors.fetch_add(1, Ordering::Relaxed);
+            if self.shared.config.keep_answers {
+                let t0 = self.shared.warmup_end - self.shared.config.warmup;
+                self.tally
+                    .error_times
+                    .push(started.saturating_duration_since(t0).as_secs_f64());
+            }
             let can_retry = retry.is_some() && retryable(kind, &example);
             let again = can_retry && retry.is_some_and(|budget| first_try.elapsed() < budget);
             if measured {
