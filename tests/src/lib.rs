@@ -966,85 +966,33 @@ pub async fn keys_under(conn: &mut Conn, prefix: &str) -> redis::RedisResult<Vec
     }
 }
 
+/// A TCP proxy the test controls, in front of a real server: `cut` drops
+/// every connection through it and refuses new ones until `restore`. The
+/// chaos run of `lectern-loadtest` uses the same one.
+pub use lectern_loadtest::chaos::Proxy;
+
 /// A redis-server of the test's own on a free loopback port, so stopping or
-/// flushing it leaves the shared one alone. It keeps nothing on disk.
-pub struct OwnRedis {
-    port: u16,
-    password: Option<String>,
-    child: Option<std::process::Child>,
-}
+/// flushing it leaves the shared one alone; it keeps nothing on disk. The
+/// server is `lectern_loadtest::chaos::OwnRedis` (the chaos run's), which this
+/// dereferences to (`url`, `kill`, `revive`, …), plus a client connection.
+pub struct OwnRedis(lectern_loadtest::chaos::OwnRedis);
 
 impl OwnRedis {
     /// Starts one on a free port.
     pub fn start() -> Self {
-        Self::start_with(None)
+        Self(lectern_loadtest::chaos::OwnRedis::start())
     }
 
     /// Starts one that wants `AUTH password` (`requirepass`).
     pub fn start_with_password(password: &str) -> Self {
-        Self::start_with(Some(password.to_owned()))
-    }
-
-    fn start_with(password: Option<String>) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut own = Self {
-            port,
+        Self(lectern_loadtest::chaos::OwnRedis::start_with_password(
             password,
-            child: None,
-        };
-        own.revive();
-        own
-    }
-
-    /// Its URL (without the password).
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills the server: everything in it is lost, connections drop, the port refuses.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts a new, empty server on the same port (after [`OwnRedis::kill`]).
-    pub fn revive(&mut self) {
-        self.kill();
-        self.child = Some(
-            std::process::Command::new("redis-server")
-                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .args(
-                    self.password
-                        .iter()
-                        .flat_map(|p| ["--requirepass", p.as_str()]),
-                )
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("redis-server on PATH (infra/local.sh installs it)"),
-        );
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        panic!("redis-server did not start on port {}", self.port);
+        ))
     }
 
     /// A connection to it.
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        let url = match &self.password {
-            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
-            None => self.url(),
-        };
-        redis::Client::open(url)
+        redis::Client::open(self.0.url_with_password())
             .unwrap()
             .get_multiplexed_async_connection()
             .await
@@ -1052,73 +1000,15 @@ impl OwnRedis {
     }
 }
 
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
+impl std::ops::Deref for OwnRedis {
+    type Target = lectern_loadtest::chaos::OwnRedis;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
-/// A TCP proxy the test controls, in front of a real server: [`Proxy::cut`]
-/// drops every connection through it and refuses new ones until [`Proxy::restore`].
-pub struct Proxy {
-    /// Where clients connect.
-    pub addr: std::net::SocketAddr,
-    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    cuts: tokio::sync::watch::Sender<u64>,
-    accept: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    /// A proxy to `upstream` (host:port) on a free loopback port.
-    pub async fn start(upstream: &str) -> Self {
-        use std::sync::atomic::Ordering;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let (cuts, _) = tokio::sync::watch::channel(0u64);
-        let upstream = upstream.to_owned();
-        let (flag, signal) = (open.clone(), cuts.clone());
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !flag.load(Ordering::SeqCst) {
-                    continue; // dropped: the client sees its connection closed
-                }
-                let mut cut = signal.subscribe();
-                let upstream = upstream.clone();
-                tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut.changed() => {}
-                    }
-                });
-            }
-        });
-        Self {
-            addr,
-            open,
-            cuts,
-            accept,
-        }
-    }
-
-    /// Drops every connection and refuses new ones.
-    pub fn cut(&self) {
-        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
-        self.cuts.send_modify(|n| *n += 1);
-    }
-
-    /// Lets connections through again.
-    pub fn restore(&self) {
-        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.cut();
-        self.accept.abort();
+impl std::ops::DerefMut for OwnRedis {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }

@@ -12,7 +12,7 @@ use lectern_tests::TestEnv;
 use uuid::Uuid;
 
 /// The env's routes over real HTTP on a free loopback port.
-async fn serve(
+pub(super) async fn serve(
     env: &TestEnv,
 ) -> (
     std::net::SocketAddr,

@@ -9,6 +9,7 @@ mod assessments;
 mod auth;
 mod cache;
 mod calibration;
+mod chaos;
 mod contract;
 mod emulator;
 mod events;

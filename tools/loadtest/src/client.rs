@@ -178,13 +178,22 @@ impl Conn {
         }
     }
 
-    fn request(&self, method: &Method, path: &str, body: Option<&[u8]>) -> Request<Full<Bytes>> {
+    fn request(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&[u8]>,
+        idempotency_key: Option<&str>,
+    ) -> Request<Full<Bytes>> {
         let mut builder = Request::builder()
             .method(method.clone())
             .uri(format!("{}{path}", self.target.base_path))
             .header(HOST, self.target.authority.as_str());
         if let Some(bearer) = &self.bearer {
             builder = builder.header(AUTHORIZATION, bearer.clone());
+        }
+        if let Some(key) = idempotency_key {
+            builder = builder.header("idempotency-key", key);
         }
         if body.is_some() {
             builder = builder.header(CONTENT_TYPE, "application/json");
@@ -205,7 +214,21 @@ impl Conn {
         body: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<Reply, Failure> {
-        let result = tokio::time::timeout(timeout, self.send_inner(&method, path, body)).await;
+        self.send_keyed(method, path, body, None, timeout).await
+    }
+
+    /// [`Conn::send`] with an `Idempotency-Key` header when `idempotency_key`
+    /// is given (printable ASCII: a retry of a creating POST sends the same).
+    pub async fn send_keyed(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<&[u8]>,
+        idempotency_key: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Reply, Failure> {
+        let sent = self.send_inner(&method, path, body, idempotency_key);
+        let result = tokio::time::timeout(timeout, sent).await;
         match result {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(failure)) => {
@@ -225,8 +248,9 @@ impl Conn {
         method: &Method,
         path: &str,
         body: Option<&[u8]>,
+        idempotency_key: Option<&str>,
     ) -> Result<Reply, Failure> {
-        let mut request = self.request(method, path, body);
+        let mut request = self.request(method, path, body, idempotency_key);
         let mut retried = false;
         loop {
             let sender = self.ready().await?;

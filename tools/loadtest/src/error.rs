@@ -50,6 +50,10 @@ pub enum LoadError {
         /// The status or transport error and what the server said.
         reason: String,
     },
+    /// A chaos run could not make or undo a fault, start its server, or
+    /// read PostgreSQL afterwards.
+    #[error("chaos: {0}")]
+    Chaos(String),
     /// The server has no pool and none was given.
     #[error(
         "no pool at {url}: GET /v1/pools is empty; create one (POST /v1/pools, as a teacher or admin), start the server with `infra/local.sh serve` (it loads a demo pool), or pass --pool"

@@ -7,6 +7,7 @@
 
 mod account;
 mod cache;
+pub mod chaos;
 mod client;
 mod error;
 mod report;
@@ -27,7 +28,7 @@ use uuid::Uuid;
 pub use account::EMAIL_DOMAIN;
 pub use error::LoadError;
 pub use report::{
-    CacheDelta, Endpoint, EndpointStats, ErrorCount, ErrorKind, Latency, Report, percentile,
+    Answer, CacheDelta, Endpoint, EndpointStats, ErrorCount, ErrorKind, Latency, Report, percentile,
 };
 pub use student::teach::{COURSE_ID as TEACH_COURSE_ID, SCRIPT as TEACH_SCRIPT};
 
@@ -89,6 +90,21 @@ pub struct LoadConfig {
     pub admin_token: Option<String>,
     /// Longest wait for one complete response; a request over it is an error.
     pub timeout: Duration,
+    /// Retry like a real client: a request that got 503 (or 502, 504), a
+    /// transport error, a timeout or a 409 `…-in-progress` is sent again,
+    /// after a pause (100 ms doubling up to 1 s, uniform on [0.5, 1.5]×),
+    /// until it succeeds or this long has passed since its first try. Each
+    /// failed try is an error in the report and each new try a
+    /// [`Report::retries`]; the test goes on when a try succeeds. A start then
+    /// sends an `Idempotency-Key` (the same on every try), so a retried
+    /// start makes one test; a retried answer is the same `{question_id,
+    /// response}`, whose repeat returns the original outcome. `None`: no
+    /// retries (the student ends that test and starts another).
+    pub retry: Option<Duration>,
+    /// Keep every answer the server acknowledged (200) and every test it
+    /// started (201) in [`Report::answers`] and [`Report::tests`], warm-up
+    /// included (to check them against PostgreSQL afterwards; see [`chaos`]).
+    pub keep_answers: bool,
 }
 
 impl std::fmt::Debug for LoadConfig {
@@ -110,6 +126,8 @@ impl std::fmt::Debug for LoadConfig {
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
             )
             .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .field("keep_answers", &self.keep_answers)
             .finish()
     }
 }
@@ -117,7 +135,8 @@ impl std::fmt::Debug for LoadConfig {
 impl Default for LoadConfig {
     /// 32 students for 20 s after a 2 s warm-up on `http://127.0.0.1:3000`,
     /// 20-item tests (not tutoring sessions; those would have 8 segments), no
-    /// think time, no `next`, no reads, no cache stats, 10 s request timeout.
+    /// think time, no `next`, no reads, no cache stats, 10 s request timeout,
+    /// no retries, answers not kept.
     fn default() -> Self {
         LoadConfig {
             url: "http://127.0.0.1:3000".to_string(),
@@ -133,6 +152,8 @@ impl Default for LoadConfig {
             with_reads: false,
             admin_token: None,
             timeout: Duration::from_secs(10),
+            retry: None,
+            keep_answers: false,
         }
     }
 }
@@ -164,6 +185,9 @@ impl LoadConfig {
         }
         if self.timeout.is_zero() {
             return invalid("the request timeout must be positive");
+        }
+        if self.retry.is_some_and(|r| r.is_zero()) {
+            return invalid("the retry budget must be positive");
         }
         Ok(())
     }
@@ -236,6 +260,24 @@ pub async fn run_until(
     progress: impl Fn(&Progress) + Send + Sync,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<Report, LoadError> {
+    let (report, _students) = run_inner(config, progress, shutdown, None).await?;
+    Ok(report)
+}
+
+/// A student after the run: its user id and its signed-in connection.
+pub(crate) struct After {
+    pub user_id: Uuid,
+    pub conn: Conn,
+}
+
+/// [`run_until`]; also every student's connection after the run, and
+/// `started` is sent the moment the students start (after signing in).
+pub(crate) async fn run_inner(
+    config: &LoadConfig,
+    progress: impl Fn(&Progress) + Send + Sync,
+    shutdown: impl Future<Output = ()> + Send,
+    started: Option<tokio::sync::oneshot::Sender<Instant>>,
+) -> Result<(Report, Vec<After>), LoadError> {
     config.validate()?;
     let target = Arc::new(Target::parse(&config.url)?);
     check_reachable(&target, config).await?;
@@ -247,6 +289,9 @@ pub async fn run_until(
     };
 
     let t0 = Instant::now();
+    if let Some(started) = started {
+        let _ = started.send(t0);
+    }
     let warmup_end = t0 + config.warmup;
     let mut cache_window = CacheWindow::begin(&target, config, warmup_end);
     if config.warmup.is_zero() {
@@ -285,10 +330,14 @@ pub async fn run_until(
     tokio::pin!(deadline_sleep, shutdown);
     let mut stopped_at: Option<Instant> = None;
     let mut tally = Tally::default();
+    let mut after = Vec::with_capacity(config.students);
     loop {
         tokio::select! {
             joined = students.join_next() => match joined {
-                Some(Ok(student)) => tally.merge(student),
+                Some(Ok((student, conn, user_id))) => {
+                    tally.merge(student);
+                    after.push(After { user_id, conn });
+                }
                 Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 Some(Err(e)) => panic!("a student task failed: {e}"),
                 None => break,
@@ -329,7 +378,8 @@ pub async fn run_until(
     let mut report = build_report(config, &target, pool, wall, tally);
     report.cache = cache;
     report.cache_warning = cache_warning;
-    Ok(report)
+    report.student_ids = after.iter().map(|a| a.user_id).collect();
+    Ok((report, after))
 }
 
 /// What the first read of the cache stats gives: the admin connection (for
@@ -554,6 +604,12 @@ fn build_report(
         warmup_requests: tally.warmup_requests,
         warmup_errors: tally.warmup_errors,
         reconnects: tally.reconnects,
+        retries: tally.retries,
+        gave_up: tally.gave_up,
+        answers: tally.answers,
+        tests: tally.tests,
+        student_ids: Vec::new(),
+        error_times: tally.error_times,
         cache: None,
         cache_warning: None,
     }

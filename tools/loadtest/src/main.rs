@@ -38,6 +38,15 @@ use uuid::Uuid;
 /// within 2*segments+16 inputs, and the end's summary counts exactly the inputs,
 /// questions, repeats and skips sent and every segment. The report then has the
 /// endpoints teach_start, teach_input and teach_end, and sessions completed.
+///
+/// With --chaos, the tool starts its own stack (a redis-server on a free port, a fresh
+/// database reached through a TCP proxy, and lectern-local on both) instead of using
+/// --url; during the run it kills Redis (SIGKILL) and restarts it empty, then cuts every
+/// PostgreSQL connection for a few seconds. Students retry as real clients do (503,
+/// transport errors, timeouts; a start with an Idempotency-Key). Afterwards it checks
+/// PostgreSQL: every answer the server acknowledged is there exactly once, and every
+/// test left in progress can be resumed and ended. It prints the outages, errors by
+/// status, the check, and the load report; the exit code is 2 when the check fails.
 #[derive(Parser)]
 #[command(name = "lectern-loadtest", version)]
 struct Cli {
@@ -106,6 +115,33 @@ struct Cli {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Chaos under load, on a stack of the tool's own (see above); needs a duration.
+    #[arg(long, conflicts_with_all = ["url", "teach", "pool", "tests", "admin_token"])]
+    chaos: bool,
+    /// With --chaos: the server to start [default: lectern-local beside this program].
+    #[arg(long, value_name = "PATH", requires = "chaos")]
+    server_bin: Option<std::path::PathBuf>,
+    /// With --chaos: a PostgreSQL database to connect to, to create (and afterwards
+    /// drop) a fresh database lectern_chaos_<hex> on the same server.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "chaos",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    database_url: String,
+    /// With --chaos: how long Redis stays dead before a new, empty one starts.
+    #[arg(long, value_name = "SECS", requires = "chaos", value_parser = seconds, default_value = "3")]
+    redis_down_secs: Duration,
+    /// With --chaos: how long PostgreSQL connections stay cut.
+    #[arg(long, value_name = "SECS", requires = "chaos", value_parser = seconds, default_value = "4")]
+    db_down_secs: Duration,
+    /// With --chaos: how long a failed request is retried.
+    #[arg(long, value_name = "SECS", requires = "chaos", value_parser = seconds, default_value = "30")]
+    retry_secs: Duration,
+    /// With --chaos: keep the database (and the server log) afterwards.
+    #[arg(long, requires = "chaos")]
+    keep_database: bool,
 }
 
 fn positive(text: &str) -> Result<u64, String> {
@@ -153,6 +189,8 @@ impl Cli {
             with_reads: self.with_reads,
             admin_token: self.admin_token.clone(),
             timeout: self.timeout_secs,
+            retry: self.chaos.then_some(self.retry_secs),
+            keep_answers: self.chaos,
         }
     }
 }
@@ -214,6 +252,13 @@ async fn main() {
             std::future::pending::<()>().await;
         }
     };
+    if cli.chaos {
+        let code = chaos(&cli, config.clone(), progress).await;
+        if show_progress {
+            eprint!("\r\x1b[2K");
+        }
+        std::process::exit(code);
+    }
     let result = lectern_loadtest::run_until(&config, progress, ctrl_c).await;
     if show_progress {
         eprint!("\r\x1b[2K");
@@ -232,6 +277,81 @@ async fn main() {
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(1);
+        }
+    }
+}
+
+/// `--chaos`: starts the stack, runs, checks, stops the stack; the exit code.
+async fn chaos(
+    cli: &Cli,
+    mut config: LoadConfig,
+    progress: impl Fn(&Progress) + Send + Sync,
+) -> i32 {
+    use lectern_loadtest::chaos::{self, Plan, Stack};
+    let Stop::Duration(measured) = config.stop else {
+        eprintln!("error: --chaos needs a duration (--duration-secs)");
+        return 1;
+    };
+    let server_bin = cli.server_bin.clone().unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("lectern-local")))
+            .unwrap_or_else(|| "lectern-local".into())
+    });
+    let mut stack = match Stack::start(&server_bin, &cli.database_url).await {
+        Ok(stack) => stack,
+        Err(why) => {
+            eprintln!("error: chaos: {why}");
+            return 1;
+        }
+    };
+    eprintln!(
+        "chaos: lectern-local on {} (Redis on port {}, database {} through {}; log {})",
+        stack.url,
+        stack.redis.port(),
+        stack.database(),
+        stack.proxy.addr,
+        stack.log.display()
+    );
+    config.url = stack.url.clone();
+    let plan = Plan::spread(
+        config.warmup,
+        measured,
+        cli.redis_down_secs,
+        cli.db_down_secs,
+    );
+    let result = chaos::run(
+        &config,
+        &plan,
+        &mut stack.redis,
+        &stack.proxy,
+        &stack.database_url,
+        progress,
+    )
+    .await;
+    if cli.keep_database {
+        eprintln!(
+            "chaos: kept the database {} and the log {}",
+            stack.database(),
+            stack.log.display()
+        );
+    }
+    stack.stop(cli.keep_database).await;
+    match result {
+        Ok(report) => {
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("a report serializes")
+                );
+            } else {
+                println!("{report}");
+            }
+            if report.passed() { 0 } else { 2 }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
         }
     }
 }

@@ -243,6 +243,20 @@ pub struct CacheDelta {
     pub hit_ratio: f64,
 }
 
+/// An answer the server acknowledged: `POST /v1/tests/{test_id}/responses`
+/// with `{question_id, response}` answered 200 with `items_answered`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Answer {
+    /// The test.
+    pub test_id: Uuid,
+    /// The question answered.
+    pub question_id: String,
+    /// The option sent.
+    pub response: String,
+    /// `items_answered` of the reply: the answer's position in the test.
+    pub items_answered: u32,
+}
+
 /// The result of a run. Only requests sent after the warm-up count; a
 /// request's latency runs from sending it to having read its whole response.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -310,6 +324,26 @@ pub struct Report {
     /// TCP connections made beyond the first of each student (the server
     /// closed one, or a request failed or timed out).
     pub reconnects: u64,
+    /// With [`LoadConfig::retry`](crate::LoadConfig::retry): tries sent again
+    /// after a failed one, warm-up included (each failed try is also an error).
+    pub retries: u64,
+    /// With retries: requests given up on when their budget ran out.
+    pub gave_up: u64,
+    /// With [`LoadConfig::keep_answers`](crate::LoadConfig::keep_answers):
+    /// every answer acknowledged, warm-up included. Not in the JSON.
+    #[serde(skip)]
+    pub answers: Vec<Answer>,
+    /// With `keep_answers`: every test whose start was acknowledged (201),
+    /// warm-up included. Not in the JSON.
+    #[serde(skip)]
+    pub tests: Vec<Uuid>,
+    /// With `keep_answers`: when each failed try was sent, in seconds since
+    /// the students started, warm-up included. Not in the JSON.
+    #[serde(skip)]
+    pub error_times: Vec<f64>,
+    /// The students' user ids. Not in the JSON.
+    #[serde(skip)]
+    pub student_ids: Vec<Uuid>,
     /// With an admin token, the server cache's counters over the measured
     /// window by namespace kind (`user`, `pool`, `pools`, `ai`), only kinds
     /// with lookups in it; `None` (JSON `null`) without a token or when the
@@ -465,6 +499,13 @@ impl fmt::Display for Report {
         if self.reconnects > 0 {
             write!(f, "\nreconnects  {}", self.reconnects)?;
         }
+        if self.retries > 0 || self.gave_up > 0 {
+            write!(
+                f,
+                "\nretries     {} (gave up on {} requests)",
+                self.retries, self.gave_up
+            )?;
+        }
         if let Some(cache) = &self.cache {
             write_cache(f, cache)?;
         }
@@ -566,6 +607,12 @@ mod tests {
             warmup_requests: 7,
             warmup_errors: 0,
             reconnects: 0,
+            retries: 0,
+            gave_up: 0,
+            answers: Vec::new(),
+            tests: Vec::new(),
+            student_ids: Vec::new(),
+            error_times: Vec::new(),
             cache: None,
             cache_warning: None,
         }

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::client::{Conn, Failure};
-use crate::report::{Endpoint, ErrorKind};
+use crate::report::{Answer, Endpoint, ErrorKind};
 use crate::{LoadConfig, Stop};
 
 /// Pause after a transport error or a timeout, so that a dead server is not
@@ -28,6 +28,10 @@ const BACKOFF: Duration = Duration::from_millis(100);
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest example kept per kind of error.
 const EXAMPLE_CHARS: usize = 160;
+/// With retries, the first pause before a try again; it doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+/// The longest pause between two tries.
+const RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// What every student shares.
 pub(crate) struct Shared {
@@ -74,6 +78,17 @@ pub(crate) struct Tally {
     pub warmup_requests: u64,
     pub warmup_errors: u64,
     pub reconnects: u64,
+    /// Tries sent again after a failed one (with `retry`).
+    pub retries: u64,
+    /// Requests given up on: their retry budget ran out (with `retry`).
+    pub gave_up: u64,
+    /// With `keep_answers`: every answer acknowledged (200), warm-up included.
+    pub answers: Vec<Answer>,
+    /// With `keep_answers`: every test whose start was acknowledged (201).
+    pub tests: Vec<Uuid>,
+    /// With `keep_answers`: when each failed try was sent, in seconds since
+    /// the students started, warm-up included.
+    pub error_times: Vec<f64>,
 }
 
 impl Tally {
@@ -100,6 +115,11 @@ impl Tally {
         self.warmup_requests += other.warmup_requests;
         self.warmup_errors += other.warmup_errors;
         self.reconnects += other.reconnects;
+        self.retries += other.retries;
+        self.gave_up += other.gave_up;
+        self.answers.extend(other.answers);
+        self.tests.extend(other.tests);
+        self.error_times.extend(other.error_times);
     }
 }
 
@@ -126,6 +146,7 @@ struct Started {
 #[derive(Deserialize)]
 struct Submitted {
     status: String,
+    items_answered: u32,
     next_question: Option<Question>,
 }
 
@@ -173,6 +194,23 @@ fn check_question(q: &Question) -> Result<(), String> {
         Err(format!("question {:?} has no options", q.id))
     } else {
         Ok(())
+    }
+}
+
+/// Whether a client retries a request that failed this way: no response
+/// (transport, timeout), the service unavailable for now (502, 503, 504), or
+/// a 409 whose problem `type` ends in `-in-progress` (the first of the same
+/// request is still being processed). `example` is the error's summary
+/// ([`problem_summary`]).
+fn retryable(kind: ErrorKind, example: &str) -> bool {
+    match kind {
+        ErrorKind::Transport | ErrorKind::Timeout => true,
+        ErrorKind::Status(502..=504) => true,
+        ErrorKind::Status(409) => example
+            .split(':')
+            .nth(3)
+            .is_some_and(|slug| slug.trim_end().ends_with("-in-progress")),
+        ErrorKind::Status(_) | ErrorKind::InvalidResponse => false,
     }
 }
 
@@ -226,8 +264,9 @@ impl Student {
     }
 
     /// Takes tests (or holds tutoring sessions) until the run stops or, with
-    /// [`Stop::Tests`], none is left.
-    pub async fn run(mut self) -> Tally {
+    /// [`Stop::Tests`], none is left; what it measured, and its connection
+    /// and user id (for checks after the run).
+    pub async fn run(mut self) -> (Tally, Conn, Uuid) {
         loop {
             if *self.stop.borrow() {
                 break;
@@ -266,7 +305,7 @@ impl Student {
             }
         }
         self.tally.reconnects = self.conn.connects.saturating_sub(1);
-        self.tally
+        (self.tally, self.conn, self.me)
     }
 
     /// One whole test: start, (next,) answer until completed, end. `open` is
@@ -274,6 +313,7 @@ impl Student {
     async fn take_test(&mut self, open: &mut Option<String>) -> Result<(), Abort> {
         let config = &self.shared.config;
         let (max_items, with_next) = (config.max_items, config.with_next);
+        let keep_answers = config.keep_answers;
         let pool = self.shared.pool.expect("tests have a pool");
         // Students take the pool's default design: choosing one is staff's.
         let body = json!({ "pool_id": pool });
@@ -288,6 +328,9 @@ impl Student {
             .await?;
         let base = format!("/v1/tests/{}", started.test_id);
         *open = Some(format!("{base}/end"));
+        if keep_answers {
+            self.tally.tests.push(started.test_id);
+        }
         let mut question = started.question;
         let mut answered: u32 = 0;
         loop {
@@ -306,7 +349,7 @@ impl Student {
                 })
                 .await?;
             }
-            let choice = &question.options[rand::random_range(0..question.options.len())];
+            let choice = question.options[rand::random_range(0..question.options.len())].clone();
             let body = json!({"question_id": question.id, "response": choice});
             let path = format!("{base}/responses");
             let n = answered + 1;
@@ -317,6 +360,10 @@ impl Student {
                     &path,
                     Some(body),
                     |s: &Submitted| match (s.status.as_str(), &s.next_question) {
+                        _ if s.items_answered != n => Err(format!(
+                            "items_answered {} after {n} answers",
+                            s.items_answered
+                        )),
                         ("completed", None) => Ok(()),
                         ("completed", Some(_)) => {
                             Err("status completed with a next_question".to_string())
@@ -330,6 +377,14 @@ impl Student {
                     },
                 )
                 .await?;
+            if keep_answers {
+                self.tally.answers.push(Answer {
+                    test_id: started.test_id,
+                    question_id: std::mem::take(&mut question.id),
+                    response: choice,
+                    items_answered: submitted.items_answered,
+                });
+            }
             answered = n;
             match submitted.next_question {
                 Some(next) => question = next,
@@ -414,6 +469,11 @@ impl Student {
 
     /// Sends one request after the think time, checks and records its
     /// outcome; returns the parsed body and whether the request was measured.
+    /// With [`LoadConfig::retry`](crate::LoadConfig::retry), a try that
+    /// failed in a way a client retries ([`retryable`]) is recorded and sent
+    /// again after a pause, until one succeeds or the budget is spent (the
+    /// run stopping does not cut the retries short: the request's outcome
+    /// is still wanted).
     async fn call<T: DeserializeOwned>(
         &mut self,
         endpoint: Endpoint,
@@ -424,67 +484,103 @@ impl Student {
     ) -> Result<(T, bool), Abort> {
         self.before_request().await?;
         let timeout = self.shared.config.timeout;
+        let retry = self.shared.config.retry;
         let body = body.map(|b| serde_json::to_vec(&b).expect("a JSON value serializes"));
-        let started = Instant::now();
-        let measured = started >= self.shared.warmup_end;
-        let result = self.conn.send(method, path, body.as_deref(), timeout).await;
-        self.think_pending = true;
-        let outcome = match result {
-            Err(Failure::Transport(message)) => Err((ErrorKind::Transport, message, true)),
-            Err(Failure::Timeout) => Err((
-                ErrorKind::Timeout,
-                format!("no complete response within {} ms", timeout.as_millis()),
-                true,
-            )),
-            Ok(reply) if !reply.status.is_success() => Err((
-                ErrorKind::Status(reply.status.as_u16()),
-                problem_summary(&reply.body),
-                false,
-            )),
-            Ok(reply) => match serde_json::from_slice::<T>(&reply.body) {
-                Err(e) => Err((ErrorKind::InvalidResponse, format!("body: {e}"), false)),
-                Ok(value) => match check(&value) {
-                    Err(message) => Err((ErrorKind::InvalidResponse, message, false)),
-                    Ok(()) => Ok((value, reply.latency)),
+        // A retried start must make one test: the same key on every try.
+        let key = (retry.is_some() && endpoint == Endpoint::Start)
+            .then(|| format!("loadtest-{}", Uuid::new_v4().simple()));
+        let mut check = Some(check);
+        let first_try = Instant::now();
+        let mut pause = RETRY_FIRST;
+        loop {
+            let started = Instant::now();
+            let measured = started >= self.shared.warmup_end;
+            let result = self
+                .conn
+                .send_keyed(
+                    method.clone(),
+                    path,
+                    body.as_deref(),
+                    key.as_deref(),
+                    timeout,
+                )
+                .await;
+            self.think_pending = true;
+            let outcome = match result {
+                Err(Failure::Transport(message)) => Err((ErrorKind::Transport, message, true)),
+                Err(Failure::Timeout) => Err((
+                    ErrorKind::Timeout,
+                    format!("no complete response within {} ms", timeout.as_millis()),
+                    true,
+                )),
+                Ok(reply) if !reply.status.is_success() => Err((
+                    ErrorKind::Status(reply.status.as_u16()),
+                    problem_summary(&reply.body),
+                    false,
+                )),
+                Ok(reply) => match serde_json::from_slice::<T>(&reply.body) {
+                    Err(e) => Err((ErrorKind::InvalidResponse, format!("body: {e}"), false)),
+                    Ok(value) => match check.take().expect("checked once: success returns")(&value)
+                    {
+                        Err(message) => Err((ErrorKind::InvalidResponse, message, false)),
+                        Ok(()) => Ok((value, reply.latency)),
+                    },
                 },
-            },
-        };
-        let live = &self.shared.live;
-        live.requests.fetch_add(1, Ordering::Relaxed);
-        match outcome {
-            Ok((value, latency)) => {
-                if measured {
-                    let micros = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX);
-                    self.tally.latencies[endpoint.index()].push(micros);
-                } else {
-                    self.tally.warmup_requests += 1;
-                }
-                Ok((value, measured))
-            }
-            Err((kind, example, backoff)) => {
-                live.errors.fetch_add(1, Ordering::Relaxed);
-                if measured {
-                    self.tally.errors[endpoint.index()] += 1;
-                    if endpoint.is_teach() {
-                        self.tally.sessions_failed += 1;
-                    } else if !endpoint.is_read() {
-                        // A read comes after its test ended.
-                        self.tally.tests_failed += 1;
+            };
+            let live = &self.shared.live;
+            live.requests.fetch_add(1, Ordering::Relaxed);
+            let (kind, example, backoff) = match outcome {
+                Ok((value, latency)) => {
+                    if measured {
+                        let micros = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX);
+                        self.tally.latencies[endpoint.index()].push(micros);
+                    } else {
+                        self.tally.warmup_requests += 1;
                     }
-                    self.tally
-                        .error_kinds
-                        .entry((endpoint, kind))
-                        .or_insert_with(|| ErrorTally {
-                            count: 0,
-                            example: truncate(example),
-                        })
-                        .count += 1;
-                } else {
-                    self.tally.warmup_requests += 1;
-                    self.tally.warmup_errors += 1;
+                    return Ok((value, measured));
                 }
-                Err(Abort::Failed { backoff })
+                Err(failure) => failure,
+            };
+            live.errors.fetch_add(1, Ordering::Relaxed);
+            if self.shared.config.keep_answers {
+                let t0 = self.shared.warmup_end - self.shared.config.warmup;
+                self.tally
+                    .error_times
+                    .push(started.saturating_duration_since(t0).as_secs_f64());
             }
+            let can_retry = retry.is_some() && retryable(kind, &example);
+            let again = can_retry && retry.is_some_and(|budget| first_try.elapsed() < budget);
+            if measured {
+                self.tally.errors[endpoint.index()] += 1;
+                if again {
+                    // Not a failed test (yet): the request is tried again.
+                } else if endpoint.is_teach() {
+                    self.tally.sessions_failed += 1;
+                } else if !endpoint.is_read() {
+                    // A read comes after its test ended.
+                    self.tally.tests_failed += 1;
+                }
+                self.tally
+                    .error_kinds
+                    .entry((endpoint, kind))
+                    .or_insert_with(|| ErrorTally {
+                        count: 0,
+                        example: truncate(example),
+                    })
+                    .count += 1;
+            } else {
+                self.tally.warmup_requests += 1;
+                self.tally.warmup_errors += 1;
+            }
+            if !again {
+                if can_retry {
+                    self.tally.gave_up += 1;
+                }
+                return Err(Abort::Failed { backoff });
+            }
+            self.tally.retries += 1;
+            tokio::time::sleep(pause.mul_f64(rand::random_range(0.5..1.5))).await;
+            pause = (pause * 2).min(RETRY_MAX);
         }
     }
 
@@ -512,10 +608,28 @@ impl Student {
 
     /// Ends a test (or tutoring session) left before its end, unmeasured, so
     /// it leaves no live state behind on the server; `end` is the path of its end.
+    /// With retries, it is sent again as any request is.
     async fn close(&mut self, end: Option<String>) {
-        if let Some(path) = end {
-            let timeout = CLEANUP_TIMEOUT.min(self.shared.config.timeout);
-            let _ = self.conn.send(Method::POST, &path, None, timeout).await;
+        let Some(path) = end else { return };
+        let timeout = CLEANUP_TIMEOUT.min(self.shared.config.timeout);
+        let first_try = Instant::now();
+        let mut pause = RETRY_FIRST;
+        loop {
+            let kind = match self.conn.send(Method::POST, &path, None, timeout).await {
+                Ok(reply) if reply.status.is_success() => return,
+                Ok(reply) => (
+                    ErrorKind::Status(reply.status.as_u16()),
+                    problem_summary(&reply.body),
+                ),
+                Err(Failure::Transport(_)) => (ErrorKind::Transport, String::new()),
+                Err(Failure::Timeout) => (ErrorKind::Timeout, String::new()),
+            };
+            let budget = self.shared.config.retry;
+            if !(budget.is_some_and(|b| first_try.elapsed() < b) && retryable(kind.0, &kind.1)) {
+                return;
+            }
+            tokio::time::sleep(pause.mul_f64(rand::random_range(0.5..1.5))).await;
+            pause = (pause * 2).min(RETRY_MAX);
         }
     }
 }
@@ -523,6 +637,35 @@ impl Student {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_a_client_retries() {
+        let in_progress = problem_summary(
+            br#"{"type":"urn:lectern:problem:submit-in-progress","status":409,"detail":"d"}"#,
+        );
+        let answered = problem_summary(
+            br#"{"type":"urn:lectern:problem:already-answered","status":409,"detail":"d"}"#,
+        );
+        assert!(retryable(ErrorKind::Status(409), &in_progress));
+        assert!(!retryable(ErrorKind::Status(409), &answered));
+        for kind in [
+            ErrorKind::Transport,
+            ErrorKind::Timeout,
+            ErrorKind::Status(502),
+            ErrorKind::Status(503),
+            ErrorKind::Status(504),
+        ] {
+            assert!(retryable(kind, ""), "{kind}");
+        }
+        for kind in [
+            ErrorKind::Status(500),
+            ErrorKind::Status(401),
+            ErrorKind::Status(422),
+            ErrorKind::InvalidResponse,
+        ] {
+            assert!(!retryable(kind, &in_progress), "{kind}");
+        }
+    }
 
     #[test]
     fn error_examples() {
