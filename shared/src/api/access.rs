@@ -9,7 +9,7 @@ use axum::extract::{
     ConnectInfo, FromRequestParts, MatchedPath, OptionalFromRequestParts, Request, State,
 };
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use lambda_http::request::RequestContext;
@@ -19,6 +19,8 @@ use crate::app::App;
 use crate::services::auth::sessions::{self, Meta};
 use crate::services::auth::{Caller, Error};
 use crate::services::scope;
+use crate::store::audit;
+use uuid::Uuid;
 
 /// Who may call a route. The layer authenticates and settles `Platform`;
 /// the rest are decided by the service from the resource itself
@@ -64,6 +66,11 @@ pub fn access_of(method: &str, path: &str) -> Option<Access> {
 /// The layer: authenticates every routed request, and admits only platform
 /// admins to `Platform` routes (read now, so a demotion counts at once).
 pub async fn guard(State(app): State<App>, mut req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    let route = format!("{} {}", req.method(), route.unwrap_or(""));
     let access = req
         .extensions()
         .get::<MatchedPath>()
@@ -78,7 +85,7 @@ pub async fn guard(State(app): State<App>, mut req: Request, next: Next) -> Resp
             Err(e) => return ApiError::from(e).into_response(),
         },
     };
-    if let Some(caller) = caller {
+    if let Some(caller) = &caller {
         if access == Access::Platform {
             match scope::is_platform_admin(&app, caller.user_id).await {
                 Ok(true) => {}
@@ -91,9 +98,46 @@ pub async fn guard(State(app): State<App>, mut req: Request, next: Next) -> Resp
                 Err(e) => return ApiError::from(Error::from(e)).into_response(),
             }
         }
+    }
+    let context = audit::Context {
+        actor: caller.as_ref().map(|c| c.user_id),
+        ip: client_ip(req.extensions()),
+        request_id: request_id(req.extensions()),
+        route,
+    };
+    if let Some(caller) = caller {
         req.extensions_mut().insert(caller);
     }
-    next.run(req).await
+    let request_id = HeaderValue::from_str(&context.request_id).ok();
+    let mut response = audit::with_context(context, next.run(req)).await;
+    if let Some(id) = request_id {
+        response.headers_mut().insert("x-request-id", id);
+    }
+    response
+}
+
+/// API Gateway's id of the request (a new UUID locally): what the audit
+/// trail records and the `X-Request-Id` response header carries.
+fn request_id(extensions: &Extensions) -> String {
+    match extensions.get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    }
+    .unwrap_or_else(|| Uuid::new_v4().to_string())
+}
+
+/// The client address as API Gateway saw it, or the socket's peer locally
+/// (headers such as `X-Forwarded-For` are not trusted).
+fn client_ip(extensions: &Extensions) -> Option<String> {
+    let from_gateway = match extensions.get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone(),
+        _ => None,
+    };
+    from_gateway.or_else(|| {
+        extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string())
+    })
 }
 
 /// The token of an `Authorization: Bearer <token>` header; an empty string
@@ -136,16 +180,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let from_gateway = match parts.extensions.get::<RequestContext>() {
-            Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone(),
-            _ => None,
-        };
-        let ip = from_gateway.or_else(|| {
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip().to_string())
-        });
+        let ip = client_ip(&parts.extensions);
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

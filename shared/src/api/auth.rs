@@ -184,7 +184,7 @@ async fn logout_everywhere(
     State(app): State<App>,
     caller: Caller,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let ended = sessions::end_all(&app, caller.user_id).await?;
+    let ended = sessions::end_all(&app, caller.user_id, "account.signed_out_everywhere").await?;
     Ok(axum::Json(json!({ "ended": ended })))
 }
 

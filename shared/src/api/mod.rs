@@ -102,6 +102,7 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/users", "auth", Open),
     route("GET", "/v1/users/{id}", "auth", OwnerOrStaff),
     route("GET", "/v1/users/{id}/sessions", "auth", OrgAdmin),
+    route("GET", "/v1/audit", "orgs", OrgAdmin),
     route("DELETE", "/v1/users/{id}/sessions", "auth", OrgAdmin),
     route(
         "DELETE",

@@ -8,13 +8,14 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get, patch, post};
 
 use super::ApiError;
-use super::extract::{IdPath, IdUserPath, Json, Page};
+use super::extract::{IdPath, IdUserPath, Json, Page, Query};
 use crate::app::App;
 use crate::services::auth::Caller;
 use crate::services::orgs::{
-    self, Acceptance, ClassPage, ClassView, InvitationPage, IssuedInvitation, Joined, MemberPage,
-    MemberView, NewClass, NewInvitation, NewMember, NewOrganization, OrganizationPage,
-    OrganizationView, PersonView, Placement, RoleChange, StatsView, StudentPage, TeacherPage,
+    self, Acceptance, AuditPage, AuditQuery, ClassPage, ClassView, InvitationPage,
+    IssuedInvitation, Joined, MemberPage, MemberView, NewClass, NewInvitation, NewMember,
+    NewOrganization, OrganizationPage, OrganizationView, PersonView, Placement, RoleChange,
+    StatsView, StudentPage, TeacherPage,
 };
 
 /// The function's router.
@@ -53,6 +54,17 @@ pub fn routes() -> Router<App> {
             post(invite).get(invitations),
         )
         .route("/v1/invitations/accept", post(accept))
+        .route("/v1/audit", get(audit_trail))
+}
+
+async fn audit_trail(
+    State(app): State<App>,
+    caller: Caller,
+    Query(query): Query<AuditQuery>,
+) -> Reply<AuditPage> {
+    Ok(axum::Json(
+        orgs::audit_trail(&app, caller.user_id, query).await?,
+    ))
 }
 
 /// Entries per page of every list here: 50 unless asked, at most 200.

@@ -41,6 +41,9 @@ pub struct Config {
     pub test_state_ttl: Duration,
     /// Longest an administrator may extend a test's life to (`POST /v1/admin/tests/{id}/extend`).
     pub test_max_ttl: Duration,
+    /// How long the audit trail keeps an entry (whole months are dropped
+    /// once every entry in them is older).
+    pub audit_retention: Duration,
     /// How long an active test may go untouched (its live state gone) before the sweeper abandons it.
     pub test_idle_limit: Duration,
     /// Time-to-live of a tutoring session's Redis state, refreshed by every use.
@@ -219,6 +222,7 @@ impl std::fmt::Debug for Config {
             .field("db_timeout", &self.db_timeout)
             .field("test_state_ttl", &self.test_state_ttl)
             .field("test_max_ttl", &self.test_max_ttl)
+            .field("audit_retention", &self.audit_retention)
             .field("test_idle_limit", &self.test_idle_limit)
             .field("teaching_state_ttl", &self.teaching_state_ttl)
             .field("auth", &self.auth)
@@ -310,6 +314,9 @@ impl Config {
                 14_400,
                 60..=604_800,
             )?),
+            audit_retention: Duration::from_secs(
+                86_400 * number(&get, "AUDIT_RETENTION_DAYS", 730, 31..=36_500)?,
+            ),
             test_idle_limit: Duration::from_secs(number(
                 &get,
                 "TEST_IDLE_LIMIT_SECS",

@@ -5,6 +5,8 @@
 
 use uuid::Uuid;
 
+use crate::store::audit::{self, Entry};
+
 use super::auth::sessions;
 use crate::app::App;
 use crate::cache::Namespace;
@@ -48,6 +50,7 @@ pub async fn cache_stats(app: &App) -> Result<CacheStats, StoreError> {
 pub async fn cleanup(app: &App) -> Result<CleanupReport, StoreError> {
     let mut report = cache_admin::cleanup(app.cache(), CACHE_SCAN_LIMIT).await?;
     report.index_entries = sessions::prune_indexes(app).await?;
+    audit::record_alone(app.db(), Entry::of("cache.cleaned", "cache")).await?;
     tracing::info!(?report, "cache cleanup done");
     Ok(report)
 }
@@ -57,7 +60,12 @@ pub async fn invalidate_user(app: &App, id: Uuid) -> Result<Vec<String>, Error> 
     if users::get(app.db(), id).await?.is_none() {
         return Err(Error::NoUser(id));
     }
-    invalidate(app, &Namespace::all_of_user(id)).await
+    invalidate(
+        app,
+        &Namespace::all_of_user(id),
+        Entry::new("cache.invalidated", "user", id),
+    )
+    .await
 }
 
 /// Invalidates a pool's cached reads and the pool lists; returns the namespaces bumped.
@@ -65,10 +73,16 @@ pub async fn invalidate_pool(app: &App, id: Uuid) -> Result<Vec<String>, Error> 
     if pools::summary_of(app.db(), id).await?.is_none() {
         return Err(Error::NoPool(id));
     }
-    invalidate(app, &[Namespace::Pool(id), Namespace::Pools]).await
+    let entry = Entry::new("cache.invalidated", "pool", id);
+    invalidate(app, &[Namespace::Pool(id), Namespace::Pools], entry).await
 }
 
-async fn invalidate(app: &App, namespaces: &[Namespace]) -> Result<Vec<String>, Error> {
+async fn invalidate(
+    app: &App,
+    namespaces: &[Namespace],
+    audit: Entry,
+) -> Result<Vec<String>, Error> {
+    audit::record_alone(app.db(), audit).await?;
     if !app.cache().invalidate(namespaces).await {
         return Err(Error::Queued);
     }

@@ -18,6 +18,7 @@ use super::auth::secret::{random_token, sha256_hex};
 use super::scope::{self, Denied, OrgOf, OrgRole, Standing, Verdict};
 use crate::app::App;
 use crate::store::StoreError;
+use crate::store::audit;
 use crate::store::orgs::{
     self as stored, Accepted, Added, Changed, Class, ClassPerson, Invitation, Member, Organization,
     Placed, Side, UserRef,
@@ -929,4 +930,100 @@ mod tests {
         assert!(checked_name("name", &"x".repeat(201)).is_err());
         assert!(checked_name("name", &"x".repeat(200)).is_ok());
     }
+}
+
+/// `GET /v1/audit`: what to read of the audit trail (every field narrows).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// The organization (required unless the caller is a platform admin).
+    pub organization_id: Option<Uuid>,
+    /// By this actor.
+    pub actor_id: Option<Uuid>,
+    /// About this person.
+    pub subject_id: Option<Uuid>,
+    /// This action, or every action of a resource (`pool.`).
+    pub action: Option<String>,
+    /// On this resource type.
+    pub resource_type: Option<String>,
+    /// On this resource.
+    pub resource_id: Option<String>,
+    /// At or after (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub since: Option<OffsetDateTime>,
+    /// Before (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub until: Option<OffsetDateTime>,
+    /// The previous page's `next`.
+    pub before: Option<i64>,
+    /// Entries per page: 50 unless asked, at most 200.
+    pub limit: Option<i64>,
+}
+
+/// One page of the audit trail, newest first.
+#[derive(Debug, Serialize)]
+pub struct AuditPage {
+    /// The entries.
+    pub entries: Vec<audit::Recorded>,
+    /// Pass as `before` for the next page; `None` on the last.
+    pub next: Option<i64>,
+}
+
+/// The audit trail as `caller` may read it: a platform admin, all of it; an
+/// org admin, their organization's (its resources', and its members'
+/// sign-ins and account changes). Others of the organization are refused
+/// (403); anyone else is told it does not exist (404).
+pub async fn audit_trail(app: &App, caller: Uuid, query: AuditQuery) -> Result<AuditPage, Error> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(Error::Invalid(format!(
+            "limit must be from 1 to 200 (got {limit})"
+        )));
+    }
+    match query.organization_id {
+        Some(org) => {
+            in_org(app, caller, org, Standing::org_admin, "org admins").await?;
+        }
+        None if scope::is_platform_admin(app, caller).await? => {}
+        None => {
+            return Err(Error::Invalid(
+                "organization_id is required (only platform admins read the whole trail)".into(),
+            ));
+        }
+    }
+    for (name, value) in [
+        ("action", &query.action),
+        ("resource_type", &query.resource_type),
+        ("resource_id", &query.resource_id),
+    ] {
+        if value
+            .as_deref()
+            .is_some_and(|v| v.len() > 200 || v.contains('\0'))
+        {
+            return Err(Error::Invalid(format!(
+                "{name} must be at most 200 characters, without U+0000"
+            )));
+        }
+    }
+    if let (Some(since), Some(until)) = (query.since, query.until)
+        && since > until
+    {
+        return Err(Error::Invalid("since must not be after until".into()));
+    }
+    let filter = audit::Filter {
+        organization: query.organization_id,
+        actor: query.actor_id,
+        subject: query.subject_id,
+        action: query.action,
+        resource_type: query.resource_type,
+        resource_id: query.resource_id,
+        since: query.since,
+        until: query.until,
+        before: query.before,
+    };
+    let entries = audit::list(app.db(), &filter, limit).await?;
+    let next = (entries.len() as i64 == limit)
+        .then(|| entries.last().map(|e| e.id))
+        .flatten();
+    Ok(AuditPage { entries, next })
 }

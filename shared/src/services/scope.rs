@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::app::App;
 use crate::store::StoreError;
+use crate::store::audit::{self, Entry};
 use crate::store::tenancy;
 pub use crate::store::tenancy::{OrgOf, OrgRole, Standing, StudentScope};
 
@@ -90,7 +91,7 @@ pub async fn standing(
     student: Option<Uuid>,
     class: Option<Uuid>,
 ) -> Result<Standing, StoreError> {
-    tenancy::standing(app.db(), caller, org, student, class).await
+    tenancy::standing(&app.db().get().await?, caller, org, student, class).await
 }
 
 /// Whether `caller` may `use_` a thing of `owner`'s in `org`: decided without
@@ -105,9 +106,32 @@ pub async fn student_thing(
     if owner.is_some() && owner == Some(caller) {
         return Ok(Ok(()));
     }
-    Ok(standing(app, caller, org, owner, None)
-        .await?
-        .student_thing(use_))
+    // The standing and the entry on one connection: one checkout, as before the trail.
+    let client = app.db().get().await?;
+    let standing = tenancy::standing(&client, caller, org, owner, None).await?;
+    let verdict = standing.student_thing(use_);
+    if verdict.is_ok() {
+        let (kind, id) = match org {
+            OrgOf::Test(id) => ("test", id),
+            OrgOf::TeachingSession(id) => ("teaching_session", id),
+            _ => ("student_thing", Uuid::nil()),
+        };
+        let action = match use_ {
+            Use::Read => "student_data.read",
+            Use::Act => "student_data.acted_on",
+        };
+        let mut entry = Entry::new(action, kind, id).org(standing.org);
+        if let Some(owner) = owner {
+            entry = entry.subject(owner);
+        }
+        audit::record(&client, entry.detail(route())).await?;
+    }
+    Ok(verdict)
+}
+
+/// The route being served, for an audit entry of a read.
+fn route() -> serde_json::Value {
+    serde_json::json!({ "route": audit::context().route })
 }
 
 /// Where `caller` may read `student`'s records; `None` when nowhere.
@@ -119,12 +143,24 @@ pub async fn student_records(
     if caller == student {
         return Ok(Some(StudentScope::All));
     }
-    Ok(
-        match tenancy::student_scope(app.db(), caller, student).await? {
-            StudentScope::Orgs(orgs) if orgs.is_empty() => None,
-            scope => Some(scope),
-        },
-    )
+    let client = app.db().get().await?;
+    let scope = match tenancy::student_scope(&client, caller, student).await? {
+        StudentScope::Orgs(orgs) if orgs.is_empty() => return Ok(None),
+        scope => scope,
+    };
+    // A read of one student's records by someone else: on the trail, under
+    // the one organization it was scoped to (else under none: every
+    // organization of the student's sees it).
+    let org = match &scope {
+        StudentScope::Orgs(orgs) if orgs.len() == 1 => Some(orgs[0]),
+        _ => None,
+    };
+    let entry = Entry::new("student_data.read", "student", student)
+        .org(org)
+        .subject(student)
+        .detail(route());
+    audit::record(&client, entry).await?;
+    Ok(Some(scope))
 }
 
 /// Whether `caller` is a platform admin (read now, not at sign-in).

@@ -34,7 +34,14 @@ pub struct SweepReport {
     pub timed_out: u64,
     /// Dead auth sessions deleted from PostgreSQL (Redis expires its own).
     pub sessions_deleted: u64,
+    /// Audit trail partitions made ahead of time.
+    pub audit_partitions_made: u64,
+    /// Audit trail partitions dropped, past retention.
+    pub audit_partitions_dropped: u64,
 }
+
+/// Months of audit trail partitions kept made ahead of time.
+const AUDIT_MONTHS_AHEAD: i32 = 3;
 
 /// Tests still active (a count over the partial index on active tests).
 pub async fn active_tests(app: &App) -> Result<i64, StoreError> {
@@ -50,18 +57,17 @@ pub async fn sweep(app: &App) -> Result<SweepReport, StoreError> {
 pub async fn sweep_in_batches(app: &App, batch: i64) -> Result<SweepReport, StoreError> {
     let batch = batch.max(1);
     let mut report = SweepReport::default();
-    let result = match crate::services::cat::time_out_overdue(app).await {
-        Ok(n) => {
-            report.timed_out = n;
-            match run(app, batch, &mut report).await {
-                Ok(()) => crate::services::auth::sessions::sweep(app, batch)
-                    .await
-                    .map(|n| report.sessions_deleted = n),
-                Err(e) => Err(e),
-            }
-        }
-        Err(e) => Err(e),
-    };
+    let result = async {
+        report.timed_out = crate::services::cat::time_out_overdue(app).await?;
+        run(app, batch, &mut report).await?;
+        report.sessions_deleted = crate::services::auth::sessions::sweep(app, batch).await?;
+        let cutoff = time::OffsetDateTime::now_utc() - app.config().audit_retention;
+        let (made, dropped) = store::audit::maintain(app.db(), AUDIT_MONTHS_AHEAD, cutoff).await?;
+        report.audit_partitions_made = made as u64;
+        report.audit_partitions_dropped = dropped as u64;
+        Ok(())
+    }
+    .await;
     if report.abandoned + report.timed_out > 0 {
         crate::services::events::after_write(app).await;
     }
@@ -72,6 +78,8 @@ pub async fn sweep_in_batches(app: &App, batch: i64) -> Result<SweepReport, Stor
             batches = report.batches,
             timed_out = report.timed_out,
             sessions_deleted = report.sessions_deleted,
+            audit_partitions_made = report.audit_partitions_made,
+            audit_partitions_dropped = report.audit_partitions_dropped,
             "sweep done"
         ),
         // What was abandoned before the failure was decided on full information and stands.

@@ -9,9 +9,11 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::StoreError;
+use super::audit::{self, Entry};
 use super::outbox;
 use super::tests::TestStatus;
 use lectern_engine::NormalPrior;
+use serde_json::json;
 
 /// One version of an assessment.
 #[derive(Debug, Clone)]
@@ -88,6 +90,10 @@ pub async fn create(
     .await?;
     insert_version(&tx, id, 1, v).await?;
     let row = read_in(&tx, id, Some(1)).await?;
+    let entry = Entry::new("assessment.created", "assessment", id)
+        .org(Some(org))
+        .detail(json!({ "name": name, "version": 1, "pool_id": v.pool_id }));
+    audit::record(&tx, entry).await?;
     tx.commit().await?;
     row.ok_or_else(|| StoreError::Corrupt(format!("assessment {id} not read back")))
 }
@@ -116,6 +122,10 @@ pub async fn add_version(
     let version: i32 = row.get(0);
     insert_version(&tx, id, version, v).await?;
     let read = read_in(&tx, id, Some(version)).await?;
+    let entry = Entry::new("assessment.versioned", "assessment", id)
+        .org(read.as_ref().map(|a| a.org_id))
+        .detail(json!({ "name": name, "version": version, "pool_id": v.pool_id }));
+    audit::record(&tx, entry).await?;
     tx.commit().await?;
     Ok(read)
 }
@@ -340,6 +350,14 @@ pub async fn assign(
     )
     .await?;
     let written = assignment_in(&tx, a.id).await?;
+    let entry = Entry::new("assignment.created", "assignment", a.id)
+        .org(written.as_ref().map(|w| w.org_id))
+        .detail(json!({
+            "assessment_id": a.assessment_id,
+            "class_id": a.class_id,
+            "students": a.students.len(),
+        }));
+    audit::record(&tx, entry).await?;
     tx.commit().await?;
     written
         .map(Ok)
@@ -472,8 +490,9 @@ pub async fn accommodate(
     extra_time_s: i32,
     by: Uuid,
 ) -> Result<Option<OffsetDateTime>, StoreError> {
-    let client = db.get().await?;
-    let row = client
+    let mut client = db.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
         .query_opt(
             "INSERT INTO accommodations (assignment_id, student_id, extra_time_s, granted_by)
              SELECT g.id, $2, $3, $4 FROM assignments g
@@ -484,11 +503,20 @@ pub async fn accommodate(
              ON CONFLICT (assignment_id, student_id)
              DO UPDATE SET extra_time_s = EXCLUDED.extra_time_s, granted_by = EXCLUDED.granted_by,
                            granted_at = now()
-             RETURNING granted_at",
+             RETURNING granted_at, (SELECT org_id FROM assignments WHERE id = $1)",
             &[&assignment, &student, &extra_time_s, &by],
         )
         .await?;
-    Ok(row.map(|r| r.get(0)))
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let entry = Entry::new("assignment.accommodated", "assignment", assignment)
+        .org(row.get(1))
+        .subject(student)
+        .detail(json!({ "extra_time_s": extra_time_s }));
+    audit::record(&tx, entry).await?;
+    tx.commit().await?;
+    Ok(Some(row.get(0)))
 }
 
 /// Releases an assignment's results (once: a second release keeps the first
@@ -539,7 +567,7 @@ pub async fn release(
         }
         None => match tx
             .query_opt(
-                "SELECT released_at FROM assignments WHERE id = $1",
+                "SELECT released_at, org_id FROM assignments WHERE id = $1",
                 &[&assignment],
             )
             .await?
@@ -576,6 +604,10 @@ pub async fn release(
             &[&assignment],
         )
         .await?;
+    let entry = Entry::new("assignment.released", "assignment", assignment)
+        .org(row.get("org_id"))
+        .detail(json!({ "proficiencies_applied": applied.len() }));
+    audit::record(&tx, entry).await?;
     tx.commit().await?;
     let mut students: Vec<Uuid> = applied.iter().map(|r| r.get(0)).collect();
     students.sort_unstable();

@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::StoreError;
+use super::audit::{self, Entry};
 use super::redis::{RedisStore, ttl_ms};
 use super::users::Role;
 
@@ -104,16 +105,18 @@ pub async fn insert_durable(
     db: &Pool,
     id: Uuid,
     s: &StoredSession<'_>,
+    audit: Entry,
 ) -> Result<bool, StoreError> {
-    let client = db.get().await?;
-    let statement = client
+    let mut client = db.get().await?;
+    let tx = client.transaction().await?;
+    let statement = tx
         .prepare_cached(
             "INSERT INTO auth_sessions (token_hash, id, user_id, record, idle_until, absolute_until)
              SELECT $1, $2, u.id, $4, $5, $6 FROM users u
              WHERE u.id = $3 AND u.disabled_at IS NULL FOR SHARE",
         )
         .await?;
-    let inserted = client
+    let inserted = tx
         .execute(
             &statement,
             &[
@@ -125,14 +128,23 @@ pub async fn insert_durable(
                 &at(s.absolute_ms),
             ],
         )
-        .await?;
-    Ok(inserted == 1)
+        .await?
+        == 1;
+    if inserted {
+        audit::record(&tx, audit).await?;
+        tx.commit().await?;
+    }
+    Ok(inserted)
 }
 
 /// Disables an account and revokes its sessions, in one transaction; returns
 /// the revoked sessions' token hashes (for Redis), or `None` when there is no
 /// such user. Disabling a disabled account keeps its first time.
-pub async fn disable_account(db: &Pool, user: Uuid) -> Result<Option<Vec<String>>, StoreError> {
+pub async fn disable_account(
+    db: &Pool,
+    user: Uuid,
+    audit: Entry,
+) -> Result<Option<Vec<String>>, StoreError> {
     let mut client = db.get().await?;
     let tx = client.transaction().await?;
     let found = tx
@@ -154,20 +166,27 @@ pub async fn disable_account(db: &Pool, user: Uuid) -> Result<Option<Vec<String>
         .iter()
         .map(|row| row.get(0))
         .collect();
+    audit::record(&tx, audit).await?;
     tx.commit().await?;
     Ok(Some(hashes))
 }
 
 /// Lets a disabled account sign in again; false when there is no such user.
-pub async fn enable_account(db: &Pool, user: Uuid) -> Result<bool, StoreError> {
-    let client = db.get().await?;
-    Ok(client
+pub async fn enable_account(db: &Pool, user: Uuid, audit: Entry) -> Result<bool, StoreError> {
+    let mut client = db.get().await?;
+    let tx = client.transaction().await?;
+    let found = tx
         .execute(
             "UPDATE users SET disabled_at = NULL, updated_at = now() WHERE id = $1",
             &[&user],
         )
         .await?
-        == 1)
+        == 1;
+    if found {
+        audit::record(&tx, audit).await?;
+        tx.commit().await?;
+    }
+    Ok(found)
 }
 
 /// A user's sessions PostgreSQL counts live at `now_ms`, as (token hash, copy),
@@ -207,17 +226,24 @@ pub async fn delete_durable_by_id(
     db: &Pool,
     user: Uuid,
     session: Uuid,
+    audit: Entry,
 ) -> Result<Option<String>, StoreError> {
-    let client = db.get().await?;
-    let statement = client
+    let mut client = db.get().await?;
+    let tx = client.transaction().await?;
+    let statement = tx
         .prepare_cached(
             "DELETE FROM auth_sessions WHERE user_id = $1 AND id = $2 RETURNING token_hash",
         )
         .await?;
-    Ok(client
+    let hash = tx
         .query_opt(&statement, &[&user, &session])
         .await?
-        .map(|row| row.get(0)))
+        .map(|row| row.get(0));
+    if hash.is_some() {
+        audit::record(&tx, audit).await?;
+        tx.commit().await?;
+    }
+    Ok(hash)
 }
 
 /// The session under this token hash if PostgreSQL still counts it live at
@@ -264,27 +290,48 @@ pub async fn carry_idle(
 }
 
 /// Revokes sessions in PostgreSQL (before Redis: a revoked session is never
-/// rebuilt).
-pub async fn delete_durable(db: &Pool, token_hashes: &[String]) -> Result<u64, StoreError> {
-    let client = db.get().await?;
-    let statement = client
+/// rebuilt), recording `audit` with them.
+pub async fn delete_durable(
+    db: &Pool,
+    token_hashes: &[String],
+    audit: Entry,
+) -> Result<u64, StoreError> {
+    let mut client = db.get().await?;
+    let tx = client.transaction().await?;
+    let statement = tx
         .prepare_cached("DELETE FROM auth_sessions WHERE token_hash = ANY($1)")
         .await?;
-    Ok(client.execute(&statement, &[&token_hashes]).await?)
+    let deleted = tx.execute(&statement, &[&token_hashes]).await?;
+    audit::record(&tx, audit).await?;
+    tx.commit().await?;
+    Ok(deleted)
 }
 
-/// Revokes every session of `user` in PostgreSQL; returns their token hashes.
-pub async fn delete_durable_of_user(db: &Pool, user: Uuid) -> Result<Vec<String>, StoreError> {
-    let client = db.get().await?;
-    let statement = client
+/// Revokes every session of `user` in PostgreSQL, recording `audit` with
+/// them; returns their token hashes.
+pub async fn delete_durable_of_user(
+    db: &Pool,
+    user: Uuid,
+    audit: Entry,
+) -> Result<Vec<String>, StoreError> {
+    let mut client = db.get().await?;
+    let tx = client.transaction().await?;
+    let statement = tx
         .prepare_cached("DELETE FROM auth_sessions WHERE user_id = $1 RETURNING token_hash")
         .await?;
-    Ok(client
+    let hashes: Vec<String> = tx
         .query(&statement, &[&user])
         .await?
         .iter()
         .map(|row| row.get(0))
-        .collect())
+        .collect();
+    audit::record(
+        &tx,
+        audit.detail(serde_json::json!({ "sessions": hashes.len() })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(hashes)
 }
 
 /// Deletes up to `limit` sessions that died before `now_ms` (the sweeper's):

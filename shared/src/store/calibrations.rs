@@ -8,9 +8,11 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use super::StoreError;
+use super::audit::{self, Entry};
 use super::outbox;
 use super::pools::PoolSummary;
 use lectern_engine as engine;
+use serde_json::json;
 
 /// A calibration run as stored.
 #[derive(Debug, Clone)]
@@ -135,23 +137,37 @@ pub async fn create(
     created_by: Uuid,
     min_responses: i32,
 ) -> Result<Result<Calibration, NotQueued>, StoreError> {
-    let client = db.get().await?;
-    let inserted = client
+    let mut client = db.get().await?;
+    let tx = client.transaction().await?;
+    let inserted = tx
         .query_opt(
             &format!(
                 "INSERT INTO calibrations (id, pool_id, pool_version, created_by, min_responses)
                  SELECT $1, p.id, p.version, $3, $4 FROM item_pools p WHERE p.id = $2
-                 RETURNING {COLUMNS}"
+                 RETURNING {COLUMNS}, (SELECT org_id FROM item_pools WHERE id = $2) AS pool_org"
             ),
             &[&id, &pool_id, &created_by, &min_responses],
         )
         .await;
-    match inserted {
-        Ok(Some(row)) => Ok(Ok(calibration(&row))),
-        Ok(None) => Ok(Err(NotQueued::NoPool)),
-        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(Err(NotQueued::Busy)),
-        Err(e) => Err(e.into()),
-    }
+    let row = match inserted {
+        Ok(Some(row)) => row,
+        Ok(None) => return Ok(Err(NotQueued::NoPool)),
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            return Ok(Err(NotQueued::Busy));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let queued = calibration(&row);
+    let entry = Entry::new("calibration.queued", "calibration", id)
+        .org(row.get("pool_org"))
+        .detail(json!({
+            "pool_id": pool_id,
+            "pool_version": queued.pool_version,
+            "min_responses": min_responses,
+        }));
+    audit::record(&tx, entry).await?;
+    tx.commit().await?;
+    Ok(Ok(queued))
 }
 
 /// One run.
@@ -336,6 +352,11 @@ pub async fn promote(
             return Ok(Err(NotPromoted::Item(id.clone())));
         }
     }
+    let promoted: Vec<&str> = items.iter().map(|(id, _)| id.as_str()).collect();
+    let entry = Entry::new("pool.items_promoted", "pool", pool_id)
+        .org(pool.org_id)
+        .detail(json!({ "version": pool.version, "items": promoted }));
+    audit::record(&tx, entry).await?;
     tx.commit().await?;
     Ok(Ok(pool))
 }

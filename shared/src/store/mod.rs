@@ -2,6 +2,7 @@
 //! module talks to a server directly.
 
 pub mod assessments;
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod calibrations;

@@ -10,7 +10,9 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::StoreError;
+use super::audit::{self, Entry};
 use super::tenancy::OrgRole;
+use serde_json::json;
 
 /// An organization.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,8 +252,9 @@ fn invitation(row: &Row) -> Invitation {
 
 /// Creates an organization; `None` when the slug is taken.
 pub async fn create(db: &Pool, name: &str, slug: &str) -> Result<Option<Organization>, StoreError> {
-    let client = db.get().await?;
-    let row = client
+    let mut client = db.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
         .query_opt(
             &format!(
                 "INSERT INTO organizations (id, name, slug) VALUES ($1, $2, $3)
@@ -260,7 +263,15 @@ pub async fn create(db: &Pool, name: &str, slug: &str) -> Result<Option<Organiza
             &[&Uuid::new_v4(), &name, &slug],
         )
         .await?;
-    Ok(row.as_ref().map(organization))
+    let Some(created) = row.as_ref().map(organization) else {
+        return Ok(None);
+    };
+    let entry = Entry::new("organization.created", "organization", created.id)
+        .org(Some(created.id))
+        .detail(json!({ "name": name, "slug": slug }));
+    audit::record(&tx, entry).await?;
+    tx.commit().await?;
+    Ok(Some(created))
 }
 
 /// One organization.
@@ -357,8 +368,9 @@ pub async fn add_member(
         UserRef::Id(id) => (Some(id), None),
         UserRef::Email(email) => (None, Some(email)),
     };
-    let client = db.get().await?;
-    let row = client
+    let mut client = db.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
         .query_opt(
             "WITH u AS (SELECT id, email, display_name FROM users
                         WHERE id = $2 OR email = $3),
@@ -376,7 +388,16 @@ pub async fn add_member(
         Some(row) if row.get::<_, Option<&str>>("role").is_none() => {
             Added::AlreadyMember(row.get("user_id"))
         }
-        Some(row) => Added::Member(member(&row)?),
+        Some(row) => {
+            let added = member(&row)?;
+            let entry = Entry::new("membership.added", "membership", added.user_id)
+                .org(Some(org))
+                .subject(added.user_id)
+                .detail(json!({ "role": role.as_str() }));
+            audit::record(&tx, entry).await?;
+            tx.commit().await?;
+            Added::Member(added)
+        }
     })
 }
 
@@ -447,6 +468,11 @@ pub async fn change_role(
         )
         .await?;
     }
+    let entry = Entry::new("membership.role_changed", "membership", user)
+        .org(Some(org))
+        .subject(user)
+        .detail(json!({ "from": found.role.as_str(), "to": role.as_str() }));
+    audit::record(&tx, entry).await?;
     tx.commit().await?;
     found.role = role;
     Ok(Changed::Done(found))
@@ -469,6 +495,11 @@ pub async fn remove_member(db: &Pool, org: Uuid, user: Uuid) -> Result<Changed, 
         &[&org, &user],
     )
     .await?;
+    let entry = Entry::new("membership.removed", "membership", user)
+        .org(Some(org))
+        .subject(user)
+        .detail(json!({ "role": found.role.as_str() }));
+    audit::record(&tx, entry).await?;
     tx.commit().await?;
     Ok(Changed::Done(found))
 }
@@ -479,15 +510,22 @@ const CLASS_COLUMNS: &str = "c.id, c.org_id, c.name, c.created_at,
 
 /// Creates a class of `org`.
 pub async fn create_class(db: &Pool, org: Uuid, name: &str) -> Result<Class, StoreError> {
-    let client = db.get().await?;
-    let row = client
+    let mut client = db.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
         .query_one(
             "INSERT INTO classes (id, org_id, name) VALUES ($1, $2, $3)
              RETURNING id, org_id, name, created_at, 0::bigint AS teachers, 0::bigint AS students",
             &[&Uuid::new_v4(), &org, &name],
         )
         .await?;
-    Ok(class(&row))
+    let created = class(&row);
+    let entry = Entry::new("class.created", "class", created.id)
+        .org(Some(org))
+        .detail(json!({ "name": name }));
+    audit::record(&tx, entry).await?;
+    tx.commit().await?;
+    Ok(created)
 }
 
 /// One class.
@@ -549,6 +587,22 @@ impl Side {
             Side::Students => "class_students",
         }
     }
+
+    /// The audit trail's action for placing someone on this side, and for
+    /// taking them off.
+    fn placed(self) -> &'static str {
+        match self {
+            Side::Teachers => "class.teacher_assigned",
+            Side::Students => "class.student_enrolled",
+        }
+    }
+
+    fn unplaced(self) -> &'static str {
+        match self {
+            Side::Teachers => "class.teacher_unassigned",
+            Side::Students => "class.student_unenrolled",
+        }
+    }
 }
 
 /// One page of a class's teachers or students (by email), and how many there are.
@@ -590,8 +644,9 @@ pub async fn people(
 pub async fn place(db: &Pool, class: Uuid, user: Uuid, side: Side) -> Result<Placed, StoreError> {
     let table = side.table();
     let staff_only = side == Side::Teachers;
-    let client = db.get().await?;
-    let row = client
+    let mut client = db.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
         .query_one(
             &format!(
                 "WITH m AS (SELECT m.org_id, m.user_id, m.role FROM memberships m
@@ -603,7 +658,8 @@ pub async fn place(db: &Pool, class: Uuid, user: Uuid, side: Side) -> Result<Pla
                                  WHERE NOT $3 OR role IN ('org_admin', 'teacher')
                                  ON CONFLICT (class_id, user_id) DO NOTHING
                                  RETURNING user_id, created_at)
-                 SELECT m.role, placed.created_at AS since, u.email, u.display_name, m.user_id
+                 SELECT m.role, placed.created_at AS since, u.email, u.display_name, m.user_id,
+                        m.org_id
                  FROM (SELECT 1) one
                  LEFT JOIN m ON true
                  LEFT JOIN placed ON true
@@ -616,6 +672,11 @@ pub async fn place(db: &Pool, class: Uuid, user: Uuid, side: Side) -> Result<Pla
         return Ok(Placed::NotMember);
     };
     if row.get::<_, Option<OffsetDateTime>>("since").is_some() {
+        let entry = Entry::new(side.placed(), "class", class)
+            .org(row.get("org_id"))
+            .subject(user);
+        audit::record(&tx, entry).await?;
+        tx.commit().await?;
         return Ok(Placed::Done(person(&row)?));
     }
     if staff_only && !OrgRole::parse(role).is_some_and(OrgRole::is_staff) {
@@ -627,17 +688,26 @@ pub async fn place(db: &Pool, class: Uuid, user: Uuid, side: Side) -> Result<Pla
 
 /// Takes `user` off `class`'s teachers or students; false when they were not there.
 pub async fn unplace(db: &Pool, class: Uuid, user: Uuid, side: Side) -> Result<bool, StoreError> {
-    let client = db.get().await?;
-    let removed = client
-        .execute(
+    let mut client = db.get().await?;
+    let tx = client.transaction().await?;
+    let removed = tx
+        .query_opt(
             &format!(
-                "DELETE FROM {} WHERE class_id = $1 AND user_id = $2",
+                "DELETE FROM {} WHERE class_id = $1 AND user_id = $2 RETURNING org_id",
                 side.table()
             ),
             &[&class, &user],
         )
         .await?;
-    Ok(removed > 0)
+    let Some(removed) = removed else {
+        return Ok(false);
+    };
+    let entry = Entry::new(side.unplaced(), "class", class)
+        .org(removed.get("org_id"))
+        .subject(user);
+    audit::record(&tx, entry).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Records an invitation to `class` (of `org`) whose code hashes to `code_hash`.
@@ -650,8 +720,9 @@ pub async fn create_invitation(
     expires_in_secs: i64,
     created_by: Uuid,
 ) -> Result<Invitation, StoreError> {
-    let client = db.get().await?;
-    let row = client
+    let mut client = db.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
         .query_one(
             &format!(
                 "INSERT INTO invitations (id, org_id, class_id, code_hash, max_uses, expires_at, created_by)
@@ -669,7 +740,13 @@ pub async fn create_invitation(
             ],
         )
         .await?;
-    Ok(invitation(&row))
+    let created = invitation(&row);
+    let entry = Entry::new("invitation.created", "invitation", created.id)
+        .org(Some(org))
+        .detail(json!({ "class_id": class, "max_uses": max_uses }));
+    audit::record(&tx, entry).await?;
+    tx.commit().await?;
+    Ok(created)
 }
 
 /// One page of a class's invitations, newest first, and how many there are.
@@ -771,6 +848,11 @@ pub async fn accept(db: &Pool, code_hash: &str, user: Uuid) -> Result<Accepted, 
         // Enrolled meanwhile (another invitation, a teacher): the use is given back.
         return Ok(Accepted::AlreadyEnrolled(class_id));
     }
+    let entry = Entry::new("invitation.accepted", "invitation", id)
+        .org(Some(org_id))
+        .subject(user)
+        .detail(json!({ "class_id": class_id, "role": role.as_str() }));
+    audit::record(&tx, entry).await?;
     tx.commit().await?;
     Ok(Accepted::Joined {
         org_id,

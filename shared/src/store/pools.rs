@@ -9,7 +9,9 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::StoreError;
+use super::audit::{self, Entry};
 use lectern_engine::{self as engine, ItemBank, ItemParams, PolyModel, PolyParams};
+use serde_json::json;
 
 /// The form of [`PoolBank::encode`], part of the bank's Redis key: bump it with
 /// any change to what is encoded, so that no release reads another's (3: the
@@ -603,6 +605,10 @@ pub async fn create(
         .await?;
     let created = summary(&row);
     insert_items(&tx, created.id, 0, 1, items).await?;
+    let entry = Entry::new("pool.created", "pool", created.id)
+        .org(org)
+        .detail(json!({ "name": name, "items": items.len() }));
+    audit::record(&tx, entry).await?;
     tx.commit().await?;
     Ok(created)
 }
@@ -637,6 +643,10 @@ pub async fn add_items(
         items,
     )
     .await?;
+    let entry = Entry::new("pool.items_added", "pool", pool_id)
+        .org(updated.org_id)
+        .detail(json!({ "version": updated.version, "items": items.len() }));
+    audit::record(&tx, entry).await?;
     tx.commit().await?;
     Ok(Some(updated))
 }

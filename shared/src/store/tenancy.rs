@@ -3,7 +3,7 @@
 //! PostgreSQL on each decision (one indexed statement), never copied into a
 //! session, so a role or membership change counts from the next request.
 
-use deadpool_postgres::Pool;
+use deadpool_postgres::{GenericClient, Pool};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -89,7 +89,7 @@ pub struct Standing {
 /// Where `caller` stands to a resource of the organization `org`, owned by
 /// `student` (if a student's), in `class` (if a class's). One statement.
 pub async fn standing(
-    db: &Pool,
+    client: &impl GenericClient,
     caller: Uuid,
     org: OrgOf,
     student: Option<Uuid>,
@@ -135,7 +135,6 @@ pub async fn standing(
                         WHERE t.user_id = $1 AND t.class_id = o.class_id AND t.org_id = o.org_id) AS teaches_class
          FROM o"
     );
-    let client = db.get().await?;
     let statement = client.prepare_cached(&sql).await?;
     let row = client
         .query_one(&statement, &[&caller, &id, &student, &class])
@@ -166,11 +165,10 @@ pub enum StudentScope {
 /// [`StudentScope`] of `caller` over `student` (not the student themselves:
 /// they see all of their own). One statement.
 pub async fn student_scope(
-    db: &Pool,
+    client: &impl GenericClient,
     caller: Uuid,
     student: Uuid,
 ) -> Result<StudentScope, StoreError> {
-    let client = db.get().await?;
     let statement = client
         .prepare_cached(
             "SELECT coalesce((SELECT role = 'admin' FROM users WHERE id = $1), false) AS platform_admin,

@@ -17,6 +17,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::StoreError;
+use super::audit;
 use super::framing::{frame, unframe};
 use super::redis::{RedisStore, ttl_ms};
 use super::tenancy::{OrgRole, Standing};
@@ -649,9 +650,11 @@ pub async fn keep_until(
     db: &Pool,
     test: Uuid,
     seconds: u32,
+    audit: audit::Entry,
 ) -> Result<Option<OffsetDateTime>, StoreError> {
-    let client = db.get().await?;
-    let row = client
+    let mut client = db.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
         .query_opt(
             "UPDATE test_sessions SET keep_until = now() + make_interval(secs => $2)
              WHERE id = $1 AND status IN ('active', 'completed')
@@ -659,7 +662,12 @@ pub async fn keep_until(
             &[&test, &f64::from(seconds)],
         )
         .await?;
-    Ok(row.map(|r| r.get(0)))
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    audit::record(&tx, audit).await?;
+    tx.commit().await?;
+    Ok(Some(row.get(0)))
 }
 
 // ---------------------------------------------------------------------------

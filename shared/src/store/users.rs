@@ -8,6 +8,7 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use super::StoreError;
+use super::audit;
 
 /// What a user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,8 +94,9 @@ pub struct NewUser<'a> {
 
 /// Creates an account; `None` when the email is taken.
 pub async fn create(db: &Pool, new: &NewUser<'_>) -> Result<Option<User>, StoreError> {
-    let client = db.get().await?;
-    let statement = client
+    let mut client = db.get().await?;
+    let tx = client.transaction().await?;
+    let statement = tx
         .prepare_cached(&format!(
             "INSERT INTO users (id, email, display_name, role, password_hash,
                                 idempotency_key, idempotency_hash)
@@ -102,7 +104,7 @@ pub async fn create(db: &Pool, new: &NewUser<'_>) -> Result<Option<User>, StoreE
         ))
         .await?;
     let (idem_key, idem_hash) = super::idempotency::columns();
-    match client
+    let created = match tx
         .query_one(
             &statement,
             &[
@@ -117,10 +119,20 @@ pub async fn create(db: &Pool, new: &NewUser<'_>) -> Result<Option<User>, StoreE
         )
         .await
     {
-        Ok(row) => Ok(Some(user(&row))),
-        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+        Ok(row) => user(&row),
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    audit::record(&tx, created_entry(&created, "password")).await?;
+    tx.commit().await?;
+    Ok(Some(created))
+}
+
+/// The audit entry of a new account (its role; never its email).
+fn created_entry(user: &User, method: &str) -> audit::Entry {
+    audit::Entry::new("account.created", "account", user.id)
+        .subject(user.id)
+        .detail(serde_json::json!({ "role": user.role, "method": method }))
 }
 
 /// What a password sign-in needs to know about an account.
@@ -237,7 +249,9 @@ async fn link(db: &Pool, id: &Identity<'_>) -> Result<Linked, StoreError> {
                     &[&Uuid::new_v4(), &email, &id.display_name],
                 )
                 .await?;
-            (user(&row), true)
+            let created = user(&row);
+            audit::record(&tx, created_entry(&created, id.provider)).await?;
+            (created, true)
         }
     };
     tx.execute(

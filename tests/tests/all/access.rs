@@ -274,6 +274,7 @@ impl World {
             "SELECT count(*) FROM users",
             "SELECT count(*) FROM users WHERE disabled_at IS NOT NULL",
             "SELECT count(*) FROM auth_sessions",
+            "SELECT count(*) FROM audit_log",
             "SELECT count(*) FROM item_pools",
             "SELECT count(*) FROM questions",
             "SELECT count(*) FROM test_sessions",
@@ -533,6 +534,7 @@ async fn request(w: &World, route: &Route) -> (String, Option<Value>, u16) {
             Some(json!({ "extra_time_s": 600 })),
             200,
         ),
+        ("GET", "/v1/audit") => (format!("/v1/audit?organization_id={}", w.org), None, 200),
         ("GET", "/v1/users/{id}/sessions")
         | ("POST", "/v1/users/{id}/disable")
         | ("POST", "/v1/users/{id}/enable") => (at(&w.subject().await.0), None, 200),

@@ -942,7 +942,8 @@ async fn the_sweeper_abandons_idle_tests_and_answers_with_its_report() {
     let report = sweeper.invoke(fixture("eventbridge-scheduled.json")).await;
     assert_eq!(
         report.response(),
-        &json!({ "checked": 2, "abandoned": 1, "batches": 1, "timed_out": 0, "sessions_deleted": 0 })
+        &json!({ "checked": 2, "abandoned": 1, "batches": 1, "timed_out": 0, "sessions_deleted": 0,
+                "audit_partitions_made": 0, "audit_partitions_dropped": 0 })
     );
     let status = |id: Uuid| {
         let env = &env;

@@ -6,6 +6,7 @@ mod adaptive_test;
 mod ai_cache;
 mod ai_client;
 mod assessments;
+mod audit;
 mod auth;
 mod cache;
 mod calibration;

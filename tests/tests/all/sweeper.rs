@@ -163,7 +163,9 @@ async fn abandons_exactly_the_idle_tests_whose_state_is_gone() {
             abandoned: 3,
             batches: 1,
             timed_out: 0,
-            sessions_deleted: 0
+            sessions_deleted: 0,
+            audit_partitions_made: 0,
+            audit_partitions_dropped: 0
         }
     );
     for test in [answered, unanswered, keep_expired] {
@@ -192,7 +194,9 @@ async fn abandons_exactly_the_idle_tests_whose_state_is_gone() {
             abandoned: 0,
             batches: 1,
             timed_out: 0,
-            sessions_deleted: 0
+            sessions_deleted: 0,
+            audit_partitions_made: 0,
+            audit_partitions_dropped: 0
         }
     );
 
@@ -248,7 +252,9 @@ async fn batches_page_through_every_idle_test() {
             abandoned: 5,
             batches: 4,
             timed_out: 0,
-            sessions_deleted: 0
+            sessions_deleted: 0,
+            audit_partitions_made: 0,
+            audit_partitions_dropped: 0
         }
     );
     for &test in &stateless {
@@ -265,7 +271,9 @@ async fn batches_page_through_every_idle_test() {
             abandoned: 0,
             batches: 2,
             timed_out: 0,
-            sessions_deleted: 0
+            sessions_deleted: 0,
+            audit_partitions_made: 0,
+            audit_partitions_dropped: 0
         }
     );
 }
@@ -325,7 +333,9 @@ async fn redis_unreachable_abandons_nothing() {
             abandoned: 3,
             batches: 1,
             timed_out: 0,
-            sessions_deleted: 0
+            sessions_deleted: 0,
+            audit_partitions_made: 0,
+            audit_partitions_dropped: 0
         }
     );
 }

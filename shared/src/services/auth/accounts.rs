@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde_json::json;
 use uuid::Uuid;
 
 use super::secret::sha256_hex;
@@ -13,6 +14,7 @@ use crate::app::App;
 use crate::cache::Namespace;
 use crate::services::scope;
 use crate::services::{CachedJson, cached_json};
+use crate::store::audit::{self, Entry};
 use crate::store::auth as stored;
 use crate::store::users::{self, NewUser, User};
 
@@ -153,23 +155,48 @@ pub async fn login(app: &App, req: Login, meta: &Meta) -> Result<Opened, Error> 
     let [(by_account, account_ttl), (by_ip, ip_ttl)] =
         stored::count_attempt(app.redis(), &account, ip, config.throttle_window).await?;
     let wait = |ttl_ms: i64| Duration::from_millis(ttl_ms.max(1000) as u64);
-    if by_account > config.max_failures_per_account {
-        return Err(Error::Throttled(wait(account_ttl)));
-    }
-    if by_ip > config.max_failures_per_ip {
-        return Err(Error::Throttled(wait(ip_ttl)));
+    let throttled = if by_account > config.max_failures_per_account {
+        Some(account_ttl)
+    } else if by_ip > config.max_failures_per_ip {
+        Some(ip_ttl)
+    } else {
+        None
+    };
+    if let Some(ttl) = throttled {
+        failed(app, None, "throttled").await;
+        return Err(Error::Throttled(wait(ttl)));
     }
     let found = users::credentials(app.db(), &email).await?;
     let phc = found.as_ref().and_then(|c| c.password_hash.clone());
     let ok = password::verify(&req.password, phc).await;
-    let Some(user) = found.filter(|_| ok) else {
+    let Some(user) = found.as_ref().filter(|_| ok) else {
+        failed(app, found.map(|c| c.id), "invalid_credentials").await;
         return Err(Error::InvalidCredentials);
     };
     let role = Role::parse(&user.role).unwrap_or(Role::Student);
     if let Err(e) = stored::forgive_attempt(app.redis(), &account, ip).await {
         tracing::warn!(error = %e, "sign-in counters not reset");
     }
-    sessions::open(app, user.id, role, "password".into(), meta).await
+    let opened = sessions::open(app, user.id, role, "password".into(), meta).await;
+    if let Err(Error::Disabled) = opened {
+        failed(app, Some(user.id), "disabled").await;
+    }
+    opened
+}
+
+/// Records a failed password sign-in in the audit trail (the account's id
+/// when the email has one; never the email or the password). Best effort:
+/// the sign-in fails either way.
+async fn failed(app: &App, account: Option<Uuid>, reason: &str) {
+    let mut entry = Entry::of("session.sign_in_failed", "session")
+        .actor(None)
+        .detail(json!({ "reason": reason }));
+    if let Some(account) = account {
+        entry = entry.subject(account);
+    }
+    if let Err(e) = audit::record_alone(app.db(), entry).await {
+        tracing::warn!(error = %e, "failed sign-in not recorded");
+    }
 }
 
 /// A user's profile: for the user, their teachers and org admins, platform

@@ -17,6 +17,7 @@ use super::sessions::{self, SessionView};
 use super::{Caller, Error};
 use crate::app::App;
 use crate::cache::Namespace;
+use crate::store::audit::{self, Entry};
 use crate::store::auth as stored;
 use crate::store::tenancy;
 use crate::store::users::{self, User};
@@ -63,6 +64,8 @@ pub async fn sessions_of(
     user: Uuid,
 ) -> Result<Vec<SessionView>, Error> {
     authorize(app, caller, user, Act::Sessions).await?;
+    let read = Entry::new("account.sessions_read", "account", user).subject(user);
+    audit::record_alone(app.db(), read).await?;
     Ok(sessions::of_user(app, user, caller.session.id).await?)
 }
 
@@ -76,7 +79,7 @@ pub async fn revoke(app: &App, caller: &Caller, user: Uuid, session: Uuid) -> Re
 /// `DELETE /v1/users/{id}/sessions`: how many sessions ended.
 pub async fn revoke_all(app: &App, caller: &Caller, user: Uuid) -> Result<u64, Error> {
     authorize(app, caller, user, Act::Sessions).await?;
-    Ok(sessions::end_all(app, user).await?)
+    Ok(sessions::end_all(app, user, "account.sessions_revoked").await?)
 }
 
 /// `POST /v1/users/{id}/disable`: the account signs in no more, and every
@@ -86,7 +89,8 @@ pub async fn disable(app: &App, caller: &Caller, user: Uuid) -> Result<User, Err
     if user == caller.user_id {
         return Err(Error::Invalid("you cannot disable your own account".into()));
     }
-    let revoked = stored::disable_account(app.db(), user)
+    let audit = Entry::new("account.disabled", "account", user).subject(user);
+    let revoked = stored::disable_account(app.db(), user, audit)
         .await?
         .ok_or(Error::NoUser(user))?;
     sessions::end_revoked(app, user, revoked).await?;
@@ -96,7 +100,8 @@ pub async fn disable(app: &App, caller: &Caller, user: Uuid) -> Result<User, Err
 /// `POST /v1/users/{id}/enable`: the account may sign in again.
 pub async fn enable(app: &App, caller: &Caller, user: Uuid) -> Result<User, Error> {
     authorize(app, caller, user, Act::Account).await?;
-    if !stored::enable_account(app.db(), user).await? {
+    let audit = Entry::new("account.enabled", "account", user).subject(user);
+    if !stored::enable_account(app.db(), user, audit).await? {
         return Err(Error::NoUser(user));
     }
     profile(app, user).await

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use serde::Serialize;
+use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -13,6 +14,7 @@ use super::secret::{random_token, sha256_hex};
 use super::{Caller, Error, Role};
 use crate::app::App;
 use crate::store::StoreError;
+use crate::store::audit::{self, Entry};
 pub use crate::store::auth::Session;
 use crate::store::auth::{self as stored, SessionCounts, StoredSession, at};
 use crate::store::users;
@@ -161,7 +163,11 @@ pub async fn open(
     let hash = sha256_hex(&token);
     let record = session.encode();
     let stored_session = session.stored(&hash, &record, now);
-    if !stored::insert_durable(app.db(), session.id, &stored_session).await? {
+    let audit = Entry::new("session.signed_in", "session", session.id)
+        .subject(user_id)
+        .actor(Some(user_id))
+        .detail(json!({ "method": session.method }));
+    if !stored::insert_durable(app.db(), session.id, &stored_session, audit).await? {
         return Err(Error::Disabled);
     }
     stored::create(app.redis(), &stored_session).await?;
@@ -379,7 +385,9 @@ pub struct Extended {
 
 /// Logs the current session out (PostgreSQL first: it is never rebuilt).
 pub async fn end(app: &App, caller: &Caller) -> Result<(), StoreError> {
-    stored::delete_durable(app.db(), std::slice::from_ref(&caller.token_hash)).await?;
+    let audit =
+        Entry::new("session.signed_out", "session", caller.session.id).subject(caller.user_id);
+    stored::delete_durable(app.db(), std::slice::from_ref(&caller.token_hash), audit).await?;
     stored::delete(
         app.redis(),
         caller.user_id,
@@ -391,9 +399,11 @@ pub async fn end(app: &App, caller: &Caller) -> Result<(), StoreError> {
 }
 
 /// Logs every session of `user` out, those Redis lost included; returns how
-/// many there were.
-pub async fn end_all(app: &App, user: Uuid) -> Result<u64, StoreError> {
-    let revoked = stored::delete_durable_of_user(app.db(), user).await?;
+/// many there were. `action` is what the audit trail calls it (the user
+/// signing out everywhere, or an admin revoking).
+pub async fn end_all(app: &App, user: Uuid, action: &'static str) -> Result<u64, StoreError> {
+    let audit = Entry::new(action, "account", user).subject(user);
+    let revoked = stored::delete_durable_of_user(app.db(), user, audit).await?;
     end_revoked(app, user, revoked).await
 }
 
@@ -415,7 +425,8 @@ pub async fn end_revoked(app: &App, user: Uuid, revoked: Vec<String>) -> Result<
 /// Redis's entry (found by the row, or in the user's index when the row went
 /// with an earlier revocation whose Redis half failed). False when neither has it.
 pub async fn revoke(app: &App, user: Uuid, session: Uuid) -> Result<bool, StoreError> {
-    let hash = match stored::delete_durable_by_id(app.db(), user, session).await? {
+    let audit = Entry::new("session.revoked", "session", session).subject(user);
+    let hash = match stored::delete_durable_by_id(app.db(), user, session, audit.clone()).await? {
         Some(hash) => hash,
         None => {
             let now = now_ms();
@@ -424,7 +435,10 @@ pub async fn revoke(app: &App, user: Uuid, session: Uuid) -> Result<bool, StoreE
                 .into_iter()
                 .find(|(_, raw)| Session::decode(raw).is_some_and(|s| s.id == session));
             match found {
-                Some((hash, _)) => hash,
+                Some((hash, _)) => {
+                    audit::record_alone(app.db(), audit).await?;
+                    hash
+                }
                 None => return Ok(false),
             }
         }

@@ -5,6 +5,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::store::audit::{self, Entry};
+
 use super::Error;
 use super::state::{self, LiveState, Replay, Serving};
 use crate::app::App;
@@ -16,14 +18,20 @@ use crate::store::tests::{self as records, TestStatus};
 
 /// The tools on one test are for its organization's org admins (and platform
 /// admins); a test outside the caller's organizations does not exist for them.
-async fn administers(app: &App, caller: &Caller, id: Uuid) -> Result<(), Error> {
-    scope::standing(app, caller.user_id, OrgOf::Test(id), None, None)
-        .await?
-        .org_admin()
-        .map_err(|denied| match denied {
-            Denied::Hidden => Error::TestNotFound(id),
-            Denied::Forbidden => Error::Forbidden(id),
-        })
+/// Whether `caller` administers test `id`'s organization; the audit entry
+/// of what they do to it, when they do.
+async fn administers(
+    app: &App,
+    caller: &Caller,
+    id: Uuid,
+    action: &'static str,
+) -> Result<Entry, Error> {
+    let standing = scope::standing(app, caller.user_id, OrgOf::Test(id), None, None).await?;
+    standing.org_admin().map_err(|denied| match denied {
+        Denied::Hidden => Error::TestNotFound(id),
+        Denied::Forbidden => Error::Forbidden(id),
+    })?;
+    Ok(Entry::new(action, "test", id).org(standing.org))
 }
 
 /// One test with live state in Redis.
@@ -251,7 +259,8 @@ pub async fn running_in(
 
 /// Puts a test's Redis state and its PostgreSQL record side by side.
 pub async fn inspect(app: &App, caller: &Caller, id: Uuid) -> Result<Inspection, Error> {
-    administers(app, caller, id).await?;
+    let entry = administers(app, caller, id, "test.inspected").await?;
+    audit::record_alone(app.db(), entry).await?;
     side_by_side(app, id).await
 }
 
@@ -386,7 +395,8 @@ fn compare(redis: &SideView, pg: &SideView) -> Vec<String> {
 /// Rebuilds a test's Redis state from PostgreSQL whatever Redis holds (and
 /// removes it for a test that is over); returns the result side by side.
 pub async fn sync(app: &App, caller: &Caller, id: Uuid) -> Result<Inspection, Error> {
-    administers(app, caller, id).await?;
+    let entry = administers(app, caller, id, "test.synced").await?;
+    audit::record_alone(app.db(), entry).await?;
     rebuild(app, id).await
 }
 
@@ -422,14 +432,15 @@ pub struct Extended {
 /// Keeps a running test alive for `seconds` (up to the configured maximum): in
 /// PostgreSQL first, so the sweeper and any later rebuild honour it, then in Redis.
 pub async fn extend(app: &App, caller: &Caller, id: Uuid, seconds: u32) -> Result<Extended, Error> {
-    administers(app, caller, id).await?;
+    let entry = administers(app, caller, id, "test.extended").await?;
     let max = app.config().test_max_ttl.as_secs();
     if seconds == 0 || u64::from(seconds) > max {
         return Err(Error::InvalidConfig(format!(
             "seconds must be from 1 to {max} (TEST_MAX_TTL_SECS; got {seconds})"
         )));
     }
-    let Some(keep_until) = records::keep_until(app.db(), id, seconds).await? else {
+    let entry = entry.detail(serde_json::json!({ "seconds": seconds }));
+    let Some(keep_until) = records::keep_until(app.db(), id, seconds, entry).await? else {
         let replay = Replay::load(app, id).await?;
         return Err(Error::NotActive(replay.record.status));
     };
