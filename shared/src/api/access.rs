@@ -42,6 +42,10 @@ pub enum Access {
     /// A student's records, read: also the teachers of the student's classes
     /// (in the resource's organization); anyone else gets 404.
     OwnerOrStaff,
+    /// A person's whole account (their data export): the person, org admins
+    /// of every organization they belong to, platform admins; other members
+    /// of their organizations are refused (403); anyone else gets 404.
+    OwnerOrOrgAdmin,
     /// A resource members of its organization use (a pool to take a test on).
     Member,
     /// A resource of the organization's teachers and org admins (its pools);

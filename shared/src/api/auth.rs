@@ -21,6 +21,7 @@ use crate::services::auth::admin;
 use crate::services::auth::oidc::{self, Callback};
 use crate::services::auth::sessions::{self, Extended, SessionView};
 use crate::services::auth::{Caller, Session, User};
+use crate::services::data_rights;
 
 /// The function's router.
 pub fn router(app: App) -> Router {
@@ -42,6 +43,8 @@ pub fn routes() -> Router<App> {
         )
         .route("/v1/users/{id}/disable", post(disable))
         .route("/v1/users/{id}/enable", post(enable))
+        .route("/v1/users/{id}/export", get(export))
+        .route("/v1/users/{id}/erase", post(erase))
         .route(
             "/v1/sessions",
             post(login).get(list).delete(logout_everywhere),
@@ -139,6 +142,24 @@ async fn disable(
     IdPath(user): IdPath,
 ) -> Result<axum::Json<User>, ApiError> {
     Ok(axum::Json(admin::disable(&app, &caller, user).await?))
+}
+
+/// Everything lectern holds of a person, as one document (their own, or an admin's for them).
+async fn export(
+    State(app): State<App>,
+    caller: Caller,
+    IdPath(user): IdPath,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    Ok(axum::Json(data_rights::export(&app, &caller, user).await?))
+}
+
+/// Erases a student (an admin's request).
+async fn erase(
+    State(app): State<App>,
+    caller: Caller,
+    IdPath(user): IdPath,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    Ok(axum::Json(data_rights::erase(&app, &caller, user).await?))
 }
 
 async fn enable(

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::services::{
-    assessments, auth, cache_admin, calibrations, cat, orgs, pools, students, teach,
+    assessments, auth, cache_admin, calibrations, cat, data_rights, orgs, pools, students, teach,
 };
 use crate::store::StoreError;
 
@@ -291,6 +291,18 @@ impl From<teach::Error> for ApiError {
             E::Ended(_) => Self::conflict("session-ended", detail),
             E::Contended(_) => Self::conflict("conflict", detail),
             E::Invalid(_) => Self::invalid(detail),
+            E::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<data_rights::Error> for ApiError {
+    fn from(e: data_rights::Error) -> Self {
+        use data_rights::Error as E;
+        match e {
+            E::Auth(e) => e.into(),
+            E::Test(e) => e.into(),
+            E::NotStudent => Self::invalid(e.to_string()),
             E::Store(s) => s.into(),
         }
     }

@@ -67,7 +67,8 @@ const fn route(
 }
 
 use Access::{
-    ClassStaff, Member, Open, OrgAdmin, OrgStaff, Owner, OwnerOrStaff, Platform, Public, Signed,
+    ClassStaff, Member, Open, OrgAdmin, OrgStaff, Owner, OwnerOrOrgAdmin, OwnerOrStaff, Platform,
+    Public, Signed,
 };
 
 /// Every HTTP route, the single source the template, the OpenAPI file and the
@@ -112,6 +113,8 @@ pub const ROUTES: &[Route] = &[
     ),
     route("POST", "/v1/users/{id}/disable", "auth", OrgAdmin),
     route("POST", "/v1/users/{id}/enable", "auth", OrgAdmin),
+    route("GET", "/v1/users/{id}/export", "auth", OwnerOrOrgAdmin),
+    route("POST", "/v1/users/{id}/erase", "auth", OrgAdmin),
     route("POST", "/v1/sessions", "auth", Public),
     route("GET", "/v1/sessions", "auth", Signed),
     route("GET", "/v1/sessions/current", "auth", Signed),

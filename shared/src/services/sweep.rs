@@ -38,6 +38,8 @@ pub struct SweepReport {
     pub audit_partitions_made: u64,
     /// Audit trail partitions dropped, past retention.
     pub audit_partitions_dropped: u64,
+    /// Erasures whose Redis half had failed, finished.
+    pub erasures_finished: u64,
 }
 
 /// Months of audit trail partitions kept made ahead of time.
@@ -65,6 +67,7 @@ pub async fn sweep_in_batches(app: &App, batch: i64) -> Result<SweepReport, Stor
         let (made, dropped) = store::audit::maintain(app.db(), AUDIT_MONTHS_AHEAD, cutoff).await?;
         report.audit_partitions_made = made as u64;
         report.audit_partitions_dropped = dropped as u64;
+        report.erasures_finished = crate::services::data_rights::finish_pending(app).await?;
         Ok(())
     }
     .await;
@@ -80,6 +83,7 @@ pub async fn sweep_in_batches(app: &App, batch: i64) -> Result<SweepReport, Stor
             sessions_deleted = report.sessions_deleted,
             audit_partitions_made = report.audit_partitions_made,
             audit_partitions_dropped = report.audit_partitions_dropped,
+            erasures_finished = report.erasures_finished,
             "sweep done"
         ),
         // What was abandoned before the failure was decided on full information and stands.

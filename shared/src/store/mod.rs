@@ -9,6 +9,7 @@ pub mod calibrations;
 pub mod catalog;
 pub mod conn;
 pub mod connections;
+pub mod data_rights;
 pub mod db;
 pub mod exports;
 mod framing;

@@ -275,6 +275,7 @@ impl World {
             "SELECT count(*) FROM users WHERE disabled_at IS NOT NULL",
             "SELECT count(*) FROM auth_sessions",
             "SELECT count(*) FROM audit_log",
+            "SELECT count(*) FROM erasures",
             "SELECT count(*) FROM item_pools",
             "SELECT count(*) FROM questions",
             "SELECT count(*) FROM test_sessions",
@@ -539,6 +540,8 @@ async fn request(w: &World, route: &Route) -> (String, Option<Value>, u16) {
         | ("POST", "/v1/users/{id}/disable")
         | ("POST", "/v1/users/{id}/enable") => (at(&w.subject().await.0), None, 200),
         ("DELETE", "/v1/users/{id}/sessions") => (at(&w.subject().await.0), None, 200),
+        ("GET", "/v1/users/{id}/export") => (at(&w.owner), None, 200),
+        ("POST", "/v1/users/{id}/erase") => (at(&w.subject().await.0), None, 200),
         ("DELETE", "/v1/users/{id}/sessions/{session_id}") => {
             let (student, session) = w.subject().await;
             (at(&student).replace("{session_id}", &session), None, 204)
@@ -559,7 +562,7 @@ fn expected(access: Access, who: Who, success: u16) -> u16 {
         (A::Public | A::Open, _) => return success,
         (_, W::Anonymous) => return 401,
         (A::Signed, _) | (_, W::Platform) => true,
-        (A::Owner, W::Student | W::OrgAdmin) => true,
+        (A::Owner | A::OwnerOrOrgAdmin, W::Student | W::OrgAdmin) => true,
         (A::Owner, W::Teacher) => return 403,
         (A::OwnerOrStaff, W::Student | W::Teacher | W::OrgAdmin) => true,
         (A::Owner | A::OwnerOrStaff, _) => return 404,

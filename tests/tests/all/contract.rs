@@ -188,6 +188,7 @@ async fn every_json_route_refuses_bad_bodies_and_writes_nothing() {
             || path.ends_with("/sync")
             || path.ends_with("/disable")
             || path.ends_with("/enable")
+            || path.ends_with("/erase")
             || path.starts_with("/v1/admin/cache/")
     };
     let json_routes = ROUTES

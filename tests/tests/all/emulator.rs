@@ -943,7 +943,7 @@ async fn the_sweeper_abandons_idle_tests_and_answers_with_its_report() {
     assert_eq!(
         report.response(),
         &json!({ "checked": 2, "abandoned": 1, "batches": 1, "timed_out": 0, "sessions_deleted": 0,
-                "audit_partitions_made": 0, "audit_partitions_dropped": 0 })
+                "audit_partitions_made": 0, "audit_partitions_dropped": 0, "erasures_finished": 0 })
     );
     let status = |id: Uuid| {
         let env = &env;

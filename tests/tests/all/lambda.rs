@@ -206,7 +206,7 @@ async fn a_scheduled_event_runs_a_sweep() {
         assert_eq!(
             serde_json::to_value(report).unwrap(),
             serde_json::json!({ "checked": 0, "abandoned": 0, "batches": 0, "timed_out": 0, "sessions_deleted": 0,
-                "audit_partitions_made": 0, "audit_partitions_dropped": 0 })
+                "audit_partitions_made": 0, "audit_partitions_dropped": 0, "erasures_finished": 0 })
         );
     }
 }

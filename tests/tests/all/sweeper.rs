@@ -165,7 +165,8 @@ async fn abandons_exactly_the_idle_tests_whose_state_is_gone() {
             timed_out: 0,
             sessions_deleted: 0,
             audit_partitions_made: 0,
-            audit_partitions_dropped: 0
+            audit_partitions_dropped: 0,
+            erasures_finished: 0
         }
     );
     for test in [answered, unanswered, keep_expired] {
@@ -196,7 +197,8 @@ async fn abandons_exactly_the_idle_tests_whose_state_is_gone() {
             timed_out: 0,
             sessions_deleted: 0,
             audit_partitions_made: 0,
-            audit_partitions_dropped: 0
+            audit_partitions_dropped: 0,
+            erasures_finished: 0
         }
     );
 
@@ -254,7 +256,8 @@ async fn batches_page_through_every_idle_test() {
             timed_out: 0,
             sessions_deleted: 0,
             audit_partitions_made: 0,
-            audit_partitions_dropped: 0
+            audit_partitions_dropped: 0,
+            erasures_finished: 0
         }
     );
     for &test in &stateless {
@@ -273,7 +276,8 @@ async fn batches_page_through_every_idle_test() {
             timed_out: 0,
             sessions_deleted: 0,
             audit_partitions_made: 0,
-            audit_partitions_dropped: 0
+            audit_partitions_dropped: 0,
+            erasures_finished: 0
         }
     );
 }
@@ -335,7 +339,8 @@ async fn redis_unreachable_abandons_nothing() {
             timed_out: 0,
             sessions_deleted: 0,
             audit_partitions_made: 0,
-            audit_partitions_dropped: 0
+            audit_partitions_dropped: 0,
+            erasures_finished: 0
         }
     );
 }

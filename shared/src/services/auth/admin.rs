@@ -24,14 +24,20 @@ use crate::store::users::{self, User};
 
 /// What an admin wants with an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Act {
+pub(crate) enum Act {
     /// See or revoke its sessions.
     Sessions,
     /// Disable or enable it.
     Account,
 }
 
-async fn authorize(app: &App, caller: &Caller, user: Uuid, act: Act) -> Result<(), Error> {
+/// Whether `caller` may `act` on `user`'s account (see the module's rules).
+pub(crate) async fn authorize(
+    app: &App,
+    caller: &Caller,
+    user: Uuid,
+    act: Act,
+) -> Result<(), Error> {
     let s = tenancy::account_standing(app.db(), caller.user_id, user).await?;
     if !s.found || (!s.caller_platform_admin && s.shared == 0) {
         return Err(Error::NoUser(user));
@@ -51,7 +57,7 @@ async fn authorize(app: &App, caller: &Caller, user: Uuid, act: Act) -> Result<(
     }
     if act == Act::Account && s.administered < s.orgs {
         return Err(Error::Forbidden(
-            "the account belongs to organizations you do not administer: only a platform admin may disable or enable it".into(),
+            "the account belongs to organizations you do not administer: only a platform admin may do this to the whole account".into(),
         ));
     }
     Ok(())
