@@ -162,7 +162,7 @@ pub async fn erase(
         .await?
     else {
         drop(tx);
-        return before(&**client, user).await;
+        return before(&client, user).await;
     };
     if !row.get::<_, bool>(1) {
         return Ok(Erasure::NotStudent);
