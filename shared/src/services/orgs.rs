@@ -1005,10 +1005,10 @@ pub async fn audit_trail(app: &App, caller: Uuid, query: AuditQuery) -> Result<A
             )));
         }
     }
-    if let (Some(since), Some(until)) = (query.since, query.until)
-        && since > until
-    {
-        return Err(Error::Invalid("since must not be after until".into()));
+    if query.before.is_some_and(|b| b < 1) {
+        return Err(Error::Invalid(
+            "before must be an entry id (1 or more): the previous page's next".into(),
+        ));
     }
     let filter = audit::Filter {
         organization: query.organization_id,

@@ -187,6 +187,7 @@ async fn org_admins_read_their_organization_only_and_others_are_refused() {
     for bad in [
         "limit=0",
         "limit=201",
+        "before=0",
         "since=yesterday",
         "organization_id=nope",
     ] {
