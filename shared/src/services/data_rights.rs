@@ -17,7 +17,6 @@ use super::auth::{self, Caller};
 use super::cat;
 use super::scope;
 use crate::app::App;
-use crate::digest::sha256_hex;
 use crate::store::StoreError;
 use crate::store::audit::{self, Entry};
 use crate::store::data_rights::{self as stored, Erasure, RedisHalf};
@@ -92,7 +91,7 @@ pub async fn export(app: &App, caller: &Caller, user: Uuid) -> Result<Value, Err
 /// as does any repeat by whoever may see the erasure.
 pub async fn erase(app: &App, caller: &Caller, user: Uuid) -> Result<Value, Error> {
     let outcome = match admin::authorize(app, caller, user, Act::Account).await {
-        Ok(()) => stored::erase(app.db(), user, caller.user_id, sha256_hex).await?,
+        Ok(()) => stored::erase(app.db(), user, caller.user_id).await?,
         // Gone, or hidden from the caller: only an erasure they may see answers.
         Err(auth::Error::NoUser(_)) => stored::erased(app.db(), user).await?,
         Err(e) => return Err(e.into()),

@@ -11,6 +11,7 @@ use super::StoreError;
 use super::audit::{self, Entry};
 use super::outbox;
 use super::redis::RedisStore;
+use crate::digest::sha256_hex;
 
 /// The parts of a person's data export PostgreSQL builds as JSON: their
 /// account, organizations and classes, long-term proficiency and tutoring
@@ -143,12 +144,7 @@ pub enum Erasure {
 /// by or about them blanked and their id taken out of queued events. One
 /// `account.erased` audit entry per organization they belonged to and one
 /// `user.erased` event are written; `erasures` keeps what Redis must lose.
-pub async fn erase(
-    db: &Pool,
-    user: Uuid,
-    erased_by: Uuid,
-    email_hash: impl Fn(&str) -> String,
-) -> Result<Erasure, StoreError> {
+pub async fn erase(db: &Pool, user: Uuid, erased_by: Uuid) -> Result<Erasure, StoreError> {
     let mut client = db.get().await?;
     let tx = client.transaction().await?;
     let Some(row) = tx
@@ -167,7 +163,8 @@ pub async fn erase(
     if !row.get::<_, bool>(1) {
         return Ok(Erasure::NotStudent);
     }
-    let email_hash = email_hash(row.get(0));
+    // What the sign-in throttle keys the address by.
+    let email_hash = sha256_hex(row.get(0));
     let organizations: Vec<Uuid> = tx
         .query_one(
             "SELECT ARRAY(SELECT org_id FROM memberships WHERE user_id = $1 ORDER BY org_id)",
@@ -392,6 +389,9 @@ pub async fn purge(
         }
         cursor = next;
     }
+    if doomed.is_empty() && half.teaching_sessions.is_empty() {
+        return Ok(0);
+    }
     let index = keys.teaching_sessions();
     // One DEL per key: in a cluster, the keys live in different slots.
     let mut pipe = redis::pipe();
@@ -408,9 +408,6 @@ pub async fn purge(
                     .collect::<Vec<_>>(),
             )
             .ignore();
-    }
-    if doomed.is_empty() && half.teaching_sessions.is_empty() {
-        return Ok(0);
     }
     let deleted: Vec<u64> = store
         .round_trip(async |c| pipe.query_async(c).await)
