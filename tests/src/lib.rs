@@ -323,6 +323,31 @@ impl TestEnv {
         Ok(opened.token)
     }
 
+    /// Signs up through the API (`POST /v1/users`): the new account's id.
+    pub async fn sign_up(&self, email: &str, password: &str, display_name: &str) -> Uuid {
+        let body = json!({ "email": email, "password": password, "display_name": display_name });
+        let made = self
+            .call_as(None, Method::POST, "/v1/users", Some(body))
+            .await;
+        assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+        made.body["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Signs in through the API (`POST /v1/sessions`) from the client
+    /// address `from` (`ip:port`, what the server sees as the peer).
+    pub async fn sign_in_from(&self, email: &str, password: &str, from: &str) -> Resp {
+        let mut req = request(
+            None,
+            Method::POST,
+            "/v1/sessions",
+            Some(json!({ "email": email, "password": password })),
+        );
+        let from: std::net::SocketAddr = from.parse().expect("an ip:port");
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(from));
+        send(&self.router, req).await
+    }
+
     /// The admin's token (what [`TestEnv::call`] sends).
     pub fn admin_token(&self) -> String {
         self.admin_token.lock().unwrap().clone()

@@ -153,20 +153,7 @@ impl Bus {
         let url = format!("{scheme}://{host}/");
         let (agent, host) = (self.agent.clone(), host.to_owned());
         let sent = tokio::task::spawn_blocking(move || {
-            let mut request = agent
-                .post(&url)
-                .header("Host", &host)
-                .header("Content-Type", headers[0].1)
-                .header("X-Amz-Target", headers[1].1)
-                .header("X-Amz-Date", &signed.amz_date)
-                .header("Authorization", &signed.authorization);
-            if let Some(token) = &signed.security_token {
-                request = request.header("X-Amz-Security-Token", token);
-            }
-            let mut response = request.send(body)?;
-            let status = response.status().as_u16();
-            let text = response.body_mut().read_to_string().unwrap_or_default();
-            Ok::<_, ureq::Error>((status, text))
+            sigv4::post(&agent, &url, &host, &headers, &signed, body)
         })
         .await
         .map_err(|e| format!("the call did not finish ({e})"))?;

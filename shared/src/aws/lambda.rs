@@ -63,20 +63,11 @@ impl Target {
                 .user_agent(concat!("lectern/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .new_agent();
-            let mut request = agent
-                .post(&url)
-                .header("Host", &host)
-                .header("Content-Type", "application/json")
-                .header("X-Amz-Invocation-Type", "Event")
-                .header("X-Amz-Date", &signed.amz_date)
-                .header("Authorization", &signed.authorization);
-            if let Some(token) = &signed.security_token {
-                request = request.header("X-Amz-Security-Token", token);
-            }
-            let mut response = request.send(body)?;
-            let status = response.status().as_u16();
-            let text = response.body_mut().read_to_string().unwrap_or_default();
-            Ok::<_, ureq::Error>((status, text))
+            let headers = [
+                ("Content-Type", "application/json"),
+                ("X-Amz-Invocation-Type", "Event"),
+            ];
+            sigv4::post(&agent, &url, &host, &headers, &signed, body)
         })
         .await
         .map_err(|e| format!("the invocation did not finish ({e})"))?;

@@ -159,6 +159,35 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Sends a POST signed as `signed` through `agent` (blocking: call it from
+/// `spawn_blocking`): `Host` as signed, the signature's headers, `headers`
+/// (every signed one besides `Host`, and any others), then `body`. Answers the status
+/// and the response's text.
+pub fn post(
+    agent: &ureq::Agent,
+    url: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    signed: &Signed,
+    body: String,
+) -> Result<(u16, String), ureq::Error> {
+    // Sent as signed (ureq would write the same, but the signature depends on it).
+    let mut request = agent.post(url).header("Host", host);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request = request
+        .header("X-Amz-Date", &signed.amz_date)
+        .header("Authorization", &signed.authorization);
+    if let Some(token) = &signed.security_token {
+        request = request.header("X-Amz-Security-Token", token);
+    }
+    let mut response = request.send(body)?;
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    Ok((status, text))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

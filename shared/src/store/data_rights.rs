@@ -172,39 +172,30 @@ pub async fn erase(db: &Pool, user: Uuid, erased_by: Uuid) -> Result<Erasure, St
         )
         .await?
         .get(0);
-    let tests: Vec<Uuid> = tx
-        .query(
-            "UPDATE test_sessions
+    let tests: Vec<Uuid> = first_column(
+        &tx,
+        "UPDATE test_sessions
              SET student_id = NULL, idempotency_key = NULL, idempotency_hash = NULL,
                  status = CASE WHEN status = 'active' THEN 'abandoned' ELSE status END,
                  ended_at = CASE WHEN status = 'active' THEN now() ELSE ended_at END,
                  updated_at = now()
              WHERE student_id = $1
              RETURNING id",
-            &[&user],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let teaching_sessions: Vec<Uuid> = tx
-        .query(
-            "DELETE FROM teaching_sessions WHERE user_id = $1 RETURNING id",
-            &[&user],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let token_hashes: Vec<String> = tx
-        .query(
-            "DELETE FROM auth_sessions WHERE user_id = $1 RETURNING token_hash",
-            &[&user],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        user,
+    )
+    .await?;
+    let teaching_sessions: Vec<Uuid> = first_column(
+        &tx,
+        "DELETE FROM teaching_sessions WHERE user_id = $1 RETURNING id",
+        user,
+    )
+    .await?;
+    let token_hashes: Vec<String> = first_column(
+        &tx,
+        "DELETE FROM auth_sessions WHERE user_id = $1 RETURNING token_hash",
+        user,
+    )
+    .await?;
     // The audit trail keeps its entries (who did what stays provable), not
     // where the person was: the one write to existing entries.
     let addresses = tx
@@ -264,6 +255,20 @@ pub async fn erase(db: &Pool, user: Uuid, erased_by: Uuid) -> Result<Erasure, St
             teaching_sessions,
         },
     })
+}
+
+/// The first column of every row `sql` (about `user`, its `$1`) returns.
+async fn first_column<T: for<'a> tokio_postgres::types::FromSql<'a>>(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+    user: Uuid,
+) -> Result<Vec<T>, StoreError> {
+    Ok(tx
+        .query(sql, &[&user])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }
 
 /// The erasure of `user` recorded before ([`Erasure::Before`]), else [`Erasure::NoUser`].

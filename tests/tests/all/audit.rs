@@ -2,12 +2,9 @@
 //! or rolled-back change records nothing), who may read which entries, and
 //! the partitions' upkeep.
 
-use std::net::SocketAddr;
-
-use axum::extract::ConnectInfo;
 use axum::http::{Method, StatusCode};
 use lectern::services::auth::Role;
-use lectern_tests::{TestEnv, items_json, new_email, request, send};
+use lectern_tests::{TestEnv, items_json, new_email};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "a long enough password";
@@ -38,26 +35,9 @@ fn actions(body: &Value) -> Vec<&str> {
 async fn sign_ins_succeeded_and_failed_are_recorded_with_their_address_and_no_email() {
     let env = TestEnv::new().await;
     let email = new_email();
-    let made = env
-        .call_as(
-            None,
-            Method::POST,
-            "/v1/users",
-            Some(json!({ "email": email, "password": PASSWORD, "display_name": "Kit" })),
-        )
-        .await;
-    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
-    let user = made.body["id"].as_str().unwrap().to_owned();
-    let from: SocketAddr = "203.0.113.7:5555".parse().unwrap();
+    let user = env.sign_up(&email, PASSWORD, "Kit").await.to_string();
     for password in ["not the password at all", PASSWORD] {
-        let mut req = request(
-            None,
-            Method::POST,
-            "/v1/sessions",
-            Some(json!({ "email": email, "password": password })),
-        );
-        req.extensions_mut().insert(ConnectInfo(from));
-        send(&env.router, req).await;
+        env.sign_in_from(&email, password, "203.0.113.7:5555").await;
     }
     let (status, body) = trail(&env, &env.admin_token(), &format!("subject_id={user}")).await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -4,13 +4,10 @@
 //! personal data; their responses kept, pseudonymised; on the trail and on
 //! the bus; safe to retry; finished after a Redis outage).
 
-use std::net::SocketAddr;
-
-use axum::extract::ConnectInfo;
 use axum::http::{Method, StatusCode};
 use lectern::services::auth::Role;
 use lectern::services::sweep;
-use lectern_tests::{OwnRedis, TestEnv, new_email, request, send};
+use lectern_tests::{OwnRedis, TestEnv, new_email};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -20,27 +17,12 @@ const PASSWORD: &str = "a long enough password";
 /// signed in through the API from a known address: (id, email, token).
 async fn student(env: &TestEnv) -> (Uuid, String, String) {
     let email = new_email();
-    let made = env
-        .call_as(
-            None,
-            Method::POST,
-            "/v1/users",
-            Some(json!({ "email": email, "password": PASSWORD, "display_name": "Robin Example" })),
-        )
-        .await;
-    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
-    let id: Uuid = made.body["id"].as_str().unwrap().parse().unwrap();
+    let id = env.sign_up(&email, PASSWORD, "Robin Example").await;
     env.join(env.org, id, "student").await;
     env.enroll(env.class, id).await;
-    let mut req = request(
-        None,
-        Method::POST,
-        "/v1/sessions",
-        Some(json!({ "email": email, "password": PASSWORD })),
-    );
-    let from: SocketAddr = "198.51.100.23:4444".parse().unwrap();
-    req.extensions_mut().insert(ConnectInfo(from));
-    let signed_in = send(&env.router, req).await;
+    let signed_in = env
+        .sign_in_from(&email, PASSWORD, "198.51.100.23:4444")
+        .await;
     assert_eq!(signed_in.status, StatusCode::CREATED, "{}", signed_in.body);
     let token = signed_in.body["token"].as_str().unwrap().to_owned();
     (id, email, token)

@@ -143,19 +143,7 @@ impl Pusher for ManagementApi<'_> {
         let url = format!("{scheme}://{host}{path}");
         let (agent, host, body) = (g.agent.clone(), host.to_owned(), payload.to_owned());
         let sent = tokio::task::spawn_blocking(move || {
-            let mut request = agent
-                .post(&url)
-                // Sent as signed (ureq would write the same, but the signature depends on it).
-                .header("Host", &host)
-                .header("X-Amz-Date", &signed.amz_date)
-                .header("Authorization", &signed.authorization);
-            if let Some(token) = &signed.security_token {
-                request = request.header("X-Amz-Security-Token", token);
-            }
-            let mut response = request.send(body)?;
-            let status = response.status().as_u16();
-            let text = response.body_mut().read_to_string().unwrap_or_default();
-            Ok::<_, ureq::Error>((status, text))
+            sigv4::post(&agent, &url, &host, &[], &signed, body)
         })
         .await
         .map_err(|e| PushError(format!("the push did not finish ({e})")))?;
