@@ -26,6 +26,8 @@ fn context() -> TeachingContext {
         module_index: 2,
         sub_topic_index: 1,
         total_segments: 12,
+        segment_index: 0,
+        course_version: None,
     };
     let mut ctx = orchestrator::start(Uuid::new_v4(), Uuid::new_v4(), lesson, 0).context;
     for (i, text) in [

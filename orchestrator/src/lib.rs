@@ -26,12 +26,14 @@
 //! signals: `slower` at confusion ≥ 2 or two repeats of one segment,
 //! `faster` after two skips in a row.
 
+pub mod content;
 pub mod intent;
 pub mod prompt;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use content::{CheckQuestion, Content, Grounding, ItemRef, Material};
 pub use intent::{Intent, classify, sounds_confused};
 
 /// How many of the latest questions the context keeps (and passes to a language model).
@@ -91,6 +93,10 @@ pub struct TeachingContext {
     pub user_id: Uuid,
     /// The course taught.
     pub course_id: String,
+    /// The version of the course taught (`None`: a session from before
+    /// courses were data, on a free-text course id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub course_version: Option<u32>,
     /// Module of the course (0-based).
     pub module_index: u32,
     /// Sub-topic of the module (0-based).
@@ -130,6 +136,10 @@ pub struct Lesson {
     pub sub_topic_index: u32,
     /// Segments in the sub-topic (≥ 1).
     pub total_segments: u32,
+    /// The segment to begin with (0-based; the ones before count as done).
+    pub segment_index: u32,
+    /// The course's version.
+    pub course_version: Option<u32>,
 }
 
 /// What the caller should do next.
@@ -203,6 +213,9 @@ pub struct Action {
     pub confusion_level: u8,
     /// How fast to go.
     pub pace: Pace,
+    /// What it teaches, from the course (filled by the caller, who has it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<Content>,
 }
 
 /// Counters of a session (and the change one transition makes to them).
@@ -313,6 +326,8 @@ pub struct Decision {
     pub transition: Transition,
     /// The change to the session's counters.
     pub delta: Metrics,
+    /// The segment this step completed ("continue" past it; a skip completes nothing).
+    pub completed: Option<u32>,
 }
 
 /// One input, classified.
@@ -388,21 +403,25 @@ impl TeachingContext {
             recent_questions: self.recent_questions.clone(),
             confusion_level: self.confusion,
             pace: self.pace(),
+            content: None,
         }
     }
 }
 
-/// A new session on `lesson`: teach its first segment.
+/// A new session on `lesson`: teach the segment it begins with.
 pub fn start(session_id: Uuid, user_id: Uuid, lesson: Lesson, now_ms: i64) -> Decision {
+    let total_segments = lesson.total_segments.max(1);
+    let first = lesson.segment_index.min(total_segments - 1);
     let context = TeachingContext {
         session_id,
         user_id,
         course_id: lesson.course_id,
+        course_version: lesson.course_version,
         module_index: lesson.module_index,
         sub_topic_index: lesson.sub_topic_index,
-        segment_index: 0,
-        total_segments: lesson.total_segments.max(1),
-        segments_done: 0,
+        segment_index: first,
+        total_segments,
+        segments_done: first,
         state: State::Teaching,
         recent_questions: Vec::new(),
         confusion: 0,
@@ -421,7 +440,7 @@ pub fn start(session_id: Uuid, user_id: Uuid, lesson: Lesson, now_ms: i64) -> De
         from: None,
         to: State::Teaching,
         action: ActionKind::TeachSegment,
-        segment_index: 0,
+        segment_index: first,
         confusion: 0,
     };
     Decision {
@@ -429,6 +448,7 @@ pub fn start(session_id: Uuid, user_id: Uuid, lesson: Lesson, now_ms: i64) -> De
         action,
         transition,
         delta: Metrics::default(),
+        completed: None,
     }
 }
 
@@ -466,6 +486,7 @@ fn step(
         Intent::Question | Intent::Repeat | Intent::Confused | Intent::Pause
     ) && from == S::Teaching;
     delta.interruptions = u32::from(interrupts);
+    let mut completed = None;
 
     let (kind, question) = match (from, intent) {
         (_, Intent::End) => {
@@ -505,6 +526,9 @@ fn step(
                 next.consecutive_skips = 0;
             }
             next.confusion = next.confusion.saturating_sub(1);
+            if intent == Intent::Continue {
+                completed = Some(ctx.segment_index);
+            }
             next.advance()
         }
         (_, Intent::Repeat) => {
@@ -543,6 +567,7 @@ fn step(
         action,
         transition,
         delta,
+        completed,
     })
 }
 

@@ -10,6 +10,8 @@ fn lesson(total: u32) -> Lesson {
         module_index: 2,
         sub_topic_index: 1,
         total_segments: total,
+        segment_index: 0,
+        course_version: None,
     }
 }
 
@@ -372,4 +374,31 @@ fn long_questions_are_kept_to_their_limit() {
     let long = "why ".repeat(600);
     let (ctx, _) = say(new_session(2), &[&long]);
     assert_eq!(ctx.recent_questions[0].chars().count(), QUESTION_CHARS);
+}
+
+#[test]
+fn a_session_can_begin_mid_sub_topic_and_completes_only_what_is_continued_past() {
+    let mid = Lesson {
+        segment_index: 2,
+        course_version: Some(4),
+        ..lesson(4)
+    };
+    let d0 = start(Uuid::nil(), Uuid::nil(), mid, T0);
+    assert_eq!(d0.context.segment_index, 2);
+    assert_eq!(d0.context.course_version, Some(4));
+    assert_eq!(d0.transition.segment_index, 2);
+    assert_eq!(d0.completed, None);
+    let continued = decide(&d0.context, &input(Intent::Continue, "next"), T0 + 1).unwrap();
+    assert_eq!(continued.completed, Some(2));
+    assert_eq!(continued.action.kind, A::TeachSegment);
+    let skipped = decide(&continued.context, &input(Intent::Skip, "skip"), T0 + 2).unwrap();
+    assert_eq!(skipped.completed, None);
+    assert_eq!(skipped.action.kind, A::Summarize);
+    assert_eq!(skipped.context.state, S::Completed);
+    // A start past the end begins at the last segment.
+    let late = Lesson {
+        segment_index: 9,
+        ..lesson(4)
+    };
+    assert_eq!(start(Uuid::nil(), Uuid::nil(), late, T0).context.segment_index, 3);
 }

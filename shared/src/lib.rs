@@ -13,6 +13,7 @@ pub mod digest;
 mod env;
 pub mod lambda;
 pub mod local;
+pub mod semantic;
 pub mod services;
 pub mod store;
 pub mod telemetry;

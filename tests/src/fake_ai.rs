@@ -1,11 +1,17 @@
 //! An OpenAI-compatible chat-completions API on loopback, for the AI tests:
 //! `POST /v1/chat/completions` checks the bearer key and answers
 //! deterministically (`echo {n}: {last user message}`, token counts from word
-//! counts), and `GET /secretsmanager/get` plays the Lambda Parameters and
-//! Secrets extension, handing out the key to whoever shows the session token.
+//! counts), `POST /v1/embeddings` checks it too and answers with [`embed`]
+//! (a hashed bag of words, not a neural model), and `GET
+//! /secretsmanager/get` plays the Lambda Parameters and Secrets extension,
+//! handing out the key to whoever shows the session token.
 //!
 //! A test can make the next calls fail ([`FakeAi::fail_next`]) or every reply
 //! slow ([`FakeAi::delay`]), and reads back what came in.
+
+mod embedder;
+
+pub use embedder::{DIMENSIONS as EMBEDDING_DIMENSIONS, embed, tokens};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -20,6 +26,8 @@ use serde_json::{Value, json};
 
 /// The model [`FakeAi::vars`] configures.
 pub const MODEL: &str = "fake-model-1";
+/// The embedding model [`FakeAi::vars`] configures.
+pub const EMBEDDING_MODEL: &str = "fake-embedding-1";
 /// The secret [`FakeAi::secret_vars`] points at.
 pub const SECRET_ARN: &str =
     "arn:aws:secretsmanager:eu-west-1:123456789012:secret:lectern/ai-AbCdEf";
@@ -29,6 +37,7 @@ const KEPT_REQUESTS: usize = 100;
 struct Inner {
     api_key: String,
     calls: usize,
+    embedding_calls: usize,
     requests: VecDeque<Value>,
     /// Status and `Retry-After` of the next failures, one entry per call.
     failures: VecDeque<(u16, Option<u64>)>,
@@ -56,6 +65,7 @@ impl FakeAi {
         let inner = Arc::new(Mutex::new(Inner {
             api_key: api_key.clone(),
             calls: 0,
+            embedding_calls: 0,
             requests: VecDeque::new(),
             failures: VecDeque::new(),
             delay: Duration::ZERO,
@@ -65,6 +75,7 @@ impl FakeAi {
         }));
         let router = Router::new()
             .route("/v1/chat/completions", post(completions))
+            .route("/v1/embeddings", post(embeddings))
             .route("/secretsmanager/get", get(secret))
             .with_state(inner.clone());
         let server = tokio::spawn(async move {
@@ -114,6 +125,7 @@ impl FakeAi {
             ("AI_BASE_URL", self.base_url()),
             ("AI_API_KEY", self.api_key.clone()),
             ("AI_MODEL", MODEL.into()),
+            ("AI_EMBEDDING_MODEL", EMBEDDING_MODEL.into()),
         ]
     }
 
@@ -126,11 +138,13 @@ impl FakeAi {
             ("AI_SECRETS_ENDPOINT", self.secrets_endpoint()),
             ("AWS_SESSION_TOKEN", self.session_token()),
             ("AI_MODEL", MODEL.into()),
+            ("AI_EMBEDDING_MODEL", EMBEDDING_MODEL.into()),
         ]
     }
 
-    /// The next `n` chat calls answer `status` with an OpenAI-style error body
-    /// (and `Retry-After: retry_after` when given).
+    /// The next `n` calls with the right key, chat or embeddings alike (one
+    /// queue, in the order they come), answer `status` with an OpenAI-style
+    /// error body (and `Retry-After: retry_after` when given).
     pub fn fail_next(&self, status: u16, n: usize, retry_after: Option<u64>) {
         let mut inner = self.inner.lock().unwrap();
         inner
@@ -143,9 +157,14 @@ impl FakeAi {
         self.inner.lock().unwrap().delay = delay;
     }
 
-    /// Chat calls that came in (refused ones included).
+    /// Chat calls that came in (refused ones included; embeddings not).
     pub fn calls(&self) -> usize {
         self.inner.lock().unwrap().calls
+    }
+
+    /// Embedding calls that came in (refused ones included).
+    pub fn embedding_calls(&self) -> usize {
+        self.inner.lock().unwrap().embedding_calls
     }
 
     /// Calls to the secrets endpoint.
@@ -185,8 +204,14 @@ fn words(s: &str) -> u64 {
     s.split_whitespace().count() as u64
 }
 
-async fn completions(State(inner): Shared, headers: HeaderMap, body: String) -> Response {
-    let request = serde_json::from_str::<Value>(&body).unwrap_or(Value::String(body));
+/// What every call goes through: counts it, waits the delay, checks the key
+/// and plays a scripted failure. `Err`: the answer already; `Ok(n)`: the
+/// call's number (chat or embeddings, each counted apart), to answer.
+async fn admit(
+    inner: &Mutex<Inner>,
+    headers: &HeaderMap,
+    chat: Option<&Value>,
+) -> Result<usize, Response> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -195,11 +220,20 @@ async fn completions(State(inner): Shared, headers: HeaderMap, body: String) -> 
         .to_owned();
     let (n, delay, authorized, failure) = {
         let mut inner = inner.lock().unwrap();
-        inner.calls += 1;
-        if inner.requests.len() == KEPT_REQUESTS {
-            inner.requests.pop_front();
-        }
-        inner.requests.push_back(request.clone());
+        let n = match chat {
+            Some(request) => {
+                inner.calls += 1;
+                if inner.requests.len() == KEPT_REQUESTS {
+                    inner.requests.pop_front();
+                }
+                inner.requests.push_back(request.clone());
+                inner.calls
+            }
+            None => {
+                inner.embedding_calls += 1;
+                inner.embedding_calls
+            }
+        };
         let authorized = presented == inner.api_key;
         // A refused key does not use up a scripted failure.
         let failure = if authorized {
@@ -207,21 +241,21 @@ async fn completions(State(inner): Shared, headers: HeaderMap, body: String) -> 
         } else {
             None
         };
-        (inner.calls, inner.delay, authorized, failure)
+        (n, inner.delay, authorized, failure)
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
     if !authorized {
         // Worse than OpenAI, which masks most of it: the key comes back whole.
-        return error(
+        return Err(error(
             401,
             &format!(
                 "Incorrect API key provided: {presented}. You can find your API key at https://platform.openai.com/account/api-keys."
             ),
             "invalid_request_error",
             Some("invalid_api_key"),
-        );
+        ));
     }
     if let Some((status, retry_after)) = failure {
         let kind = if status == 429 {
@@ -240,8 +274,17 @@ async fn completions(State(inner): Shared, headers: HeaderMap, body: String) -> 
                 .headers_mut()
                 .insert(header::RETRY_AFTER, secs.to_string().parse().unwrap());
         }
-        return response;
+        return Err(response);
     }
+    Ok(n)
+}
+
+async fn completions(State(inner): Shared, headers: HeaderMap, body: String) -> Response {
+    let request = serde_json::from_str::<Value>(&body).unwrap_or(Value::String(body));
+    let n = match admit(&inner, &headers, Some(&request)).await {
+        Ok(n) => n,
+        Err(answer) => return answer,
+    };
     let (Some(model), Some(messages)) = (request["model"].as_str(), request["messages"].as_array())
     else {
         return error(
@@ -279,6 +322,49 @@ async fn completions(State(inner): Shared, headers: HeaderMap, body: String) -> 
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
         },
+    }))
+    .into_response()
+}
+
+/// `input` is a string or an array of strings (as OpenAI takes it); one
+/// embedding each, from [`embed`].
+async fn embeddings(State(inner): Shared, headers: HeaderMap, body: String) -> Response {
+    if let Err(answer) = admit(&inner, &headers, None).await {
+        return answer;
+    }
+    let request = serde_json::from_str::<Value>(&body).unwrap_or_default();
+    let inputs: Option<Vec<&str>> = match &request["input"] {
+        Value::String(s) => Some(vec![s.as_str()]),
+        Value::Array(items) => items.iter().map(Value::as_str).collect(),
+        _ => None,
+    };
+    let (Some(model), Some(inputs)) = (request["model"].as_str(), inputs) else {
+        return error(
+            400,
+            "'model' and 'input' (a string or an array of strings) are required",
+            "invalid_request_error",
+            None,
+        );
+    };
+    if inputs.is_empty() || inputs.iter().any(|s| s.is_empty()) {
+        return error(
+            400,
+            "'input' cannot be an empty string",
+            "invalid_request_error",
+            None,
+        );
+    }
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(index, text)| json!({ "object": "embedding", "index": index, "embedding": embed(text) }))
+        .collect();
+    let tokens: u64 = inputs.iter().map(|s| words(s)).sum();
+    axum::Json(json!({
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
     }))
     .into_response()
 }

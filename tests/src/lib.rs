@@ -11,6 +11,7 @@ pub mod fake_eventbridge;
 pub mod fake_secrets;
 pub mod oidc;
 pub mod openapi;
+pub mod semantic_threshold;
 
 use axum::Router;
 use axum::body::Body;
@@ -593,6 +594,26 @@ impl TestEnv {
         id
     }
 
+    /// Imports [`course_doc`]`(segments)` into [`TestEnv::org`] (as the
+    /// admin) and returns its id: the same course on every call with the same
+    /// `segments` (an unchanged import writes nothing).
+    pub async fn course(&self, segments: usize) -> Uuid {
+        let resp = self
+            .post(
+                "/v1/courses",
+                json!({ "organization_id": self.org, "course": course_doc(segments) }),
+            )
+            .await;
+        assert!(resp.status.is_success(), "{}", resp.body);
+        resp.body["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// A body for `POST /v1/teaching/sessions` on [`TestEnv::course`]`(segments)`,
+    /// at its first module and sub-topic.
+    pub async fn lesson(&self, segments: usize) -> Value {
+        json!({ "course_id": self.course(segments).await, "module_index": 0, "sub_topic_index": 0 })
+    }
+
     /// Creates a pool of `n` generated 3PL items over five concepts; returns its id.
     pub async fn demo_pool(&self, n: usize) -> Uuid {
         let resp = self
@@ -848,6 +869,24 @@ fn names_a_key(value: &Value) -> bool {
 }
 
 /// An email no other test uses.
+/// A course (key `test-<segments>`) of 2 modules of 2 sub-topics of
+/// `segments` segments each. Segment `m.s.g` (from 1) teaches "fact m.s.g".
+pub fn course_doc(segments: usize) -> Value {
+    let module = |m: usize| {
+        let sub = |s: usize| {
+            let segment = |g: usize| {
+                json!({
+                    "title": format!("Part {m}.{s}.{g}"),
+                    "text": format!("Fact {m}.{s}.{g}: segment {g} of sub-topic {s} of module {m}.\n\nMore about fact {m}.{s}.{g}."),
+                })
+            };
+            json!({ "title": format!("Sub-topic {m}.{s}"), "segments": (1..=segments).map(segment).collect::<Vec<_>>() })
+        };
+        json!({ "title": format!("Module {m}"), "sub_topics": [sub(1), sub(2)] })
+    };
+    json!({ "key": format!("test-{segments}"), "title": format!("Test course of {segments}"), "modules": [module(1), module(2)] })
+}
+
 pub fn new_email() -> String {
     format!("{}@example.test", Uuid::new_v4())
 }

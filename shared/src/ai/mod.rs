@@ -1,12 +1,14 @@
-//! A client for an OpenAI-compatible chat-completions API (`POST
-//! {AI_BASE_URL}/chat/completions`), without any caching of its own.
+//! A client for an OpenAI-compatible API: chat completions (`POST
+//! {AI_BASE_URL}/chat/completions`) and embeddings (`POST
+//! {AI_BASE_URL}/embeddings`), without any caching of its own.
 //!
-//! [`Client::chat`] checks the request, sends it with the key as a bearer
-//! token, and retries 429s, 5xx (500, 502, 503, 504), timeouts and connection
-//! errors up to `AI_MAX_RETRIES` times: it waits for the reply's `Retry-After`
-//! (seconds, at most [`MAX_RETRY_WAIT`]) when there is one, and otherwise a
-//! random time up to `AI_RETRY_BASE_MS * 2^retry` (full jitter). Other answers
-//! fail at once. Every HTTP attempt is counted ([`Client::upstream_calls`]).
+//! [`Client::chat`] and [`Client::embed`] check the request, send it with the
+//! key as a bearer token, and retry 429s, 5xx (500, 502, 503, 504), timeouts
+//! and connection errors up to `AI_MAX_RETRIES` times: they wait for the
+//! reply's `Retry-After` (seconds, at most [`MAX_RETRY_WAIT`]) when there is
+//! one, and otherwise a random time up to `AI_RETRY_BASE_MS * 2^retry` (full
+//! jitter). Other answers fail at once. Every HTTP attempt is counted, per
+//! endpoint ([`Client::upstream_calls`], [`Client::embedding_calls`]).
 //!
 //! The key comes from `AI_API_KEY`, or from the Secrets Manager secret
 //! `AI_API_KEY_SECRET_ARN` read once, at first use, through the Lambda
@@ -24,7 +26,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-pub use crate::config::ai::{AiConfig, DEFAULT_MODEL};
+pub use crate::config::ai::{AiConfig, DEFAULT_EMBEDDING_MODEL, DEFAULT_MODEL};
 
 /// The longest wait between two attempts, whatever `Retry-After` or the backoff say.
 pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(20);
@@ -34,6 +36,10 @@ pub const MAX_ERROR_MESSAGE: usize = 500;
 
 /// Most tokens a request may ask for (`max_tokens`).
 pub const MAX_TOKENS: u32 = 128_000;
+
+/// Most characters [`Client::embed`] accepts (well under the 8,191 tokens
+/// OpenAI's embedding models take, whatever the tokenizer).
+pub const MAX_EMBEDDING_INPUT: usize = 8_000;
 
 /// One message of a conversation.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -193,7 +199,19 @@ pub struct Usage {
     pub total_tokens: u64,
 }
 
-/// Why a chat completion failed. No variant ever holds the API key.
+/// An embedding of one text, as [`Client::embed`] returns it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Embedding {
+    /// The vector, as the API sent it (OpenAI's are unit length; see
+    /// [`crate::semantic::normalize`] for other providers).
+    pub vector: Vec<f32>,
+    /// The model that embedded, as the API names it.
+    pub model: String,
+    /// Tokens used (0 when the API does not say).
+    pub tokens: u64,
+}
+
+/// Why a chat completion or an embedding failed. No variant ever holds the API key.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// `AI_BASE_URL` is unset: AI is off.
@@ -218,7 +236,8 @@ pub enum Error {
     /// The last attempt could not reach the API.
     #[error("AI upstream unreachable: {0}")]
     Transport(String),
-    /// The API answered 2xx with something that is not a chat completion.
+    /// The API answered 2xx with something that is not a chat completion (or
+    /// not an embedding).
     #[error("AI upstream sent a bad response: {0}")]
     BadResponse(String),
     /// The key could not be read from Secrets Manager.
@@ -226,13 +245,14 @@ pub enum Error {
     Secret(String),
 }
 
-/// A client of the chat-completions API. Share it (e.g. in an `Arc`): it keeps
-/// the key once read and counts upstream calls.
+/// A client of the chat-completions and embeddings API. Share it (e.g. in an
+/// `Arc`): it keeps the key once read and counts upstream calls.
 pub struct Client {
     config: AiConfig,
     agent: ureq::Agent,
     key: tokio::sync::OnceCell<String>,
     upstream_calls: AtomicU64,
+    embedding_calls: AtomicU64,
 }
 
 impl std::fmt::Debug for Client {
@@ -242,6 +262,7 @@ impl std::fmt::Debug for Client {
             .field("config", &self.config)
             .field("key_cached", &self.key.initialized())
             .field("upstream_calls", &self.upstream_calls())
+            .field("embedding_calls", &self.embedding_calls())
             .finish_non_exhaustive()
     }
 }
@@ -268,6 +289,52 @@ struct Choice {
 struct ChoiceMessage {
     #[serde(default)]
     content: Option<String>,
+}
+
+/// The part of an embeddings reply we read.
+#[derive(Deserialize)]
+struct EmbeddingList {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    data: Vec<EmbeddingData>,
+    #[serde(default)]
+    usage: Option<EmbeddingUsage>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingData {
+    embedding: Vec<f32>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingUsage {
+    #[serde(default)]
+    total_tokens: u64,
+}
+
+/// The body sent to the embeddings endpoint.
+#[derive(Serialize)]
+struct EmbeddingBody<'a> {
+    model: &'a str,
+    input: &'a str,
+}
+
+/// The endpoints called; each counts its own attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Chat,
+    Embeddings,
+}
+
+impl Endpoint {
+    /// The path under the base URL.
+    fn path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat/completions",
+            Endpoint::Embeddings => "embeddings",
+        }
+    }
 }
 
 /// The body sent upstream: the request with its model filled in.
@@ -302,12 +369,18 @@ impl Client {
             agent,
             key: tokio::sync::OnceCell::new(),
             upstream_calls: AtomicU64::new(0),
+            embedding_calls: AtomicU64::new(0),
         }
     }
 
     /// The model used when a request names none.
     pub fn model(&self) -> &str {
         &self.config.model
+    }
+
+    /// The model [`Client::embed`] asks for (`AI_EMBEDDING_MODEL`).
+    pub fn embedding_model(&self) -> &str {
+        &self.config.embedding_model
     }
 
     /// Whether an API is configured (`AI_BASE_URL` is set).
@@ -321,9 +394,14 @@ impl Client {
     }
 
     /// HTTP attempts made to the chat-completions endpoint so far (retries
-    /// included; key lookups not).
+    /// included; key lookups and embeddings not).
     pub fn upstream_calls(&self) -> u64 {
         self.upstream_calls.load(Ordering::Relaxed)
+    }
+
+    /// HTTP attempts made to the embeddings endpoint so far (retries included).
+    pub fn embedding_calls(&self) -> u64 {
+        self.embedding_calls.load(Ordering::Relaxed)
     }
 
     /// One chat completion from upstream (no caching), with retries.
@@ -338,9 +416,9 @@ impl Client {
         req: &ChatRequest,
         attempts: &mut u64,
     ) -> Result<ChatResponse, Error> {
-        let Some(base) = &self.config.base_url else {
+        if !self.is_configured() {
             return Err(Error::NotConfigured);
-        };
+        }
         req.validate()?;
         let model = req.model.as_deref().unwrap_or(&self.config.model);
         let body = serde_json::to_string(&Body {
@@ -349,13 +427,54 @@ impl Client {
             params: &req.params,
         })
         .map_err(|e| Error::InvalidRequest(format!("does not serialise ({e})")))?;
+        let reply = self.post(Endpoint::Chat, &body, attempts).await?;
+        parse_completion(&reply, model)
+    }
+
+    /// The embedding of `input` (1 to [`MAX_EMBEDDING_INPUT`] characters,
+    /// not only spaces) by [`Client::embedding_model`], from upstream (no
+    /// caching), with retries.
+    pub async fn embed(&self, input: &str) -> Result<Embedding, Error> {
+        if !self.is_configured() {
+            return Err(Error::NotConfigured);
+        }
+        if input.trim().is_empty() {
+            return Err(Error::InvalidRequest("input must not be empty".into()));
+        }
+        let chars = input.chars().count();
+        if chars > MAX_EMBEDDING_INPUT {
+            return Err(Error::InvalidRequest(format!(
+                "input must be at most {MAX_EMBEDDING_INPUT} characters (got {chars})"
+            )));
+        }
+        let model = self.config.embedding_model.as_str();
+        let body = serde_json::to_string(&EmbeddingBody { model, input })
+            .map_err(|e| Error::InvalidRequest(format!("does not serialise ({e})")))?;
+        let mut attempts = 0;
+        let reply = self
+            .post(Endpoint::Embeddings, &body, &mut attempts)
+            .await?;
+        parse_embedding(&reply, model)
+    }
+
+    /// POSTs the JSON `body` to `endpoint` with the key, retrying as the
+    /// module says; the reply's body on 2xx. Adds each attempt to `attempts`.
+    async fn post(
+        &self,
+        endpoint: Endpoint,
+        body: &str,
+        attempts: &mut u64,
+    ) -> Result<String, Error> {
+        let Some(base) = &self.config.base_url else {
+            return Err(Error::NotConfigured);
+        };
         let key = self.key().await?;
-        let url = format!("{base}/chat/completions");
+        let url = format!("{base}/{}", endpoint.path());
         let mut retry = 0;
         loop {
             *attempts += 1;
-            let failure = match self.attempt(&url, key, &body).await {
-                Ok(reply) => return parse_completion(&reply, model),
+            let failure = match self.attempt(endpoint, &url, key, body).await {
+                Ok(reply) => return Ok(reply),
                 Err(failure) => failure,
             };
             if !failure.retryable || retry >= self.config.max_retries {
@@ -372,6 +491,7 @@ impl Client {
             };
             retry += 1;
             tracing::warn!(
+                endpoint = endpoint.path(),
                 status,
                 attempt = retry,
                 max_retries = self.config.max_retries,
@@ -405,9 +525,19 @@ impl Client {
         Ok(Some(key))
     }
 
-    /// One HTTP attempt: the reply's body on 2xx.
-    async fn attempt(&self, url: &str, key: Option<&str>, body: &str) -> Result<String, Failure> {
-        self.upstream_calls.fetch_add(1, Ordering::Relaxed);
+    /// One HTTP attempt, counted for `endpoint`: the reply's body on 2xx.
+    async fn attempt(
+        &self,
+        endpoint: Endpoint,
+        url: &str,
+        key: Option<&str>,
+        body: &str,
+    ) -> Result<String, Failure> {
+        let counter = match endpoint {
+            Endpoint::Chat => &self.upstream_calls,
+            Endpoint::Embeddings => &self.embedding_calls,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         let agent = self.agent.clone();
         let (url, body) = (url.to_owned(), body.to_owned());
         let bearer = key.map(|k| format!("Bearer {k}"));
@@ -503,6 +633,29 @@ fn parse_completion(body: &str, requested_model: &str) -> Result<ChatResponse, E
         content,
         finish_reason: choice.finish_reason,
         usage: completion.usage.unwrap_or_default(),
+    })
+}
+
+/// Reads a 2xx reply of the embeddings endpoint.
+fn parse_embedding(body: &str, requested_model: &str) -> Result<Embedding, Error> {
+    let bad = |m: &str| Error::BadResponse(m.into());
+    let list: EmbeddingList =
+        serde_json::from_str(body).map_err(|_| bad("not an embedding list (JSON expected)"))?;
+    let first = list
+        .data
+        .into_iter()
+        .next()
+        .ok_or_else(|| bad("no embedding"))?;
+    if first.embedding.is_empty() {
+        return Err(bad("the embedding is empty"));
+    }
+    Ok(Embedding {
+        vector: first.embedding,
+        model: list
+            .model
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| requested_model.to_owned()),
+        tokens: list.usage.map_or(0, |u| u.total_tokens),
     })
 }
 
@@ -715,6 +868,75 @@ mod tests {
     }
 
     #[test]
+    fn embeddings_parse_leniently_but_need_a_vector() {
+        let ok = r#"{"object": "list", "data": [{"object": "embedding", "index": 0,
+            "embedding": [0.5, -0.25, 1e-3]}], "model": "text-embedding-3-small",
+            "usage": {"prompt_tokens": 7, "total_tokens": 7}}"#;
+        let e = parse_embedding(ok, "m").unwrap();
+        assert_eq!(e.vector, vec![0.5, -0.25, 0.001]);
+        assert_eq!((e.model.as_str(), e.tokens), ("text-embedding-3-small", 7));
+        let bare = r#"{"data": [{"embedding": [1, 0]}]}"#;
+        let e = parse_embedding(bare, "m").unwrap();
+        assert_eq!(
+            (e.vector, e.model.as_str(), e.tokens),
+            (vec![1.0, 0.0], "m", 0)
+        );
+        for bad in [
+            "",
+            "null",
+            r#"{"data": []}"#,
+            r#"{"data": [{"embedding": []}]}"#,
+            r#"{"data": [{"embedding": "AAAA"}]}"#,
+            r#"{"data": [{"embedding": [1, null]}]}"#,
+            r#"{"data": [{}]}"#,
+        ] {
+            assert!(
+                matches!(parse_embedding(bad, "m"), Err(Error::BadResponse(_))),
+                "{bad}"
+            );
+        }
+        // The body sent is the API's.
+        let body = serde_json::to_value(EmbeddingBody {
+            model: "m",
+            input: "why is x^0 = 1?",
+        })
+        .unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"model": "m", "input": "why is x^0 = 1?"})
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_embedding_input_makes_no_call() {
+        let config = AiConfig {
+            // Nothing listens on the discard port; a call would fail as transport.
+            base_url: Some("http://127.0.0.1:9/v1".into()),
+            api_key: Some("sk-test".into()),
+            max_retries: 0,
+            ..AiConfig::default()
+        };
+        let client = Client::new(config);
+        assert_eq!(client.embedding_model(), DEFAULT_EMBEDDING_MODEL);
+        let long = "é".repeat(MAX_EMBEDDING_INPUT + 1);
+        for bad in ["", "  \n\t", long.as_str()] {
+            assert!(
+                matches!(client.embed(bad).await, Err(Error::InvalidRequest(_))),
+                "{:?}",
+                truncate(bad, 10)
+            );
+        }
+        assert_eq!((client.embedding_calls(), client.upstream_calls()), (0, 0));
+        // At the limit the input is sent (and fails upstream, counted as an embedding call).
+        let at_limit = "é".repeat(MAX_EMBEDDING_INPUT);
+        assert!(!matches!(
+            client.embed(&at_limit).await,
+            Err(Error::InvalidRequest(_))
+        ));
+        assert_eq!((client.embedding_calls(), client.upstream_calls()), (1, 0));
+    }
+
+    #[test]
     fn debug_never_shows_the_key() {
         let config = AiConfig {
             base_url: Some("https://api.example.com/v1".into()),
@@ -740,6 +962,10 @@ mod tests {
             client.chat(&request()).await,
             Err(Error::NotConfigured)
         ));
-        assert_eq!(client.upstream_calls(), 0);
+        assert!(matches!(
+            client.embed("hello").await,
+            Err(Error::NotConfigured)
+        ));
+        assert_eq!((client.upstream_calls(), client.embedding_calls()), (0, 0));
     }
 }

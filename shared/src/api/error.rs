@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::services::{
-    assessments, auth, cache_admin, calibrations, cat, data_rights, orgs, pools, students, teach,
+    assessments, auth, cache_admin, calibrations, cat, courses, data_rights, orgs, pools, students, teach,
 };
 use crate::store::StoreError;
 
@@ -256,6 +256,20 @@ impl From<assessments::Error> for ApiError {
     }
 }
 
+impl From<courses::Error> for ApiError {
+    fn from(e: courses::Error) -> Self {
+        use courses::Error as E;
+        let detail = e.to_string();
+        match e {
+            E::Invalid(_) => Self::invalid(detail),
+            E::NotFound(_) => Self::not_found(detail),
+            E::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            E::Stale(_) => Self::conflict("stale-version", detail),
+            E::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<cache_admin::Error> for ApiError {
     fn from(e: cache_admin::Error) -> Self {
         use cache_admin::Error as E;
@@ -286,7 +300,7 @@ impl From<teach::Error> for ApiError {
         use teach::Error as E;
         let detail = e.to_string();
         match e {
-            E::NotFound(_) | E::NoOrganization(_) => Self::not_found(detail),
+            E::NotFound(_) | E::NoCourse(_) => Self::not_found(detail),
             E::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
             E::Ended(_) => Self::conflict("session-ended", detail),
             E::Contended(_) => Self::conflict("conflict", detail),

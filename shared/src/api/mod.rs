@@ -7,6 +7,7 @@ pub mod assessments;
 pub mod auth;
 pub mod cache_admin;
 pub mod calibrate;
+pub mod courses;
 pub mod end;
 pub mod error;
 pub mod events;
@@ -99,6 +100,12 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/v1/teaching/sessions/{id}", "teach", OwnerOrStaff),
     route("POST", "/v1/teaching/sessions/{id}/input", "teach", Owner),
     route("POST", "/v1/teaching/sessions/{id}/end", "teach", Owner),
+    route("POST", "/v1/courses", "teach", OrgStaff),
+    route("GET", "/v1/courses/{id}", "teach", Member),
+    route("PUT", "/v1/courses/{id}", "teach", OrgStaff),
+    route("GET", "/v1/organizations/{id}/courses", "teach", Member),
+    route("GET", "/v1/students/{id}/progress", "teach", OwnerOrStaff),
+    route("GET", "/v1/classes/{id}/progress", "teach", ClassStaff),
     route("GET", "/v1/health", "health", Public),
     route("POST", "/v1/users", "auth", Open),
     route("GET", "/v1/users/{id}", "auth", OwnerOrStaff),

@@ -13,8 +13,8 @@ use super::ApiError;
 use super::extract::{IdPath, Json};
 use crate::app::App;
 use crate::services::auth::Caller;
-use crate::services::teach::{self, Reply, SessionView, Summary};
-use lectern_orchestrator::Lesson;
+use crate::services::courses::Position;
+use crate::services::teach::{self, Reply, SessionView, Start, Summary};
 
 /// The function's router.
 pub fn router(app: App) -> Router {
@@ -28,6 +28,7 @@ pub fn routes() -> Router<App> {
         .route("/v1/teaching/sessions/{id}", get(view))
         .route("/v1/teaching/sessions/{id}/input", post(input))
         .route("/v1/teaching/sessions/{id}/end", post(end))
+        .merge(super::courses::routes())
 }
 
 #[derive(Deserialize)]
@@ -35,28 +36,42 @@ pub fn routes() -> Router<App> {
 struct NewSession {
     #[serde(default, deserialize_with = "crate::wire::some")]
     organization_id: Option<Uuid>,
-    course_id: String,
-    #[serde(deserialize_with = "crate::wire::integer")]
-    module_index: u32,
-    #[serde(deserialize_with = "crate::wire::integer")]
-    sub_topic_index: u32,
-    #[serde(deserialize_with = "crate::wire::integer")]
-    total_segments: u32,
+    course_id: Uuid,
+    #[serde(default, deserialize_with = "crate::wire::some_integer")]
+    module_index: Option<u32>,
+    #[serde(default, deserialize_with = "crate::wire::some_integer")]
+    sub_topic_index: Option<u32>,
+    #[serde(default, deserialize_with = "crate::wire::some_integer")]
+    segment_index: Option<u32>,
 }
 
-/// A session is the caller's own.
+/// A session is the caller's own. It begins where `module_index`,
+/// `sub_topic_index` (both, or neither) and `segment_index` (0 unless given)
+/// say, else where the student's progress through the course left off.
 async fn create(
     State(app): State<App>,
     caller: Caller,
     Json(body): Json<NewSession>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let lesson = Lesson {
-        course_id: body.course_id,
-        module_index: body.module_index,
-        sub_topic_index: body.sub_topic_index,
-        total_segments: body.total_segments,
+    let at = match (body.module_index, body.sub_topic_index, body.segment_index) {
+        (Some(module_index), Some(sub_topic_index), segment) => Some(Position {
+            module_index,
+            sub_topic_index,
+            segment_index: segment.unwrap_or(0),
+        }),
+        (None, None, None) => None,
+        _ => {
+            return Err(ApiError::invalid(
+                "module_index and sub_topic_index go together (segment_index only with them)",
+            ));
+        }
     };
-    let reply = teach::create(&app, &caller, body.organization_id, lesson).await?;
+    let start = Start {
+        course_id: body.course_id,
+        organization_id: body.organization_id,
+        at,
+    };
+    let reply = teach::create(&app, &caller, start).await?;
     let location = format!("/v1/teaching/sessions/{}", reply.session_id);
     Ok((
         StatusCode::CREATED,

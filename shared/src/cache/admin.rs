@@ -18,6 +18,15 @@ pub const AI_TOKENS_USED: &str = "ai:tokens_used";
 /// `cache:stats` field: tokens of the responses served from the cache instead.
 pub const AI_TOKENS_SAVED: &str = "ai:tokens_saved";
 
+/// `cache:stats` field: questions answered from the semantic answer cache.
+pub const SEMANTIC_HITS: &str = "semantic:hits";
+/// `cache:stats` field: questions it had no close enough answer for.
+pub const SEMANTIC_MISSES: &str = "semantic:misses";
+/// `cache:stats` field: tokens of the answers it reused.
+pub const SEMANTIC_TOKENS_SAVED: &str = "semantic:tokens_saved";
+/// `cache:stats` field: requests sent to the embeddings API (retries included).
+pub const EMBEDDING_CALLS: &str = "semantic:embedding_calls";
+
 /// Keys looked at per SCAN step.
 const SCAN_COUNT: usize = 1_000;
 
@@ -51,6 +60,21 @@ pub struct AiStats {
     pub tokens_saved: u64,
 }
 
+/// The semantic answer cache's figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SemanticStats {
+    /// Questions answered with an earlier answer to a question close enough.
+    pub hits: u64,
+    /// Questions with no close enough earlier question (answered upstream).
+    pub misses: u64,
+    /// `hits / (hits + misses)`; null before the first question.
+    pub hit_ratio: Option<f64>,
+    /// Tokens the reused answers cost when they were written.
+    pub tokens_saved: u64,
+    /// Requests sent to the embeddings API (retries included; cached embeddings not).
+    pub embedding_calls: u64,
+}
+
 /// `GET /v1/admin/cache/stats`.
 #[derive(Debug, Clone, Serialize)]
 pub struct CacheStats {
@@ -60,6 +84,8 @@ pub struct CacheStats {
     pub namespaces: BTreeMap<&'static str, KindStats>,
     /// AI calls and tokens.
     pub ai: AiStats,
+    /// The semantic answer cache.
+    pub semantic: SemanticStats,
     /// Keys looked at to count keys and bytes.
     pub scanned: u64,
     /// False when the scan stopped at its limit (key counts are then lower bounds).
@@ -121,6 +147,16 @@ pub async fn stats(cache: &Cache, max_keys: u64) -> Result<CacheStats, StoreErro
             tokens_used: counter(AI_TOKENS_USED),
             tokens_saved: counter(AI_TOKENS_SAVED),
         },
+        semantic: SemanticStats {
+            hits: counter(SEMANTIC_HITS),
+            misses: counter(SEMANTIC_MISSES),
+            hit_ratio: {
+                let (h, m) = (counter(SEMANTIC_HITS), counter(SEMANTIC_MISSES));
+                (h + m > 0).then(|| h as f64 / (h + m) as f64)
+            },
+            tokens_saved: counter(SEMANTIC_TOKENS_SAVED),
+            embedding_calls: counter(EMBEDDING_CALLS),
+        },
         namespaces,
         scanned,
         complete,
@@ -131,10 +167,14 @@ pub async fn stats(cache: &Cache, max_keys: u64) -> Result<CacheStats, StoreErro
 fn kind_of(keys: &Keys, key: &str) -> Option<Kind> {
     match keys.cache_key_parts(key) {
         Some((ns, _)) => Kind::of(ns),
-        None => key
-            .strip_prefix(keys.prefix())?
-            .starts_with("ai:")
-            .then_some(Kind::Ai),
+        None => {
+            let rest = key.strip_prefix(keys.prefix())?.strip_prefix("ai:")?;
+            Some(if rest.starts_with(&format!("{}:", super::EMBEDDING_OP)) {
+                Kind::Embedding
+            } else {
+                Kind::Ai
+            })
+        }
     }
 }
 

@@ -23,6 +23,7 @@
 
 pub mod admin;
 pub mod ai;
+pub mod semantic;
 
 use std::any::{Any, TypeId};
 use std::collections::HashSet;
@@ -55,17 +56,23 @@ pub enum Kind {
     Pools,
     /// AI responses (TTL class: AI, or the operation's own).
     Ai,
+    /// Versions of one course (TTL class: static data; versions never change).
+    Course,
+    /// Embeddings of texts (TTL class: AI).
+    Embedding,
 }
 
 impl Kind {
     /// Every kind, in the order stats show them.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 8] = [
         Kind::User,
         Kind::History,
         Kind::Proficiency,
         Kind::Pool,
         Kind::Pools,
         Kind::Ai,
+        Kind::Course,
+        Kind::Embedding,
     ];
 
     /// The name in keys and stats.
@@ -77,6 +84,8 @@ impl Kind {
             Kind::Pool => "pool",
             Kind::Pools => "pools",
             Kind::Ai => "ai",
+            Kind::Course => "course",
+            Kind::Embedding => "embedding",
         }
     }
 
@@ -90,16 +99,16 @@ impl Kind {
     pub fn ttl(self, config: &CacheConfig) -> Duration {
         match self {
             Kind::User | Kind::History | Kind::Proficiency => config.user_ttl,
-            Kind::Pool => config.static_ttl,
+            Kind::Pool | Kind::Course => config.static_ttl,
             Kind::Pools => config.list_ttl,
-            Kind::Ai => config.ai_ttl,
+            Kind::Ai | Kind::Embedding => config.ai_ttl,
         }
     }
 
     /// How long one container may hold the right to fill a missing entry.
     pub fn lease(self, config: &CacheConfig) -> Duration {
         match self {
-            Kind::Ai => config.ai_lease,
+            Kind::Ai | Kind::Embedding => config.ai_lease,
             _ => config.lease,
         }
     }
@@ -115,6 +124,9 @@ impl Kind {
     }
 }
 
+/// The operation name embeddings are kept under (`ai:embedding:<model>:<sha256>`).
+pub const EMBEDDING_OP: &str = "embedding";
+
 /// A group of entries invalidated together.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Namespace {
@@ -128,6 +140,14 @@ pub enum Namespace {
     Pool(Uuid),
     /// The pool list (every page).
     Pools,
+    /// A course's versions (immutable: never bumped).
+    Course(Uuid),
+    /// Embeddings by one model: content-addressed (the text's hash), so never
+    /// invalidated.
+    Embedding {
+        /// The embedding model.
+        model: String,
+    },
     /// Responses of one AI operation with one model: content-addressed, so
     /// never invalidated (no version key).
     Ai {
@@ -157,6 +177,8 @@ impl Namespace {
             Namespace::Pool(_) => Kind::Pool,
             Namespace::Pools => Kind::Pools,
             Namespace::Ai { .. } => Kind::Ai,
+            Namespace::Course(_) => Kind::Course,
+            Namespace::Embedding { .. } => Kind::Embedding,
         }
     }
 
@@ -168,13 +190,15 @@ impl Namespace {
             Namespace::Proficiency(id) => Some(format!("proficiency:{id}")),
             Namespace::Pool(id) => Some(format!("pool:{id}")),
             Namespace::Pools => Some("pools".into()),
-            Namespace::Ai { .. } => None,
+            Namespace::Course(id) => Some(format!("course:{id}")),
+            Namespace::Ai { .. } | Namespace::Embedding { .. } => None,
         }
     }
 
     fn entry_key(&self, keys: &Keys, key: &str) -> String {
         match (self, self.name()) {
             (Namespace::Ai { op, model }, _) => keys.ai_response(op, model, key),
+            (Namespace::Embedding { model }, _) => keys.ai_response(EMBEDDING_OP, model, key),
             (_, Some(ns)) => keys.cache_entry(&ns, key),
             (_, None) => unreachable!("every namespace but AI has a name"),
         }
@@ -183,6 +207,7 @@ impl Namespace {
     fn lease_key(&self, keys: &Keys, key: &str) -> String {
         match (self, self.name()) {
             (Namespace::Ai { op, model }, _) => keys.ai_lease(op, model, key),
+            (Namespace::Embedding { model }, _) => keys.ai_lease(EMBEDDING_OP, model, key),
             (_, Some(ns)) => keys.cache_lease(&ns, key),
             (_, None) => unreachable!("every namespace but AI has a name"),
         }

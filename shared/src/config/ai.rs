@@ -1,5 +1,5 @@
-//! `AI_*` settings: where the chat-completions API is, which model, the key
-//! (or where to read it), and how patiently to call.
+//! `AI_*` settings: where the chat-completions API is, which models (chat and
+//! embeddings), the key (or where to read it), and how patiently to call.
 
 use std::time::Duration;
 
@@ -9,16 +9,22 @@ use crate::env::{ConfigError, checked_url, number};
 /// The model used when a request names none and `AI_MODEL` is unset.
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
 
+/// The embedding model used when `AI_EMBEDDING_MODEL` is unset.
+pub const DEFAULT_EMBEDDING_MODEL: &str = "text-embedding-3-small";
+
 /// How lectern reaches an OpenAI-compatible chat-completions API.
 ///
 /// `Debug` never shows the API key or the AWS session token.
 #[derive(Clone)]
 pub struct AiConfig {
     /// Base URL of the API without a trailing slash (`https://api.openai.com/v1`);
-    /// requests go to `{base_url}/chat/completions`. `None`: AI is off.
+    /// requests go to `{base_url}/chat/completions` and `{base_url}/embeddings`.
+    /// `None`: AI is off.
     pub base_url: Option<String>,
     /// Model used when a request names none.
     pub model: String,
+    /// Model asked for embeddings (`{base_url}/embeddings`).
+    pub embedding_model: String,
     /// The API key itself (`AI_API_KEY`).
     pub api_key: Option<String>,
     /// Secrets Manager secret holding the key (`AI_API_KEY_SECRET_ARN`), read
@@ -40,6 +46,7 @@ impl Default for AiConfig {
         Self {
             base_url: None,
             model: DEFAULT_MODEL.into(),
+            embedding_model: DEFAULT_EMBEDDING_MODEL.into(),
             api_key: None,
             api_key_secret_arn: None,
             secrets: Extension::default(),
@@ -57,6 +64,7 @@ impl std::fmt::Debug for AiConfig {
         f.debug_struct("AiConfig")
             .field("base_url", &self.base_url)
             .field("model", &self.model)
+            .field("embedding_model", &self.embedding_model)
             .field("api_key", &redacted(&self.api_key))
             .field("api_key_secret_arn", &self.api_key_secret_arn)
             .field("secrets", &self.secrets)
@@ -89,6 +97,12 @@ impl AiConfig {
         if model.chars().any(char::is_whitespace) {
             return Err(bad("AI_MODEL", "must not contain spaces"));
         }
+        let embedding_model = get("AI_EMBEDDING_MODEL")
+            .map(|m| m.trim().to_owned())
+            .unwrap_or_else(|| DEFAULT_EMBEDDING_MODEL.into());
+        if embedding_model.chars().any(char::is_whitespace) {
+            return Err(bad("AI_EMBEDDING_MODEL", "must not contain spaces"));
+        }
         let api_key = get("AI_API_KEY").map(|k| k.trim().to_owned());
         let api_key_secret_arn = get("AI_API_KEY_SECRET_ARN").map(|a| a.trim().to_owned());
         let secrets = Extension::from_lookup(&get)?;
@@ -113,6 +127,7 @@ impl AiConfig {
         Ok(Self {
             base_url,
             model,
+            embedding_model,
             api_key,
             api_key_secret_arn,
             secrets,
@@ -151,6 +166,7 @@ mod tests {
         let c = parse(&[]).unwrap();
         assert!(!c.is_enabled());
         assert_eq!(c.model, "gpt-4o-mini");
+        assert_eq!(c.embedding_model, "text-embedding-3-small");
         assert_eq!(c.timeout, Duration::from_secs(30));
         assert_eq!(c.max_retries, 2);
         assert_eq!(c.retry_base, Duration::from_millis(250));
@@ -159,6 +175,7 @@ mod tests {
         assert_eq!(
             (
                 d.model,
+                d.embedding_model,
                 d.timeout,
                 d.max_retries,
                 d.retry_base,
@@ -166,6 +183,7 @@ mod tests {
             ),
             (
                 c.model,
+                c.embedding_model,
                 c.timeout,
                 c.max_retries,
                 c.retry_base,
@@ -220,12 +238,14 @@ mod tests {
             ("AI_MAX_RETRIES", "0"),
             ("AI_RETRY_BASE_MS", "1"),
             ("AI_MODEL", " gpt-4.1 "),
+            ("AI_EMBEDDING_MODEL", " text-embedding-3-large "),
         ])
         .unwrap();
         assert_eq!(c.timeout, Duration::from_secs(300));
         assert_eq!(c.max_retries, 0);
         assert_eq!(c.retry_base, Duration::from_millis(1));
         assert_eq!(c.model, "gpt-4.1");
+        assert_eq!(c.embedding_model, "text-embedding-3-large");
         for (var, bad) in [
             ("AI_TIMEOUT_MS", "0"),
             ("AI_TIMEOUT_MS", "300001"),
@@ -242,6 +262,11 @@ mod tests {
         }
         let e = parse(&[ON[0], ON[1], ("AI_MODEL", "gpt 4")]).unwrap_err();
         assert_eq!(e.var, "AI_MODEL");
+        let e = parse(&[ON[0], ON[1], ("AI_EMBEDDING_MODEL", "text embedding")]).unwrap_err();
+        assert_eq!(e.var, "AI_EMBEDDING_MODEL");
+        // Blank counts as unset.
+        let c = parse(&[ON[0], ON[1], ("AI_EMBEDDING_MODEL", " ")]).unwrap();
+        assert_eq!(c.embedding_model, DEFAULT_EMBEDDING_MODEL);
     }
 
     #[test]

@@ -48,6 +48,12 @@ pub struct Config {
     pub test_idle_limit: Duration,
     /// Time-to-live of a tutoring session's Redis state, refreshed by every use.
     pub teaching_state_ttl: Duration,
+    /// How long a tutoring session may go without a transition (its Redis
+    /// state gone) before the sweeper ends it as abandoned; also the most one
+    /// gap between inputs adds to a student's time spent on a course.
+    pub teaching_idle_limit: Duration,
+    /// The semantic answer cache: `None` when off (`SEMANTIC_CACHE=false`).
+    pub semantic: Option<SemanticConfig>,
     /// Auth sessions, sign-in throttling and OpenID Connect providers.
     pub auth: AuthConfig,
     /// The cache layer: TTL classes, negative caching, leases.
@@ -225,6 +231,8 @@ impl std::fmt::Debug for Config {
             .field("audit_retention", &self.audit_retention)
             .field("test_idle_limit", &self.test_idle_limit)
             .field("teaching_state_ttl", &self.teaching_state_ttl)
+            .field("teaching_idle_limit", &self.teaching_idle_limit)
+            .field("semantic", &self.semantic)
             .field("auth", &self.auth)
             .field("cache", &self.cache)
             .field("ai", &self.ai)
@@ -329,6 +337,13 @@ impl Config {
                 1_800,
                 60..=86_400,
             )?),
+            teaching_idle_limit: Duration::from_secs(number(
+                &get,
+                "TEACHING_IDLE_LIMIT_SECS",
+                3_600,
+                60..=604_800,
+            )?),
+            semantic: semantic(&get)?,
             auth: auth(&get)?,
             cache: cache(&get)?,
             ai: AiConfig::from_lookup(&get)?,
@@ -442,6 +457,40 @@ fn providers(raw: Option<&str>) -> Result<Vec<OidcProvider>, ConfigError> {
             Ok(p)
         })
         .collect()
+}
+
+/// The semantic answer cache's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SemanticConfig {
+    /// Least cosine similarity at which an earlier question's answer is reused
+    /// (`SEMANTIC_CACHE_THRESHOLD`, 0.5 to 1; default
+    /// [`crate::semantic::DEFAULT_THRESHOLD`], measured on a paraphrase set).
+    pub threshold: f32,
+    /// Most answers kept per segment of a course version
+    /// (`SEMANTIC_CACHE_CAP`, 10 to 100000; default 1000): the least used go.
+    pub cap: usize,
+}
+
+fn semantic(
+    get: &impl Fn(&'static str) -> Option<String>,
+) -> Result<Option<SemanticConfig>, ConfigError> {
+    if !flag(get, "SEMANTIC_CACHE", true)? {
+        return Ok(None);
+    }
+    let threshold = match get("SEMANTIC_CACHE_THRESHOLD") {
+        None => crate::semantic::DEFAULT_THRESHOLD,
+        Some(raw) => match raw.trim().parse::<f32>() {
+            Ok(t) if (0.5..=1.0).contains(&t) => t,
+            _ => {
+                return Err(ConfigError {
+                    var: "SEMANTIC_CACHE_THRESHOLD",
+                    problem: format!("must be a number from 0.5 to 1 (got {raw:?})"),
+                });
+            }
+        },
+    };
+    let cap = number(get, "SEMANTIC_CACHE_CAP", 1_000, 10..=100_000)? as usize;
+    Ok(Some(SemanticConfig { threshold, cap }))
 }
 
 #[cfg(test)]

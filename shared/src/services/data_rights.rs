@@ -82,6 +82,7 @@ pub async fn export(app: &App, caller: &Caller, user: Uuid) -> Result<Value, Err
         "tests": tests,
         "proficiency": data.proficiency,
         "tutoring_sessions": data.tutoring_sessions,
+        "course_progress": data.course_progress,
     }))
 }
 

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cache_admin;
 pub mod calibrations;
 pub mod cat;
+pub mod courses;
 pub mod data_rights;
 pub mod demo;
 pub mod events;

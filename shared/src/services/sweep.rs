@@ -1,5 +1,6 @@
 //! The sweeper: marks abandoned the active tests that nobody has touched for
-//! the idle limit and whose live state has left Redis. Run on a schedule (the
+//! the idle limit and whose live state has left Redis, and ends as abandoned
+//! the tutoring sessions alike (their students' progress is kept). Run on a schedule (the
 //! `sweeper` Lambda function, every [`PERIOD`]; the local server alike).
 //!
 //! It only ever acts on positive knowledge: a test whose state is still in
@@ -40,6 +41,8 @@ pub struct SweepReport {
     pub audit_partitions_dropped: u64,
     /// Erasures whose Redis half had failed, finished.
     pub erasures_finished: u64,
+    /// Tutoring sessions ended as abandoned.
+    pub tutoring_abandoned: u64,
 }
 
 /// Months of audit trail partitions kept made ahead of time.
@@ -62,6 +65,7 @@ pub async fn sweep_in_batches(app: &App, batch: i64) -> Result<SweepReport, Stor
     let result = async {
         report.timed_out = crate::services::cat::time_out_overdue(app).await?;
         run(app, batch, &mut report).await?;
+        report.tutoring_abandoned = abandon_tutoring(app, batch).await?;
         report.sessions_deleted = crate::services::auth::sessions::sweep(app, batch).await?;
         let cutoff = time::OffsetDateTime::now_utc() - app.config().audit_retention;
         let (made, dropped) = store::audit::maintain(app.db(), AUDIT_MONTHS_AHEAD, cutoff).await?;
@@ -84,6 +88,7 @@ pub async fn sweep_in_batches(app: &App, batch: i64) -> Result<SweepReport, Stor
             audit_partitions_made = report.audit_partitions_made,
             audit_partitions_dropped = report.audit_partitions_dropped,
             erasures_finished = report.erasures_finished,
+            tutoring_abandoned = report.tutoring_abandoned,
             "sweep done"
         ),
         // What was abandoned before the failure was decided on full information and stands.
@@ -136,6 +141,36 @@ async fn run(app: &App, batch: i64, report: &mut SweepReport) -> Result<(), Stor
         );
         if (candidates.len() as i64) < batch {
             return Ok(());
+        }
+    }
+}
+
+/// Ends as abandoned every tutoring session idle for `TEACHING_IDLE_LIMIT_SECS`
+/// whose Redis state is gone (never when Redis cannot be asked); returns how many.
+async fn abandon_tutoring(app: &App, batch: i64) -> Result<u64, StoreError> {
+    let idle_limit = app.config().teaching_idle_limit;
+    let mut after: Option<Uuid> = None;
+    let mut abandoned = 0;
+    loop {
+        let candidates = store::sweep::idle_teaching(app.db(), idle_limit, after, batch).await?;
+        let Some(&last) = candidates.last() else {
+            return Ok(abandoned);
+        };
+        after = Some(last);
+        let live = store::sweep::live_teaching(app.redis(), &candidates).await?;
+        let gone: Vec<Uuid> = candidates
+            .iter()
+            .zip(&live)
+            .filter(|&(_, &live)| !live)
+            .map(|(&id, _)| id)
+            .collect();
+        let ended = store::sweep::abandon_teaching(app.db(), &gone, idle_limit).await?;
+        for id in &ended {
+            tracing::info!(session = %id, "tutoring session abandoned");
+        }
+        abandoned += ended.len() as u64;
+        if (candidates.len() as i64) < batch {
+            return Ok(abandoned);
         }
     }
 }

@@ -23,6 +23,7 @@ pub struct Exported {
     pub classes: Value,
     pub proficiency: Value,
     pub tutoring_sessions: Value,
+    pub course_progress: Value,
     pub tests: Vec<Uuid>,
 }
 
@@ -83,6 +84,16 @@ pub async fn export(db: &Pool, user: Uuid) -> Result<Option<Exported>, StoreErro
                                       FROM teaching_questions q WHERE q.session_id = t.id), '[]'))
                                   ORDER BY t.started_at, t.id)
                               FROM teaching_sessions t WHERE t.user_id = u.id), '[]'),
+                    coalesce((SELECT jsonb_agg(jsonb_build_object(
+                                  'course_id', p.course_id, 'organization_id', p.org_id,
+                                  'completed', p.completed, 'time_spent_ms', p.time_spent_ms,
+                                  'questions_asked', p.questions_asked, 'sessions', p.sessions,
+                                  'module_index', p.module_index,
+                                  'sub_topic_index', p.sub_topic_index,
+                                  'segment_index', p.segment_index,
+                                  'started_at', p.started_at, 'updated_at', p.updated_at)
+                                  ORDER BY p.started_at, p.course_id)
+                              FROM course_progress p WHERE p.user_id = u.id), '[]'),
                     ARRAY(SELECT id FROM test_sessions WHERE student_id = u.id
                           ORDER BY started_at, id)
              FROM users u WHERE u.id = $1",
@@ -97,7 +108,8 @@ pub async fn export(db: &Pool, user: Uuid) -> Result<Option<Exported>, StoreErro
             classes: row.get(2),
             proficiency: row.get(3),
             tutoring_sessions: row.get(4),
-            tests: row.get(5),
+            course_progress: row.get(5),
+            tests: row.get(6),
         }))
 }
 

@@ -223,6 +223,16 @@ impl Keys {
         format!("{}cache:stats", self.prefix)
     }
 
+    /// `semantic:{<course>:<version>:<segment>}:generation`: bumped by every
+    /// answer added to (or evicted from) one segment's semantic answer set, so
+    /// each process knows when its copy of the set is behind.
+    pub fn semantic_generation(&self, course: Uuid, version: i32, segment: &str) -> String {
+        format!(
+            "{}semantic:{{{course}:{version}:{segment}}}:generation",
+            self.prefix
+        )
+    }
+
     /// `ai:<op>:<model>:<sha256>`: one cached AI response (content-addressed,
     /// so never invalidated; it ages out).
     pub fn ai_response(&self, op: &str, model: &str, hash: &str) -> String {

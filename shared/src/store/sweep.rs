@@ -55,21 +55,27 @@ pub async fn active_tests(db: &Pool) -> Result<i64, StoreError> {
 /// one pipeline of single-key EXISTS (one round trip, and each key stays in
 /// its own cluster slot).
 pub async fn live_states(redis: &RedisStore, tests: &[Uuid]) -> Result<Vec<bool>, StoreError> {
-    if tests.is_empty() {
+    let keys: Vec<String> = tests.iter().map(|&t| redis.keys().test_state(t)).collect();
+    exists_each(redis, &keys).await
+}
+
+/// Whether each key exists (one pipeline).
+async fn exists_each(redis: &RedisStore, keys: &[String]) -> Result<Vec<bool>, StoreError> {
+    if keys.is_empty() {
         return Ok(Vec::new());
     }
     let mut pipe = redis::pipe();
-    for &test in tests {
-        pipe.cmd("EXISTS").arg(redis.keys().test_state(test));
+    for key in keys {
+        pipe.cmd("EXISTS").arg(key);
     }
     let live: Vec<bool> = redis
         .round_trip(async |c| pipe.query_async(c).await)
         .await?;
-    if live.len() != tests.len() {
+    if live.len() != keys.len() {
         return Err(StoreError::Corrupt(format!(
             "EXISTS pipeline answered {} of {} keys",
             live.len(),
-            tests.len()
+            keys.len()
         )));
     }
     Ok(live)
@@ -114,6 +120,86 @@ pub async fn overdue(db: &Pool, limit: i64) -> Result<Vec<Uuid>, StoreError> {
              WHERE deadline < now() AND status IN ('active', 'completed')
              ORDER BY deadline LIMIT $1",
             &[&limit],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+// ---- tutoring sessions ------------------------------------------------------------
+
+/// The condition a tutoring session must meet to be abandoned, with `$2` the
+/// idle limit in seconds (the partial index on open sessions serves it).
+const TEACHING_IDLE: &str =
+    "ended_at IS NULL AND updated_at < now() - make_interval(secs => $2)";
+
+/// Up to `limit` open tutoring sessions with no transition for the idle
+/// limit, in id order, after `after`.
+pub async fn idle_teaching(
+    db: &Pool,
+    idle_limit: Duration,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Uuid>, StoreError> {
+    let rows = db
+        .get()
+        .await?
+        .query(
+            &format!(
+                "SELECT id FROM teaching_sessions
+                 WHERE {TEACHING_IDLE} AND ($1::uuid IS NULL OR id > $1)
+                 ORDER BY id LIMIT $3"
+            ),
+            &[&after, &idle_limit.as_secs_f64(), &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Whether each tutoring session's context is still in Redis.
+pub async fn live_teaching(redis: &RedisStore, ids: &[Uuid]) -> Result<Vec<bool>, StoreError> {
+    let keys: Vec<String> = ids
+        .iter()
+        .map(|&id| redis.keys().teaching_context(id))
+        .collect();
+    exists_each(redis, &keys).await
+}
+
+/// Ends as abandoned those of `ids` still idle: the state becomes `ended`,
+/// `seq` moves on (so an input decided on the old seq loses its race and is
+/// told the session ended) and the step is a transition of its own. The
+/// student's progress through the course is kept as it was. Returns the ids.
+pub async fn abandon_teaching(
+    db: &Pool,
+    ids: &[Uuid],
+    idle_limit: Duration,
+) -> Result<Vec<Uuid>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = db
+        .get()
+        .await?
+        .query(
+            &format!(
+                "WITH old AS (
+                     SELECT id, state FROM teaching_sessions
+                     WHERE id = ANY($1) AND {TEACHING_IDLE} FOR UPDATE),
+                 ended AS (
+                     UPDATE teaching_sessions s SET state = 'ended', seq = s.seq + 1,
+                         ended_at = now(), abandoned_at = now(), updated_at = now(),
+                         context = jsonb_set(jsonb_set(s.context, '{{state}}', '\"ended\"'),
+                                             '{{seq}}', to_jsonb(s.seq + 1))
+                     FROM old WHERE s.id = old.id
+                     RETURNING s.id, s.seq, old.state AS from_state, s.segment_index,
+                               coalesce((s.context->>'confusion')::smallint, 0) AS confusion),
+                 transition AS (
+                     INSERT INTO teaching_transitions (session_id, seq, from_state, to_state,
+                         action, segment_index, confusion, at)
+                     SELECT id, seq, from_state, 'ended', 'end_session', segment_index, confusion, now()
+                     FROM ended)
+                 SELECT id FROM ended"
+            ),
+            &[&ids, &idle_limit.as_secs_f64()],
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())

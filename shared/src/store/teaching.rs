@@ -68,8 +68,37 @@ fn json(ctx: &TeachingContext) -> serde_json::Value {
     serde_json::to_value(ctx).expect("a context serialises")
 }
 
-/// Records a new session and its first transition (one statement).
-pub async fn insert(db: &Pool, d: &Decision, org: Option<Uuid>) -> Result<(), StoreError> {
+/// The course a session teaches, as stored (sessions from before courses
+/// were data have none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CourseRef {
+    /// The course.
+    pub id: Uuid,
+    /// The version taught.
+    pub version: i32,
+}
+
+/// What one transition changes in the student's progress through the course.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgressStep {
+    /// The course.
+    pub course_id: Uuid,
+    /// The key of the segment completed by this step, if one was.
+    pub completed: Option<String>,
+    /// Time since the previous transition, at most the idle limit (ms).
+    pub time_ms: i64,
+    /// Where the next session begins: module, sub-topic, segment.
+    pub position: [i32; 3],
+}
+
+/// Records a new session, its first transition and (on a course) the
+/// student's progress: one more session, begun where `d` begins (one statement).
+pub async fn insert(
+    db: &Pool,
+    d: &Decision,
+    org: Option<Uuid>,
+    course: Option<CourseRef>,
+) -> Result<(), StoreError> {
     let c = &d.context;
     let t = &d.transition;
     let client = db.get().await?;
@@ -77,9 +106,19 @@ pub async fn insert(db: &Pool, d: &Decision, org: Option<Uuid>) -> Result<(), St
         .prepare_cached(
             "WITH s AS (
                  INSERT INTO teaching_sessions (id, user_id, course_id, module_index, sub_topic_index,
-                     total_segments, segment_index, state, seq, context, started_at, updated_at, org_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $13)
-                 RETURNING id)
+                     total_segments, segment_index, state, seq, context, started_at, updated_at, org_id,
+                     course_version)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $13, $15)
+                 RETURNING id),
+             progress AS (
+                 INSERT INTO course_progress (user_id, course_id, org_id, sessions, module_index,
+                     sub_topic_index, segment_index, last_session_id, started_at, updated_at)
+                 SELECT $2, $14, $13, 1, $4, $5, $7, id, $11, $11 FROM s WHERE $14::uuid IS NOT NULL
+                 ON CONFLICT (user_id, course_id) DO UPDATE SET
+                     sessions = course_progress.sessions + 1,
+                     module_index = excluded.module_index, sub_topic_index = excluded.sub_topic_index,
+                     segment_index = excluded.segment_index, last_session_id = excluded.last_session_id,
+                     updated_at = excluded.updated_at)
              INSERT INTO teaching_transitions (session_id, seq, to_state, action, segment_index, confusion, at)
              SELECT id, $9, $8, $12, $7, 0, $11 FROM s",
         )
@@ -101,6 +140,8 @@ pub async fn insert(db: &Pool, d: &Decision, org: Option<Uuid>) -> Result<(), St
                 &ts(t.at_ms),
                 &t.action.as_str(),
                 &org,
+                &course.map(|c| c.id),
+                &course.map(|c| c.version),
             ],
         )
         .await?;
@@ -110,8 +151,15 @@ pub async fn insert(db: &Pool, d: &Decision, org: Option<Uuid>) -> Result<(), St
 /// Applies `d` if the session is still at `from_seq` (the seq it was decided
 /// on); false, and nothing written, when another input got there first. The
 /// session row, the transition and (for a question) the question are written
-/// in one statement: one round trip, one implicit transaction.
-pub async fn apply(db: &Pool, from_seq: u32, d: &Decision) -> Result<bool, StoreError> {
+/// in one statement: one round trip, one implicit transaction. So is the
+/// student's progress through the course (`progress`): it moves exactly when
+/// the transition is recorded, however many inputs race.
+pub async fn apply(
+    db: &Pool,
+    from_seq: u32,
+    d: &Decision,
+    progress: Option<&ProgressStep>,
+) -> Result<bool, StoreError> {
     let c = &d.context;
     let t = &d.transition;
     let m = &d.delta;
@@ -139,7 +187,15 @@ pub async fn apply(db: &Pool, from_seq: u32, d: &Decision) -> Result<bool, Store
                  RETURNING session_id),
              question AS (
                  INSERT INTO teaching_questions (session_id, seq, question, segment_index, asked_at)
-                 SELECT session_id, $5, $20, $3, $14 FROM transition WHERE $20::text IS NOT NULL)
+                 SELECT session_id, $5, $20, $3, $14 FROM transition WHERE $20::text IS NOT NULL),
+             progress AS (
+                 UPDATE course_progress SET
+                     completed = CASE WHEN $22::text IS NULL OR $22::text = ANY(completed)
+                                      THEN completed ELSE completed || $22::text END,
+                     time_spent_ms = time_spent_ms + $23, questions_asked = questions_asked + $8,
+                     module_index = $24, sub_topic_index = $25, segment_index = $26,
+                     last_session_id = $1, updated_at = $14
+                 WHERE user_id = $27 AND course_id = $21 AND EXISTS (SELECT 1 FROM moved))
              SELECT count(*) FROM moved",
         )
         .await?;
@@ -167,6 +223,13 @@ pub async fn apply(db: &Pool, from_seq: u32, d: &Decision) -> Result<bool, Store
                 &t.action.as_str(),
                 &i16::from(t.confusion),
                 &question,
+                &progress.map(|p| p.course_id),
+                &progress.and_then(|p| p.completed.as_deref()),
+                &progress.map_or(0, |p| p.time_ms),
+                &progress.map_or(0, |p| p.position[0]),
+                &progress.map_or(0, |p| p.position[1]),
+                &progress.map_or(0, |p| p.position[2]),
+                &c.user_id,
             ],
         )
         .await?;
@@ -598,6 +661,8 @@ mod tests {
                 module_index: 0,
                 sub_topic_index: 0,
                 total_segments: 30,
+                segment_index: 0,
+                course_version: None,
             },
             0,
         );
@@ -623,6 +688,8 @@ mod tests {
                 module_index: 0,
                 sub_topic_index: 0,
                 total_segments: 3,
+                segment_index: 0,
+                course_version: None,
             },
             5,
         );

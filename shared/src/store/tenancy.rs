@@ -62,6 +62,8 @@ pub enum OrgOf {
     Organization(Uuid),
     /// The organization of this assessment.
     Assessment(Uuid),
+    /// The organization of this course.
+    Course(Uuid),
     /// The organization of this assignment; its class is the class asked about
     /// (as a class's own is, unless another is named).
     Assignment(Uuid),
@@ -111,6 +113,7 @@ pub async fn standing(
             Some(id),
         ),
         OrgOf::Assessment(id) => ("SELECT org_id FROM assessments WHERE id = $2", Some(id)),
+        OrgOf::Course(id) => ("SELECT org_id FROM courses WHERE id = $2", Some(id)),
         OrgOf::Assignment(id) => (
             "SELECT org_id, class_id FROM assignments WHERE id = $2",
             Some(id),

@@ -201,7 +201,7 @@ impl World {
                 token.as_deref(),
                 Method::POST,
                 "/v1/teaching/sessions",
-                Some(lesson()),
+                Some(self.env.lesson(3).await),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
@@ -285,6 +285,9 @@ impl World {
             "SELECT count(*) FROM test_sessions WHERE keep_until IS NOT NULL",
             "SELECT count(*) FROM teaching_sessions",
             "SELECT count(*) FROM teaching_transitions",
+            "SELECT count(*) FROM courses",
+            "SELECT count(*) FROM course_versions",
+            "SELECT count(*) FROM course_progress",
             "SELECT count(*) FROM organizations",
             "SELECT count(*) FROM memberships",
             "SELECT count(*) FROM memberships WHERE role = 'teacher'",
@@ -321,11 +324,6 @@ fn in_a_day() -> String {
     (time::OffsetDateTime::now_utc() + time::Duration::days(1))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap()
-}
-
-/// A tutoring lesson's start.
-fn lesson() -> Value {
-    json!({ "course_id": "c", "module_index": 0, "sub_topic_index": 0, "total_segments": 3 })
 }
 
 /// The request `route` gets in the matrix, and the status it answers when allowed.
@@ -384,7 +382,27 @@ async fn request(w: &World, route: &Route) -> (String, Option<Value>, u16) {
             Some(json!({ "items": items_json(1, &Uuid::new_v4().to_string()) })),
             200,
         ),
-        ("POST", "/v1/teaching/sessions") => (route.path.into(), Some(lesson()), 201),
+        ("POST", "/v1/teaching/sessions") => (route.path.into(), Some(w.env.lesson(3).await), 201),
+        // A new key each time: a new course.
+        ("POST", "/v1/courses") => {
+            let mut doc = lectern_tests::course_doc(2);
+            doc["key"] = json!(format!("matrix-{}", Uuid::new_v4().simple()));
+            let body = json!({ "organization_id": w.org, "course": doc });
+            (route.path.into(), Some(body), 201)
+        }
+        ("GET", "/v1/courses/{id}") => (at(&w.env.course(3).await), None, 200),
+        ("PUT", "/v1/courses/{id}") => {
+            let mut doc = lectern_tests::course_doc(3);
+            doc["title"] = json!(format!("Revised {}", Uuid::new_v4().simple()));
+            let body = json!({ "course": doc });
+            (at(&w.env.course(3).await), Some(body), 200)
+        }
+        ("GET", "/v1/organizations/{id}/courses") => (at(&w.org), None, 200),
+        ("GET", "/v1/students/{id}/progress") => (at(&w.owner), None, 200),
+        ("GET", "/v1/classes/{id}/progress") => {
+            let course = w.env.course(3).await;
+            (format!("{}?course_id={course}", at(&w.class)), None, 200)
+        }
         ("GET", "/v1/teaching/sessions/{id}") => (at(&w.owned_session().await), None, 200),
         ("POST", "/v1/teaching/sessions/{id}/input") => (
             at(&w.owned_session().await),

@@ -342,7 +342,8 @@ async fn integral_floats_are_integers_and_fractions_are_refused() {
     let (pool, test, _) = running_test(&env).await;
     let (_, student) = env.user(Role::Student).await;
     let extend = format!("/v1/admin/tests/{test}/extend");
-    let lesson = |segments: Json| json!({ "course_id": "c", "module_index": 0.0, "sub_topic_index": 1, "total_segments": segments });
+    let course = env.course(3).await;
+    let lesson = |segment: Json| json!({ "course_id": course, "module_index": 0.0, "sub_topic_index": 1, "segment_index": segment });
     let cases: [(Option<&str>, &str, Json, Json, u16); 4] = [
         (
             Some(&student),
@@ -361,8 +362,8 @@ async fn integral_floats_are_integers_and_fractions_are_refused() {
         (
             Some(&student),
             "/v1/teaching/sessions",
-            lesson(json!(4.0)),
-            lesson(json!(4.5)),
+            lesson(json!(2.0)),
+            lesson(json!(2.5)),
             201,
         ),
         (
@@ -679,10 +680,14 @@ type NulCase<'a> = (Option<&'a str>, String, Json, Json, &'a str);
 #[tokio::test]
 async fn a_nul_in_a_json_string_is_422_and_writes_nothing() {
     let env = TestEnv::new().await;
-    let (_, student) = env.user(Role::Student).await;
     let slug = format!("nul-{}", uuid::Uuid::new_v4().simple());
     let mut item = lectern_tests::items_json(1, "nul")[0].clone();
-    let lesson = |course: &str| json!({ "course_id": course, "module_index": 0, "sub_topic_index": 0, "total_segments": 3 });
+    let course = |title: &str| {
+        let mut doc = lectern_tests::course_doc(1);
+        doc["key"] = json!(format!("nul-{}", uuid::Uuid::new_v4().simple()));
+        doc["modules"][0]["sub_topics"][0]["segments"][0]["text"] = json!(title);
+        json!({ "organization_id": env.org, "course": doc })
+    };
     let org = env.org.to_string();
     let mut cases: Vec<NulCase> = vec![
         (
@@ -693,11 +698,11 @@ async fn a_nul_in_a_json_string_is_422_and_writes_nothing() {
             "organizations",
         ),
         (
-            Some(&student),
-            "/v1/teaching/sessions".into(),
-            lesson("algebra\u{0}"),
-            lesson("algebra"),
-            "teaching_sessions",
+            None,
+            "/v1/courses".into(),
+            course("x\u{0} is 1"),
+            course("x^0 is 1"),
+            "courses",
         ),
     ];
     let mut nul_item = item.clone();
@@ -760,8 +765,7 @@ async fn a_nonexistent_organization_is_404_for_platform_admins_too() {
     let nowhere = uuid::Uuid::new_v4();
     let items = lectern_tests::items_json(2, "noorg");
     let before = footprint(&env).await;
-    let lesson = json!({ "organization_id": nowhere, "course_id": "c", "module_index": 0,
-                         "sub_topic_index": 0, "total_segments": 2 });
+    let lesson = json!({ "organization_id": nowhere, "course_id": env.course(2).await });
     for (path, body) in [
         (
             "/v1/pools",

@@ -57,7 +57,7 @@ async fn history(env: &TestEnv, id: Uuid, token: &str) -> (String, String) {
             Some(token),
             Method::POST,
             "/v1/teaching/sessions",
-            Some(json!({ "course_id": "algebra-1", "module_index": 0, "sub_topic_index": 0, "total_segments": 4 })),
+            Some(env.lesson(4).await),
         )
         .await;
     assert_eq!(session.status, StatusCode::CREATED, "{}", session.body);
@@ -134,7 +134,7 @@ async fn a_student_exports_all_of_their_data_and_no_secret() {
     );
     // The tutoring session with what they asked, and where they are.
     let tutoring = &doc["tutoring_sessions"][0];
-    assert_eq!(tutoring["course_id"], "algebra-1");
+    assert_eq!(tutoring["course_id"], env.course(4).await.to_string());
     assert_eq!(tutoring["questions"][0]["question"], "why is 1/2 = 2/4?");
     assert_eq!(tutoring["progress"]["total_segments"], 4);
     // Their session, with its address; never a token nor its hash.

@@ -1149,7 +1149,7 @@ async fn teach_ws_connects_pushes_the_reply_and_disconnects() {
             Some(&token),
             Method::POST,
             "/v1/teaching/sessions",
-            Some(json!({ "course_id": "c", "module_index": 0, "sub_topic_index": 0, "total_segments": 3 })),
+            Some(env.lesson(3).await),
         )
         .await;
     assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);

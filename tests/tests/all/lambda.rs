@@ -60,7 +60,7 @@ async fn a_teaching_input_event_reaches_the_teach_function() {
     let started = env
         .post(
             "/v1/teaching/sessions",
-            serde_json::json!({ "course_id": "c", "module_index": 0, "sub_topic_index": 0, "total_segments": 2 }),
+            env.lesson(2).await,
         )
         .await;
     let session = started.body["session_id"].as_str().unwrap();
@@ -206,7 +206,8 @@ async fn a_scheduled_event_runs_a_sweep() {
         assert_eq!(
             serde_json::to_value(report).unwrap(),
             serde_json::json!({ "checked": 0, "abandoned": 0, "batches": 0, "timed_out": 0, "sessions_deleted": 0,
-                "audit_partitions_made": 0, "audit_partitions_dropped": 0, "erasures_finished": 0 })
+                "audit_partitions_made": 0, "audit_partitions_dropped": 0, "erasures_finished": 0,
+                "tutoring_abandoned": 0 })
         );
     }
 }

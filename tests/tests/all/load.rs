@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use lectern::orchestrator::{self, Input, Intent, Lesson, State};
-use lectern_loadtest::{EMAIL_DOMAIN, Endpoint, LoadConfig, Stop, TEACH_COURSE_ID, TEACH_SCRIPT};
+use lectern_loadtest::{
+    EMAIL_DOMAIN, Endpoint, LoadConfig, LoadError, Stop, TEACH_COURSE_KEY, TEACH_SCRIPT,
+};
 use lectern_tests::TestEnv;
 use uuid::Uuid;
 
@@ -153,9 +155,10 @@ async fn a_load_run_with_reads_reports_the_cache() {
 
 /// Tutoring sessions under load: the script says every intent but `end` and,
 /// from any line, completes a session within the bound the tool holds it to;
-/// then a short run has no errors, every input it counted is one transition
-/// with an intent, every session it held is ended, and Redis keeps nothing
-/// of them but what expires.
+/// then a short run (which needs the admin, who sets up the organization,
+/// class, course and invitation) has no errors, every input it counted is one
+/// transition with an intent, every session it held is on the course it set
+/// up and ended, and Redis keeps nothing of them but what expires.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_teaching_load_run_records_every_input_once() {
     let said: BTreeSet<&str> = TEACH_SCRIPT
@@ -171,10 +174,12 @@ async fn a_teaching_load_run_records_every_input_once() {
     for segments in 1..=40 {
         for first in 0..TEACH_SCRIPT.len() {
             let lesson = Lesson {
-                course_id: TEACH_COURSE_ID.into(),
+                course_id: TEACH_COURSE_KEY.into(),
                 module_index: 0,
                 sub_topic_index: 0,
                 total_segments: segments,
+                segment_index: 0,
+                course_version: None,
             };
             let mut ctx = orchestrator::start(Uuid::nil(), Uuid::nil(), lesson, 0).context;
             let mut inputs = 0;
@@ -201,8 +206,34 @@ async fn a_teaching_load_run_records_every_input_once() {
         teach: true,
         segments: 6,
         warmup: Duration::ZERO,
+        admin_token: Some(env.admin_token()),
         ..LoadConfig::default()
     };
+    // Without the admin, nothing can be set up: refused before anything is sent.
+    let without = LoadConfig {
+        admin_token: None,
+        ..config.clone()
+    };
+    match lectern_loadtest::run(&without, |_| {}).await {
+        Err(LoadError::InvalidConfig(why)) => assert!(why.contains("admin token"), "{why}"),
+        other => panic!("a teach run without an admin token: {other:?}"),
+    }
+    // A token that is not an admin's fails the first step of the set-up.
+    let refused = LoadConfig {
+        admin_token: Some("not-a-token".into()),
+        ..config.clone()
+    };
+    match lectern_loadtest::run(&refused, |_| {}).await {
+        Err(e @ LoadError::Organization { .. }) => {
+            let why = e.to_string();
+            assert!(
+                why.contains("POST http://") && why.contains("status 401"),
+                "{why}"
+            );
+            assert!(!why.contains("not-a-token"), "{why}");
+        }
+        other => panic!("a teach run with a refused token: {other:?}"),
+    }
     let report = lectern_loadtest::run(&config, |_| {}).await.unwrap();
     server.abort();
     assert_eq!(report.error_count, 0, "{report}");
@@ -224,6 +255,30 @@ async fn a_teaching_load_run_records_every_input_once() {
         .unwrap()
         .get(0);
     assert_eq!(transitions as u64, inputs, "{report}");
+    // The refused runs set up nothing: one organization, whose one course
+    // (the key the tool uses) every session was held on.
+    let courses: Vec<String> = sql
+        .query(
+            "SELECT id::text FROM courses WHERE key = $1",
+            &[&TEACH_COURSE_KEY],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let course = report.course_id.expect("the run's course").to_string();
+    assert_eq!(courses, std::slice::from_ref(&course), "{report}");
+    let members: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM memberships m JOIN courses c ON c.org_id = m.org_id \
+             WHERE c.id::text = $1 AND m.role = 'student'",
+            &[&course],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(members as usize, config.students, "{report}");
     let sessions: Vec<(String, String, bool)> = sql
         .query(
             "SELECT course_id, state, ended_at IS NOT NULL FROM teaching_sessions",
@@ -236,10 +291,7 @@ async fn a_teaching_load_run_records_every_input_once() {
         .collect();
     assert_eq!(sessions.len(), 12);
     for session in &sessions {
-        assert_eq!(
-            session,
-            &(TEACH_COURSE_ID.to_string(), "ended".into(), true)
-        );
+        assert_eq!(session, &(course.clone(), "ended".into(), true));
     }
     env.assert_redis_clean().await;
     let teaching = format!("{}teaching:session:", env.prefix);

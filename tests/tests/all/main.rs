@@ -32,6 +32,7 @@ mod retries;
 mod revocation;
 mod scoping;
 mod secrets;
+mod semantic_threshold;
 mod sweeper;
 mod teaching;
 mod teaching_ws;

@@ -166,7 +166,8 @@ async fn abandons_exactly_the_idle_tests_whose_state_is_gone() {
             sessions_deleted: 0,
             audit_partitions_made: 0,
             audit_partitions_dropped: 0,
-            erasures_finished: 0
+            erasures_finished: 0,
+            tutoring_abandoned: 0
         }
     );
     for test in [answered, unanswered, keep_expired] {
@@ -198,7 +199,8 @@ async fn abandons_exactly_the_idle_tests_whose_state_is_gone() {
             sessions_deleted: 0,
             audit_partitions_made: 0,
             audit_partitions_dropped: 0,
-            erasures_finished: 0
+            erasures_finished: 0,
+            tutoring_abandoned: 0
         }
     );
 
@@ -257,7 +259,8 @@ async fn batches_page_through_every_idle_test() {
             sessions_deleted: 0,
             audit_partitions_made: 0,
             audit_partitions_dropped: 0,
-            erasures_finished: 0
+            erasures_finished: 0,
+            tutoring_abandoned: 0
         }
     );
     for &test in &stateless {
@@ -277,7 +280,8 @@ async fn batches_page_through_every_idle_test() {
             sessions_deleted: 0,
             audit_partitions_made: 0,
             audit_partitions_dropped: 0,
-            erasures_finished: 0
+            erasures_finished: 0,
+            tutoring_abandoned: 0
         }
     );
 }
@@ -340,7 +344,8 @@ async fn redis_unreachable_abandons_nothing() {
             sessions_deleted: 0,
             audit_partitions_made: 0,
             audit_partitions_dropped: 0,
-            erasures_finished: 0
+            erasures_finished: 0,
+            tutoring_abandoned: 0
         }
     );
 }

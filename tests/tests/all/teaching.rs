@@ -34,7 +34,7 @@ impl<'e> Student<'e> {
             .call(
                 Method::POST,
                 "/v1/teaching/sessions",
-                Some(lesson(segments)),
+                Some(self.env.lesson(segments as usize).await),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
@@ -79,10 +79,6 @@ impl<'e> Student<'e> {
         )
         .await
     }
-}
-
-fn lesson(segments: u32) -> Value {
-    json!({ "course_id": "algebra-1", "module_index": 2, "sub_topic_index": 1, "total_segments": segments })
 }
 
 /// The session's transitions in PostgreSQL: (seq, intent, from, to, action).
@@ -167,17 +163,21 @@ async fn a_scripted_conversation_covers_every_intent_and_is_recorded() {
         );
         assert_eq!(r["context"]["seq"], i + 1);
     }
-    // Without an AI provider, a question comes back with the prompt to send a model.
+    // Without an AI provider, a question comes back with the prompt to send a
+    // model, grounded in the segment being taught and its neighbours (not in
+    // the session's earlier questions: the answer may serve another student).
     let asked = s.ok(&session, "why is 1/2 = 2/4?").await;
     assert!(asked.get("answer").is_none());
     let prompt = asked["prompt"].as_array().unwrap();
     assert_eq!(prompt[1]["content"], "why is 1/2 = 2/4?");
+    let system = prompt[0]["content"].as_str().unwrap();
+    let at = asked["context"]["segment_index"].as_u64().unwrap() + 1;
     assert!(
-        prompt[0]["content"]
-            .as_str()
-            .unwrap()
-            .contains("What is a fraction?")
+        system.contains(&format!("The segment being taught: Part 1.1.{at}\n<<<\nFact 1.1.{at}:")),
+        "{system}"
     );
+    assert!(system.contains("The segment before: Part 1.1."), "{system}");
+    assert!(!system.contains("What is a fraction?"), "{system}");
     assert_eq!(
         asked["action"]["recent_questions"],
         json!(["What is a fraction?", "why is 1/2 = 2/4?"])
@@ -624,7 +624,7 @@ async fn only_the_owner_takes_part_and_staff_may_read() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     // A session is always the caller's own.
-    let mine = env.post("/v1/teaching/sessions", lesson(2)).await;
+    let mine = env.post("/v1/teaching/sessions", env.lesson(2).await).await;
     assert_eq!(mine.status, StatusCode::CREATED);
     assert_eq!(mine.body["context"]["user_id"], env.admin.to_string());
     assert_eq!(
@@ -647,39 +647,23 @@ async fn bad_input_is_refused_and_writes_nothing() {
         )
     };
     let before = footprint().await;
+    let course = env.course(3).await;
+    let elsewhere = env.new_org().await;
     for (body, status) in [
-        (
-            json!({ "course_id": "", "module_index": 0, "sub_topic_index": 0, "total_segments": 3 }),
-            422,
-        ),
-        (
-            json!({ "course_id": "   ", "module_index": 0, "sub_topic_index": 0, "total_segments": 3 }),
-            422,
-        ),
-        (
-            json!({ "course_id": "c".repeat(201), "module_index": 0, "sub_topic_index": 0, "total_segments": 3 }),
-            422,
-        ),
-        (
-            json!({ "course_id": "c", "module_index": 0, "sub_topic_index": 0, "total_segments": 0 }),
-            422,
-        ),
-        (
-            json!({ "course_id": "c", "module_index": 0, "sub_topic_index": 0, "total_segments": 1001 }),
-            422,
-        ),
-        (
-            json!({ "course_id": "c", "module_index": -1, "sub_topic_index": 0, "total_segments": 3 }),
-            422,
-        ),
-        (
-            json!({ "course_id": "c", "module_index": 0, "total_segments": 3 }),
-            422,
-        ),
-        (
-            json!({ "course_id": "c", "module_index": 0, "sub_topic_index": 0, "total_segments": 3, "x": 1 }),
-            422,
-        ),
+        (json!({ "course_id": "" }), 422),
+        (json!({ "course_id": "algebra-1" }), 422),
+        (json!({ "course_id": Uuid::new_v4() }), 404),
+        // Position: both indexes or neither; inside the course.
+        (json!({ "course_id": course, "module_index": 0 }), 422),
+        (json!({ "course_id": course, "segment_index": 1 }), 422),
+        (json!({ "course_id": course, "module_index": -1, "sub_topic_index": 0 }), 422),
+        (json!({ "course_id": course, "module_index": 2, "sub_topic_index": 0 }), 422),
+        (json!({ "course_id": course, "module_index": 0, "sub_topic_index": 2 }), 422),
+        (json!({ "course_id": course, "module_index": 0, "sub_topic_index": 0, "segment_index": 3 }), 422),
+        // The client no longer says how many segments there are.
+        (json!({ "course_id": course, "total_segments": 3 }), 422),
+        (json!({ "course_id": course, "organization_id": elsewhere }), 404),
+        (json!({ "course_id": course, "x": 1 }), 422),
     ] {
         let r = s
             .call(Method::POST, "/v1/teaching/sessions", Some(body.clone()))

@@ -114,8 +114,9 @@ async fn quiet(socket: &mut Socket) {
     assert!(next.is_err(), "unexpected frame: {next:?}");
 }
 
-fn lesson() -> Value {
-    json!({ "course_id": "rust-101", "module_index": 0, "sub_topic_index": 1, "total_segments": 5 })
+/// A session on the second sub-topic of a course of 5-segment sub-topics.
+async fn lesson(env: &TestEnv) -> Value {
+    json!({ "course_id": env.course(5).await, "module_index": 0, "sub_topic_index": 1 })
 }
 
 /// A new teaching session of the token's owner, over HTTP.
@@ -125,7 +126,7 @@ async fn start(env: &TestEnv, token: &str) -> Uuid {
             Some(token),
             Method::POST,
             "/v1/teaching/sessions",
-            Some(lesson()),
+            Some(lesson(env).await),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
@@ -196,6 +197,15 @@ async fn a_local_socket_carries_inputs_and_replies() {
     assert_eq!(reply["session_id"], session.to_string(), "{reply}");
     assert_eq!(reply["action"]["type"], "teach_segment", "{reply}");
     assert_eq!(reply["context"]["segment_index"], 1, "{reply}");
+    // The action carries the segment's text, from the course.
+    let content = &reply["action"]["content"];
+    assert_eq!(content["key"], "1.2.2", "{reply}");
+    assert_eq!(content["title"], "Part 1.2.2");
+    assert_eq!(content["sub_topic_title"], "Sub-topic 1.2");
+    assert!(
+        content["text"].as_str().unwrap().starts_with("Fact 1.2.2:"),
+        "{reply}"
+    );
     assert_eq!(
         transitions(&env, session).await,
         2,
@@ -555,6 +565,7 @@ async fn the_lambda_handler_connects_pushes_through_the_management_api_and_drops
     let reply = post.json();
     assert_eq!(reply["action"]["type"], "teach_segment", "{reply}");
     assert_eq!(reply["context"]["segment_index"], 1);
+    assert_eq!(reply["action"]["content"]["key"], "1.2.2", "{reply}");
     assert_eq!(transitions(&env, session).await, 2);
 
     // B follows too: both get B's reply.

@@ -1288,7 +1288,7 @@ async fn an_organizations_stats_count_what_it_holds() {
         &env,
         &student_token,
         "/v1/teaching/sessions",
-        json!({ "course_id": "c", "module_index": 0, "sub_topic_index": 0, "total_segments": 3 }),
+        env.lesson(3).await,
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);

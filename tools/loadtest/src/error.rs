@@ -42,6 +42,67 @@ pub enum LoadError {
         /// unexpected body.
         reason: String,
     },
+    /// With `teach`: the admin could not create the run's organization
+    /// (`POST /v1/organizations`).
+    #[error(
+        "cannot create the load-test organization as the admin (POST {url}/v1/organizations): {reason}"
+    )]
+    Organization {
+        /// The base URL.
+        url: String,
+        /// The status and what the server said, the transport error, or an
+        /// unexpected body.
+        reason: String,
+    },
+    /// With `teach`: the admin could not create the class of the run's
+    /// organization (`POST /v1/organizations/{id}/classes`).
+    #[error(
+        "cannot create the load-test class (POST {url}/v1/organizations/{organization_id}/classes): {reason}"
+    )]
+    Class {
+        /// The base URL.
+        url: String,
+        /// The run's organization.
+        organization_id: uuid::Uuid,
+        /// The status and what the server said, the transport error, or an
+        /// unexpected body.
+        reason: String,
+    },
+    /// With `teach`: the admin could not import the course (`POST /v1/courses`).
+    #[error("cannot import the load-test course (POST {url}/v1/courses): {reason}")]
+    Course {
+        /// The base URL.
+        url: String,
+        /// The status and what the server said, the transport error, or an
+        /// unexpected body.
+        reason: String,
+    },
+    /// With `teach`: the admin could not invite the students to the class
+    /// (`POST /v1/classes/{id}/invitations`).
+    #[error(
+        "cannot create the load-test invitation (POST {url}/v1/classes/{class_id}/invitations): {reason}"
+    )]
+    Invitation {
+        /// The base URL.
+        url: String,
+        /// The run's class.
+        class_id: uuid::Uuid,
+        /// The status and what the server said, the transport error, or an
+        /// unexpected body.
+        reason: String,
+    },
+    /// With `teach`: a simulated student could not accept the invitation
+    /// (`POST /v1/invitations/accept`), so it cannot use the course.
+    #[error(
+        "a load-test student cannot accept the invitation (POST {url}/v1/invitations/accept): {reason}"
+    )]
+    Join {
+        /// The base URL.
+        url: String,
+        /// The status and what the server said, the transport error, or an
+        /// unexpected body.
+        reason: String,
+    },
     /// `GET /v1/pools` failed, so no default pool could be chosen.
     #[error("cannot list the pools (GET {url}/v1/pools): {reason}")]
     Pools {

@@ -11,6 +11,7 @@ pub mod chaos;
 mod client;
 mod error;
 mod report;
+mod setup;
 mod student;
 
 use std::collections::BTreeMap;
@@ -30,7 +31,8 @@ pub use error::LoadError;
 pub use report::{
     Answer, CacheDelta, Endpoint, EndpointStats, ErrorCount, ErrorKind, Latency, Report, percentile,
 };
-pub use student::teach::{COURSE_ID as TEACH_COURSE_ID, SCRIPT as TEACH_SCRIPT};
+pub use setup::COURSE_KEY as TEACH_COURSE_KEY;
+pub use student::teach::SCRIPT as TEACH_SCRIPT;
 
 use cache::Snapshot;
 use client::{Conn, Failure, Target};
@@ -61,9 +63,16 @@ pub struct LoadConfig {
     pub stop: Stop,
     /// Hold tutoring sessions (`/v1/teaching/sessions`) instead of taking
     /// tests; `pool`, `max_items`, `with_next` and `with_reads` then do not
-    /// apply (the last two must be false, `pool` `None`).
+    /// apply (the last two must be false, `pool` `None`), and `admin_token`
+    /// is required: before the students sign up, the admin creates an
+    /// organization `loadtest-<hex>`, a class in it, the course
+    /// [`TEACH_COURSE_KEY`] of one module with one sub-topic of `segments`
+    /// segments, and an invitation to the class that every student accepts
+    /// after logging in. Every session teaches that whole sub-topic (module
+    /// 0, sub-topic 0, from its first segment).
     pub teach: bool,
-    /// With `teach`: `total_segments` of every session (1–1000).
+    /// With `teach`: the segments of the course's sub-topic, so every
+    /// session's `total_segments` (1–1000).
     pub segments: u32,
     /// The pool to take tests on; `None`: the first of `GET /v1/pools` (asked
     /// as the first student). Not asked for with `teach`.
@@ -86,7 +95,8 @@ pub struct LoadConfig {
     /// An admin's bearer token: read `GET /v1/admin/cache/stats` when the
     /// measured window begins and when the run ends, for [`Report::cache`].
     /// If that fails the report has no cache section and says why in
-    /// [`Report::cache_warning`]; the run goes on.
+    /// [`Report::cache_warning`]; the run goes on. Required with `teach`,
+    /// whose set-up it makes (a platform admin's: it creates an organization).
     pub admin_token: Option<String>,
     /// Longest wait for one complete response; a request over it is an error.
     pub timeout: Duration,
@@ -174,6 +184,16 @@ impl LoadConfig {
             if self.with_next || self.with_reads || self.pool.is_some() {
                 return invalid("pool, with_next and with_reads apply to tests, not to teach");
             }
+            if self
+                .admin_token
+                .as_deref()
+                .is_none_or(|t| t.trim().is_empty())
+            {
+                return invalid(
+                    "teach needs an admin token (a platform admin's): the admin sets up the \
+                     organization, class, course and invitation the sessions use",
+                );
+            }
         }
         match self.stop {
             Stop::Duration(d) if d.is_zero() => return invalid("the duration must be positive"),
@@ -226,7 +246,9 @@ pub struct Progress {
 /// Runs a load test until `config.stop`; `progress` is called about once a
 /// second once the students have signed in. Fails only when the run cannot
 /// start (bad configuration, server unreachable, a student cannot sign up or
-/// log in, no pool without `teach`); errors of requests are counted in the report.
+/// log in, no pool without `teach`; with `teach`, the admin cannot set up the
+/// course or a student cannot accept its invitation); errors of requests are
+/// counted in the report.
 ///
 /// ```no_run
 /// # async fn example() -> Result<(), lectern_loadtest::LoadError> {
@@ -281,7 +303,25 @@ pub(crate) async fn run_inner(
     config.validate()?;
     let target = Arc::new(Target::parse(&config.url)?);
     check_reachable(&target, config).await?;
-    let mut students_in = account::sign_in_all(&target, config.students, config.timeout).await?;
+    let course = match &config.admin_token {
+        Some(token) if config.teach => Some(
+            setup::set_up(
+                &target,
+                token,
+                config.segments,
+                config.students,
+                config.timeout,
+            )
+            .await?,
+        ),
+        _ => None,
+    };
+    let invitation = course.as_ref().map(|c| account::Invitation {
+        code: c.invitation.clone(),
+        organization_id: c.organization_id,
+    });
+    let mut students_in =
+        account::sign_in_all(&target, config.students, invitation, config.timeout).await?;
     let pool = match config.pool {
         _ if config.teach => None,
         Some(pool) => Some(pool),
@@ -298,9 +338,11 @@ pub(crate) async fn run_inner(
         // The window begins now: read the counters before any student starts.
         cache_window.settle().await;
     }
+    let course_id = course.map(|c| c.id);
     let shared = Arc::new(Shared {
         config: config.clone(),
         pool,
+        course: course_id,
         warmup_end,
         tickets: AtomicU64::new(0),
         live: Live::default(),
@@ -376,6 +418,7 @@ pub(crate) async fn run_inner(
     let wall = window_end.saturating_duration_since(warmup_end);
     let (cache, cache_warning) = cache_window.end(window_end < warmup_end).await;
     let mut report = build_report(config, &target, pool, wall, tally);
+    report.course_id = course_id;
     report.cache = cache;
     report.cache_warning = cache_warning;
     report.student_ids = after.iter().map(|a| a.user_id).collect();
@@ -579,6 +622,7 @@ fn build_report(
     Report {
         url: target.url.clone(),
         pool_id: pool,
+        course_id: None,
         students: config.students,
         teach: config.teach,
         max_items: config.max_items,

@@ -29,15 +29,22 @@ use uuid::Uuid;
 /// cache's lookups, hits, misses and hit ratio per namespace over the measured window.
 ///
 /// With --teach, each student holds tutoring sessions instead of taking tests (no pool
-/// needed): POST /v1/teaching/sessions (course "loadtest", --segments segments), then
-/// POST .../input with the lines of a fixed 16-line script in turn (mostly "next", and a
+/// needed), and --admin-token (a platform admin's) is required: before the students sign
+/// up (not measured), the admin creates an organization loadtest-<hex> (POST
+/// /v1/organizations), a class in it, a course "loadtest" of one module with one
+/// sub-topic of --segments segments (POST /v1/courses), and an invitation to the class
+/// with one use per student; each student accepts it (POST /v1/invitations/accept) after
+/// logging in, joining the organization as a student. Each run therefore also leaves an
+/// organization with its class and course behind. Each session is then POST
+/// /v1/teaching/sessions on that course (module 0, sub-topic 0: the whole sub-topic,
+/// --segments segments), then POST .../input with the lines of a fixed 16-line script in turn (mostly "next", and a
 /// question, a repeat, a confusion, a pause and its resume, a skip and a remark) until
 /// the reply's context.state is "completed", then POST .../end. A reply that breaks the
 /// API's promises is an error: context.seq must rise by exactly 1 per input, every input
 /// has an intent and a question is answered, no input ends the session, it completes
 /// within 2*segments+16 inputs, and the end's summary counts exactly the inputs,
 /// questions, repeats and skips sent and every segment. The report then has the
-/// endpoints teach_start, teach_input and teach_end, and sessions completed.
+/// endpoints teach_start, teach_input and teach_end, sessions completed, and the course.
 ///
 /// With --chaos, the tool starts its own stack (a redis-server on a free port, a fresh
 /// database reached through a TCP proxy, and lectern-local on both) instead of using
@@ -66,10 +73,12 @@ struct Cli {
     tests: Option<u64>,
     /// Hold tutoring sessions (/v1/teaching/sessions) instead of taking tests, each
     /// until it is completed, then end it; measured as teach_start, teach_input and
-    /// teach_end.
+    /// teach_end. Requires --admin-token: the admin first sets up an organization, a
+    /// class, a course "loadtest" and an invitation every student accepts (see above).
     #[arg(long, conflicts_with_all = ["pool", "with_next", "with_reads", "max_items"])]
     teach: bool,
-    /// With --teach: total_segments of each tutoring session [default: 8].
+    /// With --teach: the segments of the course's one sub-topic, so total_segments of
+    /// each tutoring session [default: 8].
     #[arg(
         long,
         value_name = "S",
@@ -101,7 +110,8 @@ struct Cli {
     /// An admin's bearer token: read GET /v1/admin/cache/stats when the measured window
     /// begins and when the run ends, and report the cache's lookups, hits, misses and hit
     /// ratio per namespace over the window. If that fails, a warning is printed and the
-    /// run goes on without a cache section.
+    /// run goes on without a cache section. Required with --teach, whose set-up the admin
+    /// makes.
     #[arg(
         long,
         value_name = "TOKEN",

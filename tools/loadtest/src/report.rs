@@ -265,13 +265,18 @@ pub struct Report {
     pub url: String,
     /// The pool the tests were taken on; `None` (JSON `null`) with `teach`.
     pub pool_id: Option<Uuid>,
+    /// With `teach`: the course the sessions were held on (key
+    /// [`TEACH_COURSE_KEY`](crate::TEACH_COURSE_KEY), in an organization of
+    /// the run's own); `None` (JSON `null`) without.
+    pub course_id: Option<Uuid>,
     /// Concurrent simulated students.
     pub students: usize,
     /// Whether students held tutoring sessions instead of taking tests.
     pub teach: bool,
     /// `config.max_items` of each test (unused with `teach`).
     pub max_items: u32,
-    /// `total_segments` of each tutoring session (used only with `teach`).
+    /// Segments of the course's sub-topic, so `total_segments` of each
+    /// tutoring session (used only with `teach`).
     pub segments: u32,
     /// Mean think time between a student's requests, in milliseconds.
     pub think_ms: f64,
@@ -396,8 +401,13 @@ impl fmt::Display for Report {
         if self.teach {
             writeln!(
                 f,
-                "{} students on {}, tutoring sessions of {} segments, think {} ms",
-                self.students, self.url, self.segments, self.think_ms
+                "{} students on {} (course {}), tutoring sessions of {} segments, think {} ms",
+                self.students,
+                self.url,
+                self.course_id
+                    .map_or_else(|| "-".to_string(), |c| c.to_string()),
+                self.segments,
+                self.think_ms
             )?;
         } else {
             writeln!(
@@ -577,6 +587,7 @@ mod tests {
         Report {
             url: "http://127.0.0.1:3999".into(),
             pool_id: Some(Uuid::nil()),
+            course_id: None,
             students: 4,
             teach: false,
             max_items: 20,
@@ -725,6 +736,7 @@ mod tests {
             ]
         );
         assert_eq!(json["teach"], false);
+        assert_eq!(json["course_id"], serde_json::Value::Null);
         assert_eq!(json["sessions_completed"], 0);
         assert_eq!(
             json["endpoints"]["teach_input"]["latency"],
@@ -737,6 +749,7 @@ mod tests {
         let mut report = sample();
         report.teach = true;
         report.pool_id = None;
+        report.course_id = Some(Uuid::from_u128(7));
         report.tests_completed = 0;
         report.tests_per_sec = 0.0;
         report.tests_failed = 0;
@@ -776,7 +789,7 @@ mod tests {
         let table = teaching().to_string();
         assert!(
             table.starts_with(
-                "4 students on http://127.0.0.1:3999, tutoring sessions of 8 segments, think 0 ms\n"
+                "4 students on http://127.0.0.1:3999 (course 00000000-0000-0000-0000-000000000007), tutoring sessions of 8 segments, think 0 ms\n"
             ),
             "{table}"
         );
@@ -815,6 +828,7 @@ mod tests {
         let json = serde_json::to_value(teaching()).unwrap();
         assert_eq!(json["teach"], true);
         assert_eq!(json["pool_id"], serde_json::Value::Null);
+        assert_eq!(json["course_id"], "00000000-0000-0000-0000-000000000007");
         assert_eq!(json["segments"], 8);
         assert_eq!(json["sessions_completed"], 30);
         assert_eq!(json["endpoints"]["teach_input"]["latency"]["p99_ms"], 2.5);

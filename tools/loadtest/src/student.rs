@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub config: LoadConfig,
     /// The pool of the tests; `None` with `teach`.
     pub pool: Option<Uuid>,
+    /// With `teach`: the course of the sessions (made by [`crate::setup`]).
+    pub course: Option<Uuid>,
     /// Requests sent from then on are measured.
     pub warmup_end: Instant,
     /// Tests (or tutoring sessions) started so far, for [`Stop::Tests`].

@@ -10,6 +10,7 @@
 //! same `seq`; a copy that is missing or behind is rebuilt from PostgreSQL,
 //! and one already ahead is left alone.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -19,23 +20,24 @@ use uuid::Uuid;
 use crate::ai::{ChatRequest, Message};
 use crate::app::App;
 use crate::cache::ai::{self as ai_cache, Operation};
+use crate::cache::semantic as semantic_cache;
+use crate::store::semantic::{SetKey, Stored};
 use crate::services::auth::Caller;
+use crate::services::courses::{self, Position, Taught};
 use crate::services::scope::{self, Denied, OrgOf, Use};
 use crate::store::StoreError;
-use crate::store::teaching::{self as records, Advanced, Snapshot};
-use crate::store::tenancy;
+use crate::store::courses as course_store;
+use crate::store::teaching::{self as records, Advanced, CourseRef, ProgressStep, Snapshot};
 use lectern_orchestrator::prompt::{self, PromptMessage};
 use lectern_orchestrator::{
     self as orchestrator, Action, ActionKind, Decision, Input, Intent, Lesson, Metrics,
     TeachingContext, Transition,
 };
 
+mod material;
+
 /// Longest input, in characters.
 pub const MAX_INPUT_CHARS: usize = orchestrator::QUESTION_CHARS;
-/// Most segments a sub-topic may have.
-pub const MAX_SEGMENTS: u32 = 1000;
-/// Longest course id, in characters.
-pub const MAX_COURSE_ID_CHARS: usize = 200;
 /// How many times an input is decided again after losing a race.
 const MAX_ATTEMPTS: usize = 64;
 
@@ -55,9 +57,9 @@ pub enum Error {
     /// The caller may see the session but not take part in it.
     #[error("only the student of teaching session {0} (or an org admin) may do this")]
     Forbidden(Uuid),
-    /// `organization_id` names no organization the caller belongs to.
-    #[error("no organization with id {0}")]
-    NoOrganization(Uuid),
+    /// `course_id` names no course of an organization the caller belongs to.
+    #[error("no course with id {0}")]
+    NoCourse(Uuid),
     /// The session has ended.
     #[error("teaching session {0} has ended; it takes no more input")]
     Ended(Uuid),
@@ -79,8 +81,11 @@ pub struct Answer {
     pub text: String,
     /// The model that wrote it.
     pub model: String,
-    /// Whether it came from the AI response cache.
+    /// Whether it came from a cache (the exact-match AI cache, or the semantic one).
     pub cached: bool,
+    /// From the semantic cache: the similarity of the earlier question it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f32>,
 }
 
 /// What a session's end reports.
@@ -183,22 +188,6 @@ fn ttl(app: &App) -> Duration {
     app.config().teaching_state_ttl
 }
 
-/// Checks a new session's lesson.
-pub fn check_lesson(lesson: &Lesson) -> Result<(), Error> {
-    let course = lesson.course_id.trim();
-    if course.is_empty() || course.chars().count() > MAX_COURSE_ID_CHARS {
-        return Err(Error::Invalid(format!(
-            "course_id must be 1 to {MAX_COURSE_ID_CHARS} characters"
-        )));
-    }
-    if !(1..=MAX_SEGMENTS).contains(&lesson.total_segments) {
-        return Err(Error::Invalid(format!(
-            "total_segments must be from 1 to {MAX_SEGMENTS}"
-        )));
-    }
-    Ok(())
-}
-
 /// Checks one input's text.
 pub fn check_text(text: &str) -> Result<(), Error> {
     let n = text.trim().chars().count();
@@ -210,42 +199,89 @@ pub fn check_text(text: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Starts a session of the caller's on `lesson`: teach its first segment. It
-/// belongs to `org` (one the caller is a member of), else to the caller's only
-/// organization, else to none.
-pub async fn create(
-    app: &App,
-    caller: &Caller,
-    org: Option<Uuid>,
-    lesson: Lesson,
-) -> Result<Reply, Error> {
-    check_lesson(&lesson)?;
-    let org = match org {
-        Some(org) => {
-            let standing =
-                scope::standing(app, caller.user_id, OrgOf::Organization(org), None, None).await?;
-            // No such organization is 404 for everyone, platform admins included.
-            if !standing.found {
-                return Err(Error::NoOrganization(org));
+/// Where a new session begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Start {
+    /// The course (of an organization the caller is a member of).
+    pub course_id: Uuid,
+    /// `organization_id` as sent: when given, it must be the course's.
+    pub organization_id: Option<Uuid>,
+    /// Where to begin; `None`: where the student's progress says (the
+    /// beginning of the course the first time).
+    pub at: Option<Position>,
+}
+
+/// Starts a session of the caller's on the latest version of a course,
+/// teaching one sub-topic from where they asked or where their progress left
+/// off. It belongs to the course's organization.
+pub async fn create(app: &App, caller: &Caller, start: Start) -> Result<Reply, Error> {
+    let id = start.course_id;
+    let standing = scope::standing(app, caller.user_id, OrgOf::Course(id), None, None).await?;
+    if !standing.found || standing.member().is_err() {
+        return Err(Error::NoCourse(id));
+    }
+    let course = courses::taught(app, id, None)
+        .await?
+        .ok_or(Error::NoCourse(id))?;
+    // Within another organization the course does not exist.
+    if start.organization_id.is_some_and(|o| o != course.org_id) {
+        return Err(Error::NoCourse(id));
+    }
+    let at = match start.at {
+        Some(at) => {
+            if course.doc.segment(at).is_none() {
+                return Err(Error::Invalid(format!(
+                    "module_index, sub_topic_index, segment_index: version {} of course {id} has no segment at {}, {}, {}",
+                    course.version, at.module_index, at.sub_topic_index, at.segment_index
+                )));
             }
-            standing.member().map_err(|_| Error::NoOrganization(org))?;
-            Some(org)
+            at
         }
-        None => match tenancy::memberships(app.db(), caller.user_id).await?[..] {
-            [(only, _)] => Some(only),
-            _ => None,
-        },
+        None => resume_at(app, caller.user_id, &course, id).await?,
     };
+    let sub_topic = course
+        .doc
+        .sub_topic(at.module_index, at.sub_topic_index)
+        .expect("the position was checked");
     let lesson = Lesson {
-        course_id: lesson.course_id.trim().to_owned(),
-        ..lesson
+        course_id: id.to_string(),
+        module_index: at.module_index,
+        sub_topic_index: at.sub_topic_index,
+        total_segments: sub_topic.segments.len() as u32,
+        segment_index: at.segment_index,
+        course_version: Some(course.version as u32),
     };
     let now = now_ms();
     let d = orchestrator::start(Uuid::new_v4(), caller.user_id, lesson, now);
-    records::insert(app.db(), &d, org).await?;
+    let course_ref = CourseRef {
+        id,
+        version: course.version,
+    };
+    records::insert(app.db(), &d, Some(course.org_id), Some(course_ref)).await?;
     // PostgreSQL has it; without Redis it is served from there until Redis is back.
     rebuild(app, &Snapshot::new(&d)).await;
-    Ok(reply(d, None))
+    let mut out = reply(d, None);
+    material::fill(&course.doc, &out.context, &mut out.action);
+    Ok(out)
+}
+
+/// Where the student's progress through `course` says to begin: its saved
+/// position when this version still has it, else the beginning.
+async fn resume_at(
+    app: &App,
+    user: Uuid,
+    course: &Taught,
+    id: Uuid,
+) -> Result<Position, Error> {
+    let saved = course_store::progress_of(app.db(), user, id)
+        .await?
+        .map(|p| Position {
+            module_index: p.module_index.max(0) as u32,
+            sub_topic_index: p.sub_topic_index.max(0) as u32,
+            segment_index: p.segment_index.max(0) as u32,
+        })
+        .filter(|&at| course.doc.segment(at).is_some());
+    Ok(saved.unwrap_or_default())
 }
 
 fn reply(d: Decision, intent: Option<Intent>) -> Reply {
@@ -284,31 +320,43 @@ async fn allowed(
 pub async fn input(app: &App, caller: &Caller, id: Uuid, text: &str) -> Result<Reply, Error> {
     check_text(text)?;
     let input = Input::new(text);
-    let (d, from_seq, snapshot) = apply(app, caller, id, None, |ctx| {
+    let Applied {
+        decision: d,
+        from_seq,
+        snapshot,
+        course,
+    } = apply(app, caller, id, None, |ctx| {
         orchestrator::decide(ctx, &input, now_ms())
     })
     .await?;
     let ended = d.context.state == orchestrator::State::Ended;
     let mut out = reply(d.clone(), Some(input.intent));
+    if let Some(course) = &course {
+        material::fill(&course.doc, &out.context, &mut out.action);
+    }
     if ended {
         out.summary = Some(summary(&after(app, &d, snapshot).await?));
         forget(app, id).await;
         return Ok(out);
     }
     let answering = d.action.kind == ActionKind::AnswerQuestion;
+    let grounding = course
+        .as_deref()
+        .map(|c| material::grounding(&c.doc, &d.context));
     let (_, answer) = tokio::join!(follow(app, from_seq, &d, snapshot), async {
         if answering {
-            Some(answer(app, &d).await)
+            Some(answer(app, &d, course.as_deref(), grounding.as_ref()).await)
         } else {
             None
         }
     });
+    let grounded_prompt = || prompt::answer_question(&d.action, grounding.as_ref());
     match answer {
         Some(Ok(Some(a))) => out.answer = Some(a),
-        Some(Ok(None)) => out.prompt = Some(prompt::answer_question(&d.action)),
+        Some(Ok(None)) => out.prompt = Some(grounded_prompt()),
         Some(Err(e)) => {
             out.answer_error = Some(e);
-            out.prompt = Some(prompt::answer_question(&d.action));
+            out.prompt = Some(grounded_prompt());
         }
         None => {}
     }
@@ -327,8 +375,8 @@ pub async fn end(app: &App, caller: &Caller, id: Uuid) -> Result<Summary, Error>
         orchestrator::end(ctx, now_ms())
     })
     .await;
-    let (d, _, snapshot) = match applied {
-        Ok(applied) => applied,
+    let (d, snapshot) = match applied {
+        Ok(applied) => (applied.decision, applied.snapshot),
         // Ended meanwhile by another request: the same summary.
         Err(Error::Ended(_)) => return Ok(summary(&load(app, id).await?)),
         Err(e) => return Err(e),
@@ -391,14 +439,15 @@ async fn load(app: &App, id: Uuid) -> Result<Snapshot, Error> {
 /// given, else Redis's copy) and records the result, deciding again on
 /// PostgreSQL's copy each time another input got there first. Returns the
 /// decision, the seq it was decided on, and the PostgreSQL snapshot it was
-/// decided on (when it was).
+/// decided on (when it was), and the course version it teaches (when it has one).
 async fn apply(
     app: &App,
     caller: &Caller,
     id: Uuid,
     mut snapshot: Option<Snapshot>,
     decide: impl Fn(&TeachingContext) -> Result<Decision, orchestrator::Ended>,
-) -> Result<(Decision, u32, Option<Snapshot>), Error> {
+) -> Result<Applied, Error> {
+    let mut course: Option<Option<Arc<Taught>>> = None;
     // The first try decides on Redis's copy: no PostgreSQL read on the hot path.
     let mut hot = if snapshot.is_some() {
         None
@@ -429,14 +478,80 @@ async fn apply(
             return Err(Error::Ended(id));
         };
         let from_seq = ctx.seq;
-        if records::apply(app.db(), from_seq, &d).await? {
-            return Ok((d, from_seq, snapshot));
+        if course.is_none() {
+            course = Some(course_of(app, ctx).await?);
+        }
+        let taught = course.clone().flatten();
+        let step = taught
+            .as_deref()
+            .map(|t| progress_step(app, t, ctx, &d));
+        if records::apply(app.db(), from_seq, &d, step.as_ref()).await? {
+            return Ok(Applied {
+                decision: d,
+                from_seq,
+                snapshot,
+                course: taught,
+            });
         }
         // Another input moved the session on: decide again on PostgreSQL's copy.
         hot = None;
         snapshot = None;
     }
     Err(Error::Contended(id))
+}
+
+/// A decision recorded in PostgreSQL.
+struct Applied {
+    decision: Decision,
+    /// The seq it was decided on.
+    from_seq: u32,
+    /// The PostgreSQL snapshot it was decided on, when it was.
+    snapshot: Option<Snapshot>,
+    /// The course version the session teaches, when it has one.
+    course: Option<Arc<Taught>>,
+}
+
+/// The course version a session teaches: `None` for a session from before
+/// courses were data (its course id is free text).
+async fn course_of(app: &App, ctx: &TeachingContext) -> Result<Option<Arc<Taught>>, Error> {
+    let (Some(version), Ok(course)) = (ctx.course_version, ctx.course_id.parse::<Uuid>()) else {
+        return Ok(None);
+    };
+    Ok(courses::taught(app, course, Some(version as i32)).await?)
+}
+
+/// What `d` (decided on `ctx`) changes in the student's progress through the
+/// course: the segment completed, the time since the last step (at most the
+/// idle limit), and where the next session begins (the next sub-topic once
+/// this one is done).
+fn progress_step(app: &App, course: &Taught, ctx: &TeachingContext, d: &Decision) -> ProgressStep {
+    let here = |segment_index| Position {
+        module_index: ctx.module_index,
+        sub_topic_index: ctx.sub_topic_index,
+        segment_index,
+    };
+    let completed = d
+        .completed
+        .and_then(|i| course.doc.segment(here(i)))
+        .map(|s| s.key.clone());
+    let idle = app.config().teaching_idle_limit.as_millis() as i64;
+    let time_ms = (d.context.updated_at_ms - ctx.updated_at_ms).clamp(0, idle);
+    let now = here(d.context.segment_index);
+    let next = if d.context.all_done() {
+        course.doc.next_sub_topic(now).unwrap_or(now)
+    } else {
+        now
+    };
+    ProgressStep {
+        course_id: ctx.course_id.parse().unwrap_or_default(),
+        completed,
+        time_ms,
+        position: [
+            next.module_index as i32,
+            next.sub_topic_index as i32,
+            next.segment_index as i32,
+        ],
+    }
 }
 
 /// Brings Redis up to a decision PostgreSQL has recorded.
@@ -500,14 +615,56 @@ fn summary(s: &Snapshot) -> Summary {
     }
 }
 
-/// The answer to the question of `d` through the cached AI client, recorded
-/// in PostgreSQL: `Ok(None)` when no provider is configured, `Err` (a line
-/// for the caller) when it failed.
-async fn answer(app: &App, d: &Decision) -> Result<Option<Answer>, String> {
+/// The answer to the question of `d`, recorded in PostgreSQL: `Ok(None)`
+/// when no provider is configured, `Err` (a line for the caller) when it
+/// failed. On a course, with the semantic cache on, an earlier answer to a
+/// question about the same segment that means the same is reused (one
+/// embedding, no chat call); else the provider answers (through the
+/// exact-match cache) and the answer is kept for the next such question.
+async fn answer(
+    app: &App,
+    d: &Decision,
+    course: Option<&Taught>,
+    grounding: Option<&orchestrator::Grounding>,
+) -> Result<Option<Answer>, String> {
     if !app.ai().is_configured() {
         return Ok(None);
     }
-    let messages = prompt::answer_question(&d.action)
+    let set = semantic_set(app, d, course);
+    let style = prompt::style(&d.action);
+    let mut embedding = None;
+    if let Some((key, threshold, _)) = &set {
+        let question = d.action.question.as_deref().unwrap_or_default();
+        match semantic_cache::embed(app.cache(), app.ai(), question).await {
+            Ok(e) => {
+                let found = semantic_cache::nearest(
+                    app.cache(),
+                    app.db(),
+                    key,
+                    style,
+                    &e.model,
+                    &e.vector,
+                    *threshold,
+                )
+                .await;
+                match found {
+                    Ok(Some(hit)) => {
+                        let a = Answer {
+                            text: hit.answer.answer,
+                            model: hit.answer.answer_model,
+                            cached: true,
+                            similarity: Some(hit.score),
+                        };
+                        return Ok(Some(recorded(app, d, a).await));
+                    }
+                    Ok(None) => embedding = Some(e),
+                    Err(e) => tracing::warn!(error = %e, "semantic cache not searched"),
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "no embedding for a student's question"),
+        }
+    }
+    let messages = prompt::answer_question(&d.action, grounding)
         .into_iter()
         .map(|m| match m.role {
             "system" => Message::system(m.content),
@@ -525,18 +682,58 @@ async fn answer(app: &App, d: &Decision) -> Result<Option<Answer>, String> {
         text: completion.response.content.clone(),
         model: completion.response.model.clone(),
         cached: completion.cached,
+        similarity: None,
     };
+    if let (Some((key, _, cap)), Some(e)) = (&set, embedding) {
+        let kept = Stored {
+            id: 0,
+            style: style.to_owned(),
+            model: e.model.clone(),
+            vector: e.vector.clone(),
+            answer: a.text.clone(),
+            answer_model: a.model.clone(),
+            tokens: i32::try_from(completion.response.usage.total_tokens).unwrap_or(i32::MAX),
+        };
+        if let Err(e) = semantic_cache::remember(app.redis(), app.db(), key, &kept, *cap).await {
+            tracing::warn!(error = %e, "answer not kept in the semantic cache");
+        }
+    }
+    Ok(Some(recorded(app, d, a).await))
+}
+
+/// The semantic answer set a question of `d` searches, with the threshold and
+/// cap: `None` off a course, with the cache off, or for a remark.
+fn semantic_set(app: &App, d: &Decision, course: Option<&Taught>) -> Option<(SetKey, f32, usize)> {
+    let config = app.config().semantic?;
+    let course = course?;
+    d.action.question.as_ref()?;
+    let c = &d.context;
+    let at = Position {
+        module_index: c.module_index,
+        sub_topic_index: c.sub_topic_index,
+        segment_index: c.segment_index,
+    };
+    let segment = course.doc.segment(at)?;
+    let key = SetKey {
+        course: c.course_id.parse().ok()?,
+        version: course.version,
+        segment: segment.key.clone(),
+    };
+    Some((key, config.threshold, config.cap))
+}
+
+/// `a`, recorded as the answer to the question `d` asked (a re-answer, after
+/// confusion, has no question row of its own: the latest keeps its answer).
+async fn recorded(app: &App, d: &Decision, a: Answer) -> Answer {
+    if d.transition.intent != Some(Intent::Question) {
+        return a;
+    }
     let id = d.context.session_id;
-    // Only a question the student asked has a row; a re-answer (confusion) updates the latest.
-    let seq = if d.transition.intent == Some(Intent::Question) {
-        d.context.seq
-    } else {
-        return Ok(Some(a));
-    };
+    let seq = d.context.seq;
     if let Err(e) = records::set_answer(app.db(), id, seq, &a.text, &a.model, a.cached).await {
         tracing::warn!(session = %id, error = %e, "AI answer not recorded");
     }
-    Ok(Some(a))
+    a
 }
 
 /// What `GET /v1/admin/teaching/stats` shows.

@@ -1,6 +1,7 @@
-//! A simulated student's tutoring session (with `teach`): start one, say the
-//! lines of [`SCRIPT`] in turn until it is completed, end it, and hold every
-//! reply to what the API promises.
+//! A simulated student's tutoring session (with `teach`): start one on the
+//! run's course (module 0, sub-topic 0: the whole sub-topic of `segments`
+//! segments, see [`crate::setup`]), say the lines of [`SCRIPT`] in turn until
+//! it is completed, end it, and hold every reply to what the API promises.
 
 use std::sync::atomic::Ordering;
 
@@ -11,9 +12,6 @@ use uuid::Uuid;
 
 use super::{Abort, Student};
 use crate::report::Endpoint;
-
-/// The `course_id` of every load-test session (module 0, sub-topic 0).
-pub const COURSE_ID: &str = "loadtest";
 
 /// What a simulated student says, one line per input, in turn from a random
 /// line and round again: mostly "next", and once each every other intent but
@@ -125,7 +123,7 @@ fn check_start(step: &Step, segments: u32) -> Result<(), String> {
     }
     if c.total_segments != segments || step.intent.is_some() {
         return Err(format!(
-            "a new session of {} segments (asked for {segments}), intent {:?}",
+            "a new session of {} segments (the course's sub-topic has {segments}), intent {:?}",
             c.total_segments, step.intent
         ));
     }
@@ -162,11 +160,13 @@ impl Student {
     /// is the path of its `end` while it is open.
     pub(super) async fn hold_session(&mut self, open: &mut Option<String>) -> Result<(), Abort> {
         let segments = self.shared.config.segments;
+        let course = self.shared.course.expect("teach sets up a course");
+        // Explicit: every session teaches the whole sub-topic from its first
+        // segment, rather than resuming where the student's progress left off.
         let body = json!({
-            "course_id": COURSE_ID,
+            "course_id": course,
             "module_index": 0,
             "sub_topic_index": 0,
-            "total_segments": segments,
         });
         let (started, _): (Step, _) = self
             .call(
