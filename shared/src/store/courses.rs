@@ -103,17 +103,24 @@ pub async fn import(
     let (id, version, outcome) = match inserted {
         Some(row) => (row.get::<_, Uuid>(0), 1, Imported::Created),
         None => {
+            // Lock the course first, then compare with its latest version as
+            // it is now (a join locked in one statement would be re-checked
+            // against the version row it read before the lock was granted).
             let row = tx
                 .query_one(
-                    "SELECT c.id, c.latest_version, v.content = $3 AS same
-                     FROM courses c JOIN course_versions v
-                       ON v.course_id = c.id AND v.version = c.latest_version
-                     WHERE c.org_id = $1 AND c.key = $2 FOR UPDATE OF c",
-                    &[&org, &key, v.content],
+                    "SELECT id, latest_version FROM courses WHERE org_id = $1 AND key = $2 FOR UPDATE",
+                    &[&org, &key],
                 )
                 .await?;
             let id: Uuid = row.get(0);
-            if row.get::<_, bool>("same") {
+            let same: bool = tx
+                .query_one(
+                    "SELECT content = $3 FROM course_versions WHERE course_id = $1 AND version = $2",
+                    &[&id, &row.get::<_, i32>(1), v.content],
+                )
+                .await?
+                .get(0);
+            if same {
                 let found = read_in(&tx, id, None).await?;
                 tx.commit().await?;
                 let found = found.ok_or_else(|| not_read_back(id))?;
@@ -424,22 +431,22 @@ pub async fn progress_of_student(
         .collect())
 }
 
-/// Every student of a class with their progress through one course (`None`
-/// for those who have not begun it), by name.
+/// Every student of a class with their name (if they gave one) and their
+/// progress through one course (`None` for those who have not begun it), by name.
 pub async fn progress_of_class(
     db: &Pool,
     class: Uuid,
     course: Uuid,
-) -> Result<Vec<(Uuid, String, Option<Progress>)>, StoreError> {
+) -> Result<Vec<(Uuid, Option<String>, Option<Progress>)>, StoreError> {
     let rows = db
         .get()
         .await?
         .query(
             &format!(
-                "SELECT s.user_id AS student_id, u.name AS student_name, {PROGRESS_COLUMNS}
+                "SELECT s.user_id AS student_id, u.display_name AS student_name, {PROGRESS_COLUMNS}
                  FROM class_students s JOIN users u ON u.id = s.user_id
                  LEFT JOIN course_progress p ON p.user_id = s.user_id AND p.course_id = $2
-                 WHERE s.class_id = $1 ORDER BY u.name, s.user_id"
+                 WHERE s.class_id = $1 ORDER BY u.display_name, s.user_id"
             ),
             &[&class, &course],
         )

@@ -12,6 +12,7 @@ mod cache;
 mod calibration;
 mod chaos;
 mod contract;
+mod courses;
 mod data_rights;
 mod emulator;
 mod events;

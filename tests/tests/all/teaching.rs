@@ -761,7 +761,9 @@ async fn questions_are_answered_through_the_cached_ai_client() {
     assert_eq!(row.get::<_, Option<bool>>(2), Some(false));
 
     // The provider failing: the transition stands, the caller gets the prompt and why.
-    fake.fail_next(500, 3, None);
+    // Three failed attempts of the embedding (the semantic cache is then
+    // skipped), three of the chat call.
+    fake.fail_next(500, 6, None);
     let failed = a.ok(&first, "And what is a decimal?").await;
     assert!(failed.get("answer").is_none());
     assert!(

@@ -419,7 +419,8 @@ pub async fn student_progress(
 #[derive(Debug, Serialize)]
 pub struct ClassMember {
     student_id: Uuid,
-    name: String,
+    /// Their display name, if they gave one.
+    name: Option<String>,
     /// Absent: not begun.
     #[serde(skip_serializing_if = "Option::is_none")]
     progress: Option<Progress>,

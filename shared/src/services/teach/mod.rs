@@ -653,7 +653,7 @@ async fn answer(
                             text: hit.answer.answer,
                             model: hit.answer.answer_model,
                             cached: true,
-                            similarity: Some(hit.score),
+                            similarity: Some(hit.score.clamp(-1.0, 1.0)),
                         };
                         return Ok(Some(recorded(app, d, a).await));
                     }
