@@ -33,6 +33,7 @@ mod retries;
 mod revocation;
 mod scoping;
 mod secrets;
+mod semantic_cache;
 mod semantic_threshold;
 mod sweeper;
 mod teaching;
