@@ -476,3 +476,54 @@ async fn the_sweeper_ends_idle_tutoring_sessions_and_keeps_progress() {
     assert_eq!(r.problem(409), r.body["detail"].as_str().unwrap());
     assert_eq!(sweep::sweep(&env.app).await.unwrap().tutoring_abandoned, 0);
 }
+
+/// `lectern-admin import-course`: the example YAML course goes through a
+/// running server; a re-import is unchanged; a bad file is refused before
+/// anything is sent, naming the field; a student's token is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_importer_sends_a_yaml_file_through_the_api() {
+    let env = TestEnv::new().await;
+    let (addr, server) = super::load::serve(&env).await;
+    let api = format!("http://{addr}");
+    let (_, teacher) = env.user(Role::Teacher).await;
+    let (_, student) = env.user(Role::Student).await;
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/courses/exponents.yaml");
+    let org = env.org;
+    let run = |token: String, path: std::path::PathBuf| {
+        let api = api.clone();
+        tokio::task::spawn_blocking(move || lectern_admin::import_course(&api, &token, org, &path))
+    };
+    let line = run(teacher.clone(), example.clone()).await.unwrap().unwrap();
+    assert!(line.starts_with("created course \"exponents\""), "{line}");
+    assert!(line.ends_with("version 1, 8 segments"), "{line}");
+    let again = run(teacher.clone(), example.clone()).await.unwrap().unwrap();
+    assert!(again.ends_with("unchanged, still version 1"), "{again}");
+    let refused = run(student, example.clone()).await.unwrap().unwrap_err();
+    assert!(refused.contains("answered 403"), "{refused}");
+
+    let dir = std::env::temp_dir().join(format!("lectern-import-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.yaml");
+    let text = std::fs::read_to_string(&example).unwrap().replacen("key: power-rule", "key: product-rule", 1);
+    std::fs::write(&bad, text).unwrap();
+    let before = versions(&env).await;
+    let error = run(teacher, bad).await.unwrap().unwrap_err();
+    assert!(error.contains("modules[0].sub_topics[1].segments[2].key:"), "{error}");
+    assert_eq!(versions(&env).await, before);
+    std::fs::remove_dir_all(&dir).unwrap();
+    server.abort();
+
+    // The example course teaches: its first segment's text in the first action.
+    let course: Uuid = env
+        .sql()
+        .await
+        .query_one("SELECT id FROM courses WHERE key = 'exponents'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let (_, token) = env.user(Role::Student).await;
+    let s = start(&env, &token, json!({ "course_id": course })).await;
+    assert_eq!(s["action"]["content"]["key"], "exponent-basics");
+    assert!(s["action"]["content"]["text"].as_str().unwrap().contains("is the *base*"));
+    assert_eq!(s["action"]["content"]["check_questions"][1]["text"], "What is 3 squared?");
+}

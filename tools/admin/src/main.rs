@@ -1,7 +1,7 @@
 //! `lectern-admin`: operator commands that no endpoint offers.
 //!
 //! `create-admin` makes an administrator account: the only way to the first
-//! one. The password is read from `LECTERN_ADMIN_PASSWORD` or, when that is
+//! one. `import-course` sends a course file (JSON or YAML) to a running API. The password is read from `LECTERN_ADMIN_PASSWORD` or, when that is
 //! unset, from the first line of standard input — never from the command line,
 //! where other users of the machine could read it in the process list.
 
@@ -29,6 +29,22 @@ enum Command {
         #[arg(long, default_value = "Administrator")]
         name: String,
     },
+    /// Import a course from a JSON or YAML file: a new course, or the next
+    /// version of the organization's course with the same key (an unchanged
+    /// file writes nothing).
+    ///
+    /// The bearer token (a teacher's or org admin's of the organization, or a
+    /// platform admin's) is read from LECTERN_TOKEN, never from the command line.
+    ImportCourse {
+        /// The API's base URL.
+        #[arg(long, env = "LECTERN_API_URL", default_value = "http://127.0.0.1:3000")]
+        api: String,
+        /// The organization the course belongs to.
+        #[arg(long)]
+        organization: uuid::Uuid,
+        /// The course file (`.yaml`/`.yml` is read as YAML, anything else as JSON).
+        file: std::path::PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -49,6 +65,21 @@ async fn run(cli: Cli) -> Result<(), String> {
                     .await
                     .map_err(|e| e.to_string())?;
             println!("created admin {} ({})", user.email, user.id);
+            Ok(())
+        }
+        Command::ImportCourse {
+            api,
+            organization,
+            file,
+        } => {
+            let token = std::env::var("LECTERN_TOKEN")
+                .map_err(|_| "LECTERN_TOKEN (a bearer token) is not set".to_owned())?;
+            let line = tokio::task::spawn_blocking(move || {
+                lectern_admin::import_course(&api, &token, organization, &file)
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            println!("{line}");
             Ok(())
         }
     }
