@@ -85,10 +85,20 @@ pub fn answer_question(action: &Action, grounding: Option<&Grounding>) -> Vec<Pr
         Some(g) => {
             quote(&mut system, "The segment being taught", &g.current, None);
             if let Some(before) = &g.before {
-                quote(&mut system, "The segment before", before, Some(NEIGHBOUR_CHARS));
+                quote(
+                    &mut system,
+                    "The segment before",
+                    before,
+                    Some(NEIGHBOUR_CHARS),
+                );
             }
             if let Some(after) = &g.after {
-                quote(&mut system, "The segment after", after, Some(NEIGHBOUR_CHARS));
+                quote(
+                    &mut system,
+                    "The segment after",
+                    after,
+                    Some(NEIGHBOUR_CHARS),
+                );
             }
         }
         None => {
@@ -195,7 +205,9 @@ mod tests {
         let messages = answer_question(&a, Some(&g));
         let system = &messages[0].content;
         assert!(system.contains("course \"Exponents\", module 2, sub-topic 1, segment 3 of 6"));
-        assert!(system.contains("The segment being taught: Zero\n<<<\nAny non-zero x to the power 0 is 1.\n>>>"));
+        assert!(system.contains(
+            "The segment being taught: Zero\n<<<\nAny non-zero x to the power 0 is 1.\n>>>"
+        ));
         // A neighbour is quoted up to its limit, then cut.
         assert!(system.contains(&format!("{}…", "p".repeat(NEIGHBOUR_CHARS))));
         assert!(!system.contains(&"p".repeat(NEIGHBOUR_CHARS + 1)));

@@ -400,5 +400,10 @@ fn a_session_can_begin_mid_sub_topic_and_completes_only_what_is_continued_past()
         segment_index: 9,
         ..lesson(4)
     };
-    assert_eq!(start(Uuid::nil(), Uuid::nil(), late, T0).context.segment_index, 3);
+    assert_eq!(
+        start(Uuid::nil(), Uuid::nil(), late, T0)
+            .context
+            .segment_index,
+        3
+    );
 }

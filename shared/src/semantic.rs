@@ -111,6 +111,128 @@ pub fn nearest<'a>(query: &[f32], set: impl IntoIterator<Item = &'a [f32]>) -> O
     best
 }
 
+/// Candidates the quantised pass hands to the exact one.
+const RERANK: usize = 4;
+
+/// A set of unit vectors of one length, searched in two passes: every vector
+/// by an 8-bit copy (a quarter of the bytes, which is what a scan of a few
+/// thousand 1,536-dimension vectors is bound by), then the few best again in
+/// full precision, whose exact score is the one reported. Quantisation moves
+/// a score by about 10⁻³, far less than the gap between the best candidates
+/// that [`RERANK`] keeps.
+#[derive(Debug, Clone, Default)]
+pub struct Index {
+    dims: usize,
+    /// Every vector's codes, one after another (`dims` each).
+    codes: Vec<i8>,
+    /// Each vector's scale: component ≈ code × scale.
+    scales: Vec<f32>,
+    /// The vectors themselves, for the exact pass.
+    vectors: Vec<Vec<f32>>,
+}
+
+/// `v` as codes of at most ±127 and the scale that brings them back.
+fn quantize(v: &[f32], codes: &mut Vec<i8>) -> f32 {
+    let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let scale = if max > 0.0 && max.is_finite() {
+        max / 127.0
+    } else {
+        1.0
+    };
+    codes.extend(
+        v.iter()
+            .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8),
+    );
+    scale
+}
+
+/// The dot product of two code vectors (exact in `i32` for up to 133,000 dimensions).
+pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    const LANES: usize = 32;
+    let mut acc = [0i32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: i32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| i32::from(*x) * i32::from(*y))
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for ((acc, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *acc += i32::from(*x) * i32::from(*y);
+        }
+    }
+    acc.iter().sum::<i32>() + tail
+}
+
+impl Index {
+    /// An empty index of vectors of `dims` components.
+    pub fn new(dims: usize) -> Self {
+        Self {
+            dims,
+            ..Self::default()
+        }
+    }
+
+    /// Vectors held.
+    pub fn len(&self) -> usize {
+        self.vectors.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.vectors.is_empty()
+    }
+
+    /// Adds a unit vector (its position is [`Index::len`] before the call);
+    /// false, and nothing added, for one of another length.
+    pub fn push(&mut self, v: Vec<f32>) -> bool {
+        if v.len() != self.dims {
+            return false;
+        }
+        let scale = quantize(&v, &mut self.codes);
+        self.scales.push(scale);
+        self.vectors.push(v);
+        true
+    }
+
+    /// The vector most similar to `query` (cosine: both are unit length) and
+    /// its exact score; `None` when empty or `query` is of another length.
+    pub fn nearest(&self, query: &[f32]) -> Option<Nearest> {
+        if query.len() != self.dims || self.is_empty() {
+            return None;
+        }
+        let mut q = Vec::with_capacity(self.dims);
+        let q_scale = quantize(query, &mut q);
+        let mut best: [(f32, usize); RERANK] = [(f32::NEG_INFINITY, usize::MAX); RERANK];
+        for (i, (codes, scale)) in self
+            .codes
+            .chunks_exact(self.dims.max(1))
+            .zip(&self.scales)
+            .enumerate()
+        {
+            let approx = dot_i8(&q, codes) as f32 * q_scale * scale;
+            if approx > best[RERANK - 1].0 {
+                best[RERANK - 1] = (approx, i);
+                best.sort_by(|a, b| b.0.total_cmp(&a.0));
+            }
+        }
+        best.iter()
+            .filter(|(_, i)| *i != usize::MAX)
+            .map(|&(_, index)| Nearest {
+                index,
+                score: dot(query, &self.vectors[index]),
+            })
+            .filter(|n| !n.score.is_nan())
+            .fold(None, |b: Option<Nearest>, n| match b {
+                Some(b) if b.score > n.score || (b.score == n.score && b.index < n.index) => {
+                    Some(b)
+                }
+                _ => Some(n),
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +316,38 @@ mod tests {
         let other = [unit(vec![1.0, 0.0])];
         assert_eq!(nearest(&q, other.iter().map(Vec::as_slice)), None);
         assert_eq!(nearest(&q, [[f32::NAN, 0.0, 0.0].as_slice()]), None);
+    }
+
+    #[test]
+    fn the_index_agrees_with_the_exact_scan() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut random = |n: usize| unit((0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect());
+        let set: Vec<Vec<f32>> = (0..500).map(|_| random(384)).collect();
+        let mut index = Index::new(384);
+        for v in &set {
+            assert!(index.push(v.clone()));
+        }
+        assert!(!index.push(vec![1.0; 3]), "another length is refused");
+        assert_eq!(index.len(), 500);
+        for _ in 0..50 {
+            // Queries near a member (a paraphrase) and far from all (another question).
+            let near = unit(
+                set[17]
+                    .iter()
+                    .zip(random(384))
+                    .map(|(a, b)| a + 0.3 * b)
+                    .collect(),
+            );
+            for query in [near, random(384)] {
+                let exact = nearest(&query, set.iter().map(Vec::as_slice)).unwrap();
+                let found = index.nearest(&query).unwrap();
+                assert_eq!(found.index, exact.index);
+                assert!(close(found.score, exact.score), "{found:?} {exact:?}");
+            }
+        }
+        assert_eq!(Index::new(384).nearest(&random(384)), None);
+        assert_eq!(index.nearest(&[1.0, 0.0]), None);
+        assert_eq!(dot_i8(&[127; 40], &[-127; 40]), -127 * 127 * 40);
     }
 }

@@ -28,10 +28,7 @@ pub fn routes() -> Router<App> {
     let big = || DefaultBodyLimit::max(MAX_COURSE_BYTES);
     Router::new()
         .route("/v1/courses", post(import).layer(big()))
-        .route(
-            "/v1/courses/{id}",
-            get(course).put(revise).layer(big()),
-        )
+        .route("/v1/courses/{id}", get(course).put(revise).layer(big()))
         .route("/v1/organizations/{id}/courses", get(of_organization))
         .route("/v1/students/{id}/progress", get(student_progress))
         .route("/v1/classes/{id}/progress", get(class_progress))

@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::services::{
-    assessments, auth, cache_admin, calibrations, cat, courses, data_rights, orgs, pools, students, teach,
+    assessments, auth, cache_admin, calibrations, cat, courses, data_rights, orgs, pools, students,
+    teach,
 };
 use crate::store::StoreError;
 

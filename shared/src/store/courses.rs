@@ -39,7 +39,8 @@ pub struct Course {
     pub updated_at: OffsetDateTime,
 }
 
-const COURSE_COLUMNS: &str = "c.id, c.org_id, c.key, c.title, c.latest_version, v.version, v.content,
+const COURSE_COLUMNS: &str =
+    "c.id, c.org_id, c.key, c.title, c.latest_version, v.version, v.content,
      v.segments, v.created_by, c.created_at, c.updated_at";
 
 fn course(row: &Row) -> Course {
@@ -277,12 +278,10 @@ pub async fn list(
         .await?;
     let total = match rows.first() {
         Some(r) => r.get("total"),
-        None => {
-            client
-                .query_one("SELECT count(*) FROM courses WHERE org_id = $1", &[&org])
-                .await?
-                .get(0)
-        }
+        None => client
+            .query_one("SELECT count(*) FROM courses WHERE org_id = $1", &[&org])
+            .await?
+            .get(0),
     };
     let listed = rows
         .iter()
@@ -454,9 +453,7 @@ pub async fn progress_of_class(
     Ok(rows
         .iter()
         .map(|r| {
-            let p = r
-                .get::<_, Option<Uuid>>("course_id")
-                .map(|_| progress(r));
+            let p = r.get::<_, Option<Uuid>>("course_id").map(|_| progress(r));
             (r.get("student_id"), r.get("student_name"), p)
         })
         .collect())

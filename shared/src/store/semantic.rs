@@ -70,7 +70,12 @@ pub async fn load(db: &Pool, key: &SetKey) -> Result<Vec<Stored>, StoreError> {
 /// `cap`, in one statement; returns the new row's id and how many were
 /// evicted. Two adds at once may leave the set one over for a moment; the
 /// next add trims it.
-pub async fn add(db: &Pool, key: &SetKey, new: &Stored, cap: usize) -> Result<(i64, u64), StoreError> {
+pub async fn add(
+    db: &Pool,
+    key: &SetKey,
+    new: &Stored,
+    cap: usize,
+) -> Result<(i64, u64), StoreError> {
     let client = db.get().await?;
     let statement = client
         .prepare_cached(

@@ -129,8 +129,7 @@ pub async fn overdue(db: &Pool, limit: i64) -> Result<Vec<Uuid>, StoreError> {
 
 /// The condition a tutoring session must meet to be abandoned, with `$2` the
 /// idle limit in seconds (the partial index on open sessions serves it).
-const TEACHING_IDLE: &str =
-    "ended_at IS NULL AND updated_at < now() - make_interval(secs => $2)";
+const TEACHING_IDLE: &str = "ended_at IS NULL AND updated_at < now() - make_interval(secs => $2)";
 
 /// Up to `limit` open tutoring sessions with no transition for the idle
 /// limit, in id order, after `after`.

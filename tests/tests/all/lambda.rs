@@ -57,12 +57,7 @@ async fn api_gateway_events_reach_the_functions() {
 async fn a_teaching_input_event_reaches_the_teach_function() {
     let env = TestEnv::new().await;
     let teach = lectern::api::teach::router(env.app.clone());
-    let started = env
-        .post(
-            "/v1/teaching/sessions",
-            env.lesson(2).await,
-        )
-        .await;
+    let started = env.post("/v1/teaching/sessions", env.lesson(2).await).await;
     let session = started.body["session_id"].as_str().unwrap();
     let event = fixture("apigw-v2-post-teaching-input.json")
         .replace("00000000-0000-0000-0000-000000000000", session);

@@ -6,8 +6,8 @@
 
 use axum::http::{Method, StatusCode};
 use lectern::services::auth::Role;
-use lectern_tests::fake_ai::FakeAi;
 use lectern_tests::TestEnv;
+use lectern_tests::fake_ai::FakeAi;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -59,7 +59,10 @@ async fn a_paraphrase_is_answered_from_the_semantic_cache() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(system.contains("The segment being taught: Part 1.1.1"), "{system}");
+    assert!(
+        system.contains("The segment being taught: Part 1.1.1"),
+        "{system}"
+    );
     assert_eq!(env.count("answer_vectors").await, 1);
 
     // Another student's paraphrase: one embedding, no chat call, the same answer.
@@ -108,12 +111,19 @@ async fn a_paraphrase_is_answered_from_the_semantic_cache() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(stored.len(), 3);
-    assert!(stored.iter().all(|row| !row.contains("\"question\"")), "{stored:?}");
+    assert!(
+        stored.iter().all(|row| !row.contains("\"question\"")),
+        "{stored:?}"
+    );
 
     let stats = env.get("/v1/admin/cache/stats").await;
     assert_eq!(stats.status, StatusCode::OK, "{}", stats.body);
     let semantic = &stats.body["semantic"];
-    assert_eq!((semantic["hits"].as_u64(), semantic["misses"].as_u64()), (Some(1), Some(3)), "{semantic}");
+    assert_eq!(
+        (semantic["hits"].as_u64(), semantic["misses"].as_u64()),
+        (Some(1), Some(3)),
+        "{semantic}"
+    );
     assert_eq!(semantic["embedding_calls"], 3);
     assert!(semantic["tokens_saved"].as_u64().unwrap() > 0, "{semantic}");
 }
@@ -139,12 +149,21 @@ async fn answers_are_shared_per_segment_and_the_set_is_bounded() {
     // Twelve different questions about one segment: at most ten kept, the
     // least used go first (the one reused stays).
     let reused = student_at(&env, course).await;
-    let hit = ask(&env, &reused, "whats the rule for multiplying same base powers").await;
+    let hit = ask(
+        &env,
+        &reused,
+        "whats the rule for multiplying same base powers",
+    )
+    .await;
     assert_eq!(hit["answer"]["cached"], true, "{hit}");
     for i in 0..12 {
         let s = student_at(&env, course).await;
         // Words of their own: far from every other question.
-        let q = format!("what is {} {} ({i})?", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+        let q = format!(
+            "what is {} {} ({i})?",
+            Uuid::new_v4().simple(),
+            Uuid::new_v4().simple()
+        );
         ask(&env, &s, &q).await;
     }
     let sql = env.sql().await;
@@ -158,7 +177,10 @@ async fn answers_are_shared_per_segment_and_the_set_is_bounded() {
         .get(0);
     assert_eq!(kept, 10);
     let uses: i32 = sql
-        .query_one("SELECT max(uses) FROM answer_vectors WHERE segment_key = '1.1.1'", &[])
+        .query_one(
+            "SELECT max(uses) FROM answer_vectors WHERE segment_key = '1.1.1'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -166,6 +188,10 @@ async fn answers_are_shared_per_segment_and_the_set_is_bounded() {
     // Every process learns of new answers through the set's generation in Redis.
     let mut redis = env.redis().await;
     let key = format!("{}semantic:{{{course}:1:1.1.1}}:generation", env.prefix);
-    let generation: u64 = redis::cmd("GET").arg(&key).query_async(&mut redis).await.unwrap();
+    let generation: u64 = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     assert_eq!(generation, 13);
 }

@@ -173,7 +173,9 @@ async fn a_scripted_conversation_covers_every_intent_and_is_recorded() {
     let system = prompt[0]["content"].as_str().unwrap();
     let at = asked["context"]["segment_index"].as_u64().unwrap() + 1;
     assert!(
-        system.contains(&format!("The segment being taught: Part 1.1.{at}\n<<<\nFact 1.1.{at}:")),
+        system.contains(&format!(
+            "The segment being taught: Part 1.1.{at}\n<<<\nFact 1.1.{at}:"
+        )),
         "{system}"
     );
     assert!(system.contains("The segment before: Part 1.1."), "{system}");
@@ -656,13 +658,28 @@ async fn bad_input_is_refused_and_writes_nothing() {
         // Position: both indexes or neither; inside the course.
         (json!({ "course_id": course, "module_index": 0 }), 422),
         (json!({ "course_id": course, "segment_index": 1 }), 422),
-        (json!({ "course_id": course, "module_index": -1, "sub_topic_index": 0 }), 422),
-        (json!({ "course_id": course, "module_index": 2, "sub_topic_index": 0 }), 422),
-        (json!({ "course_id": course, "module_index": 0, "sub_topic_index": 2 }), 422),
-        (json!({ "course_id": course, "module_index": 0, "sub_topic_index": 0, "segment_index": 3 }), 422),
+        (
+            json!({ "course_id": course, "module_index": -1, "sub_topic_index": 0 }),
+            422,
+        ),
+        (
+            json!({ "course_id": course, "module_index": 2, "sub_topic_index": 0 }),
+            422,
+        ),
+        (
+            json!({ "course_id": course, "module_index": 0, "sub_topic_index": 2 }),
+            422,
+        ),
+        (
+            json!({ "course_id": course, "module_index": 0, "sub_topic_index": 0, "segment_index": 3 }),
+            422,
+        ),
         // The client no longer says how many segments there are.
         (json!({ "course_id": course, "total_segments": 3 }), 422),
-        (json!({ "course_id": course, "organization_id": elsewhere }), 404),
+        (
+            json!({ "course_id": course, "organization_id": elsewhere }),
+            404,
+        ),
         (json!({ "course_id": course, "x": 1 }), 422),
     ] {
         let r = s

@@ -32,7 +32,12 @@ pub fn read_course(path: &Path) -> Result<Value, String> {
 
 /// Sends a course file to `POST {api}/v1/courses` for `organization` with a
 /// bearer `token`; the line to print, or why not (the API's problem detail).
-pub fn import_course(api: &str, token: &str, organization: Uuid, path: &Path) -> Result<String, String> {
+pub fn import_course(
+    api: &str,
+    token: &str,
+    organization: Uuid,
+    path: &Path,
+) -> Result<String, String> {
     let course = read_course(path)?;
     let body = serde_json::json!({ "organization_id": organization, "course": course });
     let agent = ureq::Agent::config_builder()
@@ -61,7 +66,9 @@ pub fn import_course(api: &str, token: &str, organization: Uuid, path: &Path) ->
     let segments = &reply["segments"];
     Ok(match reply["outcome"].as_str() {
         Some("created") => format!("created course {key} ({id}): version 1, {segments} segments"),
-        Some("versioned") => format!("course {key} ({id}): version {version} written, {segments} segments"),
+        Some("versioned") => {
+            format!("course {key} ({id}): version {version} written, {segments} segments")
+        }
         _ => format!("course {key} ({id}): unchanged, still version {version}"),
     })
 }

@@ -308,9 +308,8 @@ static TAUGHT: LazyLock<moka::future::Cache<(Uuid, i32), Arc<Taught>>> = LazyLoc
 });
 
 fn taught_of(c: stored::Course) -> Result<Taught, StoreError> {
-    let doc = serde_json::from_value(c.content).map_err(|e| {
-        StoreError::Corrupt(format!("course {} version {}: {e}", c.id, c.version))
-    })?;
+    let doc = serde_json::from_value(c.content)
+        .map_err(|e| StoreError::Corrupt(format!("course {} version {}: {e}", c.id, c.version)))?;
     Ok(Taught {
         org_id: c.org_id,
         version: c.version,
@@ -457,7 +456,11 @@ pub async fn class_progress(
     let found = stored::get(app.db(), course, None)
         .await?
         .filter(|c| Some(c.org_id) == s.org)
-        .ok_or_else(|| Error::Invalid(format!("course_id: no course {course} of this class's organization")))?;
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "course_id: no course {course} of this class's organization"
+            ))
+        })?;
     let total = found.segments;
     let students = stored::progress_of_class(app.db(), class, course)
         .await?

@@ -42,7 +42,11 @@ fn summary(doc: &CourseDoc, ctx: &TeachingContext) -> Option<SummaryContent> {
     let mut text = format!("## {}\n", sub.title);
     for s in covered {
         let first = s.text.split("\n\n").next().unwrap_or_default().trim();
-        text.push_str(&format!("\n- **{}**: {}", s.title, first.replace('\n', " ")));
+        text.push_str(&format!(
+            "\n- **{}**: {}",
+            s.title,
+            first.replace('\n', " ")
+        ));
     }
     Some(SummaryContent {
         sub_topic_title: sub.title.clone(),

@@ -21,12 +21,12 @@ use crate::ai::{ChatRequest, Message};
 use crate::app::App;
 use crate::cache::ai::{self as ai_cache, Operation};
 use crate::cache::semantic as semantic_cache;
-use crate::store::semantic::{SetKey, Stored};
 use crate::services::auth::Caller;
 use crate::services::courses::{self, Position, Taught};
 use crate::services::scope::{self, Denied, OrgOf, Use};
 use crate::store::StoreError;
 use crate::store::courses as course_store;
+use crate::store::semantic::{SetKey, Stored};
 use crate::store::teaching::{self as records, Advanced, CourseRef, ProgressStep, Snapshot};
 use lectern_orchestrator::prompt::{self, PromptMessage};
 use lectern_orchestrator::{
@@ -267,12 +267,7 @@ pub async fn create(app: &App, caller: &Caller, start: Start) -> Result<Reply, E
 
 /// Where the student's progress through `course` says to begin: its saved
 /// position when this version still has it, else the beginning.
-async fn resume_at(
-    app: &App,
-    user: Uuid,
-    course: &Taught,
-    id: Uuid,
-) -> Result<Position, Error> {
+async fn resume_at(app: &App, user: Uuid, course: &Taught, id: Uuid) -> Result<Position, Error> {
     let saved = course_store::progress_of(app.db(), user, id)
         .await?
         .map(|p| Position {
@@ -482,9 +477,7 @@ async fn apply(
             course = Some(course_of(app, ctx).await?);
         }
         let taught = course.clone().flatten();
-        let step = taught
-            .as_deref()
-            .map(|t| progress_step(app, t, ctx, &d));
+        let step = taught.as_deref().map(|t| progress_step(app, t, ctx, &d));
         if records::apply(app.db(), from_seq, &d, step.as_ref()).await? {
             return Ok(Applied {
                 decision: d,
