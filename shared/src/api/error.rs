@@ -301,7 +301,9 @@ impl From<teach::Error> for ApiError {
         use teach::Error as E;
         let detail = e.to_string();
         match e {
-            E::NotFound(_) | E::NoCourse(_) => Self::not_found(detail),
+            E::NotFound(_) | E::NoCourse(_) | E::NotInOrganization { .. } => {
+                Self::not_found(detail)
+            }
             E::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
             E::Ended(_) => Self::conflict("session-ended", detail),
             E::Contended(_) => Self::conflict("conflict", detail),

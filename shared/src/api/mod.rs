@@ -96,7 +96,7 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/pools/{id}/calibrations", "pools", OrgStaff),
     route("GET", "/v1/calibrations/{id}", "pools", OrgStaff),
     route("POST", "/v1/calibrations/{id}/promote", "pools", OrgStaff),
-    route("POST", "/v1/teaching/sessions", "teach", Signed),
+    route("POST", "/v1/teaching/sessions", "teach", Member),
     route("GET", "/v1/teaching/sessions/{id}", "teach", OwnerOrStaff),
     route("POST", "/v1/teaching/sessions/{id}/input", "teach", Owner),
     route("POST", "/v1/teaching/sessions/{id}/end", "teach", Owner),

@@ -645,11 +645,13 @@ async fn teach_starts_a_session_and_answers_an_input() {
     let env = TestEnv::new().await;
     let teach = start("teach", &env).await;
     let (student, token) = env.user(Role::Student).await;
+    // The fixture's course id is the placeholder: this environment's course.
+    let course = env.course(3).await.to_string();
     let started = reply(
         &teach
             .invoke(http_event(
                 "apigw-v2-post-teaching-sessions.json",
-                None,
+                Some(&course),
                 Some(&token),
                 None,
             ))
@@ -943,7 +945,8 @@ async fn the_sweeper_abandons_idle_tests_and_answers_with_its_report() {
     assert_eq!(
         report.response(),
         &json!({ "checked": 2, "abandoned": 1, "batches": 1, "timed_out": 0, "sessions_deleted": 0,
-                "audit_partitions_made": 0, "audit_partitions_dropped": 0, "erasures_finished": 0 })
+                "audit_partitions_made": 0, "audit_partitions_dropped": 0, "erasures_finished": 0,
+                "tutoring_abandoned": 0 })
     );
     let status = |id: Uuid| {
         let env = &env;

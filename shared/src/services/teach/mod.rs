@@ -60,6 +60,14 @@ pub enum Error {
     /// `course_id` names no course of an organization the caller belongs to.
     #[error("no course with id {0}")]
     NoCourse(Uuid),
+    /// `organization_id` is not the course's: there, the course does not exist.
+    #[error("no course with id {course} in organization {organization}")]
+    NotInOrganization {
+        /// The course.
+        course: Uuid,
+        /// The organization named.
+        organization: Uuid,
+    },
     /// The session has ended.
     #[error("teaching session {0} has ended; it takes no more input")]
     Ended(Uuid),
@@ -224,8 +232,11 @@ pub async fn create(app: &App, caller: &Caller, start: Start) -> Result<Reply, E
         .await?
         .ok_or(Error::NoCourse(id))?;
     // Within another organization the course does not exist.
-    if start.organization_id.is_some_and(|o| o != course.org_id) {
-        return Err(Error::NoCourse(id));
+    if let Some(organization) = start.organization_id.filter(|&o| o != course.org_id) {
+        return Err(Error::NotInOrganization {
+            course: id,
+            organization,
+        });
     }
     let at = match start.at {
         Some(at) => {
