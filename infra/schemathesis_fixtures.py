@@ -135,10 +135,19 @@ def main():
             break
 
     calibration = as_admin("POST", f"/v1/pools/{pool}/calibrations", {"min_responses": 1})["calibration_id"]
+    course_doc = {
+        "key": "contract",
+        "title": "Contract course",
+        "modules": [{"title": "Module", "sub_topics": [{"title": "Sub-topic", "segments": [
+            {"title": "One", "text": "The first segment."},
+            {"title": "Two", "text": "The second segment."},
+        ]}]}],
+    }
+    course = as_admin("POST", "/v1/courses", {"organization_id": org, "course": course_doc})["id"]
     teaching = as_admin(
         "POST",
         "/v1/teaching/sessions",
-        {"organization_id": org, "course_id": "algebra-1", "module_index": 0, "sub_topic_index": 0, "total_segments": 4},
+        {"organization_id": org, "course_id": course, "module_index": 0, "sub_topic_index": 0},
     )["session_id"]
     assessment = as_admin(
         "POST",
@@ -163,6 +172,7 @@ def main():
         "TEST_ID": test,
         "CALIBRATION_ID": calibration,
         "TEACHING_ID": teaching,
+        "COURSE_ID": course,
         "ASSESSMENT_ID": assessment,
         "ASSIGNMENT_ID": assignment,
         "STUDENT_ID": student,

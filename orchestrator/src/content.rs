@@ -13,8 +13,19 @@ pub struct CheckQuestion {
     /// The question as the tutor asks it.
     pub text: String,
     /// An item of a pool of the course's organization (or a shared one).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub item: Option<ItemRef>,
+}
+
+/// An optional field that may be left out but is never `null`.
+fn not_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 /// An item of a pool.

@@ -34,7 +34,11 @@ pub struct CourseDoc {
     /// Its title.
     pub title: String,
     /// What it is about.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::wire::some",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub description: Option<String>,
     /// Its modules, in teaching order.
     pub modules: Vec<Module>,
@@ -372,6 +376,17 @@ mod tests {
         let mut d = doc();
         d.modules[0].sub_topics.clear();
         assert_eq!(d.check().unwrap_err().field, "modules[0].sub_topics");
+    }
+
+    #[test]
+    fn null_is_not_an_absent_field() {
+        let mut doc = serde_json::to_value(doc()).unwrap();
+        doc["description"] = serde_json::Value::Null;
+        assert!(serde_json::from_value::<CourseDoc>(doc.clone()).is_err());
+        doc.as_object_mut().unwrap().remove("description");
+        doc["modules"][0]["sub_topics"][0]["segments"][1]["check_questions"][0]["item"] =
+            serde_json::Value::Null;
+        assert!(serde_json::from_value::<CourseDoc>(doc).is_err());
     }
 
     #[test]
