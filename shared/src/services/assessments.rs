@@ -195,17 +195,12 @@ async fn standing(
     what: String,
     who: &str,
 ) -> Result<Standing, Error> {
-    let s = scope::standing(app, caller, org, None, None).await?;
-    let verdict = if s.found {
-        rule(&s)
-    } else {
-        Err(Denied::Hidden)
-    };
-    verdict.map_err(|denied| match denied {
-        Denied::Hidden => Error::NotFound(format!("no {what}")),
-        Denied::Forbidden => Error::Forbidden(format!("only {who} may do this")),
-    })?;
-    Ok(s)
+    scope::admitted(app, caller, org, rule)
+        .await?
+        .map_err(|denied| match denied {
+            Denied::Hidden => Error::NotFound(format!("no {what}")),
+            Denied::Forbidden => Error::Forbidden(format!("only {who} may do this")),
+        })
 }
 
 const ORG_STAFF: &str = "the organization's teachers and org admins";

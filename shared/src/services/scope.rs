@@ -94,6 +94,23 @@ pub async fn standing(
     tenancy::standing(&app.db().get().await?, caller, org, student, class).await
 }
 
+/// Where `caller` stands to the resource `org`, if it exists and `rule` lets
+/// them; else why not (a resource that does not exist is [`Denied::Hidden`]).
+pub async fn admitted(
+    app: &App,
+    caller: Uuid,
+    org: OrgOf,
+    rule: fn(&Standing) -> Verdict,
+) -> Result<Result<Standing, Denied>, StoreError> {
+    let s = standing(app, caller, org, None, None).await?;
+    let verdict = if s.found {
+        rule(&s)
+    } else {
+        Err(Denied::Hidden)
+    };
+    Ok(verdict.map(|()| s))
+}
+
 /// Whether `caller` may `use_` a thing of `owner`'s in `org`: decided without
 /// I/O when the caller is the owner.
 pub async fn student_thing(

@@ -113,12 +113,7 @@ async fn run(app: &App, batch: i64, report: &mut SweepReport) -> Result<(), Stor
         };
         after = Some(last);
         let live = store::sweep::live_states(app.redis(), &candidates).await?;
-        let gone: Vec<Uuid> = candidates
-            .iter()
-            .zip(&live)
-            .filter(|&(_, &live)| !live)
-            .map(|(&id, _)| id)
-            .collect();
+        let gone = without_live_state(&candidates, &live);
         let abandoned = store::sweep::abandon(app.db(), &gone, idle_limit).await?;
         report.batches += 1;
         report.checked += candidates.len() as u64;
@@ -158,12 +153,7 @@ async fn abandon_tutoring(app: &App, batch: i64) -> Result<u64, StoreError> {
         };
         after = Some(last);
         let live = store::sweep::live_teaching(app.redis(), &candidates).await?;
-        let gone: Vec<Uuid> = candidates
-            .iter()
-            .zip(&live)
-            .filter(|&(_, &live)| !live)
-            .map(|(&id, _)| id)
-            .collect();
+        let gone = without_live_state(&candidates, &live);
         let ended = store::sweep::abandon_teaching(app.db(), &gone, idle_limit).await?;
         for id in &ended {
             tracing::info!(session = %id, "tutoring session abandoned");
@@ -173,4 +163,14 @@ async fn abandon_tutoring(app: &App, batch: i64) -> Result<u64, StoreError> {
             return Ok(abandoned);
         }
     }
+}
+
+/// Of `candidates`, those whose live state is not in Redis (`live`, in the same order).
+fn without_live_state(candidates: &[Uuid], live: &[bool]) -> Vec<Uuid> {
+    candidates
+        .iter()
+        .zip(live)
+        .filter(|&(_, &live)| !live)
+        .map(|(&id, _)| id)
+        .collect()
 }

@@ -118,17 +118,23 @@ async fn standing(
     rule: fn(&Standing) -> Verdict,
     what: String,
 ) -> Result<Standing, Error> {
-    let s = scope::standing(app, caller, org, None, None).await?;
-    let verdict = if s.found {
-        rule(&s)
-    } else {
-        Err(Denied::Hidden)
-    };
-    verdict.map_err(|denied| match denied {
-        Denied::Hidden => Error::NotFound(format!("no {what}")),
-        Denied::Forbidden => Error::Forbidden(format!("only {ORG_STAFF} may do this")),
-    })?;
-    Ok(s)
+    scope::admitted(app, caller, org, rule)
+        .await?
+        .map_err(|denied| match denied {
+            Denied::Hidden => Error::NotFound(format!("no {what}")),
+            Denied::Forbidden => Error::Forbidden(format!("only {ORG_STAFF} may do this")),
+        })
+}
+
+/// [`standing`] on an organization.
+async fn of_organization(
+    app: &App,
+    caller: Uuid,
+    org: Uuid,
+    rule: fn(&Standing) -> Verdict,
+) -> Result<Standing, Error> {
+    let what = format!("organization with id {org}");
+    standing(app, caller, OrgOf::Organization(org), rule, what).await
 }
 
 /// A checked document: valid, its items in pools of `org`, as stored JSON.
@@ -163,14 +169,7 @@ pub async fn import(
     org: Uuid,
     mut doc: CourseDoc,
 ) -> Result<Written, Error> {
-    standing(
-        app,
-        caller,
-        OrgOf::Organization(org),
-        Standing::org_staff,
-        format!("organization with id {org}"),
-    )
-    .await?;
+    of_organization(app, caller, org, Standing::org_staff).await?;
     let (content, segments) = checked(app, org, &mut doc).await?;
     let v = NewVersion {
         title: &doc.title,
@@ -268,14 +267,7 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<CoursePage, Error> {
-    standing(
-        app,
-        caller,
-        OrgOf::Organization(org),
-        Standing::member,
-        format!("organization with id {org}"),
-    )
-    .await?;
+    of_organization(app, caller, org, Standing::member).await?;
     let (courses, total) = stored::list(app.db(), org, limit, offset).await?;
     Ok(CoursePage {
         courses,

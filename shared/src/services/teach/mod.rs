@@ -23,7 +23,7 @@ use crate::cache::ai::{self as ai_cache, Operation};
 use crate::cache::semantic as semantic_cache;
 use crate::services::auth::Caller;
 use crate::services::courses::{self, Position, Taught};
-use crate::services::scope::{self, Denied, OrgOf, Use};
+use crate::services::scope::{self, Denied, OrgOf, Standing, Use};
 use crate::store::StoreError;
 use crate::store::courses as course_store;
 use crate::store::semantic::{SetKey, Stored};
@@ -224,8 +224,11 @@ pub struct Start {
 /// off. It belongs to the course's organization.
 pub async fn create(app: &App, caller: &Caller, start: Start) -> Result<Reply, Error> {
     let id = start.course_id;
-    let standing = scope::standing(app, caller.user_id, OrgOf::Course(id), None, None).await?;
-    if !standing.found || standing.member().is_err() {
+    let org = OrgOf::Course(id);
+    if scope::admitted(app, caller.user_id, org, Standing::member)
+        .await?
+        .is_err()
+    {
         return Err(Error::NoCourse(id));
     }
     let course = courses::taught(app, id, None)
