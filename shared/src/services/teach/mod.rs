@@ -642,33 +642,10 @@ async fn answer(
     let mut embedding = None;
     if let Some((key, threshold, _)) = &set {
         let question = d.action.question.as_deref().unwrap_or_default();
-        match semantic_cache::embed(app.cache(), app.ai(), question).await {
-            Ok(e) => {
-                let found = semantic_cache::nearest(
-                    app.cache(),
-                    app.db(),
-                    key,
-                    style,
-                    &e.model,
-                    &e.vector,
-                    *threshold,
-                )
-                .await;
-                match found {
-                    Ok(Some(hit)) => {
-                        let a = Answer {
-                            text: hit.answer.answer,
-                            model: hit.answer.answer_model,
-                            cached: true,
-                            similarity: Some(hit.score.clamp(-1.0, 1.0)),
-                        };
-                        return Ok(Some(recorded(app, d, a).await));
-                    }
-                    Ok(None) => embedding = Some(e),
-                    Err(e) => tracing::warn!(error = %e, "semantic cache not searched"),
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "no embedding for a student's question"),
+        match reuse(app, key, *threshold, style, question).await {
+            Reused::Answer(a) => return Ok(Some(recorded(app, d, a).await)),
+            Reused::Nothing(e) => embedding = Some(e),
+            Reused::Skipped => {}
         }
     }
     let messages = prompt::answer_question(&d.action, grounding)
@@ -706,6 +683,51 @@ async fn answer(
         }
     }
     Ok(Some(recorded(app, d, a).await))
+}
+
+/// What the semantic answer cache had for a question.
+enum Reused {
+    /// An earlier answer close enough.
+    Answer(Answer),
+    /// Nothing close enough; the question's embedding, to keep the answer by.
+    Nothing(Arc<crate::ai::Embedding>),
+    /// It could not be asked (the embedding or the search failed).
+    Skipped,
+}
+
+/// An earlier answer to a question like `question` in the set `key`, of
+/// `style`, at least `threshold` similar.
+async fn reuse(app: &App, key: &SetKey, threshold: f32, style: &str, question: &str) -> Reused {
+    let e = match semantic_cache::embed(app.cache(), app.ai(), question).await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(error = %e, "no embedding for a student's question");
+            return Reused::Skipped;
+        }
+    };
+    let found = semantic_cache::nearest(
+        app.cache(),
+        app.db(),
+        key,
+        style,
+        &e.model,
+        &e.vector,
+        threshold,
+    )
+    .await;
+    match found {
+        Ok(Some(hit)) => Reused::Answer(Answer {
+            text: hit.answer.answer,
+            model: hit.answer.answer_model,
+            cached: true,
+            similarity: Some(hit.score.clamp(-1.0, 1.0)),
+        }),
+        Ok(None) => Reused::Nothing(e),
+        Err(e) => {
+            tracing::warn!(error = %e, "semantic cache not searched");
+            Reused::Skipped
+        }
+    }
 }
 
 /// The semantic answer set a question of `d` searches, with the threshold and
