@@ -211,6 +211,11 @@ impl TestEnv {
         Self::with_settings(&redis_url(), None, vars).await
     }
 
+    /// [`TestEnv::with_vars`] on this Redis (an [`OwnRedis`], to stop it).
+    pub async fn with_redis_and_vars(redis: &str, vars: &[(&str, String)]) -> Self {
+        Self::with_settings(redis, None, vars).await
+    }
+
     async fn with_settings(redis: &str, database: Option<&str>, extra: &[(&str, String)]) -> Self {
         let id = Uuid::new_v4().simple().to_string();
         let schema = format!("t_{id}");

@@ -6,8 +6,8 @@
 
 use axum::http::{Method, StatusCode};
 use lectern::services::auth::Role;
-use lectern_tests::TestEnv;
 use lectern_tests::fake_ai::FakeAi;
+use lectern_tests::{OwnRedis, TestEnv};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -194,4 +194,38 @@ async fn answers_are_shared_per_segment_and_the_set_is_bounded() {
         .await
         .unwrap();
     assert_eq!(generation, 13);
+}
+
+/// Redis stopped: the question is embedded upstream (no cached embedding to
+/// read), the segment's answers are read from PostgreSQL, and a paraphrase is
+/// still answered from the cache; Redis back (empty), it goes on.
+#[tokio::test]
+async fn without_redis_a_paraphrase_is_still_answered_from_postgresql() {
+    let mut redis = OwnRedis::start();
+    let fake = FakeAi::start().await;
+    let env = TestEnv::with_redis_and_vars(&redis.url(), &fake.vars()).await;
+    let course = env.course(3).await;
+    let a = student_at(&env, course).await;
+    let b = student_at(&env, course).await;
+    let first = ask(&env, &a, "How do I multiply powers with the same base?").await;
+    assert_eq!(first["answer"]["cached"], false, "{first}");
+
+    redis.kill();
+    let second = ask(&env, &b, "whats the rule for multiplying same base powers").await;
+    assert_eq!(second["answer"]["cached"], true, "{second}");
+    assert_eq!(second["answer"]["text"], first["answer"]["text"]);
+    assert_eq!((fake.calls(), fake.embedding_calls()), (1, 2));
+
+    redis.revive();
+    // The circuit breaker skips Redis for a second after a failure.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let c = student_at(&env, course).await;
+    let third = ask(
+        &env,
+        &c,
+        "how to multiply exponents when the base is the same",
+    )
+    .await;
+    assert_eq!(third["answer"]["cached"], true, "{third}");
+    assert_eq!((fake.calls(), fake.embedding_calls()), (1, 3));
 }
