@@ -163,6 +163,19 @@ async fn a_course_is_imported_versioned_and_read() {
         (ok.body["version"].as_i64(), ok.body["title"].as_str()),
         (Some(3), Some("Edited"))
     );
+    // Two editors on top of version 3 at once: one writes version 4, the other is told.
+    let mut e1 = edited.clone();
+    e1["title"] = json!("Editor one");
+    let mut e2 = edited.clone();
+    e2["title"] = json!("Editor two");
+    let (r1, r2) = tokio::join!(
+        put(json!({ "expected_version": 3, "course": e1 })),
+        put(json!({ "expected_version": 3, "course": e2 }))
+    );
+    let mut statuses = [r1.status.as_u16(), r2.status.as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409], "{} {}", r1.body, r2.body);
+    assert_eq!(versions(&env).await, 4);
     let mut rekeyed = edited.clone();
     rekeyed["key"] = json!("another-key");
     assert!(
@@ -171,7 +184,7 @@ async fn a_course_is_imported_versioned_and_read() {
             .problem(422)
             .starts_with("key:")
     );
-    assert_eq!(versions(&env).await, 3);
+    assert_eq!(versions(&env).await, 4);
 }
 
 /// Bad documents get 422 naming the field, and write nothing; students may
