@@ -230,6 +230,15 @@ async fn read_in(
     Ok(row.as_ref().map(course))
 }
 
+/// A course's latest version, if there is such a course.
+pub async fn latest_version(db: &Pool, id: Uuid) -> Result<Option<i32>, StoreError> {
+    let client = db.get().await?;
+    let statement = client
+        .prepare_cached("SELECT latest_version FROM courses WHERE id = $1")
+        .await?;
+    Ok(client.query_opt(&statement, &[&id]).await?.map(|r| r.get(0)))
+}
+
 /// One version of a course (the latest when `version` is `None`).
 pub async fn get(db: &Pool, id: Uuid, version: Option<i32>) -> Result<Option<Course>, StoreError> {
     read_in(&db.get().await?, id, version).await

@@ -309,21 +309,20 @@ fn taught_of(c: stored::Course) -> Result<Taught, StoreError> {
     })
 }
 
-/// A version of a course (the latest when `version` is `None`, read from
-/// PostgreSQL, then held like the others): from this process, else the cache
-/// (Redis), else PostgreSQL. `None` when there is no such course or version.
+/// A version of a course (the latest when `version` is `None`: its number is
+/// read from PostgreSQL): from this process, else the cache (Redis), else
+/// PostgreSQL. `None` when there is no such course or version.
 pub async fn taught(
     app: &App,
     id: Uuid,
     version: Option<i32>,
 ) -> Result<Option<Arc<Taught>>, StoreError> {
-    let Some(version) = version else {
-        let Some(c) = stored::get(app.db(), id, None).await? else {
-            return Ok(None);
-        };
-        let t = Arc::new(taught_of(c)?);
-        TAUGHT.insert((id, t.version), t.clone()).await;
-        return Ok(Some(t));
+    let version = match version {
+        Some(v) => v,
+        None => match stored::latest_version(app.db(), id).await? {
+            Some(v) => v,
+            None => return Ok(None),
+        },
     };
     if let Some(t) = TAUGHT.get(&(id, version)).await {
         return Ok(Some(t));
