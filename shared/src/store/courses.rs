@@ -236,7 +236,10 @@ pub async fn latest_version(db: &Pool, id: Uuid) -> Result<Option<i32>, StoreErr
     let statement = client
         .prepare_cached("SELECT latest_version FROM courses WHERE id = $1")
         .await?;
-    Ok(client.query_opt(&statement, &[&id]).await?.map(|r| r.get(0)))
+    Ok(client
+        .query_opt(&statement, &[&id])
+        .await?
+        .map(|r| r.get(0)))
 }
 
 /// One version of a course (the latest when `version` is `None`).
