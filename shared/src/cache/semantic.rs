@@ -59,12 +59,15 @@ impl Set {
     }
 }
 
-/// This process's copies of segments' answer sets, weighed by answers held
-/// (at most 200,000: about 1.2 GB of 1,536-dimension vectors would be too
-/// much, so a Lambda function of 1 GB holds far fewer in practice).
+/// Most answers this process holds, over all segments: about 150 MB at 1,536
+/// dimensions (the vectors and their 8-bit codes); the least recently used
+/// segments go first, and are loaded again when asked.
+const HELD_ANSWERS: u64 = 20_000;
+
+/// This process's copies of segments' answer sets, weighed by answers held.
 static SETS: LazyLock<moka::future::Cache<SetKey, Arc<Set>>> = LazyLock::new(|| {
     moka::future::Cache::builder()
-        .max_capacity(50_000)
+        .max_capacity(HELD_ANSWERS)
         .weigher(|_, s: &Arc<Set>| s.answers.max(1) as u32)
         .build()
 });
