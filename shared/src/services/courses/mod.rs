@@ -74,10 +74,11 @@ impl TryFrom<stored::Course> for CourseView {
     type Error = Error;
 
     fn try_from(c: stored::Course) -> Result<Self, Error> {
+        let corrupt = |e: serde_json::Error| {
+            StoreError::Corrupt(format!("course {} version {}: {e}", c.id, c.version))
+        };
         Ok(Self {
-            content: serde_json::from_value(c.content.clone()).map_err(|e| {
-                StoreError::Corrupt(format!("course {} version {}: {e}", c.id, c.version))
-            })?,
+            content: serde_json::from_value(c.content).map_err(corrupt)?,
             id: c.id,
             organization_id: c.org_id,
             version: c.version,
