@@ -270,6 +270,39 @@ pub struct Listed {
     pub updated_at: OffsetDateTime,
 }
 
+const LISTED_COLUMNS: &str = "c.id, c.org_id, c.key, c.title, c.latest_version, v.segments,
+     c.created_at, c.updated_at";
+
+fn listed(r: &Row) -> Listed {
+    Listed {
+        id: r.get("id"),
+        organization_id: r.get("org_id"),
+        key: r.get("key"),
+        title: r.get("title"),
+        version: r.get("latest_version"),
+        segments: r.get("segments"),
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+    }
+}
+
+/// A course at its latest version, without the document.
+pub async fn summary(db: &Pool, id: Uuid) -> Result<Option<Listed>, StoreError> {
+    let row = db
+        .get()
+        .await?
+        .query_opt(
+            &format!(
+                "SELECT {LISTED_COLUMNS} FROM courses c JOIN course_versions v
+                   ON v.course_id = c.id AND v.version = c.latest_version
+                 WHERE c.id = $1"
+            ),
+            &[&id],
+        )
+        .await?;
+    Ok(row.as_ref().map(listed))
+}
+
 /// A page of an organization's courses by key, and how many it has.
 pub async fn list(
     db: &Pool,
@@ -280,11 +313,12 @@ pub async fn list(
     let client = db.get().await?;
     let rows = client
         .query(
-            "SELECT c.id, c.org_id, c.key, c.title, c.latest_version, v.segments, c.created_at,
-                    c.updated_at, count(*) OVER () AS total
-             FROM courses c JOIN course_versions v
-               ON v.course_id = c.id AND v.version = c.latest_version
-             WHERE c.org_id = $1 ORDER BY c.key LIMIT $2 OFFSET $3",
+            &format!(
+                "SELECT {LISTED_COLUMNS}, count(*) OVER () AS total
+                 FROM courses c JOIN course_versions v
+                   ON v.course_id = c.id AND v.version = c.latest_version
+                 WHERE c.org_id = $1 ORDER BY c.key LIMIT $2 OFFSET $3"
+            ),
             &[&org, &limit, &offset],
         )
         .await?;
@@ -295,20 +329,7 @@ pub async fn list(
             .await?
             .get(0),
     };
-    let listed = rows
-        .iter()
-        .map(|r| Listed {
-            id: r.get("id"),
-            organization_id: r.get("org_id"),
-            key: r.get("key"),
-            title: r.get("title"),
-            version: r.get("latest_version"),
-            segments: r.get("segments"),
-            created_at: r.get("created_at"),
-            updated_at: r.get("updated_at"),
-        })
-        .collect();
-    Ok((listed, total))
+    Ok((rows.iter().map(listed).collect(), total))
 }
 
 /// Of `(pool, item)` pairs, the indexes of those that are not an item of a

@@ -304,12 +304,15 @@ impl CourseDoc {
     /// The segments before and after a position in teaching order (across
     /// sub-topics and modules), when there are.
     pub fn neighbours(&self, at: Position) -> (Option<&Segment>, Option<&Segment>) {
-        let all: Vec<(Position, &Segment)> = self.positions().collect();
-        let Some(i) = all.iter().position(|(p, _)| *p == at) else {
-            return (None, None);
-        };
-        let before = i.checked_sub(1).map(|j| all[j].1);
-        (before, all.get(i + 1).map(|(_, s)| *s))
+        let mut before = None;
+        let mut walk = self.positions();
+        for (p, s) in walk.by_ref() {
+            if p == at {
+                return (before, walk.next().map(|(_, s)| s));
+            }
+            before = Some(s);
+        }
+        (None, None)
     }
 
     /// The first segment of the sub-topic after the one of `at` (`None`

@@ -196,7 +196,7 @@ pub async fn revise(
 ) -> Result<CourseView, Error> {
     let s = of_course(app, caller, id, Standing::org_staff).await?;
     let org = s.org.ok_or_else(|| not_found(id))?;
-    let current = stored::get(app.db(), id, None)
+    let current = stored::summary(app.db(), id)
         .await?
         .ok_or_else(|| not_found(id))?;
     if doc.key.trim() != current.key {
@@ -369,17 +369,21 @@ pub struct StudentProgress {
     courses: Vec<ProgressView>,
 }
 
-fn view(progress: Progress, course_title: String, total_segments: i32) -> ProgressView {
-    let fraction_completed = if total_segments > 0 {
-        (progress.completed.len() as f64 / f64::from(total_segments)).min(1.0)
+/// `done` segments of `total`, from 0 to 1.
+fn fraction(done: usize, total: i32) -> f64 {
+    if total > 0 {
+        (done as f64 / f64::from(total)).min(1.0)
     } else {
         0.0
-    };
+    }
+}
+
+fn view(progress: Progress, course_title: String, total_segments: i32) -> ProgressView {
     ProgressView {
+        fraction_completed: fraction(progress.completed.len(), total_segments),
         progress,
         course_title,
         total_segments,
-        fraction_completed,
     }
 }
 
@@ -445,9 +449,9 @@ pub async fn class_progress(
         format!("class with id {class}"),
     )
     .await?;
-    let found = stored::get(app.db(), course, None)
+    let found = stored::summary(app.db(), course)
         .await?
-        .filter(|c| Some(c.org_id) == s.org)
+        .filter(|c| Some(c.organization_id) == s.org)
         .ok_or_else(|| {
             Error::Invalid(format!(
                 "course_id: no course {course} of this class's organization"
@@ -463,11 +467,7 @@ pub async fn class_progress(
                 student_id,
                 name,
                 segments_completed: done,
-                fraction_completed: if total > 0 {
-                    (done as f64 / f64::from(total)).min(1.0)
-                } else {
-                    0.0
-                },
+                fraction_completed: fraction(done, total),
                 progress,
             }
         })

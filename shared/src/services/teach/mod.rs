@@ -349,8 +349,10 @@ pub async fn input(app: &App, caller: &Caller, id: Uuid, text: &str) -> Result<R
         return Ok(out);
     }
     let answering = d.action.kind == ActionKind::AnswerQuestion;
+    // Only an answer is grounded: no other step quotes the neighbours.
     let grounding = course
         .as_deref()
+        .filter(|_| answering)
         .map(|c| material::grounding(&c.doc, &d.context));
     let (_, answer) = tokio::join!(follow(app, from_seq, &d, snapshot), async {
         if answering {
